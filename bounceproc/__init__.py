@@ -1,0 +1,3 @@
+"""bounceproc: bounce and feedback-loop processing for high-volume senders."""
+
+__version__ = "0.1.0"

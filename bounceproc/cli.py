@@ -1,0 +1,44 @@
+"""The `bounceproc` console command: argument parsing and dispatch to subcommand modules.
+
+Adapter layer. Each subcommand lives in bounceproc/commands/<name>.py and exposes
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMAND_MODULES = (
+    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"bounceproc.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    if args.config:
+        import os
+        os.environ["BOUNCEPROC_CONFIG"] = args.config
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

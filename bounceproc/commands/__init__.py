@@ -1,0 +1,1 @@
+"""Subcommands of the `bounceproc` console command, one module each (adapter layer)."""

@@ -1,0 +1,6 @@
+"""Subcommand module 'show' (placeholder until its issue lands)."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,6 @@
+"""Subcommand module 'suppressions' (placeholder until its issue lands)."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    pass

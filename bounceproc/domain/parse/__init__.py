@@ -1,0 +1,1 @@
+"""Parsers: raw accounting records and raw messages into per-recipient facts (pure)."""
