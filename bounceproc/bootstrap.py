@@ -1,0 +1,163 @@
+"""Wiring: engines, migrations, and the durable-intake-then-enqueue step every input uses.
+
+Adapter layer. Nothing happens at import time; each function wires what it needs when called.
+
+Intake rule (DESIGN.md "durable before acknowledged"): `submit_intake` commits the raw input to
+the `intake` table first, and only then enqueues its id. If enqueueing fails the row stays
+`pending` and the periodic sweep (workers/tasks.py) re-enqueues it, so a broker outage delays
+work but never loses it. In the embedded default (no broker) the id is processed in-process,
+either by a dispatcher that `bounceproc serve` installs (a background thread) or synchronously.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, insert
+from sqlalchemy.engine import Engine
+
+from bounceproc.adapters.tables import intake
+from bounceproc.config import Settings
+
+log = logging.getLogger("bounceproc")
+
+_engines: dict[str, Engine] = {}
+_engines_lock = threading.Lock()
+_inline_dispatcher: Callable[[list[int]], None] | None = None
+_celery_apps: dict[tuple[str, str], Any] = {}
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def normalise_db_url(url: str) -> str:
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain):]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def engine(settings: Settings) -> Engine:
+    url = normalise_db_url(settings.db_url)
+    with _engines_lock:
+        eng = _engines.get(url)
+        if eng is None:
+            if url.startswith("sqlite"):
+                Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+                eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+                event.listen(eng, "connect", _sqlite_pragmas)
+            else:
+                eng = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+            _engines[url] = eng
+        return eng
+
+
+def dispose_engines() -> None:
+    with _engines_lock:
+        for eng in _engines.values():
+            eng.dispose()
+        _engines.clear()
+
+
+def alembic_config(settings: Settings):
+    from alembic.config import Config
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", normalise_db_url(settings.db_url).replace("%", "%%"))
+    return cfg
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    from alembic import command
+    eng = engine(settings)
+    cfg = alembic_config(settings)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(settings: Settings, revision: str) -> None:
+    from alembic import command
+    eng = engine(settings)
+    cfg = alembic_config(settings)
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str = "",
+                  first_line: int = 0, meta: dict | None = None, records: int = 0) -> int:
+    return conn.execute(
+        insert(intake).returning(intake.c.id),
+        {"kind": kind, "origin": origin, "header": header, "first_line": first_line,
+         "payload": payload, "meta": meta, "state": "pending", "records": records,
+         "created_at": now()},
+    ).scalar_one()
+
+
+def submit_intake(settings: Settings, kind: str, payload: bytes, *, origin: str, header: str = "",
+                  first_line: int = 0, meta: dict | None = None, records: int = 0) -> int:
+    """Commit one raw item to the durable intake, then enqueue it. Returns the intake id.
+
+    Raises only if the commit fails (the caller must then not acknowledge). An enqueue failure
+    is logged and left to the sweep.
+    """
+    with engine(settings).begin() as conn:
+        intake_id = insert_intake(conn, kind, payload, origin=origin, header=header,
+                                  first_line=first_line, meta=meta, records=records)
+    try:
+        enqueue_intake(settings, [intake_id])
+    except Exception as exc:  # broker down: the sweep re-enqueues pending rows
+        log.warning("intake %s committed but not enqueued (%s); the sweep will pick it up", intake_id, exc)
+    return intake_id
+
+
+def set_inline_dispatcher(fn: Callable[[list[int]], None] | None) -> None:
+    global _inline_dispatcher
+    _inline_dispatcher = fn
+
+
+def celery_app(settings: Settings):
+    key = (settings.broker_url, settings.queue)
+    app = _celery_apps.get(key)
+    if app is None:
+        from celery import Celery
+        app = Celery("bounceproc-client", broker=settings.broker_url, set_as_current=False)
+        app.conf.update(broker_connection_retry_on_startup=False, broker_connection_max_retries=0,
+                        task_default_queue=settings.queue,
+                        broker_transport_options={"socket_connect_timeout": 2, "socket_timeout": 5,
+                                                  "max_retries": 0})
+        _celery_apps[key] = app
+    return app
+
+
+def enqueue_intake(settings: Settings, ids: Iterable[int]) -> None:
+    ids = [int(i) for i in ids]
+    if not ids:
+        return
+    if settings.embedded:
+        if _inline_dispatcher is not None:
+            _inline_dispatcher(ids)
+        else:
+            from bounceproc import service
+            for i in ids:
+                service.process_intake(settings, i)
+        return
+    celery_app(settings).send_task("bounceproc.ingest", args=[ids], queue=settings.queue,
+                                   retry=False)

@@ -1,0 +1,146 @@
+"""Settings, read once from environment variables and an optional TOML file.
+
+Adapter-level wiring (stdlib only). Precedence: keyword overrides > BOUNCEPROC_* environment >
+config file (BOUNCEPROC_CONFIG or `bounceproc --config FILE`) > defaults.
+
+With nothing set, bounceproc runs on the embedded default: a SQLite file in `./bounceproc-data/`
+and tasks run in-process (no broker). Point it at real services with
+`BOUNCEPROC_DATABASE_URL=postgresql+psycopg://user@host/db` and
+`BOUNCEPROC_BROKER_URL=redis://host:6379/0`.
+
+The config file uses the same names as the settings, e.g.
+
+    database_url = "postgresql+psycopg://postgres@127.0.0.1/bounceproc"
+    broker_url = "redis://127.0.0.1:6379/0"
+    sink_accept = ["bounces.sender.example", "fbl@sender.example"]
+    [policy]
+    soft_bounce_threshold = 3
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "bounceproc-data"
+    database_url: str = ""            # "" -> sqlite file in data_dir
+    broker_url: str = ""              # "" -> embedded: tasks run in-process
+    queue: str = "bounceproc"         # Celery queue name
+    secret_key: str = ""              # "" -> generated once into data_dir/secret_key
+    # durable intake
+    intake_batch_lines: int = 5000
+    intake_batch_seconds: float = 1.0
+    sweep_after_seconds: int = 60     # pending intake older than this is re-enqueued
+    raw_retention_days: int = 30
+    # policy (domain/policy.py)
+    soft_bounce_threshold: int = 3    # soft bounces on this many distinct days ...
+    soft_bounce_window_days: int = 15  # ... within this many days -> suppress
+    soft_suppression_days: int = 30   # how long a soft-threshold suppression lasts (0 = forever)
+    rules_file: str = ""              # user classification rules, take precedence
+    verp_separator: str = "+"
+    # SMTP sink
+    sink_listen: str = "127.0.0.1:2525"
+    sink_accept: tuple[str, ...] = ()
+    sink_hostname: str = ""
+    sink_max_message_size: int = 10 * 1024 * 1024
+    sink_max_recipients: int = 50
+    sink_max_connections: int = 200
+    sink_tls_cert: str = ""
+    sink_tls_key: str = ""
+    # HTTP API
+    api_listen: str = "127.0.0.1:8025"
+    public_url: str = ""              # base URL for unsubscribe links; "" -> http://<api_listen>
+    webhook_allow: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return "sqlite:///" + str(Path(self.data_dir).resolve() / "bounceproc.db")
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db_url.startswith("postgresql")
+
+    def secret(self) -> bytes:
+        """The server secret (HMAC key for unsubscribe tokens); created on first use if unset."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = Path(self.data_dir) / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    default = _FIELDS[name].default
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.replace(";", ",").split(",") if v.strip())
+        return tuple(value)
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return str(value)
+
+
+def _flatten(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in _FIELDS:
+            out.update(_flatten(v))
+        else:
+            out[k.replace("-", "_")] = v
+    return out
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_settings(config_file: str | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    path = config_file or os.environ.get("BOUNCEPROC_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        for k, v in _flatten(raw).items():
+            if k in _FIELDS and k != "extra":
+                values[k] = _coerce(k, v)
+            else:
+                extra[k] = v
+    for name in _FIELDS:
+        env = os.environ.get("BOUNCEPROC_" + name.upper())
+        if env is not None and name != "extra":
+            values[name] = _coerce(name, env)
+    for k, v in overrides.items():
+        if k not in _FIELDS:
+            raise ConfigError(f"unknown setting {k!r}")
+        values[k] = _coerce(k, v) if k != "extra" else v
+    values.setdefault("extra", extra)
+    return Settings(**values)

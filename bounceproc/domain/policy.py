@@ -1,0 +1,131 @@
+"""Decide what an event means for its recipient: suppress, count a soft bounce, count a block, or nothing.
+
+Domain layer: pure, stdlib only.
+In: the recipient's soft-bounce state, one classified Event, the policy parameters.
+Out: (the new state, a Decision). No I/O: service.record_events loads states and applies decisions.
+
+The table of what each bounce reason does is data (rules/actions.toml):
+- hard bounce of the address (userunknown, hostunknown, hasmoved, permanent notaccept) -> suppress;
+- complaint (ARF abuse/fraud/...) -> suppress globally;
+- unsubscribe -> suppress in the scope asked for (a list, or global);
+- soft bounce (mailbox full, suspended, expired, ...) -> count one per day; suppress once there are
+  `threshold` distinct days within `window_days` (a burst on one day is not a dead mailbox);
+- blocks that say nothing about the address (reputation, spam filtering, policy, auth, rate) ->
+  never suppress; count per receiving domain and virtual MTA / source IP;
+- a later delivery resets the soft-bounce count.
+Deferrals (one failed attempt of a message still queued) change nothing about the recipient,
+but a block-type deferral is counted like a block.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from importlib import resources
+
+from bounceproc.domain.events import Event
+
+SUPPRESS, SOFT, BLOCK = "suppress", "soft", "block"
+
+
+@dataclass(frozen=True)
+class PolicyParams:
+    soft_bounce_threshold: int = 3
+    soft_bounce_window_days: int = 15
+    soft_suppression_days: int = 30      # 0: a soft-threshold suppression never expires
+
+
+@dataclass(frozen=True)
+class SoftState:
+    """Distinct days (ISO dates) with a soft bounce, inside the window."""
+    days: tuple[str, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return len(self.days)
+
+
+EMPTY = SoftState()
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str                        # "suppress" | "soft_count" | "block_count" | "reset" | "none"
+    suppression_reason: str = ""       # hard_bounce | soft_bounce_threshold | complaint | unsubscribe
+    scope: str = "global"
+    origin: str = "system"             # system | recipient
+    expires_at: datetime | None = None
+    webhooks: tuple[str, ...] = field(default=())
+    why: str = ""
+
+
+NOTHING = Decision("none")
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    with resources.files("bounceproc.domain.rules").joinpath("actions.toml").open("rb") as fh:
+        return tomllib.load(fh)
+
+
+def action_for(reason: str, hard: bool) -> str:
+    act = _table()["reasons"].get(reason, SOFT)
+    if act == SUPPRESS and not hard:
+        return SOFT
+    return act
+
+
+def is_complaint(feedback_type: str) -> bool:
+    return feedback_type.lower() in _table()["complaints"]["feedback_types"]
+
+
+def _scope_of(list_id: str) -> str:
+    return f"list:{list_id}" if list_id else "global"
+
+
+def _add_day(state: SoftState, day: date, params: PolicyParams) -> SoftState:
+    oldest = day - timedelta(days=params.soft_bounce_window_days - 1)
+    days = {d for d in state.days if d and date.fromisoformat(d) >= oldest}
+    days.add(day.isoformat())
+    return SoftState(tuple(sorted(days)))
+
+
+def decide(state: SoftState, event: Event, params: PolicyParams) -> tuple[SoftState, Decision]:
+    t = event.type
+    if t == "delivered":
+        return (EMPTY, Decision("reset", why="delivered: soft-bounce count reset")) if state.days else (state, NOTHING)
+    if t == "complained":
+        if not is_complaint(event.feedback_type):
+            return state, NOTHING
+        return state, Decision(SUPPRESS, "complaint", "global", "recipient",
+                               webhooks=("recipient.complained",),
+                               why=f"complaint (feedback type {event.feedback_type or 'unspecified'})")
+    if t == "unsubscribed":
+        return state, Decision(SUPPRESS, "unsubscribe", _scope_of(event.list_id), "recipient",
+                               webhooks=("recipient.unsubscribed",),
+                               why=f"unsubscribe via {event.source}")
+    if t not in ("bounced", "deferred") or not event.recipient:
+        if t == "queue_deferred" and action_for(event.reason, event.hard) == BLOCK:
+            return state, Decision("block_count", why=f"{event.reason}: queue-level block")
+        return state, NOTHING
+    act = action_for(event.reason, event.hard)
+    if act == BLOCK:
+        return state, Decision("block_count",
+                               why=f"{event.reason} ({event.category}) says nothing about the address")
+    if t == "deferred":
+        return state, NOTHING
+    if act == SUPPRESS:
+        return state, Decision(SUPPRESS, "hard_bounce", "global", "system",
+                               webhooks=("recipient.hard_bounced",),
+                               why=f"hard bounce: {event.reason} ({event.status or 'no status'}) by rule {event.rule}")
+    new = _add_day(state, event.occurred_at.date(), params)
+    if new.count >= params.soft_bounce_threshold:
+        expires = (event.occurred_at + timedelta(days=params.soft_suppression_days)
+                   if params.soft_suppression_days else None)
+        return EMPTY, Decision(SUPPRESS, "soft_bounce_threshold", "global", "system", expires,
+                               webhooks=("recipient.soft_bounced",),
+                               why=(f"{new.count} days with soft bounces within "
+                                    f"{params.soft_bounce_window_days} days (last: {event.reason})"))
+    return new, Decision("soft_count", webhooks=("recipient.soft_bounced",),
+                         why=f"soft bounce {new.count}/{params.soft_bounce_threshold}: {event.reason}")

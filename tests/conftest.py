@@ -1,0 +1,210 @@
+"""Shared test fixtures: real PostgreSQL databases, SQLite files, Redis, and real Celery workers.
+
+PostgreSQL and Redis on 127.0.0.1 are used whenever they answer. When one does not, tests that
+need it skip with the reason - unless BOUNCEPROC_REQUIRE_SERVICES=1 (CI), where they fail.
+Every session gets its own databases (created from a migrated template, dropped at the end) and
+its own Celery queue names, so several test runs can share one machine.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("BOUNCEPROC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BOUNCEPROC_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REQUIRE = os.environ.get("BOUNCEPROC_REQUIRE_SERVICES") == "1"
+SESSION = uuid.uuid4().hex[:8]
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+def _unavailable(what: str, why: str):
+    msg = f"{what} is not reachable ({why})"
+    if REQUIRE:
+        pytest.fail(msg + " and BOUNCEPROC_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(msg + "; set it up to run this test")
+
+
+def _pg_admin():
+    import psycopg
+    return psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+
+
+def _pg_url(dbname: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return base.replace("postgresql://", "postgresql+psycopg://", 1) + "/" + dbname
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    try:
+        conn = _pg_admin()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+        _unavailable("PostgreSQL", str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__)
+    name = f"bp_tmpl_{SESSION}"
+    conn.execute(f'CREATE DATABASE "{name}"')
+    from bounceproc import bootstrap
+    from bounceproc.config import load_settings
+    settings = load_settings(database_url=_pg_url(name), data_dir=str(ROOT / ".pytest_cache"))
+    bootstrap.migrate(settings)
+    bootstrap.engine(settings).dispose()
+    bootstrap._engines.pop(bootstrap.normalise_db_url(settings.db_url), None)
+    created: list[str] = []
+    yield conn, name, created
+    bootstrap.dispose_engines()
+    for db in created + [name]:
+        with contextlib.suppress(Exception):
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    conn.close()
+
+
+def _new_pg_db(pg_template) -> str:
+    conn, tmpl, created = pg_template
+    name = f"bp_{SESSION}_{uuid.uuid4().hex[:8]}"
+    for attempt in range(20):
+        try:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}"')
+            break
+        except Exception:  # template busy for a moment
+            if attempt == 19:
+                raise
+            time.sleep(0.2)
+    created.append(name)
+    return _pg_url(name)
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_template) -> str:
+    """One migrated PostgreSQL database shared by the session (tests must not assume it is empty)."""
+    return _new_pg_db(pg_template)
+
+
+@pytest.fixture
+def fresh_pg_url(pg_template) -> str:
+    """A migrated, empty PostgreSQL database of this test's own."""
+    return _new_pg_db(pg_template)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    from bounceproc import bootstrap
+    from bounceproc.config import load_settings
+    url = f"sqlite:///{tmp_path / 'bounceproc.db'}"
+    bootstrap.migrate(load_settings(database_url=url, data_dir=str(tmp_path)))
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        import redis
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis", str(exc) or type(exc).__name__)
+    return REDIS_URL
+
+
+@pytest.fixture
+def make_settings(tmp_path):
+    """make_settings(**overrides) -> Settings with a private data dir and a unique queue name."""
+    from bounceproc.config import load_settings
+
+    def make(**overrides):
+        overrides.setdefault("data_dir", str(tmp_path / "data"))
+        overrides.setdefault("queue", f"bp-test-{SESSION}-{uuid.uuid4().hex[:6]}")
+        overrides.setdefault("secret_key", "test-secret-" + SESSION)
+        return load_settings(**overrides)
+    return make
+
+
+def settings_env(settings, **extra: str) -> dict[str, str]:
+    """Environment for a subprocess (bounceproc CLI, celery worker) that uses these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update({
+        "BOUNCEPROC_DATABASE_URL": settings.db_url, "BOUNCEPROC_BROKER_URL": settings.broker_url,
+        "BOUNCEPROC_QUEUE": settings.queue, "BOUNCEPROC_DATA_DIR": settings.data_dir,
+        "BOUNCEPROC_SECRET_KEY": settings.secret_key, "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+class CeleryWorker:
+    """A real `celery -A workers worker` subprocess; stop() kills it by PID."""
+
+    def __init__(self, settings, beat: bool = False, extra_env: dict | None = None):
+        self.settings = settings
+        args = [bin_path("celery"), "-A", "workers", "worker", "-P", "solo", "-l", "info",
+                "-Q", settings.queue, "-n", f"bp-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
+                "--without-mingle", "--without-heartbeat"]
+        if beat:
+            args += ["-B", "-s", str(Path(settings.data_dir) / "beat-schedule")]
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self.log_path = Path(settings.data_dir) / f"worker-{uuid.uuid4().hex[:6]}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=settings_env(settings, **(extra_env or {})),
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("celery worker exited:\n" + self.log())
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("celery worker did not become ready in 60 s:\n" + self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def celery_worker():
+    """celery_worker(settings, beat=False) -> context manager yielding a running CeleryWorker."""
+    started: list[CeleryWorker] = []
+
+    @contextlib.contextmanager
+    def start(settings, beat: bool = False, extra_env: dict | None = None):
+        w = CeleryWorker(settings, beat=beat, extra_env=extra_env)
+        started.append(w)
+        try:
+            yield w
+        finally:
+            w.stop()
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not (CORPUS / "labels.json").exists():
+        pytest.skip(f"the labelled corpus is not at {CORPUS} (it ships beside the project as ../shared)")
+    return CORPUS

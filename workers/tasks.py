@@ -1,0 +1,38 @@
+"""Celery tasks: a few lines of glue each, calling bounceproc.service.
+
+bounceproc.ingest        process durable-intake rows by id (one transaction per row)
+bounceproc.sweep_intake  re-enqueue intake rows still pending after `sweep_after_seconds`
+bounceproc.prune         expire suppressions; drop processed raw input past its retention
+"""
+from __future__ import annotations
+
+from bounceproc import bootstrap, service
+from bounceproc.config import load_settings
+from workers.celery_app import app
+
+
+@app.task(name="bounceproc.ingest", acks_late=True)
+def ingest(intake_ids: list[int]) -> int:
+    settings = load_settings()
+    done = 0
+    for intake_id in intake_ids:
+        if service.process_intake(settings, int(intake_id)) is not None:
+            done += 1
+    return done
+
+
+@app.task(name="bounceproc.sweep_intake")
+def sweep_intake() -> int:
+    settings = load_settings()
+    ids = service.pending_intake_ids(settings, settings.sweep_after_seconds)
+    for i in range(0, len(ids), 20):
+        ingest.apply_async(args=[ids[i:i + 20]], queue=settings.queue)
+    return len(ids)
+
+
+@app.task(name="bounceproc.prune")
+def prune() -> int:
+    from bounceproc import maintenance
+    settings = load_settings()
+    with bootstrap.engine(settings).begin() as conn:
+        return maintenance.prune(conn, settings)
