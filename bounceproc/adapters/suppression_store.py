@@ -40,7 +40,7 @@ def load_soft_states(conn, addresses: Iterable[str], lock: bool = True) -> dict[
         q = select(soft_state.c.address, soft_state.c.days).where(soft_state.c.address.in_(part))
         if lock and conn.dialect.name == "postgresql":
             q = q.with_for_update()
-        out.update(conn.execute(q).tuples().all())
+        out.update((a, d) for a, d in conn.execute(q))
     return out
 
 
@@ -65,7 +65,7 @@ def existing_suppressions(conn, keys: Iterable[tuple[str, str]]) -> set[tuple[st
     for part in _chunks(keys, 400):
         q = select(suppressions.c.address, suppressions.c.scope).where(
             tuple_(suppressions.c.address, suppressions.c.scope).in_(part))
-        out.update(conn.execute(q).tuples().all())
+        out.update((a, d) for a, d in conn.execute(q))
     return out
 
 
@@ -75,7 +75,7 @@ def insert_suppressions(conn, rows: list[dict]) -> set[tuple[str, str]]:
     for part in _chunks(rows, 500):
         stmt = _ins(conn)(suppressions).on_conflict_do_nothing(
             index_elements=["address", "scope"]).returning(suppressions.c.address, suppressions.c.scope)
-        created.update(conn.execute(stmt, part).tuples().all())
+        created.update((a, s) for a, s in conn.execute(stmt, part))
     return created
 
 
@@ -94,7 +94,7 @@ def bump_block_counters(conn, counts: dict[tuple, tuple[int, datetime, str]]) ->
             block_counters.c.source_ip, block_counters.c.reason, block_counters.c.category)
     known: set[tuple] = set()
     for part in _chunks(keys, 150):
-        known.update(conn.execute(select(*cols).where(tuple_(*cols).in_(part))).tuples().all())
+        known.update(tuple(r) for r in conn.execute(select(*cols).where(tuple_(*cols).in_(part))))
     stmt = _ins(conn)(block_counters)
     stmt = stmt.on_conflict_do_update(
         index_elements=["day", "recipient_domain", "vmta", "source_ip", "reason", "category"],

@@ -1,0 +1,81 @@
+"""service.record_events on PostgreSQL and SQLite: idempotent, suppresses per policy, keeps history."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import func, select
+
+from bounceproc import bootstrap, service
+from bounceproc.adapters.tables import block_counters, events, outbox, soft_state, suppression_history, suppressions
+from bounceproc.domain.events import Event, event_key
+
+T0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
+
+
+def ev(type_, rcpt, reason="", hard=False, at=T0, **kw):
+    return Event(event_key=event_key(type_, rcpt, reason, at), type=type_, recipient=rcpt, occurred_at=at,
+                 source="acct", reason=reason, hard=hard, **kw)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request, make_settings, tmp_path):
+    if request.param == "sqlite":
+        return make_settings(database_url=request.getfixturevalue("sqlite_url"))
+    return make_settings(database_url=request.getfixturevalue("fresh_pg_url"))
+
+
+def count(conn, table, *where):
+    return conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def test_batch_decides_and_replay_changes_nothing(settings):
+    batch = [
+        ev("delivered", "ok@example.com"),
+        ev("bounced", "gone@example.com", "userunknown", True, status="5.1.1", category="bad-mailbox", rule="r1"),
+        ev("bounced", "full@example.com", "mailboxfull", False, status="4.2.2", category="quota-issues"),
+        ev("bounced", "blocked@example.net", "blocked", False, status="5.7.1", category="spam-related", vmta="v1"),
+        ev("complained", "angry@example.com", "feedback", feedback_type="abuse"),
+    ]
+    eng = bootstrap.engine(settings)
+    with eng.begin() as conn:
+        res = service.record_events(conn, batch, settings)
+    assert (res.new_events, res.suppressed, res.soft_counted, res.blocks) == (5, 2, 1, 1)
+    with eng.begin() as conn:
+        again = service.record_events(conn, batch, settings)
+    assert again.new_events == 0
+    with eng.connect() as conn:
+        assert count(conn, events) == 5
+        sup = {r.address: r for r in conn.execute(select(suppressions))}
+        assert set(sup) == {"gone@example.com", "angry@example.com"}
+        assert sup["gone@example.com"].reason == "hard_bounce" and sup["gone@example.com"].rule == "r1"
+        assert sup["angry@example.com"].reason == "complaint"
+        assert count(conn, suppression_history) == 2
+        assert count(conn, soft_state) == 1
+        assert conn.execute(select(block_counters.c.count)).scalar_one() == 1
+        types = sorted(conn.execute(select(outbox.c.type)).scalars())
+        assert types.count("recipient.suppressed") == 2 and "domain.blocked" in types
+
+
+def test_soft_threshold_and_reset_by_delivery(settings):
+    eng = bootstrap.engine(settings)
+    a = "slow@example.com"
+    with eng.begin() as conn:
+        service.record_events(conn, [ev("bounced", a, "mailboxfull", at=T0)], settings)
+        service.record_events(conn, [ev("delivered", a, at=T0 + timedelta(days=1))], settings)
+        assert count(conn, soft_state) == 0
+        for day in (2, 3, 4):
+            service.record_events(conn, [ev("bounced", a, "mailboxfull", at=T0 + timedelta(days=day))], settings)
+        row = conn.execute(select(suppressions)).one()
+        assert row.reason == "soft_bounce_threshold" and row.expires_at is not None
+
+
+def test_manual_suppress_and_lift_keep_history(settings):
+    eng = bootstrap.engine(settings)
+    with eng.begin() as conn:
+        assert service.suppress(conn, "x@example.com", "list:news", "manual", "operator", "cli", "asked")
+        assert not service.suppress(conn, "x@example.com", "list:news", "manual", "operator", "cli", "again")
+        assert service.lift(conn, "x@example.com", "list:news", "re-opted in", "cli")
+        assert not service.lift(conn, "x@example.com", "list:news", "nothing", "cli")
+        actions = [r.action for r in conn.execute(select(suppression_history).order_by(suppression_history.c.id))]
+        assert actions == ["created", "updated", "deleted"]
