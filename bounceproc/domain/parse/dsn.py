@@ -1,0 +1,83 @@
+"""Read RFC 3464 delivery-status fields: one block per recipient.
+
+Domain layer: pure; stdlib only.
+In: the text of a message/delivery-status part (or of a text part that carries the same
+fields, as some MTAs send). Out: the per-message fields and a list of per-recipient field
+dicts (lowercased names, unfolded values), in order.
+
+Broken variants accepted: no blank line between blocks (a new Final-Recipient starts a new
+block), Original-Recipient without Final-Recipient, `Status:` with text after the code,
+continuation lines of Diagnostic-Code, CR/CRLF endings (normalised by the caller).
+"""
+from __future__ import annotations
+
+import re
+
+from bounceproc.domain.parse.mime import decode_header
+
+MAX_RECIPIENTS = 500
+_FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9\-]*)\s*:\s?(.*)$")
+_RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+
+
+def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Delivery-status text -> (per-message fields, [per-recipient fields])."""
+    message: dict[str, str] = {}
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    name = ""
+    for line in text.split("\n"):
+        if not line.strip():
+            if current:
+                _close(current, message, blocks)
+                current = {}
+            name = ""
+            continue
+        if line[:1] in " \t":
+            if name and name in current:
+                current[name] += " " + line.strip()
+            continue
+        m = _FIELD.match(line)
+        if not m:
+            name = ""
+            continue
+        name = m.group(1).lower()
+        value = m.group(2).strip()
+        if name in ("final-recipient", "original-recipient") and any(
+                k in current for k in ("final-recipient", "action", "status")) and (
+                name == "final-recipient" or "original-recipient" in current):
+            _close(current, message, blocks)
+            current = {}
+        if name not in current:
+            current[name] = value
+        if len(blocks) >= MAX_RECIPIENTS:
+            break
+    if current:
+        _close(current, message, blocks)
+    return message, blocks
+
+
+def _close(fields: dict[str, str], message: dict[str, str], blocks: list[dict[str, str]]) -> None:
+    if any(k in fields for k in _RECIPIENT_FIELDS) or (blocks and "status" in fields):
+        blocks.append(fields)
+    else:
+        for k, v in fields.items():
+            message.setdefault(k, v)
+
+
+def address_of(value: str) -> str:
+    """`rfc822; <User@Example.com>` -> `User@Example.com` (the type prefix and brackets dropped)."""
+    value = decode_header(value or "").strip()
+    if ";" in value:
+        value = value.split(";", 1)[1]
+    value = value.strip().strip("<>").strip()
+    if "<" in value and ">" in value:
+        value = value[value.find("<") + 1:value.find(">")]
+    return value.strip().strip("'\"")
+
+
+def looks_like_dsn(text: str) -> bool:
+    """Text that carries delivery-status fields (for MTAs that send them as text/plain)."""
+    low = text[:20000].lower()
+    return ("final-recipient:" in low or "original-recipient:" in low) and (
+        "\nstatus:" in low or "\naction:" in low)

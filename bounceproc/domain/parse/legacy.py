@@ -1,0 +1,95 @@
+"""Read non-standard bounces: find each failed address and the text that explains it.
+
+Domain layer: pure; stdlib and flufl.bounce only.
+In: the human-readable notification text of a bounce (qmail, Exim, old Sendmail, Exchange,
+Yahoo, Gmail, list managers ... which send no message/delivery-status), and the addresses that
+must not be taken for recipients (the bounce's own From/To). Out: [(address, text)] in order,
+where text is the part of the notification that belongs to that address.
+
+How: the notification ends where the returned original begins (a separator line such as
+"--- Below this line is a copy of the message." or the first Received:/Return-Path: header
+line). Every distinct address in what remains starts a section that runs to the next distinct
+address; text before the first address is the preamble, kept for messages that state the
+cause once for all recipients. flufl.bounce is asked only when our scan finds no address.
+"""
+from __future__ import annotations
+
+import re
+
+MAX_TEXT = 20000
+MAX_RECIPIENTS = 100
+MAX_SECTION = 1200
+
+ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
+                     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w\-])")
+_CUT = re.compile(
+    r"^[ \t>]*(?:"
+    r"[-=_*# ]{2,}.{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
+    r"message header|headers? of|message text|included|unsent message|rejected message|follows|"
+    r"bounced message|the header|attached message|message was|your message|message follows|text of)"
+    r"|(?:return-path|received|dkim-signature|message-id|delivered-to|x-original-to|domainkey-signature"
+    r"|mime-version|x-mailer)\s*:\s*\S"
+    r"|(?:original|the original|unsent|returned|your) message(?: follows| header| was)?\s*:?\s*$"
+    r"|-+ ?(?:original|returned|unsent|undelivered) message"
+    r"|\[?attachment:"
+    r")", re.I | re.M)
+_SKIP_LINE = re.compile(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
+                        r"mail from:?\s*<|envelope-from|sender:|from:|reply-to|x-sender)", re.I)
+_NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|daemon|root|noreply|no-reply|"
+                            r"abuse|bounce|bounces)@", re.I)
+
+
+def notification_text(text: str) -> str:
+    """The text up to where the returned original message starts."""
+    text = text[:MAX_TEXT]
+    # Skip cut markers in the first lines: some notifications start with header-like lines.
+    m = _CUT.search(text, 1 if not text.startswith("\n") else 0)
+    while m and m.start() < 40 and not text[:m.start()].strip():
+        m = _CUT.search(text, m.end())
+    return text[:m.start()] if m else text
+
+
+def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
+    """(preamble, [(address, section text)]) for the distinct addresses in the notification."""
+    found: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for m in ADDRESS.finditer(text):
+        addr = m.group(1).strip(".")
+        low = addr.lower()
+        if low in seen or low in exclude or _NON_RECIPIENT.match(low):
+            continue
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        line = text[line_start:m.start()]
+        if _SKIP_LINE.search(line):
+            continue
+        seen.add(low)
+        found.append((line_start, addr))
+        if len(found) >= MAX_RECIPIENTS:
+            break
+    if not found:
+        return text, []
+    out = []
+    for n, (start, addr) in enumerate(found):
+        end = found[n + 1][0] if n + 1 < len(found) else len(text)
+        if end <= start:
+            end = text.find("\n\n", start + 1)
+            end = len(text) if end < 0 else end
+        out.append((addr, text[start:end][:MAX_SECTION]))
+    return text[:found[0][0]], out
+
+
+def flufl_addresses(raw_message) -> list[str]:
+    """Addresses flufl.bounce finds (for formats our scan does not cover)."""
+    try:
+        from flufl.bounce import scan_message
+        found = scan_message(raw_message)
+    except Exception:  # noqa: BLE001 - a third-party heuristic must never stop a parse
+        return []
+    out = []
+    for a in found or ():
+        if isinstance(a, bytes):
+            a = a.decode("utf-8", "replace")
+        a = str(a).strip().strip("<>")
+        if "@" in a:
+            out.append(a)
+    return out[:MAX_RECIPIENTS]

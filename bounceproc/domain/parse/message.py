@@ -1,0 +1,428 @@
+"""Turn one returned message (DSN, legacy bounce, ARF report, auto-reply) into per-recipient verdicts.
+
+Domain layer: pure; stdlib and flufl.bounce only.
+In: the raw bytes of a message the sink received, the SMTP RCPT TO it arrived for
+(`envelope_to`: a VERP return path names the recipient better than any body parse), an optional
+classifier (user rules) and VERP format. Out: a `Report` whose `kind` is "dsn", "arf",
+"autoreply", "delivered", "not-bounce" or "unknown" (with `note` saying why), and one `Verdict`
+per recipient: address, codes, diagnostic, reason/category/hard/rule from classify.py, the
+parser that read it and an `explain` line.
+
+Order of readers: ARF (message/feedback-report and ISP variants) -> RFC 3464 delivery-status
+fields -> auto-reply headers -> legacy notification text (our section scan, flufl.bounce for
+addresses as a fallback). Auto-replies yield one Verdict with reason "vacation" and delivery
+notices one with reason "delivered"; neither is a failure. parse_message never raises: a bug or
+hostile input gives kind "unknown" and the reason in `note`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from bounceproc.domain.classify import (Classifier, default_classifier, find_reply_code, find_status,
+                                        is_hard, normalise_status, pseudo_status, strip_type)
+from bounceproc.domain.parse import arf as arf_mod
+from bounceproc.domain.parse import autoreply, dsn, legacy
+from bounceproc.domain.parse.mime import Part, decode_header, parse_entity, parse_message_bytes
+from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp
+from bounceproc.domain.parse.verp import DEFAULT as DEFAULT_VERP
+from bounceproc.domain.parse.verp import VerpFormat, decode_verp
+
+KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
+_ENCLOSED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
+_DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_SPACES = re.compile(r"\s+")
+_BOUNCE_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|maildaemon|"
+                          r"delivery subsystem|mail administrator|mailadmin|bounce|nobody@|"
+                          r"system administrator|daemon@|returned", re.I)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|deliver(?:y|ed)? (?:status|failure|failed|notification|report|problem|incomplete)|"
+    r"returned mail|return(?:ed)? to sender|failure notice|mail delivery failed|could not be delivered|"
+    r"non[- ]?deliver|not delivered|delivery has failed|rejected|bounce|warning: could not send|"
+    r"mail system error|unzustellbar|nicht zustellbar|failed delivery|mail error|delivery error|"
+    r"message not delivered|permanent error|error sending|delivery fail|undelivered|"
+    r"returned message|no se puede entregar|non remis|mail could not|notice of delivery|"
+    r"status notification|dsn|unable to deliver", re.I)
+_BOUNCE_BODY = re.compile(
+    r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered|undeliverable|"
+    r"delivery (?:has )?failed|delivery to the following|unable to deliver|wasn't able to deliver|"
+    r"permanent (?:error|failure)|following address(?:es)? failed|did not reach|not be delivered|"
+    r"user unknown|no such user|returned to sender|message could not|failed permanently|"
+    r"delivery status notification|could not deliver|delivery error|temporary failure|"
+    r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered",
+    re.I)
+_TEMPORARY = re.compile(r"temporar|will (?:retry|continue|keep trying)|delayed|deferred|not yet been delivered|"
+                        r"still trying|try again later|retrying", re.I)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    address: str = ""
+    status: str = ""
+    reply_code: str = ""
+    diagnostic: str = ""
+    remote_mta: str = ""
+    action: str = ""
+    reason: str = ""
+    category: str = ""
+    hard: bool = False
+    feedback_type: str = ""
+    rule: str = ""
+    parser: str = ""
+    explain: str = ""
+    user_agent: str = ""
+    arrival_date: str = ""
+    source_ip: str = ""
+    reported_domain: str = ""
+    original_mail_from: str = ""
+    original_message_id: str = ""
+    list_id: str = ""
+    job_id: str = ""
+    recovered_by: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    kind: str
+    recipients: tuple[Verdict, ...] = ()
+    note: str = ""
+
+
+def parse_message(raw: bytes, *, envelope_to: Sequence[str] = (), classifier: Classifier | None = None,
+                  verp: VerpFormat | None = None) -> Report:
+    """Read one returned message; never raises (see module docstring)."""
+    try:
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8", "surrogateescape")
+        if not raw or not raw.strip():
+            return Report("unknown", (), "empty message")
+        return _Reader(raw, envelope_to, classifier or default_classifier(), verp or DEFAULT_VERP).read()
+    except RecursionError:
+        return Report("unknown", (), "message nested too deeply")
+    except Exception as exc:  # noqa: BLE001 - the stream must go on; the note names the bug
+        return Report("unknown", (), f"internal error: {type(exc).__name__}: {exc}"[:300])
+
+
+def top_level_parts(root: Part):
+    """Parts of the message itself, not those of a returned original enclosed in it."""
+    stack = [root]
+    while stack:
+        p = stack.pop()
+        yield p
+        if p.ctype not in _ENCLOSED:
+            stack.extend(reversed(p.children))
+
+
+def enclosed_original(root: Part) -> Part | None:
+    for p in top_level_parts(root):
+        if p.ctype in _ENCLOSED and p.children:
+            return p.children[0]
+    return None
+
+
+def _one_line(text: str, limit: int = 1000) -> str:
+    return _SPACES.sub(" ", text).strip()[:limit]
+
+
+class _Reader:
+    def __init__(self, raw: bytes, envelope_to: Sequence[str], classifier: Classifier, verp: VerpFormat):
+        self.root = parse_message_bytes(raw)
+        self.raw = raw
+        self.classifier = classifier
+        self.verp = verp
+        self.envelope_to = [e for e in envelope_to if isinstance(e, str)][:10]
+        self._original: Part | None | bool = False
+        self._text: str | None = None
+
+    # ------------------------------------------------------------------ shared pieces
+    def original(self) -> Part | None:
+        """The returned / reported original message, enclosed as a part or inline after a cut line."""
+        if self._original is False:
+            orig = enclosed_original(self.root)
+            if orig is None:
+                text = self.body_text()
+                cut = legacy.notification_text(text)
+                rest = text[len(cut):]
+                if rest:
+                    lines = rest.split("\n", 1)
+                    body = rest if ":" in lines[0] and not lines[0].startswith(("-", " ")) else (
+                        lines[1] if len(lines) > 1 else "")
+                    orig = parse_entity(body.lstrip("\n").encode("utf-8", "replace")[:200000], 3)
+                    if not orig.headers:
+                        orig = None
+            self._original = orig
+        return self._original  # type: ignore[return-value]
+
+    def body_text(self) -> str:
+        """Text of the notification parts (plain preferred, HTML stripped as fallback)."""
+        if self._text is None:
+            plain, html = [], []
+            for p in top_level_parts(self.root):
+                if p.children or p.ctype in _ENCLOSED or p.ctype in _DSN_TYPES:
+                    continue
+                if p.ctype == "text/plain":
+                    plain.append(p.text())
+                elif p.ctype == "text/html" and not plain:
+                    html.append(_strip_html(p.text()))
+                if sum(map(len, plain)) > legacy.MAX_TEXT:
+                    break
+            self._text = "\n".join(plain or html)[:legacy.MAX_TEXT]
+        return self._text
+
+    def own_addresses(self) -> set[str]:
+        """Addresses of the bounce itself (its From / To / Reply-To): never failed recipients."""
+        out = set()
+        for h in ("from", "to", "reply-to", "return-path", "sender", "delivered-to", "x-original-to"):
+            for v in self.root.get_all(h):
+                out.update(a.lower() for a in legacy.ADDRESS.findall(v))
+        return out
+
+    def tracking(self) -> dict[str, str]:
+        """Message-ID, list and job of the enclosed original, and recipient candidates from it."""
+        orig = self.original()
+        info = {"original_message_id": "", "list_id": "", "job_id": ""}
+        if orig is None:
+            return info
+        info["original_message_id"] = orig.get("message-id").strip()[:300]
+        info["list_id"] = decode_header(orig.get("list-id")).strip()[:300]
+        info["job_id"] = (orig.get("x-job") or orig.get("x-job-id")).strip()[:300]
+        stamp = decode_stamp(orig.get(TRACKING_HEADER))
+        if stamp:
+            info["list_id"] = info["list_id"] or stamp["l"]
+            info["job_id"] = info["job_id"] or stamp["j"]
+        return info
+
+    def recover_address(self) -> tuple[str, str]:
+        """An address for a report that names none: stamp, VERP, List-Unsubscribe, To of the original."""
+        for e in self.envelope_to:
+            a = decode_verp(e, self.verp)
+            if a:
+                return a, "verp"
+        orig = self.original()
+        if orig is None:
+            return "", ""
+        stamp = decode_stamp(orig.get(TRACKING_HEADER))
+        if stamp and stamp["r"]:
+            return stamp["r"], "stamp"
+        rp = legacy.ADDRESS.findall(orig.get("return-path"))
+        if rp:
+            a = decode_verp(rp[0], self.verp)
+            if a:
+                return a, "verp"
+        for m in re.finditer(r"<mailto:([^>?]+)", orig.get("list-unsubscribe")):
+            a = decode_verp(m.group(1), self.verp)
+            if a:
+                return a, "list-unsubscribe"
+        to = legacy.ADDRESS.findall(orig.get("to"))
+        if len(to) == 1 and "redacted" not in to[0].lower():
+            return to[0], "original-to"
+        return "", ""
+
+    def envelope_recipient(self) -> str:
+        for e in self.envelope_to:
+            a = decode_verp(e, self.verp)
+            if a:
+                return a
+        return ""
+
+    def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
+                parser: str, recovered_by: str, fallback_text: str = "", **extra) -> Verdict:
+        temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4"))
+        c = self.classifier.classify(status, reply, diag, mta)
+        used = diag
+        if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
+            c2 = self.classifier.classify(status, reply, fallback_text, mta)
+            if c2.reason != "undefined":
+                c, used = c2, fallback_text
+        code = status or find_status(used)
+        if not reply:
+            reply = find_reply_code(strip_type(used))
+        if not code:
+            code = pseudo_status(c.reason, temporary or reply.startswith("4"))
+        hard = is_hard(c.reason, code, reply)
+        explain = self.classifier.explain(status, reply, used, mta)
+        return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(diag),
+                       remote_mta=mta, action=action, reason=c.reason, category=c.category, hard=hard,
+                       rule=c.rule, parser=parser, explain=explain, recovered_by=recovered_by, **extra)
+
+    # ------------------------------------------------------------------ readers
+    def read(self) -> Report:
+        report = self.read_arf()
+        if report is None:
+            report = self.read_dsn()
+        if report is None:
+            reason = autoreply.autoreply_reason(self.root.headers)
+            if reason:
+                sender = legacy.ADDRESS.findall(self.root.get("from"))
+                return Report("autoreply", (Verdict(address=sender[0] if sender else "", reason="vacation",
+                                                    category="other", rule="autoreply", parser="autoreply",
+                                                    explain=reason),), reason)
+        if report is None:
+            report = self.read_legacy()
+        if report.kind in ("dsn", "arf", "delivered") and report.recipients:
+            report = self.add_tracking(report)
+        return report
+
+    def add_tracking(self, report: Report) -> Report:
+        info = self.tracking()
+        if not any(info.values()):
+            return report
+        import dataclasses
+        return Report(report.kind, tuple(dataclasses.replace(v, **{k: getattr(v, k) or val for k, val in info.items()})
+                                         for v in report.recipients), report.note)
+
+    def read_arf(self) -> Report | None:
+        rep = arf_mod.parse_arf(self.root)
+        if rep is None:
+            return None
+        if rep.original is not None:
+            self._original = rep.original
+        extra = dict(feedback_type=rep.feedback_type, user_agent=rep.user_agent[:200],
+                     arrival_date=rep.arrival_date[:100], source_ip=rep.source_ip[:100],
+                     reported_domain=rep.reported_domain[:255], original_mail_from=rep.original_mail_from[:320])
+        addrs = [(a, "original-rcpt-to") for a in rep.recipients if "@" in a and "redacted" not in a.lower()]
+        if not addrs:
+            a, how = self.recover_address()
+            addrs = [(a, how)]
+        verdicts = tuple(Verdict(address=a, reason="feedback", category="other", rule="arf-" + rep.variant,
+                                 parser="arf", explain=f"{rep.variant} report, feedback type {rep.feedback_type}",
+                                 recovered_by=how, **extra) for a, how in addrs)
+        return Report("arf", verdicts)
+
+    def read_dsn(self) -> Report | None:
+        blocks: list[dict[str, str]] = []
+        message_fields: dict[str, str] = {}
+        for p in top_level_parts(self.root):
+            if p.ctype in _DSN_TYPES or (p.ctype == "text/plain" and not p.children and
+                                          dsn.looks_like_dsn(p.text())):
+                msg, b = dsn.parse_fields(p.text())
+                blocks.extend(b)
+                for k, v in msg.items():
+                    message_fields.setdefault(k, v)
+                if p.ctype in _DSN_TYPES and b:
+                    break
+        if not blocks:
+            return None
+        own = self.own_addresses()
+        preamble, secs = legacy.sections(legacy.notification_text(self.body_text()), own)
+        by_addr = {a.lower(): s for a, s in secs}
+        mta_default = dsn.address_of(message_fields.get("reporting-mta", ""))
+        verdicts = []
+        failed = False
+        for f in blocks:
+            addr = dsn.address_of(f.get("final-recipient") or f.get("original-recipient")
+                                  or f.get("x-actual-recipient", ""))
+            how = "final-recipient" if f.get("final-recipient") else "original-recipient"
+            action = f.get("action", "").strip().lower().split()[0] if f.get("action", "").strip() else ""
+            status = normalise_status(f.get("status", ""))
+            raw_diag = f.get("diagnostic-code", "")
+            diag = strip_type(raw_diag).strip()
+            section = by_addr.get(addr.lower(), "")
+            if not diag:
+                diag = _one_line(section) if section else ""
+            reply = find_reply_code(diag)
+            dsn_status = status
+            diag_status = find_status(diag)
+            if diag_status and (not status or status.endswith(".0.0") and not diag_status.endswith(".0.0")):
+                status = diag_status
+            mta = dsn.address_of(f.get("remote-mta", ""))
+            if action in ("delivered", "relayed", "expanded") or (not action and dsn_status.startswith("2")):
+                verdicts.append(Verdict(address=addr, status=dsn_status, action=action or "delivered",
+                                        diagnostic=_one_line(diag), remote_mta=mta, reason="delivered",
+                                        category="success", rule="dsn-delivered", parser="dsn",
+                                        explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
+                continue
+            failed = True
+            fallback = _one_line(section or (preamble + " " + self.root.get("subject")))
+            verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
+                                         fallback))
+        if not failed:
+            return Report("delivered", tuple(verdicts))
+        verdicts = [v for v in verdicts if v.reason != "delivered"]
+        verdicts = self.apply_envelope(verdicts)
+        return Report("dsn", tuple(verdicts))
+
+    def apply_envelope(self, verdicts: list[Verdict]) -> list[Verdict]:
+        """A VERP envelope names the recipient: it wins when the report names one recipient or none."""
+        import dataclasses
+        env = self.envelope_recipient()
+        if env and len(verdicts) == 1 and verdicts[0].address.lower() != env.lower():
+            return [dataclasses.replace(verdicts[0], address=env, recovered_by="verp")]
+        if len(verdicts) == 1 and not verdicts[0].address:
+            a, how = self.recover_address()
+            if a:
+                return [dataclasses.replace(verdicts[0], address=a, recovered_by=how)]
+        return verdicts
+
+    def is_bounce(self) -> str:
+        """Why this message looks like a non-delivery notice ("" if it does not)."""
+        h = self.root
+        if h.get("x-failed-recipients"):
+            return "X-Failed-Recipients header"
+        if h.ctype == "multipart/report":
+            return "multipart/report"
+        frm = h.get("from")
+        subject = decode_header(h.get("subject"))
+        if _BOUNCE_FROM.search(frm) and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(self.body_text()[:5000])):
+            return "from a mail daemon"
+        if _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY.search(self.body_text()[:5000]):
+            return "bounce subject and wording"
+        if h.get("return-path").strip() in ("<>", "") and _BOUNCE_BODY.search(self.body_text()[:5000]) and (
+                _BOUNCE_FROM.search(frm) or _BOUNCE_SUBJECT.search(subject)):
+            return "null sender and bounce wording"
+        return ""
+
+    def read_legacy(self) -> Report:
+        why = self.is_bounce()
+        if not why:
+            return Report("not-bounce", (), "no delivery report, no bounce signs")
+        text = self.body_text()
+        note = legacy.notification_text(text)
+        own = self.own_addresses()
+        preamble, secs = legacy.sections(note, own)
+        failed_hdr = [a for v in self.root.get_all("x-failed-recipients") for a in legacy.ADDRESS.findall(v)]
+        how = "text"
+        if not secs and failed_hdr:
+            secs = [(a, note) for a in failed_hdr]
+            how = "x-failed-recipients"
+        if not secs:
+            found = [a for a in legacy.flufl_addresses(self.raw) if a.lower() not in own]
+            secs = [(a, note) for a in found[:legacy.MAX_RECIPIENTS]]
+            how = "flufl"
+        if not secs:
+            a, how = self.recover_address()
+            secs = [(a, note)]
+        subject = decode_header(self.root.get("subject"))
+        temporary = bool(_TEMPORARY.search(subject + " " + preamble[:2000]))
+        verdicts = []
+        for addr, sec in secs:
+            sec1 = _one_line(sec)
+            status = find_status(sec1)
+            reply = find_reply_code(_diag_start(sec1))
+            fallback = _one_line(preamble + " " + sec + " " + subject)
+            v = self.verdict(addr, status, reply, sec1, "", "delayed" if temporary else "failed", "legacy", how,
+                             fallback)
+            verdicts.append(v)
+        verdicts = self.apply_envelope(verdicts)
+        return Report("dsn", tuple(verdicts), why)
+
+
+_TAGS = re.compile(r"<(?:script|style)[^>]*>.*?</(?:script|style)>|<[^>]{0,2000}>", re.S | re.I)
+_ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
+
+
+def _strip_html(html: str) -> str:
+    text = _TAGS.sub("\n", html[:200000])
+    for k, v in _ENTITIES.items():
+        text = text.replace(k, v)
+    return text
+
+
+_CODE_AT = re.compile(r"(?<![\d.])[245]\d\d[ \-][^\n]{0,20}")
+
+
+def _diag_start(section: str) -> str:
+    """The section from its first SMTP reply code on (so that code is the reply code)."""
+    m = _CODE_AT.search(section)
+    return section[m.start():] if m else section
