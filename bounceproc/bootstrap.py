@@ -88,6 +88,20 @@ def migrate(settings: Settings, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def ensure_schema(settings: Settings) -> None:
+    """Migrate on start when asked (`auto_migrate`), and always for a SQLite file."""
+    if settings.auto_migrate or not settings.is_postgres:
+        migrate(settings)
+
+
+def load_for_command() -> Settings:
+    """Settings for a CLI command, with the schema ensured (embedded SQLite / auto_migrate)."""
+    from bounceproc.config import load_settings
+    settings = load_settings()
+    ensure_schema(settings)
+    return settings
+
+
 def downgrade(settings: Settings, revision: str) -> None:
     from alembic import command
     eng = engine(settings)

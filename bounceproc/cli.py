@@ -38,6 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a clear one-line error for users; the traceback with BOUNCEPROC_DEBUG=1
+        import os
+        if os.environ.get("BOUNCEPROC_DEBUG"):
+            raise
+        from bounceproc.config import ConfigError
+        kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
+        msg = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"bounceproc: {kind}: {msg}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

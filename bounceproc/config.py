@@ -33,6 +33,7 @@ class Settings:
     database_url: str = ""            # "" -> sqlite file in data_dir
     broker_url: str = ""              # "" -> embedded: tasks run in-process
     queue: str = "bounceproc"         # Celery queue name
+    auto_migrate: bool = False        # migrate on start (always done for the embedded SQLite file)
     secret_key: str = ""              # "" -> generated once into data_dir/secret_key
     # durable intake
     intake_batch_lines: int = 5000
@@ -54,6 +55,10 @@ class Settings:
     sink_max_connections: int = 200
     sink_tls_cert: str = ""
     sink_tls_key: str = ""
+    sink_max_connections_per_ip: int = 20
+    sink_max_commands: int = 5000      # per SMTP command name per connection
+    sink_timeout: int = 120            # idle seconds per SMTP command
+    sink_task: str = "bounceproc.ingest"  # or "bounceproc.ingest_messages" (workers.sink_tasks, batched)
     # HTTP API
     api_listen: str = "127.0.0.1:8025"
     public_url: str = ""              # base URL for unsubscribe links; "" -> http://<api_listen>

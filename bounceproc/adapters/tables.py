@@ -12,16 +12,39 @@ Sizing notes (hundreds of millions of events):
 """
 from __future__ import annotations
 
+from datetime import timezone
+
 from sqlalchemy import (
     JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, LargeBinary, MetaData, String,
     Table, Text, UniqueConstraint, text,
 )
+from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-TS = DateTime(timezone=True)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps are stored in UTC and always read back timezone-aware (SQLite keeps no offset)."""
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+TS = UTCDateTime()
 
 events = Table(
     "events", metadata,
