@@ -1,0 +1,108 @@
+"""RFC 8058 one-click unsubscribe: POST /u/{token} unsubscribes, GET /u/{token} only shows a page.
+
+Adapter layer. The POST needs no cookie, login, CSRF token or Origin check, and is answered
+directly (200, never a redirect: a redirected POST becomes a GET). The body must be
+`List-Unsubscribe=One-Click`, form-urlencoded or multipart. An unknown, forged or expired token
+gets the same 404 whatever the address, so nothing can be learned from it. The change is an
+`unsubscribed` Event through service.record_events; its event_key is derived from the token and
+the day, so a repeated POST records nothing new. A GET never changes state: link scanners and
+security gateways fetch every URL in a message.
+"""
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse
+
+from bounceproc import service
+from bounceproc.adapters.api.common import ApiContext, ctx
+from bounceproc.domain.events import Event, event_key
+from bounceproc.domain.unsubscribe_token import ONE_CLICK_BODY, InvalidToken, UnsubscribeClaims, read_token
+
+router = APIRouter(tags=["unsubscribe"])
+Ctx = Annotated[ApiContext, Depends(ctx)]
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}
+button{{font-size:1rem;padding:.6rem 1.2rem}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(PAGE.format(title=html.escape(title), body=body), status_code=status, headers=NO_STORE)
+
+
+def _masked(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return (local[:1] + "***@" + domain) if local else address
+
+
+def _claims(c: ApiContext, token: str) -> UnsubscribeClaims | None:
+    try:
+        return read_token(c.settings.secret(), token, datetime.now(timezone.utc))
+    except InvalidToken:
+        return None
+
+
+def _not_found() -> HTMLResponse:
+    return _page("Link not valid", "<p>This unsubscribe link is not valid or has expired.</p>", 404)
+
+
+@router.get("/u/{token}", response_class=HTMLResponse,
+            responses={404: {"description": "unknown, forged or expired token", "content": {"text/html": {}}}})
+def unsubscribe_page(c: Ctx, token: str):
+    """A confirmation page with a button; changes nothing."""
+    claims = _claims(c, token)
+    if claims is None:
+        return _not_found()
+    what = f"the list <b>{html.escape(claims.list_id)}</b>" if claims.list_id else "all our mailings"
+    body = (f"<p>Unsubscribe <b>{html.escape(_masked(claims.recipient))}</b> from {what}?</p>"
+            f'<form method="post" action="/u/{html.escape(token)}">'
+            f'<input type="hidden" name="List-Unsubscribe" value="One-Click">'
+            f"<button type=\"submit\">Unsubscribe</button></form>")
+    return _page("Unsubscribe", body)
+
+
+async def _is_one_click(request: Request) -> bool:
+    ctype = request.headers.get("content-type", "").lower()
+    if not (ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith("multipart/form-data")):
+        # Some clients send the urlencoded body without a content type; accept the exact body.
+        raw = (await request.body()).strip()
+        return raw == ONE_CLICK_BODY.encode()
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except Exception:  # malformed multipart: treat as not one-click
+        return False
+    value = form.get("List-Unsubscribe")
+    return isinstance(value, str) and value.strip() == "One-Click"
+
+
+@router.post("/u/{token}", response_class=HTMLResponse,
+             responses={400: {"description": "the body is not List-Unsubscribe=One-Click", "content": {"text/html": {}}},
+                        404: {"description": "unknown, forged or expired token", "content": {"text/html": {}}}})
+async def unsubscribe(c: Ctx, token: str, request: Request):
+    """Unsubscribe in the token's scope. Repeating it is harmless."""
+    claims = _claims(c, token)
+    if claims is None:
+        return _not_found()
+    if not await _is_one_click(request):
+        return _page("Not understood", "<p>The request body must be List-Unsubscribe=One-Click.</p>", 400)
+    from starlette.concurrency import run_in_threadpool
+    await run_in_threadpool(record_unsubscribe, c, claims, token)
+    return _page("Unsubscribed", "<p>You are unsubscribed. You will not receive these mailings any more.</p>")
+
+
+def record_unsubscribe(c: ApiContext, claims: UnsubscribeClaims, token: str) -> None:
+    now = datetime.now(timezone.utc)
+    ev = Event(event_key=event_key("one-click", token, now.date().isoformat()), type="unsubscribed",
+               recipient=claims.recipient, occurred_at=now, source="unsubscribe", list_id=claims.list_id,
+               attrs={"method": "one_click"})
+    with c.engine.begin() as conn:
+        service.record_events(conn, [ev], c.settings)
+    c.kick_webhooks()

@@ -1,0 +1,75 @@
+"""The HTTP application: the /v1 suppression and webhook API and the RFC 8058 unsubscribe pages.
+
+Adapter layer (FastAPI on uvicorn). `create_app(settings)` wires the routers in
+bounceproc/adapters/api/, problem+json errors (RFC 9457), a request size limit, API-key auth and
+the OpenAPI document (served at /openapi.json, kept in the repo as bounceproc/openapi.json;
+`python -m bounceproc.adapters.http_api` rewrites that file). Nothing connects at import time.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from bounceproc import bootstrap
+from bounceproc.adapters.api import imports, suppressions, unsubscribe, webhook_admin
+from bounceproc.adapters.api.common import ApiContext
+from bounceproc.adapters.api.models import Problem as ProblemModel
+from bounceproc.adapters.api.problems import BodyLimit, install
+from bounceproc.adapters.api_keys import KeyStore
+from bounceproc.config import Settings, load_settings
+
+OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
+VERSION = "1.0.0"
+DESCRIPTION = """Suppression list, recipient events, webhook endpoints and one-click unsubscribe.
+
+Authenticate with `Authorization: Bearer <api key>` (create one with `bounceproc apikey create
+--scope SCOPE`). Errors are `application/problem+json` (RFC 9457). Lists use an opaque
+`cursor`; pass the `next_cursor` of a page to get the next one."""
+
+
+def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = None) -> FastAPI:
+    """The ASGI app for these settings. `kick_webhooks` wakes the webhook sender after a commit
+    (default: a `bounceproc.deliver_webhooks` task when a broker is configured)."""
+    from bounceproc.adapters import webhooks
+
+    app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None)
+    eng = bootstrap.engine(settings)
+    app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
+                               kick_webhooks=kick_webhooks or webhooks.kicker(settings))
+    install(app)
+    app.add_middleware(BodyLimit)
+    for module in (suppressions, imports, webhook_admin, unsubscribe):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=False)
+    def healthz() -> dict:
+        return {"ok": True}
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = \
+                ProblemModel.model_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+def openapi_document() -> str:
+    """The OpenAPI document as it is kept in the repo (stable key order, trailing newline)."""
+    settings = load_settings(database_url="sqlite://", secret_key="openapi")
+    return json.dumps(create_app(settings, kick_webhooks=lambda: None).openapi(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    OPENAPI_PATH.write_text(openapi_document())
+    print(f"wrote {OPENAPI_PATH}", file=sys.stderr)
