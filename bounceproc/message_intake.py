@@ -13,6 +13,7 @@ configured to log it, and the sending core always records it.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,6 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bounceproc.adapters.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
+
+log = logging.getLogger("bounceproc.sink")
 
 SENT_TYPES = ("delivered", "received", "bounced", "deferred", "remote_status")
 MAX_LOOKUP_IDS = 200
@@ -96,6 +99,29 @@ def quarantine_message(conn, row, reason: str) -> None:
                    "reason": reason[:2000], "raw": raw, "created_at": datetime.now(timezone.utc)}])
 
 
+def _prepare(conn, row, settings):
+    """(report, raw, meta, rcpt_tos) for a row, or None after quarantining an unreadable one."""
+    raw = bytes(row.payload)
+    meta = dict(row.meta or {})
+    rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
+    report = parse_report(raw, rcpt_tos, settings)
+    if getattr(report, "kind", "unknown") == "unknown":
+        quarantine_message(conn, row, "unreadable message: " + (getattr(report, "note", "") or "unknown format"))
+        return None
+    return report, raw, meta, rcpt_tos
+
+
+def _events_of(row, prepared, sent) -> list:
+    report, raw, meta, rcpt_tos = prepared
+    return report_events(report, msg_key=message_key(message_id_of(raw), raw),
+                         received_at=_received_at(meta, row), intake_id=getattr(row, "id", None),
+                         sent=sent, return_path=rcpt_tos[0] if rcpt_tos else "")
+
+
+def _original_ids(prepared) -> list[str]:
+    return [getattr(v, "original_message_id", "") for v in getattr(prepared[0], "recipients", ()) or ()]
+
+
 def events_from_message(conn, row, settings) -> list:
     """Events for one intake row of kind "message" (see the module docstring).
 
@@ -103,15 +129,153 @@ def events_from_message(conn, row, settings) -> list:
     []); auto-replies and non-bounces give [] and are not errors: the raw message stays in the
     intake for its retention period either way.
     """
-    raw = bytes(row.payload)
-    meta = dict(row.meta or {})
-    rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
-    report = parse_report(raw, rcpt_tos, settings)
-    if getattr(report, "kind", "unknown") == "unknown":
-        quarantine_message(conn, row, "unreadable message: " + (getattr(report, "note", "") or "unknown format"))
+    prepared = _prepare(conn, row, settings)
+    if prepared is None:
         return []
-    mids = [getattr(v, "original_message_id", "") for v in getattr(report, "recipients", ()) or ()]
-    sent = lookup_sent(conn, mids)
-    return report_events(report, msg_key=message_key(message_id_of(raw), raw),
-                         received_at=_received_at(meta, row), intake_id=getattr(row, "id", None),
-                         sent=sent, return_path=rcpt_tos[0] if rcpt_tos else "")
+    return _events_of(row, prepared, lookup_sent(conn, _original_ids(prepared)))
+
+
+def process_messages(settings, intake_ids) -> int:
+    """Process many message intake rows in ONE transaction (the worker's fast path).
+
+    Same result as service.process_intake on each id, at a fixed number of statements per batch:
+    one select (rows locked, SKIP LOCKED on PostgreSQL so two workers never share a row), one
+    Message-ID lookup, one record_events, one update. Rows of other kinds, or already done, are
+    left alone (other kinds go through service.process_intake). If anything in the batch fails,
+    each row is retried on its own through service.process_intake, so one bad message cannot hold
+    the others back. Returns the number of rows processed.
+    """
+    from sqlalchemy import bindparam, update
+
+    from bounceproc import bootstrap, service
+    from bounceproc.adapters.tables import intake
+
+    ids = sorted({int(i) for i in intake_ids})
+    if not ids:
+        return 0
+    eng = bootstrap.engine(settings)
+    try:
+        with eng.begin() as conn:
+            q = select(intake).where(intake.c.id.in_(ids), intake.c.state == "pending")
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = conn.execute(q).all()
+            others = [r.id for r in rows if r.kind != "message"]
+            rows = [r for r in rows if r.kind == "message"]
+            prepared = [(r, _prepare(conn, r, settings)) for r in rows]
+            mids = [m for _, p in prepared if p is not None for m in _original_ids(p)]
+            sent = lookup_sent(conn, mids) if mids else {}
+            evs, counts = [], []
+            for r, p in prepared:
+                row_events = _events_of(r, p, sent) if p is not None else []
+                evs.extend(row_events)
+                counts.append({"rid": r.id, "n": len(row_events)})
+            service.record_events(conn, evs, settings)
+            if counts:
+                conn.execute(update(intake).where(intake.c.id == bindparam("rid")).values(
+                    state="done", processed_at=datetime.now(timezone.utc), records=bindparam("n"),
+                    attempts=intake.c.attempts + 1, error=""), counts)
+        done = len(rows)
+    except Exception:
+        log.exception("batch of %d messages failed; processing them one by one", len(ids))
+        others, done = ids, 0
+    for i in others:
+        try:
+            if service.process_intake(settings, i) is not None:
+                done += 1
+        except Exception:  # recorded on the row (attempts, error); the sweep retries it
+            log.warning("intake %s failed on its own too", i)
+    return done
+
+
+# --- reprocessing stored messages with the current rules -------------------------------------
+
+REPROCESS_PAGE = 200
+_COMPARED = ("type", "recipient", "reason", "category", "hard", "rule", "feedback_type", "status", "list_id")
+
+
+def _verdict_line(intake_id: int, before, after) -> str:
+    def show(e):
+        return "-" if e is None else f"{e['type']} {e['recipient'] or '(unattributed)'} {e['reason']}/{e['category']} rule {e['rule'] or '-'}"
+    return f"intake {intake_id}: {show(before)} -> {show(after)}"
+
+
+def reprocess_messages(settings, since: datetime, *, until: datetime | None = None, dry_run: bool = False,
+                       limit: int = 1_000_000, progress=None) -> dict:
+    """Re-classify stored raw messages received in [since, until) and replace what changed.
+
+    Per message, in one transaction: events whose classification is unchanged are left alone
+    (no second suppression, counter or webhook); changed or vanished ones are deleted and the new
+    ones recorded through service.record_events (the policy applies to them as to fresh events).
+    Suppressions already made from a verdict that changed are NOT lifted automatically: the
+    summary lists them so an operator can lift them (`bounceproc suppressions` / the API).
+    """
+    from sqlalchemy import delete, update
+
+    from bounceproc import bootstrap, service
+    from bounceproc.adapters.tables import intake, suppressions
+
+    eng = bootstrap.engine(settings)
+    summary = {"messages": 0, "changed": 0, "events_before": 0, "events_after": 0, "changes": [],
+               "suppressions_to_review": []}
+    last_id = 0
+    while summary["messages"] < limit:
+        q = (select(intake.c.id).where(intake.c.kind == "message", intake.c.state.in_(("done", "failed")),
+                                       intake.c.created_at >= since, intake.c.id > last_id)
+             .order_by(intake.c.id).limit(min(REPROCESS_PAGE, limit - summary["messages"])))
+        if until is not None:
+            q = q.where(intake.c.created_at < until)
+        with eng.connect() as conn:
+            ids = list(conn.execute(q).scalars())
+        if not ids:
+            break
+        for intake_id in ids:
+            last_id = intake_id
+            conn = eng.connect()
+            trans = conn.begin()
+            try:
+                row = conn.execute(select(intake).where(intake.c.id == intake_id)).first()
+                if row is None:
+                    trans.rollback()
+                    continue
+                old_rows = conn.execute(select(events).where(events.c.intake_id == intake_id,
+                                                             events.c.source.in_(("dsn", "arf")))).mappings().all()
+                old = {r["event_key"]: dict(r) for r in old_rows}
+                conn.execute(delete(quarantine).where(quarantine.c.intake_id == intake_id, quarantine.c.line_no == 0))
+                new = {e.event_key: e for e in events_from_message(conn, row, settings)}
+                summary["messages"] += 1
+                summary["events_before"] += len(old)
+                summary["events_after"] += len(new)
+                stale = [k for k, r in old.items()
+                         if k not in new or any(r[f] != getattr(new[k], f) for f in _COMPARED)]
+                fresh = [e for k, e in new.items() if k not in old or k in stale]
+                if stale or fresh:
+                    summary["changed"] += 1
+                    for k in stale:
+                        after = new.get(k)
+                        summary["changes"].append(_verdict_line(intake_id, old[k], after and {f: getattr(after, f) for f in _COMPARED}))
+                    for e in fresh:
+                        if e.event_key not in old:
+                            summary["changes"].append(_verdict_line(intake_id, None, {f: getattr(e, f) for f in _COMPARED}))
+                    if stale:
+                        for s in conn.execute(select(suppressions.c.address, suppressions.c.scope)
+                                              .where(suppressions.c.event_key.in_(stale))):
+                            summary["suppressions_to_review"].append(f"{s.address} ({s.scope})")
+                if dry_run:
+                    trans.rollback()
+                    continue
+                if stale:
+                    conn.execute(delete(events).where(events.c.event_key.in_(stale)))
+                if fresh:
+                    service.record_events(conn, fresh, settings, intake_id=intake_id)
+                conn.execute(update(intake).where(intake.c.id == intake_id).values(
+                    state="done", processed_at=datetime.now(timezone.utc), records=len(new), error=""))
+                trans.commit()
+            except Exception:
+                trans.rollback()
+                raise
+            finally:
+                conn.close()
+            if progress and summary["messages"] % 1000 == 0:
+                progress(summary["messages"])
+    return summary

@@ -229,13 +229,22 @@ class IntakeWriter:
                     break
                 ids = ids + more
             try:
-                bootstrap.enqueue_intake(self.settings, ids)
+                enqueue(self.settings, ids)
             except Exception as exc:  # broker down: rows stay pending; the sweep re-enqueues them
                 self.stats.enqueue_failures += len(ids)
                 log.warning("%d intake rows committed but not enqueued (%s); the sweep will pick them up",
                             len(ids), exc)
             if more_stop:
                 return
+
+
+def enqueue(settings: Settings, ids: list[int]) -> None:
+    """Hand committed ids to the worker: `sink_task` on the broker, or in-process when embedded."""
+    task = _setting(settings, "sink_task", "bounceproc.ingest")
+    if settings.embedded or task == "bounceproc.ingest":
+        bootstrap.enqueue_intake(settings, ids)
+        return
+    bootstrap.celery_app(settings).send_task(task, args=[ids], queue=settings.queue, retry=False)
 
 
 def _call(done, intake_id, error) -> None:
@@ -456,6 +465,14 @@ async def start_sink_async(settings: Settings, listen: str | None = None) -> Sin
     return SinkServer(settings, server, handler, writer, bound[0], bound[1])
 
 
+async def _cancel_sessions() -> None:
+    """End the sessions still open when the sink stops (their clients get no 250: nothing lost)."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class SinkHandle:
     """A sink running on its own thread and event loop; `.stop()` from any thread."""
 
@@ -487,6 +504,7 @@ class SinkHandle:
         self._ready.set()
         self._loop.run_forever()
         self._loop.run_until_complete(self.sink.close())
+        self._loop.run_until_complete(_cancel_sessions())
         self._loop.close()
 
     def start(self, timeout: float = 10.0) -> "SinkHandle":
@@ -533,6 +551,7 @@ def run_sink(settings: Settings, listen: str | None = None, *, on_ready=None, ma
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         await sink.close()
+        await _cancel_sessions()
 
     asyncio.run(main())
     return 0

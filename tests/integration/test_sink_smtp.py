@@ -1,0 +1,296 @@
+"""The SMTP sink over real SMTP: a real aiosmtpd server on a loopback port (port 0), real
+smtplib clients, the durable intake in a SQLite file (embedded mode: processed in-process).
+
+Refusals (relay, unknown recipients, oversize, malformed commands, too many recipients or
+connections, a client vanishing mid-DATA) must be clear, store nothing, and never stop the
+server from serving the next client.
+"""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from bounceproc import bootstrap
+from bounceproc.adapters import smtp_sink
+from bounceproc.adapters.tables import events, intake
+
+ACCEPT = ("bounces.example.net", "fbl@example.org")
+MSG = b"From: MAILER-DAEMON@mx.example.com\r\nTo: bounces@bounces.example.net\r\nSubject: test\r\n\r\nhello\r\n"
+
+
+@pytest.fixture
+def sink(make_settings, sqlite_url):
+    handles = []
+
+    def start(**overrides):
+        overrides.setdefault("sink_accept", ACCEPT)
+        settings = make_settings(database_url=sqlite_url, **overrides)
+        h = smtp_sink.start_sink(settings, "127.0.0.1:0")
+        handles.append(h)
+        return h
+    yield start
+    for h in handles:
+        h.stop()
+
+
+def intake_count(settings) -> int:
+    with bootstrap.engine(settings).connect() as conn:
+        return conn.execute(select(func.count()).select_from(intake)).scalar()
+
+
+def client(h) -> smtplib.SMTP:
+    c = smtplib.SMTP("127.0.0.1", h.port, timeout=10)
+    c.ehlo("client.example.com")
+    return c
+
+
+def still_serves(h) -> None:
+    c = client(h)
+    c.mail("<>")
+    assert c.rcpt("bounces+x=example.com@bounces.example.net")[0] == 250
+    code, text = c.data(MSG)
+    assert code == 250 and text.startswith(b"2.0.0")
+    c.quit()
+
+
+def test_relay_attempt_is_refused_at_rcpt_and_nothing_is_stored(sink):
+    h = sink()
+    c = client(h)
+    c.mail("<spammer@example.com>")
+    code, text = c.rcpt("victim@example.com")
+    assert (code, text[:5]) == (550, b"5.7.1")
+    assert b"Relaying denied" in text
+    assert c.docmd("DATA")[0] == 503          # no accepted recipient: no DATA at all
+    c.quit()
+    assert intake_count(h.settings) == 0
+    still_serves(h)
+
+
+@pytest.mark.parametrize("address", [
+    "victim%example.com@bounces.example.net",     # percent hack
+    "example.com!victim@bounces.example.net",     # bang path
+    "someone@sub.bounces.example.net",            # a subdomain is not the domain
+    "other@example.org",                          # only fbl@ is accepted at example.org
+    "fbl@example.org.evil.example",
+])
+def test_relay_tricks_and_unknown_recipients_are_refused(sink, address):
+    h = sink()
+    c = client(h)
+    c.mail("<>")
+    assert c.rcpt(address)[0] == 550
+    c.quit()
+
+
+def test_accepted_addresses_are_case_insensitive_in_domain_and_verp_local_parts_pass(sink):
+    h = sink()
+    c = client(h)
+    c.mail("<>")
+    assert c.rcpt("FBL@Example.ORG")[0] == 250
+    assert c.rcpt("bounces+alice=example.com@BOUNCES.example.net")[0] == 250
+    c.quit()
+
+
+def test_mixed_recipients_store_only_the_accepted_ones(sink):
+    h = sink()
+    c = client(h)
+    c.mail("<>")
+    assert c.rcpt("victim@example.com")[0] == 550
+    assert c.rcpt("bounces+bob=example.com@bounces.example.net")[0] == 250
+    code, text = c.data(MSG)
+    c.quit()
+    assert code == 250
+    intake_id = int(text.rsplit(b" ", 1)[1])
+    with bootstrap.engine(h.settings).connect() as conn:
+        row = conn.execute(select(intake).where(intake.c.id == intake_id)).one()
+    assert row.kind == "message"
+    assert row.meta["rcpt_tos"] == ["bounces+bob=example.com@bounces.example.net"]
+    assert row.meta["mail_from"] == ""
+    assert bytes(row.payload) == MSG          # byte-exact, dot-unstuffed, CRLF kept
+
+
+def test_oversize_message_gets_552_5_3_4_declared_or_not(sink):
+    h = sink(sink_max_message_size=2000)
+    big = MSG + (b"x" * 70 + b"\r\n") * 50
+    c = client(h)
+    code, text = c.docmd("MAIL FROM:<> SIZE=5000")
+    assert (code, text[:5]) == (552, b"5.3.4")
+    c.rset()
+    # Not declared: refused after the data, and the session goes on.
+    c.docmd("MAIL FROM:<>")
+    assert c.rcpt("fbl@example.org")[0] == 250
+    code, text = c.data(big)
+    assert (code, text[:5]) == (552, b"5.3.4")
+    c.quit()
+    assert intake_count(h.settings) == 0
+    still_serves(h)
+
+
+def test_too_many_recipients_get_452(sink):
+    h = sink(sink_max_recipients=3)
+    c = client(h)
+    c.mail("<>")
+    codes = [c.rcpt(f"b+u{i}=example.com@bounces.example.net")[0] for i in range(5)]
+    assert codes == [250, 250, 250, 452, 452]
+    assert c.data(MSG)[0] == 250
+    c.quit()
+
+
+def test_malformed_and_unknown_commands_are_refused_and_the_server_goes_on(sink):
+    h = sink()
+    c = client(h)
+    assert c.docmd("MAIL FROM:not an address <<")[0] in (501, 553)
+    c.docmd("MAIL FROM:<>")
+    assert c.docmd("RCPT TO:<@>")[0] in (501, 553)
+    assert c.docmd("RCPT", "TO:")[0] == 501
+    for _ in range(4):
+        assert c.docmd("XYZZY")[0] == 500
+    assert c.docmd("XYZZY")[0] == 502        # five unknown commands: goodbye
+    c.close()
+    assert intake_count(h.settings) == 0
+    still_serves(h)
+
+
+def test_client_that_disconnects_mid_data_stores_nothing(sink):
+    h = sink()
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    f = s.makefile("rb")
+    f.readline()
+    for line in (b"EHLO x.example.com", b"MAIL FROM:<>", b"RCPT TO:<fbl@example.org>", b"DATA"):
+        s.sendall(line + b"\r\n")
+        reply = f.readline()
+        while reply[3:4] == b"-":
+            reply = f.readline()
+    assert reply.startswith(b"354")
+    s.sendall(b"Subject: half\r\n\r\nonly part of the body")
+    s.close()
+    time.sleep(0.3)
+    assert intake_count(h.settings) == 0
+    still_serves(h)
+
+
+def test_too_many_connections_from_one_address_get_421(sink):
+    h = sink(sink_max_connections_per_ip=2)
+    held = [client(h), client(h)]
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    assert s.makefile("rb").readline().startswith(b"421 4.7.0")
+    s.close()
+    for c in held:
+        c.quit()
+    time.sleep(0.2)
+    still_serves(h)
+
+
+def test_database_failure_answers_451_4_3_0_and_acknowledges_nothing(make_settings):
+    # Nothing listens on port 1: the commit fails, the sender must keep the message and retry.
+    settings = make_settings(database_url="postgresql+psycopg://postgres@127.0.0.1:1/nowhere",
+                             sink_accept=ACCEPT)
+    h = smtp_sink.start_sink(settings, "127.0.0.1:0")
+    try:
+        c = client(h)
+        c.mail("<>")
+        c.rcpt("fbl@example.org")
+        code, text = c.data(MSG)
+        assert (code, text[:5]) == (451, b"4.3.0")
+        c.quit()
+    finally:
+        h.stop()
+
+
+def test_concurrent_sessions_share_commits_and_each_gets_its_own_id(sink):
+    h = sink()
+    ids, errors = [], []
+
+    def send(n: int) -> None:
+        try:
+            c = client(h)
+            for i in range(5):
+                c.mail("<>")
+                c.rcpt(f"b+u{n}-{i}=example.com@bounces.example.net")
+                code, text = c.data(MSG.replace(b"hello", f"hello {n} {i}".encode()))
+                assert code == 250, text
+                ids.append(int(text.rsplit(b" ", 1)[1]))
+            c.quit()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    assert len(ids) == len(set(ids)) == 80
+    assert intake_count(h.settings) == 80
+    stats = h.sink.writer.stats
+    assert stats.committed == 80 and stats.batches <= 80
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=sink.example.net", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"openssl is needed to make a test certificate ({exc})")
+    return str(cert), str(key)
+
+
+def test_starttls_is_offered_and_works_when_a_certificate_is_configured(sink, tls_files):
+    cert, key = tls_files
+    h = sink(sink_tls_cert=cert, sink_tls_key=key)
+    c = client(h)
+    assert c.has_extn("starttls")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    assert c.starttls(context=ctx)[0] == 220
+    c.ehlo("client.example.com")
+    c.mail("<>")
+    assert c.rcpt("fbl@example.org")[0] == 250
+    code, text = c.data(MSG)
+    assert code == 250
+    c.quit()
+    with bootstrap.engine(h.settings).connect() as conn:
+        row = conn.execute(select(intake).where(intake.c.id == int(text.rsplit(b" ", 1)[1]))).one()
+    assert row.meta["tls"] is True
+
+
+def test_no_starttls_without_a_certificate(sink):
+    h = sink()
+    c = client(h)
+    assert not c.has_extn("starttls")
+    c.quit()
+
+
+def test_embedded_sink_processes_what_it_accepted(sink):
+    """No broker: the sink's enqueuer processes committed ids in-process."""
+    h = sink()
+    c = client(h)
+    c.mail("<>")
+    c.rcpt("bounces+bob=example.com@bounces.example.net")
+    dsn = (b"From: MAILER-DAEMON@mx.example.com\r\nTo: bounces+bob=example.com@bounces.example.net\r\n"
+           b"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <embedded-1@mx.example.com>\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+           b"--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+           b"Reporting-MTA: dns; mx.example.com\r\n\r\nFinal-Recipient: rfc822; bob@example.com\r\n"
+           b"Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n--b--\r\n")
+    assert c.data(dsn)[0] == 250
+    c.quit()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with bootstrap.engine(h.settings).connect() as conn:
+            rows = conn.execute(select(events.c.type, events.c.recipient, events.c.status)
+                                .where(events.c.source == "dsn")).all()
+        if rows:
+            break
+        time.sleep(0.1)
+    assert [tuple(r) for r in rows] == [("bounced", "bob@example.com", "5.1.1")]

@@ -1,0 +1,17 @@
+"""Celery tasks of the SMTP sink: a few lines of glue each.
+
+bounceproc.ingest_messages  process message intake rows by id, many per transaction
+                            (bounceproc.message_intake.process_messages)
+Load with the worker: `celery -A workers worker -I workers.sink_tasks` (or add
+"workers.sink_tasks" to the app's include list).
+"""
+from __future__ import annotations
+
+from bounceproc.config import load_settings
+from bounceproc.message_intake import process_messages
+from workers.celery_app import app
+
+
+@app.task(name="bounceproc.ingest_messages", acks_late=True)
+def ingest_messages(intake_ids: list[int]) -> int:
+    return process_messages(load_settings(), intake_ids)
