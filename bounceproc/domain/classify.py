@@ -249,8 +249,15 @@ class Classifier:
             else:
                 key_alts.append(f"{cond}(?P<r{i}>)")
         self._diag = re.compile("(?=%s)" % "|".join(diag_alts), re.S) if diag_alts else None
+        self._single = [re.compile(r.diagnostic, re.S) if r.diagnostic else None for r in rules]
+        self._diag_ids = [i for i, r in enumerate(rules) if r.diagnostic]
         self._keys = re.compile("(?:%s)" % "|".join(key_alts), re.S) if key_alts else None
         self._memo = functools.lru_cache(maxsize=65536)(self._classify_normalised)
+
+    def _diag_rules_after(self, i: int, best: int):
+        for j in self._diag_ids:
+            if i < j < best:
+                yield j
 
     @staticmethod
     def _key_condition(rule: Rule) -> str:
@@ -284,7 +291,7 @@ class Classifier:
             ev.append(f"remote-mta ~ /{rule.remote_mta}/")
         if rule.diagnostic:
             m = re.search(rule.diagnostic, diag, re.S)
-            ev.append("diagnostic %r ~ /%s/" % (m.group(0)[:80] if m else "", rule.diagnostic))
+            ev.append("diagnostic says %r" % (m.group(0)[:80] if m else ""))
         return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"])
 
     def _classify_normalised(self, status: str, reply: str, diag: str, mta: str) -> Classification:
@@ -295,14 +302,22 @@ class Classifier:
             if m:
                 best = int(m.lastgroup[1:])
         if self._diag is not None and diag:
-            seen = set()
             for m in self._diag.finditer(diag):
                 i = int(m.lastgroup[1:])
-                if i < best and i not in seen:
-                    seen.add(i)
-                    cond = self._cond[i]
-                    if cond is None or cond.match(key):
-                        best = i
+                if i >= best:
+                    continue
+                cond = self._cond[i]
+                if cond is None or cond.match(key):
+                    best = i
+                else:
+                    # A rule whose code condition fails hides the later rules that match at the
+                    # same position; try those (rare: only rules with a code condition get here).
+                    pos = m.start()
+                    for j in self._diag_rules_after(i, best):
+                        c = self._cond[j]
+                        if self._single[j].match(diag, pos) and (c is None or c.match(key)):
+                            best = j
+                            break
         if best == len(self.rules):
             reason, rule_id = "undefined", "none"
         else:

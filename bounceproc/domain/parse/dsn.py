@@ -43,9 +43,9 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
             continue
         name = m.group(1).lower()
         value = m.group(2).strip()
-        if name in ("final-recipient", "original-recipient") and any(
-                k in current for k in ("final-recipient", "action", "status")) and (
-                name == "final-recipient" or "original-recipient" in current):
+        if (name == "final-recipient" and "final-recipient" in current) or (
+                name == "original-recipient" and ("original-recipient" in current or (
+                    "final-recipient" in current and ("action" in current or "status" in current)))):
             _close(current, message, blocks)
             current = {}
         if name not in current:

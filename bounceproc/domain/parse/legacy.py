@@ -34,7 +34,8 @@ _CUT = re.compile(
     r"|\[?attachment:"
     r")", re.I | re.M)
 _SKIP_LINE = re.compile(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
-                        r"mail from:?\s*<|envelope-from|sender:|from:|reply-to|x-sender)", re.I)
+                        r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
+                        r"message-id|in-reply-to|references)", re.I)
 _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|daemon|root|noreply|no-reply|"
                             r"abuse|bounce|bounces)@", re.I)
 
@@ -81,8 +82,15 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
 def flufl_addresses(raw_message) -> list[str]:
     """Addresses flufl.bounce finds (for formats our scan does not cover)."""
     try:
+        import email
+        import logging
+        from email.policy import compat32
+
         from flufl.bounce import scan_message
-        found = scan_message(raw_message)
+        # flufl.bounce logs a traceback for every detector that trips on odd input; we only
+        # want its answer (the stream goes on either way).
+        logging.getLogger("flufl.bounce").disabled = True
+        found = scan_message(email.message_from_bytes(raw_message[:1_000_000], policy=compat32))
     except Exception:  # noqa: BLE001 - a third-party heuristic must never stop a parse
         return []
     out = []
@@ -93,3 +101,36 @@ def flufl_addresses(raw_message) -> list[str]:
         if "@" in a:
             out.append(a)
     return out[:MAX_RECIPIENTS]
+
+
+def ses_notification(text: str) -> dict | None:
+    """An Amazon SES notification delivered by mail (SNS e-mail subscription): its JSON, else None.
+
+    The JSON arrives wrapped at a fixed width with a space starting each continuation line.
+    """
+    if "notificationType" not in text and "eventType" not in text:
+        return None
+    start = text.find('{"notificationType"')
+    if start < 0:
+        start = text.find('{"eventType"')
+    if start < 0:
+        start = text.find("{")   # SNS envelope: {"Type": "Notification", "Message": "<JSON string>"}
+    if start < 0:
+        return None
+    body = text[start:start + 200000]
+    end = body.find("\n\n")
+    if end > 0:
+        body = body[:end]
+    import json
+    for candidate in (body, body.replace("\n ", ""), body.replace("\n", "")):
+        try:
+            data = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("Message"), str):
+            try:
+                data = json.loads(data["Message"])
+            except ValueError:
+                return None
+        return data if isinstance(data, dict) and ("notificationType" in data or "eventType" in data) else None
+    return None

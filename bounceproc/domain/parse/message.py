@@ -33,7 +33,7 @@ KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
 _ENCLOSED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _SPACES = re.compile(r"\s+")
-_BOUNCE_FROM = re.compile(r"mailer-daemon|postmaster|mail delivery|mail-daemon|maildaemon|"
+_BOUNCE_FROM = re.compile(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
                           r"delivery subsystem|mail administrator|mailadmin|bounce|nobody@|"
                           r"system administrator|daemon@|returned", re.I)
 _BOUNCE_SUBJECT = re.compile(
@@ -43,17 +43,19 @@ _BOUNCE_SUBJECT = re.compile(
     r"mail system error|unzustellbar|nicht zustellbar|failed delivery|mail error|delivery error|"
     r"message not delivered|permanent error|error sending|delivery fail|undelivered|"
     r"returned message|no se puede entregar|non remis|mail could not|notice of delivery|"
-    r"status notification|dsn|unable to deliver", re.I)
+    r"status notification|dsn|unable to deliver|mail failed|returning to sender|delayed|"
+    r"warning: message|mail(?:er)? error|error notification|failure notification", re.I)
 _BOUNCE_BODY = re.compile(
     r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered|undeliverable|"
     r"delivery (?:has )?failed|delivery to the following|unable to deliver|wasn't able to deliver|"
     r"permanent (?:error|failure)|following address(?:es)? failed|did not reach|not be delivered|"
     r"user unknown|no such user|returned to sender|message could not|failed permanently|"
     r"delivery status notification|could not deliver|delivery error|temporary failure|"
-    r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered",
+    r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered|"
+    r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
+    r"requested action not taken|mailbox (?:is )?full|could not be sent",
     re.I)
-_TEMPORARY = re.compile(r"temporar|will (?:retry|continue|keep trying)|delayed|deferred|not yet been delivered|"
-                        r"still trying|try again later|retrying", re.I)
+_TEMPORARY_SUBJECT = re.compile(r"delay|warning|deferred|will retry|still trying|temporar", re.I)
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ class _Reader:
     def own_addresses(self) -> set[str]:
         """Addresses of the bounce itself (its From / To / Reply-To): never failed recipients."""
         out = set()
-        for h in ("from", "to", "reply-to", "return-path", "sender", "delivered-to", "x-original-to"):
+        for h in ("from", "to", "reply-to", "return-path", "sender"):
             for v in self.root.get_all(h):
                 out.update(a.lower() for a in legacy.ADDRESS.findall(v))
         return out
@@ -229,6 +231,12 @@ class _Reader:
     def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
                 parser: str, recovered_by: str, fallback_text: str = "", **extra) -> Verdict:
         temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4"))
+        stage = smtp_stage(diag) or smtp_stage(fallback_text)
+        if stage:
+            # The SMTP command the server refused is evidence too: "user unknown" after DATA
+            # comes from a content filter, a refusal after MAIL FROM is about the sender.
+            diag = f"{diag} (smtp stage: {stage})"
+            fallback_text = f"{fallback_text} (smtp stage: {stage})" if fallback_text else ""
         c = self.classifier.classify(status, reply, diag, mta)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
@@ -240,15 +248,21 @@ class _Reader:
             reply = find_reply_code(strip_type(used))
         if not code:
             code = pseudo_status(c.reason, temporary or reply.startswith("4"))
+        if c.reason == "undefined":
+            # A failure report we cannot explain: taxonomy "onhold" (too little to decide).
+            code = status or find_status(used) or pseudo_status("onhold", temporary)
+            c = type(c)("onhold", "other", False, c.rule)
         hard = is_hard(c.reason, code, reply)
         explain = self.classifier.explain(status, reply, used, mta)
-        return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(diag),
+        return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_STAGE_NOTE.sub("", diag)),
                        remote_mta=mta, action=action, reason=c.reason, category=c.category, hard=hard,
                        rule=c.rule, parser=parser, explain=explain, recovered_by=recovered_by, **extra)
 
     # ------------------------------------------------------------------ readers
     def read(self) -> Report:
         report = self.read_arf()
+        if report is None:
+            report = self.read_ses()
         if report is None:
             report = self.read_dsn()
         if report is None:
@@ -290,6 +304,48 @@ class _Reader:
                                  recovered_by=how, **extra) for a, how in addrs)
         return Report("arf", verdicts)
 
+    def read_ses(self) -> Report | None:
+        """Amazon SES notifications (Bounce / Complaint / Delivery) sent as JSON by mail."""
+        if not self.root.ctype.startswith("text/"):
+            return None
+        data = legacy.ses_notification(self.root.text()[:300000])
+        if data is None:
+            return None
+        kind = str(data.get("notificationType") or data.get("eventType") or "").lower()
+        if kind == "complaint":
+            c = data.get("complaint") or {}
+            ftype = str(c.get("complaintFeedbackType") or "abuse")
+            return Report("arf", tuple(Verdict(address=str(r.get("emailAddress", "")), reason="feedback",
+                                               category="other", feedback_type=ftype, rule="ses-complaint",
+                                               parser="ses", user_agent=str(c.get("userAgent", ""))[:200],
+                                               explain="Amazon SES complaint notification",
+                                               recovered_by="ses")
+                                       for r in (c.get("complainedRecipients") or [])[:legacy.MAX_RECIPIENTS]
+                                       if isinstance(r, dict)))
+        if kind == "delivery":
+            d = data.get("delivery") or {}
+            resp = str(d.get("smtpResponse", ""))
+            return Report("delivered", tuple(Verdict(address=str(a), status=find_status(resp), action="delivered",
+                                                     diagnostic=resp[:1000], remote_mta=str(d.get("remoteMtaIp", "")),
+                                                     reason="delivered", category="success", rule="ses-delivery",
+                                                     parser="ses", explain="Amazon SES delivery notification",
+                                                     recovered_by="ses")
+                                             for a in (d.get("recipients") or [])[:legacy.MAX_RECIPIENTS]))
+        if kind == "bounce":
+            b = data.get("bounce") or {}
+            verdicts = []
+            for r in (b.get("bouncedRecipients") or [])[:legacy.MAX_RECIPIENTS]:
+                if not isinstance(r, dict):
+                    continue
+                diag = strip_type(str(r.get("diagnosticCode", "")))
+                status = find_status(diag) or normalise_status(str(r.get("status", "")))
+                temporary = str(b.get("bounceType", "")).lower() == "transient"
+                verdicts.append(self.verdict(str(r.get("emailAddress", "")), status, find_reply_code(diag), diag,
+                                             str(b.get("reportingMTA", "")), "delayed" if temporary else "failed",
+                                             "ses", "ses"))
+            return Report("dsn", tuple(verdicts)) if verdicts else None
+        return None
+
     def read_dsn(self) -> Report | None:
         blocks: list[dict[str, str]] = []
         message_fields: dict[str, str] = {}
@@ -318,13 +374,18 @@ class _Reader:
             status = normalise_status(f.get("status", ""))
             raw_diag = f.get("diagnostic-code", "")
             diag = strip_type(raw_diag).strip()
+            status_text = f.get("status", "").partition("(")[2].rstrip(")").strip()
+            if not diag and status_text:
+                diag = status_text
             section = by_addr.get(addr.lower(), "")
             if not diag:
                 diag = _one_line(section) if section else ""
             reply = find_reply_code(diag)
             dsn_status = status
             diag_status = find_status(diag)
-            if diag_status and (not status or status.endswith(".0.0") and not diag_status.endswith(".0.0")):
+            if diag_status and not diag_status.endswith(".0.0") and diag_status[0] == (status or diag_status)[0]:
+                status = diag_status  # the remote server's own code is more specific than the DSN's
+            elif diag_status and not status:
                 status = diag_status
             mta = dsn.address_of(f.get("remote-mta", ""))
             if action in ("delivered", "relayed", "expanded") or (not action and dsn_status.startswith("2")):
@@ -368,6 +429,8 @@ class _Reader:
             return "from a mail daemon"
         if _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY.search(self.body_text()[:5000]):
             return "bounce subject and wording"
+        if _BOUNCE_BODY.search(self.body_text()[:5000]) and enclosed_original(self.root) is not None:
+            return "bounce wording and the original enclosed"
         if h.get("return-path").strip() in ("<>", "") and _BOUNCE_BODY.search(self.body_text()[:5000]) and (
                 _BOUNCE_FROM.search(frm) or _BOUNCE_SUBJECT.search(subject)):
             return "null sender and bounce wording"
@@ -394,7 +457,7 @@ class _Reader:
             a, how = self.recover_address()
             secs = [(a, note)]
         subject = decode_header(self.root.get("subject"))
-        temporary = bool(_TEMPORARY.search(subject + " " + preamble[:2000]))
+        temporary = bool(_TEMPORARY_SUBJECT.search(subject))
         verdicts = []
         for addr, sec in secs:
             sec1 = _one_line(sec)
@@ -426,3 +489,20 @@ def _diag_start(section: str) -> str:
     """The section from its first SMTP reply code on (so that code is the reply code)."""
     m = _CODE_AT.search(section)
     return section[m.start():] if m else section
+
+
+_STAGE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|did not like our|while sending) ?(?:end of )?"
+                    r"(data|rcpt to|mail from|helo|ehlo|initial connection)", re.I)
+_STAGE_NOTE = re.compile(r" \(smtp stage: [a-z]+\)$")
+
+
+def smtp_stage(text: str) -> str:
+    """The SMTP command a refusal answered ("data", "rcpt", "mail", "connect"), if the text says."""
+    m = None
+    for m in _STAGE.finditer((text or "")[:5000]):
+        pass    # the last command named is the one that was refused (sendmail transcripts)
+    if m is None:
+        return ""
+    word = m.group(1).lower()
+    return {"rcpt to": "rcpt", "mail from": "mail", "helo": "connect", "ehlo": "connect",
+            "initial connection": "connect"}.get(word, word)
