@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bounceproc.adapters.event_store import insert_events
 from bounceproc.adapters.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
@@ -111,11 +112,18 @@ def _prepare(conn, row, settings):
     return report, raw, meta, rcpt_tos
 
 
-def _events_of(row, prepared, sent) -> list:
+def _events_of(conn, row, prepared, sent) -> list:
+    """Events for the policy. Unattributed ones (no recipient) are stored here directly: there
+    is no address for the policy to decide about, and they must never become a suppression."""
     report, raw, meta, rcpt_tos = prepared
-    return report_events(report, msg_key=message_key(message_id_of(raw), raw),
-                         received_at=_received_at(meta, row), intake_id=getattr(row, "id", None),
-                         sent=sent, return_path=rcpt_tos[0] if rcpt_tos else "")
+    evs = report_events(report, msg_key=message_key(message_id_of(raw), raw),
+                        received_at=_received_at(meta, row), intake_id=getattr(row, "id", None),
+                        sent=sent, return_path=rcpt_tos[0] if rcpt_tos else "")
+    orphans = [e for e in evs if not e.recipient]
+    if orphans:
+        insert_events(conn, orphans)
+        evs = [e for e in evs if e.recipient]
+    return evs
 
 
 def _original_ids(prepared) -> list[str]:
@@ -132,7 +140,7 @@ def events_from_message(conn, row, settings) -> list:
     prepared = _prepare(conn, row, settings)
     if prepared is None:
         return []
-    return _events_of(row, prepared, lookup_sent(conn, _original_ids(prepared)))
+    return _events_of(conn, row, prepared, lookup_sent(conn, _original_ids(prepared)))
 
 
 def process_messages(settings, intake_ids) -> int:
@@ -167,7 +175,7 @@ def process_messages(settings, intake_ids) -> int:
             sent = lookup_sent(conn, mids) if mids else {}
             evs, counts = [], []
             for r, p in prepared:
-                row_events = _events_of(r, p, sent) if p is not None else []
+                row_events = _events_of(conn, r, p, sent) if p is not None else []
                 evs.extend(row_events)
                 counts.append({"rid": r.id, "n": len(row_events)})
             service.record_events(conn, evs, settings)
@@ -238,8 +246,10 @@ def reprocess_messages(settings, since: datetime, *, until: datetime | None = No
                 if row is None:
                     trans.rollback()
                     continue
+                # Unattributed events (no recipient) are re-inserted by events_from_message itself.
                 old_rows = conn.execute(select(events).where(events.c.intake_id == intake_id,
-                                                             events.c.source.in_(("dsn", "arf")))).mappings().all()
+                                                             events.c.source.in_(("dsn", "arf")),
+                                                             events.c.recipient != "")).mappings().all()
                 old = {r["event_key"]: dict(r) for r in old_rows}
                 conn.execute(delete(quarantine).where(quarantine.c.intake_id == intake_id, quarantine.c.line_no == 0))
                 new = {e.event_key: e for e in events_from_message(conn, row, settings)}
