@@ -63,6 +63,8 @@ class Settings:
     api_listen: str = "127.0.0.1:8025"
     public_url: str = ""              # base URL for unsubscribe links; "" -> http://<api_listen>
     webhook_allow: tuple[str, ...] = ()
+    webhook_timeout_seconds: float = 15.0   # per delivery attempt; redirects are never followed
+    webhook_lease_seconds: int = 60   # a delivery claimed by a sender that died is re-sent after this
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
