@@ -43,8 +43,8 @@ log = logging.getLogger("bounceproc.webhooks")
 
 TIMEOUT_SECONDS = 15.0
 LEASE_SECONDS = 60
-BATCH = 500
-CONCURRENCY = 64
+BATCH = 256
+CONCURRENCY = 128          # a batch is at most two waves, so a lease of 2 timeouts covers it
 SNIPPET = 500
 USER_AGENT = "bounceproc-webhooks/1"
 KICK_EVERY = 0.5
@@ -167,14 +167,14 @@ async def _send(client: httpx.AsyncClient, job: Job, allow: tuple[str, ...], sem
                            webhook_retry.parse_retry_after(resp.headers.get("retry-after")), at)
         except httpx.TimeoutException:
             return Outcome(job, None, int((time.monotonic() - started) * 1000),
-                           f"timed out after {TIMEOUT_SECONDS:g} s", "", None, at)
+                           f"timed out after {client.timeout.read:g} s", "", None, at)
         except httpx.HTTPError as exc:
             return Outcome(job, None, int((time.monotonic() - started) * 1000),
                            f"{type(exc).__name__}: {exc}"[:SNIPPET], "", None, at)
 
 
-def new_client(concurrency: int = CONCURRENCY) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(TIMEOUT_SECONDS), follow_redirects=False,
+def new_client(timeout: float = TIMEOUT_SECONDS, concurrency: int = CONCURRENCY) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False,
                              limits=httpx.Limits(max_connections=concurrency,
                                                  max_keepalive_connections=concurrency),
                              headers={"user-agent": USER_AGENT}, trust_env=False)
@@ -267,13 +267,13 @@ def replay(conn, delivery_ids: list[int]) -> None:
 
 
 async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_batches: int = 10_000,
-                          batch: int = BATCH, lease: int = LEASE_SECONDS,
-                          client: httpx.AsyncClient | None = None) -> dict[str, int]:
+                          batch: int = BATCH, client: httpx.AsyncClient | None = None) -> dict[str, int]:
     """Fan out, then send every due delivery, batch after batch, until none is due or time is up."""
     eng = bootstrap.engine(settings)
     totals = {"fanned_out": 0, "delivered": 0, "retrying": 0, "failed": 0, "disabled": 0}
     own = client is None
-    client = client or new_client()
+    client = client or new_client(settings.webhook_timeout_seconds)
+    lease = max(settings.webhook_lease_seconds, int(2 * settings.webhook_timeout_seconds) + 5)
     deadline = time.monotonic() + max_seconds
     try:
         for _ in range(max_batches):
@@ -328,7 +328,7 @@ class DeliveryLoop:
         asyncio.run(self._loop())
 
     async def _loop(self) -> None:
-        client = new_client()
+        client = new_client(self.settings.webhook_timeout_seconds)
         try:
             while not self._stop.is_set():
                 await asyncio.to_thread(self._wake.wait, self.interval)

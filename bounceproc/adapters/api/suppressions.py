@@ -217,7 +217,7 @@ def check(c: Ctx, key: Annotated[ApiKey, Depends(READ)], body: CheckRequest):
         suppressions.c.address.in_(sorted(set(addrs))), suppressions.c.scope.in_(scopes), _active(now))
     with c.engine.connect() as conn:
         found: dict[str, tuple[str, str]] = {}
-        for a, s, r in conn.execute(stmt).tuples():
+        for a, s, r in conn.execute(stmt):
             if a not in found or s == "global":
                 found[a] = (s, r)
     results = []

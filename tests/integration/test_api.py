@@ -1,0 +1,233 @@
+"""The /v1 API over HTTP against a real uvicorn server and PostgreSQL: every endpoint, auth,
+bad input answered with problem documents and no change of state."""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from test_api_support import admin_key, assert_problem, client, count, serve_api
+
+from bounceproc import bootstrap, service
+from bounceproc.adapters.api_tables import idempotency_keys
+from bounceproc.adapters.tables import outbox, suppression_history, suppressions
+from bounceproc.domain.events import Event, event_key
+
+
+@pytest.fixture
+def api(fresh_pg_url, make_settings):
+    settings = make_settings(database_url=fresh_pg_url)
+    with serve_api(settings) as base:
+        key = admin_key(settings)
+        with client(base, key) as c:
+            yield settings, base, c
+
+
+def test_auth_is_required_and_scoped(api):
+    settings, base, c = api
+    with client(base) as anon:
+        assert_problem(anon.get("/v1/suppressions"), 401)
+        assert anon.get("/v1/suppressions").headers["www-authenticate"].startswith("Bearer")
+    with client(base, "bp_nope_nope") as bad:
+        assert_problem(bad.get("/v1/suppressions"), 401)
+    reader = admin_key(settings, ["suppressions:read"])
+    with client(base, reader) as r:
+        assert r.get("/v1/suppressions").status_code == 200
+        assert_problem(r.put("/v1/suppressions/a@example.com", json={}), 403)
+        assert_problem(r.get("/v1/webhook-endpoints"), 403)
+    writer = admin_key(settings, ["suppressions:write"])
+    with client(base, writer) as w:
+        assert w.put("/v1/suppressions/a@example.com", json={}).status_code == 201
+        assert w.get("/v1/suppressions/a@example.com").status_code == 200   # write implies read
+
+
+def test_put_get_list_delete_with_history(api):
+    settings, _, c = api
+    r = c.put("/v1/suppressions/ Alice@EXAMPLE.com ", json={"scope": "list:news", "note": "asked by phone"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["address"] == "Alice@example.com" and body["scope"] == {"type": "list", "id": "news"}
+    assert body["reason"] == "manual" and body["origin"] == "api" and body["expires_at"] is None
+    assert c.put("/v1/suppressions/Alice@example.com", json={"scope": "list:news"}).status_code == 200
+    assert_problem(c.get("/v1/suppressions/Alice@example.com"), 404)          # global: not suppressed
+    got = c.get("/v1/suppressions/Alice@example.com", params={"scope": "list:news"}).json()
+    assert [h["action"] for h in got["history"]] == ["updated", "created"]
+    assert got["history"][0]["actor"].startswith("api:")
+
+    assert_problem(c.delete("/v1/suppressions/Alice@example.com", params={"scope": "list:news"}), 422)  # no reason
+    r = c.delete("/v1/suppressions/Alice@example.com", params={"scope": "list:news", "reason": "customer re-subscribed"})
+    assert r.status_code == 200 and r.json()["deleted"] is True
+    assert_problem(c.get("/v1/suppressions/Alice@example.com", params={"scope": "list:news"}), 404)
+    assert_problem(c.delete("/v1/suppressions/Alice@example.com", params={"scope": "list:news", "reason": "x"}), 404)
+    types = _outbox_types(settings)
+    assert types.count("recipient.suppressed") == 1 and types.count("recipient.reactivated") == 1
+    with bootstrap.engine(settings).connect() as conn:
+        why = conn.execute(suppression_history.select().where(suppression_history.c.action == "deleted")).mappings().one()
+    assert why["why"] == "customer re-subscribed"
+
+
+def _outbox_types(settings) -> list[str]:
+    with bootstrap.engine(settings).connect() as conn:
+        return [r.type for r in conn.execute(outbox.select())]
+
+
+def test_complaint_needs_force_to_lift(api):
+    _, _, c = api
+    assert c.put("/v1/suppressions/c@example.com", json={"reason": "complaint"}).status_code == 201
+    assert_problem(c.delete("/v1/suppressions/c@example.com", params={"reason": "oops"}), 409)
+    assert c.delete("/v1/suppressions/c@example.com", params={"reason": "oops", "force": "true"}).status_code == 200
+
+
+def test_list_filters_and_cursor_pagination(api):
+    _, _, c = api
+    for i in range(25):
+        reason = "complaint" if i % 5 == 0 else "manual"
+        assert c.put(f"/v1/suppressions/user{i:02d}@example.com", json={"reason": reason}).status_code == 201
+    seen, cursor = [], None
+    for _ in range(10):
+        page = c.get("/v1/suppressions", params={"limit": 7, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [s["address"] for s in page["data"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [f"user{i:02d}@example.com" for i in range(25)]
+    complaints = c.get("/v1/suppressions", params={"reason": "complaint"}).json()["data"]
+    assert len(complaints) == 5
+    assert len(c.get("/v1/suppressions", params={"q": "user1"}).json()["data"]) == 10
+    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    assert c.get("/v1/suppressions", params={"created_after": future}).json()["data"] == []
+    assert_problem(c.get("/v1/suppressions", params={"cursor": "garbage!"}), 400)
+    assert_problem(c.get("/v1/suppressions", params={"cursor": "WzEsMiwzXQ"}), 400)   # [1,2,3]
+    assert_problem(c.get("/v1/suppressions", params={"limit": 5000}), 422)
+    assert_problem(c.get("/v1/suppressions", params={"reason": "bogus"}), 422)
+
+
+def test_bulk_check_scopes_and_limits(api):
+    settings, _, c = api
+    c.put("/v1/suppressions/g@example.com", json={})
+    c.put("/v1/suppressions/l@example.com", json={"scope": "list:news"})
+    c.put("/v1/suppressions/old@example.com",
+          json={"expires_at": (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()})
+    addrs = ["g@example.com", "l@example.com", "free@example.com", "old@example.com"]
+    res = c.post("/v1/suppressions/check", json={"addresses": addrs, "scope": "list:news"}).json()["results"]
+    assert [r["suppressed"] for r in res] == [True, True, False, False]
+    assert res[0]["scope"] == {"type": "global"} and res[1]["scope"] == {"type": "list", "id": "news"}
+    res = c.post("/v1/suppressions/check", json={"addresses": addrs}).json()["results"]
+    assert [r["suppressed"] for r in res] == [True, False, False, False]
+    many = [f"n{i}@example.com" for i in range(1000)]
+    assert len(c.post("/v1/suppressions/check", json={"addresses": many}).json()["results"]) == 1000
+    assert_problem(c.post("/v1/suppressions/check", json={"addresses": many + ["x@example.com"]}), 422)
+    body = assert_problem(c.post("/v1/suppressions/check", json={"addresses": ["ok@example.com", "not an address"]}), 422)
+    assert body["errors"][0]["field"] == "addresses.1"
+
+
+def test_bad_input_is_a_problem_and_changes_nothing(api):
+    settings, _, c = api
+    before = (count(settings, suppressions), count(settings, suppression_history), count(settings, outbox))
+    for bad in ("not-an-address", "a@b", "a b@example.com", "x@-bad-.com", "@example.com", "a..b@example.com"):
+        assert_problem(c.put(f"/v1/suppressions/{bad}", json={}), 422)
+    assert_problem(c.put("/v1/suppressions/a@example.com", json={"scope": "team:x"}), 422)
+    assert_problem(c.put("/v1/suppressions/a@example.com", json={"reason": "because"}), 422)
+    assert_problem(c.put("/v1/suppressions/a@example.com", json={"colour": "red"}), 422)     # unknown field
+    assert_problem(c.put("/v1/suppressions/a@example.com", content=b"{not json",
+                         headers={"content-type": "application/json"}), 400)
+    big = {"addresses": ["a@example.com"], "scope": "global", "pad": "x" * (2 * 1024 * 1024)}
+    assert_problem(c.post("/v1/suppressions/check", content=json.dumps(big).encode(),
+                          headers={"content-type": "application/json"}), 413)
+    assert_problem(c.post("/v1/suppressions/batch", json={"items": []}), 422)
+    assert_problem(c.get("/v1/nowhere"), 404)
+    assert_problem(c.patch("/v1/suppressions/a@example.com", json={}), 405)
+    after = (count(settings, suppressions), count(settings, suppression_history), count(settings, outbox))
+    assert before == after
+
+
+def test_batch_with_idempotency_key(api):
+    settings, _, c = api
+    items = {"items": [{"action": "add", "address": "b1@example.com"},
+                       {"action": "add", "address": "b2@example.com", "scope": "domain:Sender.Example.net"},
+                       {"action": "remove", "address": "nobody@example.com"},
+                       {"action": "add", "address": "broken"}]}
+    r1 = c.post("/v1/suppressions/batch", json=items, headers={"Idempotency-Key": "req-1"})
+    assert [x["result"] for x in r1.json()["results"]] == ["suppressed", "suppressed", "unchanged", "failed"]
+    assert r1.json()["results"][1]["scope"] == "domain:sender.example.net"
+    n = count(settings, suppression_history)
+    r2 = c.post("/v1/suppressions/batch", json=items, headers={"Idempotency-Key": "req-1"})
+    assert r2.json() == r1.json() and r2.headers.get("idempotent-replayed") == "true"
+    assert count(settings, suppression_history) == n
+    assert_problem(c.post("/v1/suppressions/batch", json={"items": items["items"][:1]},
+                          headers={"Idempotency-Key": "req-1"}), 422)
+    assert count(settings, idempotency_keys) == 1
+    r3 = c.post("/v1/suppressions/batch", json={"items": [{"action": "remove", "address": "b1@example.com",
+                                                           "note": "bounced by mistake"}]})
+    assert r3.json()["results"][0]["result"] == "removed"
+
+
+def _wait_job(c, job_id: str) -> dict:
+    for _ in range(200):
+        job = c.get(f"/v1/imports/{job_id}").json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError("import job did not finish")
+
+
+def test_csv_import_job_and_streamed_export(api):
+    _, _, c = api
+    csv_text = ("address,reason,scope\n" + "".join(f"imp{i}@example.com,,\n" for i in range(1200))
+                + "broken-line,,\nx@example.com,nonsense,\ny@example.com,complaint,list:promo\n")
+    r = c.post("/v1/imports", content=csv_text.encode(), headers={"content-type": "text/csv"})
+    assert r.status_code == 202 and r.json()["state"] in ("queued", "running", "done")
+    job = _wait_job(c, r.json()["id"])
+    assert (job["state"], job["total"], job["changed"], job["failed"]) == ("done", 1203, 1201, 2)
+    assert {e["line"] for e in job["errors"]} == {1202, 1203}
+    r = c.post("/v1/imports", params={"action": "remove"},
+               files={"file": ("rm.csv", b"address\nimp0@example.com\nimp1@example.com\n", "text/csv")})
+    job = _wait_job(c, r.json()["id"])
+    assert (job["changed"], job["action"]) == (2, "remove")
+    assert_problem(c.post("/v1/imports", content=b"email\nx@example.com\n", headers={"content-type": "text/csv"}), 422)
+    assert_problem(c.post("/v1/imports", json={"a": 1}), 415)
+    assert_problem(c.get("/v1/imports/imp_nope"), 404)
+    with c.stream("GET", "/v1/suppressions/export.csv") as resp:
+        assert resp.headers["content-type"].startswith("text/csv")
+        lines = b"".join(resp.iter_bytes()).decode().splitlines()
+    assert lines[0].startswith("address,scope,reason")
+    assert len(lines) == 1 + 1199 and any(l.startswith("y@example.com,list:promo,complaint") for l in lines)
+    promo = c.get("/v1/suppressions/export.csv", params={"scope": "list:promo"}).text.splitlines()
+    assert len(promo) == 2
+
+
+def test_recipient_events_and_block_counters(api):
+    settings, _, c = api
+    t0 = datetime(2026, 11, 20, 10, tzinfo=timezone.utc)
+    evs = [Event(event_key=event_key("t", i), type=t, recipient="eve@example.com", occurred_at=t0 + timedelta(hours=i),
+                 source="dsn", status=st, reply_code="550", diagnostic=d, reason=r, category=cat, hard=h, rule=rule)
+           for i, (t, st, d, r, cat, h, rule) in enumerate([
+               ("delivered", "2.0.0", "ok", "", "", False, ""),
+               ("bounced", "5.1.1", "550 5.1.1 user unknown", "userunknown", "bad-mailbox", True, "dsn.user_unknown")])]
+    evs.append(Event(event_key=event_key("blk"), type="bounced", recipient="zed@blocky.example", occurred_at=t0,
+                     source="acct", status="5.7.1", reply_code="554", diagnostic="554 blocked by reputation",
+                     reason="blocked", category="policy-related", hard=False, rule="blocked", vmta="vmta1",
+                     source_ip="192.0.2.7"))
+    with bootstrap.engine(settings).begin() as conn:
+        service.record_events(conn, evs, settings)
+    page = c.get("/v1/recipients/eve@example.com/events", params={"limit": 1}).json()
+    assert [e["type"] for e in page["data"]] == ["bounced"] and page["next_cursor"]
+    assert page["suppression_changes"] and page["suppression_changes"][0]["action"] == "created"
+    page2 = c.get("/v1/recipients/eve@example.com/events", params={"cursor": page["next_cursor"]}).json()
+    assert [e["type"] for e in page2["data"]] == ["delivered"] and page2["next_cursor"] is None
+    sup = c.get("/v1/suppressions/eve@example.com").json()
+    assert sup["reason"] == "hard_bounce" and sup["evidence"]["status"] == "5.1.1"
+    assert sup["source"]["event_id"] == event_key("t", 1)
+    assert_problem(c.get("/v1/suppressions/zed@blocky.example"), 404)     # a block never suppresses
+    blocks = c.get("/v1/blocks", params={"recipient_domain": "blocky.example"}).json()["data"]
+    assert blocks and blocks[0]["count"] == 1 and blocks[0]["vmta"] == "vmta1"
+
+
+def test_openapi_in_repo_matches_the_app(api):
+    from bounceproc.adapters.http_api import OPENAPI_PATH, openapi_document
+    _, _, c = api
+    served = c.get("/openapi.json").json()
+    kept = json.loads(OPENAPI_PATH.read_text())
+    assert served == kept, "bounceproc/openapi.json is stale: run python -m bounceproc.adapters.http_api"
+    assert OPENAPI_PATH.read_text() == openapi_document()
