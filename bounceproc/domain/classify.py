@@ -253,6 +253,7 @@ class Classifier:
         self._diag_ids = [i for i, r in enumerate(rules) if r.diagnostic]
         self._keys = re.compile("(?:%s)" % "|".join(key_alts), re.S) if key_alts else None
         self._memo = functools.lru_cache(maxsize=65536)(self._classify_normalised)
+        self._explain_memo = functools.lru_cache(maxsize=4096)(self._explain_normalised)
 
     def _diag_rules_after(self, i: int, best: int):
         for j in self._diag_ids:
@@ -277,7 +278,9 @@ class Classifier:
     def explain(self, status: str = "", reply_code: str = "", diagnostic: str = "",
                 remote_mta: str = "") -> str:
         """One line saying which rule decided and on what evidence."""
-        st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
+        return self._explain_memo(*normalise_inputs(status, reply_code, diagnostic, remote_mta))
+
+    def _explain_normalised(self, st: str, rc: str, diag: str, mta: str) -> str:
         c = self._memo(st, rc, diag, mta)
         rule = next((r for r in self.rules if r.id == c.rule), None)
         if rule is None:

@@ -22,17 +22,18 @@ MAX_SECTION = 1200
 
 ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"
                      r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w\-])")
-_CUT = re.compile(
-    r"^[ \t>]*(?:"
-    r"[-=_*# ]{2,}.{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
+# A line where the returned original starts (matched at the start of a stripped line).
+_CUT_LINE = re.compile(
+    r"(?:[-=_*#|]{2,} ?.{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
     r"message header|headers? of|message text|included|unsent message|rejected message|follows|"
-    r"bounced message|the header|attached message|message was|your message|message follows|text of)"
+    r"bounced message|the header|attached message|message was|your message|text of)"
     r"|(?:return-path|received|dkim-signature|message-id|delivered-to|x-original-to|domainkey-signature"
     r"|mime-version|x-mailer)\s*:\s*\S"
     r"|(?:original|the original|unsent|returned|your) message(?: follows| header| was)?\s*:?\s*$"
-    r"|-+ ?(?:original|returned|unsent|undelivered) message"
-    r"|\[?attachment:"
-    r")", re.I | re.M)
+    r"|(?:original|returned|unsent|undelivered) message"
+    r"|\[?attachment:)", re.I)
+_CUT_FIRST = frozenset("-=_*#|rdmxoturyORDMXUTY[")
+MAX_LINES = 600
 _SKIP_LINE = re.compile(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
                         r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
                         r"message-id|in-reply-to|references)", re.I)
@@ -43,11 +44,19 @@ _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|da
 def notification_text(text: str) -> str:
     """The text up to where the returned original message starts."""
     text = text[:MAX_TEXT]
-    # Skip cut markers in the first lines: some notifications start with header-like lines.
-    m = _CUT.search(text, 1 if not text.startswith("\n") else 0)
-    while m and m.start() < 40 and not text[:m.start()].strip():
-        m = _CUT.search(text, m.end())
-    return text[:m.start()] if m else text
+    pos = 0
+    seen_text = False
+    for n, line in enumerate(text.split("\n")):
+        if n >= MAX_LINES:
+            break
+        stripped = line.lstrip(" \t>")
+        # Cheap first-character test before the regex: most lines cannot start a cut.
+        if stripped and stripped[0] in _CUT_FIRST and seen_text and _CUT_LINE.match(stripped):
+            return text[:pos]
+        if stripped.strip():
+            seen_text = True
+        pos += len(line) + 1
+    return text
 
 
 def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:

@@ -395,7 +395,7 @@ class _Reader:
                                         explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
                 continue
             failed = True
-            fallback = _one_line(section or (preamble + " " + self.root.get("subject")))
+            fallback = _one_line(section or (legacy.notification_text(self.body_text()) + " " + self.root.get("subject")))
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
                                          fallback))
         if not failed:

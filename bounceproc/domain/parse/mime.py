@@ -23,7 +23,6 @@ MAX_PARTS = 64             # parts per message
 MAX_HEADER_LINES = 400
 
 _LINE_ENDINGS = re.compile(rb"\r\n?")
-_HEADER_LINE = re.compile(rb"^([!-9;-~]+)[ \t]*:[ \t]*(.*)$")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_\-*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
@@ -140,26 +139,25 @@ def decode_header(value: str) -> str:
 def parse_headers(block: bytes) -> dict[str, list[str]]:
     """Header block (LF line endings) to {lowercased name: [unfolded values]}."""
     headers: dict[str, list[str]] = {}
-    name = None
+    name = ""
     value: list[bytes] = []
-    count = 0
-    for line in block.split(b"\n"):
-        count += 1
-        if count > MAX_HEADER_LINES:
-            break
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
+    for line in block.split(b"\n", MAX_HEADER_LINES)[:MAX_HEADER_LINES]:
+        if line[:1] in (b" ", b"\t") or (name and b":" not in line and line):
+            # Unindented text without a colon continues the previous field (seen from Verizon:
+            # `boundary=` on its own line; fixtures/dsn/broken-folding.eml).
+            if name:
                 value.append(line.strip())
             continue
-        if name is not None:
-            headers.setdefault(name, []).append(decode_bytes(b" ".join(value)))
-            name = None
-        m = _HEADER_LINE.match(line)
-        if m:
-            name = m.group(1).decode("ascii").lower()
-            value = [m.group(2).strip()]
-    if name is not None:
-        headers.setdefault(name, []).append(decode_bytes(b" ".join(value)))
+        if name:
+            headers.setdefault(name, []).append(decode_bytes(b" ".join(value) if len(value) > 1 else value[0]))
+            name = ""
+        raw_name, sep, rest = line.partition(b":")
+        raw_name = raw_name.rstrip()
+        if sep and raw_name and b" " not in raw_name and b"\t" not in raw_name:
+            name = raw_name.decode("latin-1").lower()
+            value = [rest.strip()]
+    if name:
+        headers.setdefault(name, []).append(decode_bytes(b" ".join(value) if len(value) > 1 else value[0]))
     return headers
 
 
@@ -215,7 +213,9 @@ def parse_entity(data: bytes, depth: int = 0, default_type: str = "text/plain",
     elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
                    "message/rfc822-headers") and body:
         inner = decode_transfer(body, part.get("content-transfer-encoding"))
-        part.children.append(parse_entity(inner.lstrip(b"\n"), depth + 1, "text/plain", budget))
+        # The returned original is read for its headers only (Message-ID, To, List-Id, our
+        # stamp); its own MIME structure is not split, which keeps big originals cheap.
+        part.children.append(parse_entity(inner.lstrip(b"\n"), MAX_DEPTH, "text/plain", budget))
     return part
 
 
