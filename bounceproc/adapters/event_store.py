@@ -8,14 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from sqlalchemy import insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+from bounceproc.adapters.bulk import bulk_insert
 from bounceproc.adapters.tables import events as events_t
 from bounceproc.domain.events import Event
-
-CHUNK = 2000
 
 
 def event_row(e: Event, recorded_at: datetime, intake_id: int | None = None) -> dict:
@@ -36,20 +31,9 @@ def insert_events(conn, evs: Sequence[Event], intake_id: int | None = None) -> s
     if not evs:
         return set()
     now = datetime.now(timezone.utc)
-    dialect = conn.dialect.name
-    ins = pg_insert if dialect == "postgresql" else sqlite_insert if dialect == "sqlite" else None
-    new: set[str] = set()
     # Duplicates inside one batch: keep the first.
     seen: dict[str, Event] = {}
     for e in evs:
         seen.setdefault(e.event_key, e)
-    unique = list(seen.values())
-    for i in range(0, len(unique), CHUNK):
-        rows = [event_row(e, now, intake_id) for e in unique[i:i + CHUNK]]
-        if ins is None:  # pragma: no cover - other dialects
-            conn.execute(insert(events_t), rows)
-            new.update(r["event_key"] for r in rows)
-            continue
-        stmt = ins(events_t).on_conflict_do_nothing(index_elements=["event_key"]).returning(events_t.c.event_key)
-        new.update(conn.execute(stmt, rows).scalars().all())
-    return new
+    rows = [event_row(e, now, intake_id) for e in seen.values()]
+    return {k for (k,) in bulk_insert(conn, events_t, rows, conflict=("event_key",), returning=("event_key",))}
