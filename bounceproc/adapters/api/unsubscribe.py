@@ -11,6 +11,7 @@ security gateways fetch every URL in a message.
 from __future__ import annotations
 
 import html
+from urllib.parse import parse_qsl
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from bounceproc import service
 from bounceproc.adapters.api.common import ApiContext, ctx
 from bounceproc.domain.events import Event, event_key
-from bounceproc.domain.unsubscribe_token import ONE_CLICK_BODY, InvalidToken, UnsubscribeClaims, read_token
+from bounceproc.domain.unsubscribe_token import InvalidToken, UnsubscribeClaims, read_token
 
 router = APIRouter(tags=["unsubscribe"])
 Ctx = Annotated[ApiContext, Depends(ctx)]
@@ -70,17 +71,19 @@ def unsubscribe_page(c: Ctx, token: str):
 
 
 async def _is_one_click(request: Request) -> bool:
+    """True if the body says List-Unsubscribe=One-Click (urlencoded, multipart, or bare), with
+    whitespace around the key and value tolerated."""
     ctype = request.headers.get("content-type", "").lower()
-    if not (ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith("multipart/form-data")):
-        # Some clients send the urlencoded body without a content type; accept the exact body.
-        raw = (await request.body()).strip()
-        return raw == ONE_CLICK_BODY.encode()
-    try:
-        form = await request.form(max_files=0, max_fields=20)
-    except Exception:  # malformed multipart: treat as not one-click
-        return False
-    value = form.get("List-Unsubscribe")
-    return isinstance(value, str) and value.strip() == "One-Click"
+    if ctype.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=0, max_fields=20)
+        except Exception:  # malformed multipart: not a one-click request
+            return False
+        pairs = [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    else:
+        raw = (await request.body())[:4096].decode("utf-8", errors="replace")
+        pairs = parse_qsl(raw.strip(), keep_blank_values=True)
+    return any(k.strip() == "List-Unsubscribe" and v.strip() == "One-Click" for k, v in pairs)
 
 
 @router.post("/u/{token}", response_class=HTMLResponse,
