@@ -17,7 +17,7 @@ from bounceproc.config import load_settings
 _settings = load_settings()
 
 app = Celery("bounceproc", broker=_settings.broker_url or "redis://127.0.0.1:6379/0",
-             include=["workers.tasks"])
+             include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"])
 app.conf.update(
     task_default_queue=_settings.queue,
     task_acks_late=True,
@@ -31,6 +31,8 @@ app.conf.update(
                          "options": {"queue": _settings.queue}},
         "prune": {"task": "bounceproc.prune", "schedule": 3600.0,
                   "options": {"queue": _settings.queue}},
+        "retry-webhooks": {"task": "bounceproc.retry_webhooks", "schedule": 5.0,
+                           "options": {"queue": _settings.queue}},
     },
     beat_schedule_filename=os.path.join(_settings.data_dir, "celerybeat-schedule"),
 )

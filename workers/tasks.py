@@ -14,10 +14,14 @@ from workers.celery_app import app
 @app.task(name="bounceproc.ingest", acks_late=True)
 def ingest(intake_ids: list[int]) -> int:
     settings = load_settings()
-    done = 0
+    done = outbox = 0
     for intake_id in intake_ids:
-        if service.process_intake(settings, int(intake_id)) is not None:
+        res = service.process_intake(settings, int(intake_id))
+        if res is not None:
             done += 1
+            outbox += res.outbox
+    if outbox:  # webhooks for what was just committed; the periodic retry task is the safety net
+        app.send_task("bounceproc.deliver_webhooks", queue=settings.queue)
     return done
 
 
