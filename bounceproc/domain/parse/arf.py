@@ -43,7 +43,7 @@ def report_fields(text: str) -> dict[str, list[str]]:
     for n, line in enumerate(text.split("\n")):
         if n > MAX_FIELDS:
             break
-        if line[:1] in " \t" and name and out.get(name):
+        if line[:1] and line[:1] in " \t" and name and out.get(name):
             out[name][-1] += " " + line.strip()
             continue
         m = _FIELD.match(line)

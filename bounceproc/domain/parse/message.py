@@ -382,7 +382,7 @@ class _Reader:
                 diag = _one_line(section) if section else ""
             reply = find_reply_code(diag)
             dsn_status = status
-            diag_status = find_status(diag)
+            diag_status = find_status(diag) if raw_diag else ""
             if diag_status and not diag_status.endswith(".0.0") and diag_status[0] == (status or diag_status)[0]:
                 status = diag_status  # the remote server's own code is more specific than the DSN's
             elif diag_status and not status:
