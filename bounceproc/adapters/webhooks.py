@@ -132,8 +132,8 @@ def claim_due(conn, now: datetime, limit: int = BATCH, lease: int = LEASE_SECOND
                  .values(locked_until=now + timedelta(seconds=lease)))
     eps = {r.id: r for r in conn.execute(select(e.id, e.url, e.secrets, e.enabled)
                                          .where(e.id.in_({r.endpoint_id for r in rows})))}
-    bodies = dict(conn.execute(select(outbox.c.id, outbox.c.payload)
-                               .where(outbox.c.id.in_({r.outbox_id for r in rows}))).tuples())
+    bodies = {i: p for i, p in conn.execute(select(outbox.c.id, outbox.c.payload)
+                                            .where(outbox.c.id.in_({r.outbox_id for r in rows})))}
     jobs = []
     for r in rows:
         ep = eps.get(r.endpoint_id)
