@@ -294,3 +294,13 @@ def test_embedded_sink_processes_what_it_accepted(sink):
             break
         time.sleep(0.1)
     assert [tuple(r) for r in rows] == [("bounced", "bob@example.com", "5.1.1")]
+
+
+def test_overlong_lines_that_real_mtas_send_are_accepted(sink):
+    # Amazon SES DSNs carry 1,030-character lines; refusing them would lose the bounce.
+    h = sink()
+    c = client(h)
+    c.mail("<>")
+    c.rcpt("fbl@example.org")
+    assert c.data(MSG + b"X-Long: " + b"y" * 1500 + b"\r\n")[0] == 250
+    c.quit()

@@ -62,9 +62,14 @@ def normalise_recipient(address: str) -> str:
 
 
 def _s(v: Any, limit: int = MAX_FIELD) -> str:
+    """A field as bounded text. NUL is dropped: PostgreSQL text cannot hold it, and an Office 365
+    DSN carries one in its diagnostic (corpus lhost-office365-01)."""
     if v is None:
         return ""
-    return str(v)[:limit]
+    text = str(v)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text[:limit]
 
 
 def _dsn_type(action: str, status: str, reply_code: str, kind: str) -> str:
