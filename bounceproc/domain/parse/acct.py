@@ -242,6 +242,8 @@ def normalize_address(addr: str) -> str:
         a = a.strip("<>").strip()
         if not a:
             return ""
+    if not a.isascii() and ("\ufffd" in a or any(c in a for c in "\r\n\t ")):
+        raise ValueError(f"not an address (invalid bytes or spaces): {addr[:80]!r}")
     local, at, domain = a.rpartition("@")
     if not at or not local or not domain:
         raise ValueError(f"not an address: {addr[:80]!r}")
@@ -390,7 +392,7 @@ def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
         rcpt = ""
         dom = queue.partition("/")[0] if queue else ""
         if dom:
-            attrs["domain"] = dom.lower()
+            attrs["queue_domain"] = dom.lower()
         if not vmta and "/" in queue:
             vmta = queue.partition("/")[2]
     else:
