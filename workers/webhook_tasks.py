@@ -9,10 +9,7 @@ from __future__ import annotations
 from bounceproc.config import load_settings
 from workers.celery_app import app
 
-RETRY_EVERY_SECONDS = 5.0
-BEAT_SCHEDULE = {
-    "retry-webhooks": {"task": "bounceproc.retry_webhooks", "schedule": RETRY_EVERY_SECONDS},
-}
+RETRY_EVERY_SECONDS = 5.0   # the beat schedule in workers/celery_app.py runs retry_webhooks this often
 
 
 @app.task(name="bounceproc.deliver_webhooks", acks_late=True)

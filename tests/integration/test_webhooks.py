@@ -242,3 +242,40 @@ def test_sender_killed_mid_delivery_redelivers_the_same_webhook_id(hooks, tmp_pa
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
     standardwebhooks.Webhook(ep["secret"]).verify(second["body"], second["headers"])
     assert [d["state"] for d in _deliveries(settings)] == ["delivered"]
+
+
+@pytest.mark.slow
+def test_celery_worker_delivers_and_a_killed_worker_is_replaced(fresh_pg_url, make_settings, receiver,
+                                                                 redis_url, celery_worker):
+    settings = make_settings(database_url=fresh_pg_url, broker_url=redis_url, webhook_allow=LOOPBACK,
+                             webhook_timeout_seconds=2.0)
+    env = {"BOUNCEPROC_WEBHOOK_ALLOW": "127.0.0.0/8", "BOUNCEPROC_WEBHOOK_TIMEOUT_SECONDS": "2",
+           "BOUNCEPROC_WEBHOOK_LEASE_SECONDS": "1"}
+    with serve_api(settings, kick=webhooks.kicker(settings)) as base, client(base, admin_key(settings)) as c:
+        ep = _endpoint(c, receiver, "/ok")
+        with celery_worker(settings, extra_env=env):
+            _suppress(c, "first@example.com")            # the API kicks bounceproc.deliver_webhooks
+            deadline = time.monotonic() + 30
+            while not receiver.requests and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert len(receiver.requests) == 1
+            standardwebhooks.Webhook(ep["secret"]).verify(receiver.requests[0]["body"], receiver.requests[0]["headers"])
+        receiver.slow_seconds = 8.0
+        c.patch(f"/v1/webhook-endpoints/{ep['id']}", json={"url": receiver.url("/slow")})
+        with celery_worker(settings, extra_env=env) as worker:
+            time.sleep(0.6)                               # let the kick coalescing window pass
+            _suppress(c, "second@example.com")
+            deadline = time.monotonic() + 30
+            while not receiver.on("/slow") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert receiver.on("/slow"), worker.log()
+            worker.kill()                                 # SIGKILL mid-delivery
+        receiver.slow_seconds = 0.0
+        with celery_worker(settings, beat=True, extra_env=env) as worker:   # beat: retry_webhooks every 5 s
+            deadline = time.monotonic() + 40
+            while len(receiver.on("/slow")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert len(receiver.on("/slow")) >= 2, worker.log()
+    first, again = receiver.on("/slow")[:2]
+    assert first["headers"]["webhook-id"] == again["headers"]["webhook-id"]
+    standardwebhooks.Webhook(ep["secret"]).verify(again["body"], again["headers"])
