@@ -58,7 +58,10 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
 
 
 def _close(fields: dict[str, str], message: dict[str, str], blocks: list[dict[str, str]]) -> None:
-    if any(k in fields for k in _RECIPIENT_FIELDS) or (blocks and "status" in fields):
+    # A later block with Action/Status but no recipient field is still a recipient block (its
+    # address then comes from the VERP envelope or the enclosed original).
+    if any(k in fields for k in _RECIPIENT_FIELDS) or ((blocks or message) and (
+            "status" in fields or "action" in fields)):
         blocks.append(fields)
     else:
         for k, v in fields.items():

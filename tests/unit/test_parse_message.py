@@ -1,0 +1,83 @@
+"""parse_message on hand-made messages: kinds, recovery of the recipient, VERP and the tracking stamp."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bounceproc.domain.parse.message import parse_message
+from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp, encode_stamp
+from bounceproc.domain.parse.verp import VerpFormat, decode_verp, encode_verp
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def test_verp_round_trip_and_powermta_form():
+    assert encode_verp("alice@example.com", "bounces@bounce.example.net") == \
+        "bounces+alice=example.com@bounce.example.net"
+    assert decode_verp("bounces+alice=example.com@bounce.example.net") == "alice@example.com"
+    assert decode_verp("<news-bob=example.org@example.net>") == "bob@example.org"
+    assert decode_verp("bounces+a+tag=Example.COM@b.example.net") == "a+tag@example.com"
+    assert decode_verp("plain@example.net") is None
+    assert decode_verp("x=notadomain@example.net") is None
+    assert decode_verp("b+alice=example.com@x.example", VerpFormat(prefix="bounces")) is None
+
+
+def test_stamp_round_trip_and_rejects_junk():
+    value = encode_stamp("carol@example.com", "list-1", "job-9")
+    assert value.startswith("v1.") and "=" not in value
+    assert decode_stamp(value) == {"r": "carol@example.com", "l": "list-1", "j": "job-9"}
+    assert decode_stamp("v1.!!!") is None and decode_stamp("v2.abc") is None and decode_stamp(None) is None
+
+
+def _dsn(final_recipient: str = "", action: str = "failed", status: str = "5.1.1") -> bytes:
+    fr = f"Final-Recipient: rfc822; {final_recipient}\n" if final_recipient else ""
+    return (f"From: MAILER-DAEMON@mx.example.net\nTo: bounces@bounce.example.net\nSubject: failure\n"
+            f"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+            f"--b\nContent-Type: text/plain\n\nfailed\n\n--b\nContent-Type: message/delivery-status\n\n"
+            f"Reporting-MTA: dns; mx.example.net\n\n{fr}Action: {action}\nStatus: {status}\n"
+            f"Diagnostic-Code: smtp; 550 {status} user unknown\n\n--b--\n").encode()
+
+
+def test_verp_envelope_beats_a_garbled_final_recipient():
+    r = parse_message(_dsn("garbled@@example.com"), envelope_to=["bounces+dave=example.com@bounce.example.net"])
+    assert r.kind == "dsn" and [(v.address, v.recovered_by) for v in r.recipients] == [("dave@example.com", "verp")]
+
+
+def test_verp_envelope_fills_a_missing_recipient():
+    r = parse_message(_dsn(""), envelope_to=["bounces+erin=example.org@bounce.example.net"])
+    assert [(v.address, v.reason, v.hard) for v in r.recipients] == [("erin@example.org", "userunknown", True)]
+
+
+def test_delayed_and_delivered_actions():
+    assert parse_message(_dsn("a@example.com", "delivered", "2.0.0")).kind == "delivered"
+    r = parse_message(_dsn("a@example.com", "delayed", "4.2.2"))
+    assert r.kind == "dsn" and r.recipients[0].reason == "mailboxfull" and not r.recipients[0].hard
+
+
+def test_redacted_arf_without_clue_yields_one_empty_address():
+    raw = (b"From: fbl@isp.example.com\nSubject: report\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/report; report-type=feedback-report; boundary=z\n\n"
+           b"--z\nContent-Type: text/plain\n\nabuse\n--z\nContent-Type: message/feedback-report\n\n"
+           b"Feedback-Type: abuse\nUser-Agent: X/1\nVersion: 1\nOriginal-Rcpt-To: redacted\n"
+           b"--z\nContent-Type: message/rfc822\n\nMessage-ID: <m1@example.net>\nTo: undisclosed-recipients:;\n\nhi\n--z--\n")
+    r = parse_message(raw)
+    assert r.kind == "arf" and len(r.recipients) == 1
+    v = r.recipients[0]
+    assert (v.address, v.feedback_type, v.original_message_id) == ("", "abuse", "<m1@example.net>")
+
+
+def test_arf_recovers_the_recipient_from_our_stamp():
+    v = parse_message((FIXTURES / "arf" / "redacted-with-stamp.eml").read_bytes()).recipients[0]
+    assert (v.address, v.recovered_by, v.list_id, v.job_id) == ("ivy@example.com", "stamp", "news.example.net", "job-7")
+    assert TRACKING_HEADER == "X-Bounceproc-Ref"
+
+
+def test_not_a_bounce_and_autoreply():
+    assert parse_message((FIXTURES / "not-a-bounce" / "newsletter.eml").read_bytes()).recipients == ()
+    r = parse_message((FIXTURES / "autoreply" / "out-of-office.eml").read_bytes())
+    assert r.kind == "autoreply" and r.recipients[0].reason == "vacation"
+
+
+def test_empty_and_garbage_inputs_give_unknown_with_a_note():
+    assert parse_message(b"").kind == "unknown"
+    r = parse_message(b"\x00\xff" * 100)
+    assert r.kind in ("unknown", "not-bounce") and r.note
