@@ -133,3 +133,57 @@ def test_every_rule_is_hit_by_a_message_or_a_fixture():
         pytest.skip(f"corpus absent at {CORPUS}: the fixtures alone do not exercise every rule")
     missing = [r.id for r in default_rules() if r.id not in _rule_hits()]
     assert missing == []
+
+
+# Wording families as receivers write them (our own samples, not corpus files): the rules must
+# carry over to mail systems the corpus does not hold.
+WORDING_CASES = [
+ ("5.1.1", "550-5.1.1 The email account that you tried to reach does not exist. Please try double-checking the recipient's email address", "userunknown"),
+ ("4.2.2", "452-4.2.2 The email account that you tried to reach is over quota", "mailboxfull"),
+ ("5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", "suspend"),
+ ("4.7.28", "421-4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address", "speeding"),
+ ("5.7.26", "550-5.7.26 This mail has been blocked because the sender is unauthenticated", "authfailure"),
+ ("5.7.1", "550-5.7.1 Our system has detected that this message is likely unsolicited mail", "spamdetected"),
+ ("5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)", "blocked"),
+ ("4.7.650", "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation", "badreputation"),
+ ("5.7.708", "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP", "blocked"),
+ ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "userunknown"),
+ ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "userunknown"),
+ ("", "554 delivery error: dd This user doesn't have a yahoo.com account", "userunknown"),
+ ("", "554 delivery error: dd Sorry your message cannot be delivered. This mailbox is disabled (554.30)", "suspend"),
+ ("5.7.2", "553 5.7.2 [TSS09] All messages from 192.0.2.1 will be permanently deferred; Retrying will NOT succeed", "blocked"),
+ ("5.1.1", "550 5.1.1 <u@example.com>: Recipient address rejected: User unknown in local recipient table", "userunknown"),
+ ("5.7.1", "554 5.7.1 <u@example.com>: Relay access denied", "norelaying"),
+ ("4.1.8", "450 4.1.8 <s@example.net>: Sender address rejected: Domain not found", "rejected"),
+ ("4.7.1", "450 4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]", "requireptr"),
+ ("5.7.1", "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied", "blocked"),
+ ("4.2.0", "450 4.2.0 <u@example.com>: Recipient address rejected: Greylisted, see http://postgrey.example.org/", "speeding"),
+ ("", "retry time not reached for any host after a long failure period", "expired"),
+ ("", "Sorry, I couldn't find any host named nowhere.example. (#5.1.2)", "hostunknown"),
+ ("", "This message is looping: it already has my Delivered-To line. (#5.4.6)", "networkerror"),
+ ("5.4.6", "554 5.4.6 Hop count exceeded - possible mail loop", "networkerror"),
+ ("5.3.4", "552 5.3.4 Message size exceeds fixed limit", "mesgtoobig"),
+ ("5.2.3", "552 5.2.3 Message exceeds maximum size for this recipient", "exceedlimit"),
+ ("5.7.0", "530 5.7.0 Must issue a STARTTLS command first", "failedstarttls"),
+ ("5.7.57", "530 5.7.57 Client not authenticated to send mail", "securityerror"),
+ ("5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using Barracuda Reputation", "blocked"),
+ ("5.7.1", "550 5.7.1 Message rejected as spam by Content Filtering", "spamdetected"),
+ ("5.7.1", "554 5.7.1 The message was rejected because it contains a virus", "virusdetected"),
+ ("5.7.1", "550 5.7.1 Messages missing a valid Message-ID header are not accepted", "notcompliantrfc"),
+ ("5.1.2", "553 5.1.2 We weren't able to find the recipient domain", "hostunknown"),
+ ("5.1.0", "556 5.1.10 Recipient address has null MX", "notaccept"),
+ ("4.4.7", "Delivery expired (message too old)", "expired"),
+ ("4.4.1", "451 4.4.1 Connection timed out", "expired"),
+ ("5.0.0", "550 Requested action not taken: mailbox unavailable", "userunknown"),
+ ("", "552 1 Requested mail action aborted, mailbox not found", "userunknown"),
+ ("5.5.1", "501 5.5.1 Invalid command", "syntaxerror"),
+ ("4.3.2", "421 4.3.2 Too many concurrent SMTP connections; please try again later", "toomanyconn"),
+ ("5.7.1", "550 5.7.1 Email rejected per DMARC policy for example.org", "authfailure"),
+ ("5.7.1", "550 5.7.1 Message rejected due to local policy", "policyviolation"),
+ ("5.7.1", "554 5.7.1 Mail from 192.0.2.1 refused by SPF", "authfailure"),
+]
+
+
+@pytest.mark.parametrize("status,diagnostic,reason", WORDING_CASES, ids=[c[2] + ":" + c[1][:40] for c in WORDING_CASES])
+def test_wording_families(status, diagnostic, reason):
+    assert classify(status, "", diagnostic).reason == reason

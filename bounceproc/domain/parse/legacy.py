@@ -37,6 +37,7 @@ MAX_LINES = 600
 _SKIP_LINE = re.compile(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
                         r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
                         r"message-id|in-reply-to|references)", re.I)
+_SENDER_BEFORE = re.compile(r"(?:sent by|sender|from|originally sent|written by)\s*:?\s*$", re.I)
 _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|daemon|root|noreply|no-reply|"
                             r"abuse|bounce|bounces)@", re.I)
 
@@ -72,6 +73,12 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
         line = text[line_start:m.start()]
         if _SKIP_LINE.search(line):
             continue
+        if not line.strip(" \t<\"'"):
+            # Alone on its line: the line before may say whose address it is (Exim: "A message
+            # sent by\n  <sender>\ncould not be delivered").
+            prev = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1:max(0, line_start - 1)]
+            if _SENDER_BEFORE.search(prev):
+                continue
         seen.add(low)
         found.append((line_start, addr))
         if len(found) >= MAX_RECIPIENTS:
