@@ -133,7 +133,7 @@ def list_suppressions(c: Ctx, key: Annotated[ApiKey, Depends(READ)],
     stmt = select(suppressions).where(*where)
     if cursor:
         at, row_id = decode_cursor(cursor, 2)
-        if not isinstance(row_id, int):
+        if not isinstance(row_id, int) or not 0 <= row_id < 2**63:
             raise Problem(400, "the cursor is not one this API issued", slug="invalid-cursor")
         stmt = stmt.where(_after(cursor_time(at), row_id))
     stmt = stmt.order_by(suppressions.c.created_at, suppressions.c.id).limit(limit + 1)
@@ -275,7 +275,7 @@ def recipient_events(c: Ctx, key: Annotated[ApiKey, Depends(READ)], address: str
     stmt = select(events).where(events.c.recipient == addr)
     if cursor:
         at, row_id = decode_cursor(cursor, 2)
-        if not isinstance(row_id, int):
+        if not isinstance(row_id, int) or not 0 <= row_id < 2**63:
             raise Problem(400, "the cursor is not one this API issued", slug="invalid-cursor")
         at = cursor_time(at)
         stmt = stmt.where(or_(events.c.occurred_at < at, and_(events.c.occurred_at == at, events.c.id < row_id)))

@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import desc, insert, select, update
 
 from bounceproc.adapters import webhooks
@@ -31,6 +31,7 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 ADMIN = require("webhooks:admin")
 Ctx = Annotated[ApiContext, Depends(ctx)]
 Admin = Annotated[ApiKey, Depends(ADMIN)]
+MAX_ID = 2**63 - 1
 
 
 def _endpoint(row, secret: str | None = None) -> dict:
@@ -166,7 +167,7 @@ def list_deliveries(c: Ctx, key: Admin, endpoint_id: str,
             stmt = stmt.where(webhook_deliveries.c.state == state)
         if cursor:
             (before,) = decode_cursor(cursor, 1)
-            if not isinstance(before, int):
+            if not isinstance(before, int) or not 0 < before <= MAX_ID:
                 raise Problem(400, "the cursor is not one this API issued", slug="invalid-cursor")
             stmt = stmt.where(webhook_deliveries.c.id < before)
         rows = conn.execute(stmt.order_by(desc(webhook_deliveries.c.id)).limit(limit + 1)).mappings().all()
@@ -186,7 +187,7 @@ def _load_delivery(conn, delivery_id: int):
 
 
 @router.get("/webhook-deliveries/{delivery_id}", responses={200: {"model": Delivery}, **problem_responses(401, 403, 404, 422)})
-def get_delivery(c: Ctx, key: Admin, delivery_id: int = 0):
+def get_delivery(c: Ctx, key: Admin, delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)]):
     """One delivery with every attempt (status, latency, response snippet)."""
     with c.engine.connect() as conn:
         row = _load_delivery(conn, delivery_id)
@@ -197,7 +198,7 @@ def get_delivery(c: Ctx, key: Admin, delivery_id: int = 0):
 
 @router.post("/webhook-deliveries/{delivery_id}/replay",
              responses={200: {"model": Delivery}, **problem_responses(401, 403, 404, 422)})
-def replay_delivery(c: Ctx, key: Admin, delivery_id: int = 0):
+def replay_delivery(c: Ctx, key: Admin, delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)]):
     """Send this delivery again now (same webhook-id), whatever its state."""
     with c.engine.begin() as conn:
         _load_delivery(conn, delivery_id)
