@@ -252,8 +252,11 @@ class Classifier:
         self._single = [re.compile(r.diagnostic, re.S) if r.diagnostic else None for r in rules]
         self._diag_ids = [i for i, r in enumerate(rules) if r.diagnostic]
         self._keys = re.compile("(?:%s)" % "|".join(key_alts), re.S) if key_alts else None
+        # Two memo levels: the raw 4-tuple (a stream repeats identical diagnostics) and the
+        # normalised one (diagnostics that differ only by the address in them).
+        self._raw_memo = functools.lru_cache(maxsize=65536)(self._classify_raw)
         self._memo = functools.lru_cache(maxsize=65536)(self._classify_normalised)
-        self._explain_memo = functools.lru_cache(maxsize=4096)(self._explain_normalised)
+        self._explain_memo = functools.lru_cache(maxsize=4096)(self._explain_raw)
 
     def _diag_rules_after(self, i: int, best: int):
         for j in self._diag_ids:
@@ -273,14 +276,18 @@ class Classifier:
 
     def classify(self, status: str = "", reply_code: str = "", diagnostic: str = "",
                  remote_mta: str = "") -> Classification:
+        return self._raw_memo(status, reply_code, diagnostic, remote_mta)
+
+    def _classify_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str) -> Classification:
         return self._memo(*normalise_inputs(status, reply_code, diagnostic, remote_mta))
 
     def explain(self, status: str = "", reply_code: str = "", diagnostic: str = "",
                 remote_mta: str = "") -> str:
         """One line saying which rule decided and on what evidence."""
-        return self._explain_memo(*normalise_inputs(status, reply_code, diagnostic, remote_mta))
+        return self._explain_memo(status, reply_code, diagnostic, remote_mta)
 
-    def _explain_normalised(self, st: str, rc: str, diag: str, mta: str) -> str:
+    def _explain_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str) -> str:
+        st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
         c = self._memo(st, rc, diag, mta)
         rule = next((r for r in self.rules if r.id == c.rule), None)
         if rule is None:

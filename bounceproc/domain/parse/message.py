@@ -151,7 +151,7 @@ class _Reader:
                     body = rest if ":" in lines[0] and not lines[0].startswith(("-", " ")) else (
                         lines[1] if len(lines) > 1 else "")
                     orig = parse_entity(body.lstrip("\n").encode("utf-8", "replace")[:200000], 3)
-                    if not orig.headers:
+                    if not orig.all_headers():
                         orig = None
             self._original = orig
         return self._original  # type: ignore[return-value]
@@ -499,7 +499,7 @@ _STAGE_NOTE = re.compile(r" \(smtp stage: [a-z]+\)$")
 def smtp_stage(text: str) -> str:
     """The SMTP command a refusal answered ("data", "rcpt", "mail", "connect"), if the text says."""
     m = None
-    for m in _STAGE.finditer((text or "")[:5000]):
+    for m in _STAGE.finditer((text or "")[:2000]):
         pass    # the last command named is the one that was refused (sendmail transcripts)
     if m is None:
         return ""

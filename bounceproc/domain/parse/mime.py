@@ -37,19 +37,39 @@ def normalise_newlines(raw: bytes) -> bytes:
 
 @dataclass
 class Part:
-    headers: dict[str, list[str]]
+    headers: dict[str, list[str]] | None   # None: not parsed yet (see `lazy_part`)
     ctype: str                  # "text/plain", lowercased
     params: dict[str, str]
     body: bytes                 # raw body (transfer encoding not yet undone)
     children: list["Part"] = field(default_factory=list)
     _text: str | None = None
+    _head: bytes = b""          # raw header block of a lazy part
+    _found: dict[str, list[str]] | None = None
 
     def get(self, name: str, default: str = "") -> str:
-        values = self.headers.get(name.lower())
+        values = self.get_all(name)
         return values[0] if values else default
 
     def get_all(self, name: str) -> list[str]:
-        return self.headers.get(name.lower(), [])
+        name = name.lower()
+        if self.headers is not None:
+            return self.headers.get(name, [])
+        # Lazy part: look for this one field only (a returned original carries dozens of
+        # Received lines nobody reads).
+        if self._found is None:
+            self._found = {}
+        values = self._found.get(name)
+        if values is None:
+            pattern = rb"(?im)^" + re.escape(name.encode("ascii", "replace")) + rb"[ \t]*:(.*(?:\n[ \t].*)*)"
+            values = [decode_bytes(b" ".join(x.strip() for x in m.group(1).split(b"\n")))
+                      for m in re.finditer(pattern, self._head)][:100]
+            self._found[name] = values
+        return values
+
+    def all_headers(self) -> dict[str, list[str]]:
+        if self.headers is None:
+            self.headers = parse_headers(self._head)
+        return self.headers
 
     @property
     def maintype(self) -> str:
@@ -213,9 +233,11 @@ def parse_entity(data: bytes, depth: int = 0, default_type: str = "text/plain",
     elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
                    "message/rfc822-headers") and body:
         inner = decode_transfer(body, part.get("content-transfer-encoding"))
-        # The returned original is read for its headers only (Message-ID, To, List-Id, our
-        # stamp); its own MIME structure is not split, which keeps big originals cheap.
-        part.children.append(parse_entity(inner.lstrip(b"\n"), MAX_DEPTH, "text/plain", budget))
+        # The returned original is read for a few headers only (Message-ID, To, List-Id, our
+        # stamp): they are looked up on demand and its MIME structure is not split.
+        budget.parts += 1
+        head, inner_body = split_head(inner.lstrip(b"\n"))
+        part.children.append(Part(None, "text/plain", {}, inner_body, _head=head[:200_000]))
     return part
 
 
