@@ -25,6 +25,7 @@ Non-obvious choices:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import ssl
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from sqlalchemy import insert
 
 from bounceproc import bootstrap
@@ -66,6 +67,7 @@ _REWRITE = {
 
 MAX_BATCH = 500                  # messages per group commit
 MAX_BATCH_BYTES = 64 * 1024 * 1024
+WRITERS_PG = 3                   # concurrent group-commit writers on PostgreSQL (see IntakeWriter)
 MAX_PENDING = 5000               # messages waiting for the writer before new ones get 451
 COMMIT_WAIT_SECONDS = 30.0       # a session waits at most this long for its commit
 MAX_LINE = 64 * 1024            # octets per DATA line (see SinkSMTP)
@@ -140,21 +142,32 @@ class WriterStats:
 
 
 class IntakeWriter:
-    """One thread that commits queued messages to the intake in batches (group commit), and one
-    that enqueues the committed ids. Thread-safe `submit`; callbacks run on the writer thread."""
+    """Writer threads that commit queued messages to the intake in batches (group commit), and
+    one that enqueues the committed ids. Thread-safe `submit`; callbacks run on a writer thread.
 
-    def __init__(self, settings: Settings, *, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING):
+    PostgreSQL gets WRITERS_PG writers on their own connections: while one waits for its commit
+    to reach the disk (the GIL is released), the next inserts the messages that queued up in the
+    meantime, so the disk's flush latency is overlapped instead of serialised. SQLite has a single
+    writer lock, so it gets one."""
+
+    def __init__(self, settings: Settings, *, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING,
+                 writers: int | None = None):
         self.settings = settings
         self.max_batch = max_batch
         self._q: queue.Queue[_Item | None] = queue.Queue(maxsize=max_pending)
         self._enq: queue.Queue[list[int] | None] = queue.Queue()
         self.stats = WriterStats()
-        self._writer = threading.Thread(target=self._run_writer, name="sink-intake-writer", daemon=True)
+        self._stats_lock = threading.Lock()
+        if writers is None:
+            writers = WRITERS_PG if settings.is_postgres else 1
+        self._writers = [threading.Thread(target=self._run_writer, name=f"sink-intake-writer-{i}", daemon=True)
+                         for i in range(max(1, writers))]
         self._enqueuer = threading.Thread(target=self._run_enqueuer, name="sink-enqueuer", daemon=True)
         self._stopping = False
 
     def start(self) -> "IntakeWriter":
-        self._writer.start()
+        for t in self._writers:
+            t.start()
         self._enqueuer.start()
         return self
 
@@ -171,9 +184,10 @@ class IntakeWriter:
     def stop(self, timeout: float = 30.0) -> None:
         """Commit what is queued, answer it, enqueue it, then end both threads."""
         self._stopping = True
-        if self._writer.is_alive():
+        for _ in self._writers:
             self._q.put(None)
-            self._writer.join(timeout)
+        for t in self._writers:
+            t.join(timeout)
         if self._enqueuer.is_alive():
             self._enq.put(None)
             self._enqueuer.join(timeout)
@@ -203,12 +217,14 @@ class IntakeWriter:
                 ids = commit_messages(self.settings, batch)
             except Exception as exc:  # database down or full: every session in the batch gets 451
                 log.error("intake commit of %d messages failed: %s", len(batch), exc)
-                self.stats.failed += len(batch)
+                with self._stats_lock:
+                    self.stats.failed += len(batch)
                 for item in batch:
                     _call(item.done, None, exc)
                 continue
-            self.stats.committed += len(batch)
-            self.stats.batches += 1
+            with self._stats_lock:
+                self.stats.committed += len(batch)
+                self.stats.batches += 1
             for item, intake_id in zip(batch, ids):
                 _call(item.done, intake_id, None)
             self._enq.put(ids)
@@ -262,10 +278,29 @@ def commit_messages(settings: Settings, batch: list[_Item]) -> list[int]:
              "payload": it.payload, "meta": it.meta, "state": "pending", "records": 0,
              "created_at": now} for it in batch]
     with bootstrap.engine(settings).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            return _commit_messages_pg(conn, batch, now)
         if len(rows) == 1:
             return [conn.execute(insert(intake).returning(intake.c.id), rows[0]).scalar_one()]
         result = conn.execute(insert(intake).returning(intake.c.id, sort_by_parameter_order=True), rows)
         return [r[0] for r in result]
+
+
+_PG_IDS = "SELECT nextval(pg_get_serial_sequence('intake', 'id')) FROM generate_series(1, %s)"
+_PG_INSERT = ("INSERT INTO intake (id, kind, origin, header, first_line, payload, meta, state, records, created_at) "
+              "SELECT i, 'message', o, '', 0, p, m::json, 'pending', 0, %s "
+              "FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[]) AS t(i, o, p, m)")
+
+
+def _commit_messages_pg(conn, batch: list[_Item], now: datetime) -> list[int]:
+    """PostgreSQL: ids from the sequence, then the whole batch as ONE statement over arrays.
+    Same rows as the generic path at a fraction of its per-row Python cost, which the writer
+    shares (GIL) with the event loop reading the next messages."""
+    cur = conn.connection.driver_connection.cursor()
+    ids = [r[0] for r in cur.execute(_PG_IDS, (len(batch),)).fetchall()]
+    cur.execute(_PG_INSERT, (now, ids, [it.origin for it in batch], [it.payload for it in batch],
+                             [json.dumps(it.meta) for it in batch]))
+    return ids
 
 
 # --- the SMTP protocol and handler ------------------------------------------------------------
@@ -287,6 +322,56 @@ class SinkSMTP(SMTP):
         if isinstance(status, str):
             status = _REWRITE.get(status, status)
         await super().push(status)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA read in large chunks instead of aiosmtpd's line-at-a-time loop (a bounce is ~100
+        lines: this is most of the sink's CPU per message). Same protocol: the data ends with a
+        line holding only ".", leading dots are unstuffed (RFC 5321 4.5.2), an over-size message
+        is read to its end and refused with 552 5.3.4, and the session goes on."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = await self._read_data(self.data_size_limit or 0)
+        if data is None:
+            self._set_post_data_state()
+            await self.push(REPLY_TOO_BIG)
+            return
+        self.envelope.content = self.envelope.original_content = data
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self, limit: int) -> bytes | None:
+        """The message up to the lone "." line, unstuffed; None if it exceeded `limit`."""
+        data = bytearray()
+        too_big = False
+        while True:
+            try:
+                chunk = await self._reader.readuntil(b".\r\n")
+            except asyncio.LimitOverrunError as exc:      # 64 KiB without ".\r\n": take them
+                chunk = await self._reader.read(exc.consumed)
+            except asyncio.IncompleteReadError as exc:    # the client went away mid-DATA
+                raise ConnectionResetError("connection closed during DATA") from exc
+            data += chunk
+            end = len(data) - 3
+            if chunk.endswith(b".\r\n") and (end == 0 or data[end - 2:end] == b"\r\n"):
+                del data[end:]
+                break
+            if limit and len(data) > limit:
+                too_big = True
+                del data[:-2]      # keep the tail: it tells whether the next "." starts a line
+        if too_big or (limit and len(data) > limit):
+            return None
+        if data.startswith(b"."):
+            del data[0]
+        return bytes(data.replace(b"\r\n.", b"\r\n"))
 
     async def _handle_client(self) -> None:
         ip = _peer_ip(self.session.peer if self.session else None)

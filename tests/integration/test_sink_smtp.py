@@ -31,7 +31,8 @@ def sink(make_settings, sqlite_url):
 
     def start(**overrides):
         overrides.setdefault("sink_accept", ACCEPT)
-        settings = make_settings(database_url=sqlite_url, **overrides)
+        overrides.setdefault("database_url", sqlite_url)
+        settings = make_settings(**overrides)
         h = smtp_sink.start_sink(settings, "127.0.0.1:0")
         handles.append(h)
         return h
@@ -97,8 +98,10 @@ def test_accepted_addresses_are_case_insensitive_in_domain_and_verp_local_parts_
     c.quit()
 
 
-def test_mixed_recipients_store_only_the_accepted_ones(sink):
-    h = sink()
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_mixed_recipients_store_only_the_accepted_ones(sink, db, request):
+    # PostgreSQL has its own batch insert path (arrays); both must store the bytes exactly.
+    h = sink() if db == "sqlite" else sink(database_url=request.getfixturevalue("pg_url"))
     c = client(h)
     c.mail("<>")
     assert c.rcpt("victim@example.com")[0] == 550
@@ -112,7 +115,21 @@ def test_mixed_recipients_store_only_the_accepted_ones(sink):
     assert row.kind == "message"
     assert row.meta["rcpt_tos"] == ["bounces+bob=example.com@bounces.example.net"]
     assert row.meta["mail_from"] == ""
-    assert bytes(row.payload) == MSG          # byte-exact, dot-unstuffed, CRLF kept
+    assert bytes(row.payload) == MSG          # byte-exact, CRLF kept
+
+
+def test_dot_stuffed_lines_are_unstuffed_and_a_dot_ending_a_line_is_not_the_end(sink):
+    h = sink()
+    body = b"Subject: dots\r\n\r\n.leading dot\r\nends with a dot.\r\n..\r\n.\r\nlast\r\n"
+    c = client(h)
+    c.mail("<>")
+    c.rcpt("fbl@example.org")
+    code, text = c.data(body)                 # smtplib dot-stuffs; the sink must undo it
+    c.quit()
+    assert code == 250
+    with bootstrap.engine(h.settings).connect() as conn:
+        row = conn.execute(select(intake).where(intake.c.id == int(text.rsplit(b" ", 1)[1]))).one()
+    assert bytes(row.payload) == body
 
 
 def test_oversize_message_gets_552_5_3_4_declared_or_not(sink):
