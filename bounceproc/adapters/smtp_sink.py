@@ -68,6 +68,8 @@ _REWRITE = {
 MAX_BATCH = 500                  # messages per group commit
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 WRITERS_PG = 3                   # concurrent group-commit writers on PostgreSQL (see IntakeWriter)
+ENQUEUE_BATCH = 500              # ids per task at most
+ENQUEUE_WAIT = 0.05              # seconds an id may wait for others to share its task
 MAX_PENDING = 5000               # messages waiting for the writer before new ones get 451
 COMMIT_WAIT_SECONDS = 30.0       # a session waits at most this long for its commit
 MAX_LINE = 64 * 1024            # octets per DATA line (see SinkSMTP)
@@ -234,11 +236,13 @@ class IntakeWriter:
             ids = self._enq.get()
             if ids is None:
                 return
-            # Coalesce what piled up so one task carries many ids (bounded per task).
+            # Coalesce for up to ENQUEUE_WAIT seconds so one task carries many ids: the worker
+            # then processes them in one transaction (bounded per task).
             more_stop = False
-            while len(ids) < 2 * self.max_batch:
+            until = time.monotonic() + ENQUEUE_WAIT
+            while len(ids) < ENQUEUE_BATCH:
                 try:
-                    more = self._enq.get_nowait()
+                    more = self._enq.get(timeout=max(0.0, until - time.monotonic()))
                 except queue.Empty:
                     break
                 if more is None:
