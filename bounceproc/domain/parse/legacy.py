@@ -24,7 +24,7 @@ ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\
                      r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w\-])")
 # A line where the returned original starts (matched at the start of a stripped line).
 _CUT_LINE = re.compile(
-    r"(?:[-=_*#|]{2,} ?.{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
+    r"(?:[-=_*#|]{2,} ?(?!.{0,30}transcript).{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
     r"message header|headers? of|message text|included|unsent message|rejected message|follows|"
     r"bounced message|the header|attached message|message was|your message|text of)"
     r"|(?:return-path|received|dkim-signature|message-id|delivered-to|x-original-to|domainkey-signature"

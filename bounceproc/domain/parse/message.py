@@ -55,6 +55,8 @@ _BOUNCE_BODY = re.compile(
     r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
     r"requested action not taken|mailbox (?:is )?full|could not be sent",
     re.I)
+# The failures were temporary; the report is final because the retry period ran out (Exim).
+_RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|have been failing for a long time", re.I)
 _TEMPORARY_SUBJECT = re.compile(r"delay|warning|deferred|will retry|still trying|temporar", re.I)
 
 
@@ -230,7 +232,8 @@ class _Reader:
 
     def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
                 parser: str, recovered_by: str, fallback_text: str = "", **extra) -> Verdict:
-        temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4"))
+        temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4")) or (
+            not status and bool(_RETRIES_EXHAUSTED.search(diag)))
         stage = smtp_stage(diag) or smtp_stage(fallback_text)
         if stage:
             # The SMTP command the server refused is evidence too: "user unknown" after DATA
@@ -244,7 +247,7 @@ class _Reader:
             if c2.reason != "undefined":
                 c, used = c2, fallback_text
         code = status or find_status(used)
-        if not reply:
+        if not reply and "(local mailer: " not in diag:
             reply = find_reply_code(strip_type(used))
         if not code:
             code = pseudo_status(c.reason, temporary or reply.startswith("4"))
@@ -254,7 +257,7 @@ class _Reader:
             c = type(c)("onhold", "other", False, c.rule)
         hard = is_hard(c.reason, code, reply)
         explain = self.classifier.explain(status, reply, used, mta)
-        return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_STAGE_NOTE.sub("", diag)),
+        return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_NOTES.sub("", diag)),
                        remote_mta=mta, action=action, reason=c.reason, category=c.category, hard=hard,
                        rule=c.rule, parser=parser, explain=explain, recovered_by=recovered_by, **extra)
 
@@ -380,13 +383,24 @@ class _Reader:
             section = by_addr.get(addr.lower(), "")
             if not diag:
                 diag = _one_line(section) if section else ""
-            reply = find_reply_code(diag)
+            diag_type = raw_diag.partition(";")[0].strip().lower() if ";" in raw_diag else ""
+            local_mailer = diag_type in ("x-unix", "x-local")
+            reply = "" if local_mailer else find_reply_code(diag)
             dsn_status = status
             diag_status = find_status(diag) if raw_diag else ""
             if diag_status and not diag_status.endswith(".0.0") and diag_status[0] == (status or diag_status)[0]:
                 status = diag_status  # the remote server's own code is more specific than the DSN's
             elif diag_status and not status:
                 status = diag_status
+            if (not status or status.endswith(".0.0")) and len(blocks) == 1:
+                # A generic DSN code: the notification text often carries the real one
+                # (Sendmail transcripts: "554 5.3.0 unknown mailer error 255").
+                text_status = find_status(section or legacy.notification_text(self.body_text()))
+                if text_status and not text_status.endswith(".0.0") and text_status[0] == (status or text_status)[0]:
+                    status = text_status
+            if local_mailer:
+                # Diagnostic type X-Unix: the local delivery program's exit status, not SMTP.
+                diag = f"{diag} (local mailer: {diag_type})"
             mta = dsn.address_of(f.get("remote-mta", ""))
             if action in ("delivered", "relayed", "expanded") or (not action and dsn_status.startswith("2")):
                 verdicts.append(Verdict(address=addr, status=dsn_status, action=action or "delivered",
@@ -491,9 +505,10 @@ def _diag_start(section: str) -> str:
     return section[m.start():] if m else section
 
 
-_STAGE = re.compile(r"(?:in reply to|after|>>>|smtp command:?|did not like our|while sending) ?(?:end of )?"
+# Sendmail ">>> DATA" transcript lines are not used: with PIPELINING the RCPT replies follow them.
+_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending) ?(?:end of )?"
                     r"(data|rcpt to|mail from|helo|ehlo|initial connection)", re.I)
-_STAGE_NOTE = re.compile(r" \(smtp stage: [a-z]+\)$")
+_NOTES = re.compile(r"(?: \((?:smtp stage|local mailer): [a-z\-]+\))+$")
 
 
 def smtp_stage(text: str) -> str:
