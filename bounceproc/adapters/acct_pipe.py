@@ -366,6 +366,7 @@ class PipeRunner:
                 try:
                     if not self.schema_ready:
                         bootstrap.ensure_schema(self.settings)
+                        process_leftovers(self.settings)
                         self.schema_ready = True
                     bootstrap.submit_intake(self.settings, "acct", payload, origin="pipe",
                                             header=meta.get("header", ""),
@@ -514,10 +515,33 @@ def import_file(settings, path: Path, batch_lines: int | None = None, restart: b
     return lines, ids
 
 
+def process_leftovers(settings, limit: int = 100_000) -> int:
+    """Embedded mode only: process acct intake rows a killed pipe/import committed but never
+    processed (with a broker, the workers' periodic sweep does this). Returns how many."""
+    if not settings.embedded:
+        return 0
+    from sqlalchemy import select
+    from bounceproc import bootstrap
+    from bounceproc.adapters.tables import intake
+    with bootstrap.engine(settings).connect() as conn:
+        ids = list(conn.execute(select(intake.c.id).where(intake.c.state == "pending")
+                                .where(intake.c.kind == "acct").order_by(intake.c.id).limit(limit)).scalars())
+    for i in ids:
+        try:
+            bootstrap.enqueue_intake(settings, [i])
+        except Exception as exc:   # recorded on the row (attempts/error); the next run retries
+            log.warning("left-over intake %s failed again: %s", i, exc)
+    return len(ids)
+
+
 def run_import(settings, paths: list[str], batch_lines: int | None = None, restart: bool = False,
                wait: float = 0.0, quiet: bool = False) -> int:
     from bounceproc import bootstrap
     bootstrap.ensure_schema(settings)
+    left = process_leftovers(settings)
+    if left and not quiet:
+        print(f"bounceproc import: processed {left} batches left pending by an earlier run",
+              file=sys.stderr, flush=True)
     progress = Progress("bounceproc import", quiet=quiet)
     all_ids: list[int] = []
     failed = 0
