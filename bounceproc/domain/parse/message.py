@@ -435,13 +435,18 @@ class _Reader:
         h = self.root
         if h.get("x-failed-recipients"):
             return "X-Failed-Recipients header"
-        if h.ctype == "multipart/report":
+        report_type = h.params.get("report-type", "delivery-status").lower()
+        if h.ctype == "multipart/report" and report_type in ("delivery-status", "delivery-status-notification"):
             return "multipart/report"
+        if h.ctype == "multipart/report":
+            return ""   # read receipts (disposition-notification) and other reports are not bounces
         frm = h.get("from")
         subject = decode_header(h.get("subject"))
         if _BOUNCE_FROM.search(frm) and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(self.body_text()[:5000])):
             return "from a mail daemon"
-        if _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY.search(self.body_text()[:5000]):
+        automated = h.get("return-path").strip() in ("<>", "") or (
+            h.get("auto-submitted").strip().lower() not in ("", "no")) or h.get("precedence").lower() in ("bulk", "junk")
+        if automated and _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY.search(self.body_text()[:5000]):
             return "bounce subject and wording"
         if _BOUNCE_BODY.search(self.body_text()[:5000]) and enclosed_original(self.root) is not None:
             return "bounce wording and the original enclosed"
