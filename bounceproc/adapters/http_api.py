@@ -18,6 +18,7 @@ from bounceproc import bootstrap
 from bounceproc.adapters.api import imports, suppressions, unsubscribe, webhook_admin
 from bounceproc.adapters.api.common import ApiContext
 from bounceproc.adapters.api.models import Problem as ProblemModel
+from bounceproc.adapters.api.pg_reads import PgReader
 from bounceproc.adapters.api.problems import BodyLimit, install
 from bounceproc.adapters.api_keys import KeyStore
 from bounceproc.config import Settings, load_settings
@@ -39,8 +40,9 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
                   docs_url="/docs", redoc_url=None)
     eng = bootstrap.engine(settings)
+    reader = PgReader(bootstrap.normalise_db_url(settings.db_url)) if settings.is_postgres else None
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
-                               kick_webhooks=kick_webhooks or webhooks.kicker(settings))
+                               kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
     install(app)
     app.add_middleware(BodyLimit)
     for module in (suppressions, imports, webhook_admin, unsubscribe):

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import and_, desc, func, or_, select
 
 from bounceproc import service
@@ -147,23 +148,33 @@ def list_suppressions(c: Ctx, key: Annotated[ApiKey, Depends(READ)],
 
 @router.get("/suppressions/{address}",
             responses={200: {"model": SuppressionDetail}, **problem_responses(401, 403, 404, 422)})
-def get_suppression(c: Ctx, key: Annotated[ApiKey, Depends(READ)], address: str,
-                    scope: str = Query("global", max_length=300), history: bool = True):
+async def get_suppression(c: Ctx, key: Annotated[ApiKey, Depends(READ)], address: str,
+                          scope: str = Query("global", max_length=300), history: bool = True):
     """One suppression with its evidence and history; 404 when the address is not suppressed."""
     addr, sc = parse_address(address), parse_scope(scope)
     now = datetime.now(timezone.utc)
+    if c.reader is not None:
+        row, hist = await c.reader.get_one(addr, sc, now, history)
+    else:
+        row, hist = await run_in_threadpool(_get_one, c, addr, sc, now, history)
+    if row is None:
+        raise Problem(404, f"{addr} is not suppressed in scope {sc}", slug="not-suppressed")
+    body = resource(row)
+    if history:
+        body["history"] = [_history_item(h) for h in hist]
+    return json_response(body)
+
+
+def _get_one(c: ApiContext, addr: str, sc: str, now: datetime, history: bool):
     with c.engine.connect() as conn:
         row = conn.execute(select(suppressions).where(
             suppressions.c.address == addr, suppressions.c.scope == sc, _active(now))).mappings().first()
-        if row is None:
-            raise Problem(404, f"{addr} is not suppressed in scope {sc}", slug="not-suppressed")
-        body = resource(row)
-        if history:
+        hist = []
+        if row is not None and history:
             hist = conn.execute(select(suppression_history).where(
                 suppression_history.c.address == addr, suppression_history.c.scope == sc)
-                .order_by(desc(suppression_history.c.at), desc(suppression_history.c.id)).limit(100)).mappings()
-            body["history"] = [_history_item(h) for h in hist]
-    return json_response(body)
+                .order_by(desc(suppression_history.c.at), desc(suppression_history.c.id)).limit(100)).mappings().all()
+    return row, hist
 
 
 @router.put("/suppressions/{address}", status_code=200,
@@ -207,25 +218,34 @@ def _lift_checked(conn, addr: str, sc: str, why: str, force: bool, actor: str) -
 
 
 @router.post("/suppressions/check", responses={200: {"model": CheckResponse}, **problem_responses(400, 401, 403, 413, 422)})
-def check(c: Ctx, key: Annotated[ApiKey, Depends(READ)], body: CheckRequest):
+async def check(c: Ctx, key: Annotated[ApiKey, Depends(READ)], body: CheckRequest):
     """Which of up to 1000 addresses must not be mailed in `scope` (global entries always count)."""
     sc = parse_scope(body.scope)
     addrs = [parse_address(a, f"addresses.{i}") for i, a in enumerate(body.addresses)]
     scopes = ["global"] if sc == "global" else ["global", sc]
     now = datetime.now(timezone.utc)
-    stmt = select(suppressions.c.address, suppressions.c.scope, suppressions.c.reason).where(
-        suppressions.c.address.in_(sorted(set(addrs))), suppressions.c.scope.in_(scopes), _active(now))
-    with c.engine.connect() as conn:
-        found: dict[str, tuple[str, str]] = {}
-        for a, s, r in conn.execute(stmt):
-            if a not in found or s == "global":
-                found[a] = (s, r)
+    unique = sorted(set(addrs))
+    if c.reader is not None:
+        rows = [(r["address"], r["scope"], r["reason"]) for r in await c.reader.check(unique, scopes, now)]
+    else:
+        rows = await run_in_threadpool(_check_rows, c, unique, scopes, now)
+    found: dict[str, tuple[str, str]] = {}
+    for a, s, r in rows:
+        if a not in found or s == "global":
+            found[a] = (s, r)
     results = []
     for a in addrs:
         hit = found.get(a)
         results.append({"address": a, "suppressed": True, "reason": hit[1], "scope": scope_object(hit[0])}
                        if hit else {"address": a, "suppressed": False})
     return json_response({"results": results})
+
+
+def _check_rows(c: ApiContext, addrs: list[str], scopes: list[str], now: datetime) -> list[tuple]:
+    stmt = select(suppressions.c.address, suppressions.c.scope, suppressions.c.reason).where(
+        suppressions.c.address.in_(addrs), suppressions.c.scope.in_(scopes), _active(now))
+    with c.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(stmt)]
 
 
 @router.post("/suppressions/batch", responses={200: {"model": BatchResponse}, **problem_responses(400, 401, 403, 413, 422)})
