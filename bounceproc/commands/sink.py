@@ -124,7 +124,8 @@ def cmd_complaints(args) -> int:
     for r in rows:
         rate = "n/a" if r["rate"] is None else f"{r['rate'] * 100:.3f}%"
         flag = "  WARN" if r["warn"] else ""
-        print(f"{r['dimension']:8} {r['key'][:40] or '(unknown)':40} {r['complaints']:>10} "
+        key = "*" if r["dimension"] == "all" else (r["key"][:40] or "(unknown)")
+        print(f"{r['dimension']:8} {key:40} {r['complaints']:>10} "
               f"{r['delivered']:>10} {rate:>8}{flag}")
     return 0
 

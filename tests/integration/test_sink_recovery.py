@@ -47,7 +47,7 @@ def test_complaint_with_tracking_header_suppresses_and_unsubscribes_from_its_lis
     assert (c["recipient"], c["feedback_type"], c["source_ip"], c["job_id"]) == (
         "carol@example.com", "abuse", "192.0.2.10", "job-2026-11")
     assert c["sender"] == "news@example.net" and c["attrs"]["recovered_by"]
-    assert evs["unsubscribed"]["list_id"] == c["list_id"] != ""
+    assert evs["unsubscribed"]["list_id"] == c["list_id"] == "newsletter.example.net"
     scopes = {s["scope"]: s["reason"] for s in rows(settings, suppressions, suppressions.c.address == "carol@example.com")}
     assert scopes == {"global": "complaint", f"list:{c['list_id']}": "unsubscribe"}
     assert rows(settings, intake, intake.c.id == i)[0]["state"] == "done"

@@ -61,6 +61,16 @@ def normalise_recipient(address: str) -> str:
     return f"{local}@{domain}"[:320]
 
 
+def normalise_list_id(value: str) -> str:
+    """RFC 2919: `Example News <news.example.net>` -> `news.example.net` (the list identifier);
+    a bare value (our tracking header, an acct job's list) is kept as it is."""
+    value = (value or "").strip()
+    lt, gt = value.rfind("<"), value.rfind(">")
+    if 0 <= lt < gt:
+        value = value[lt + 1:gt].strip()
+    return value[:255]
+
+
 def _s(v: Any, limit: int = MAX_FIELD) -> str:
     """A field as bounded text. NUL is dropped: PostgreSQL text cannot hold it, and an Office 365
     DSN carries one in its diagnostic (corpus lhost-office365-01)."""
@@ -127,7 +137,7 @@ def report_events(report: Any, *, msg_key: str, received_at: datetime, intake_id
         if not recipient and known.get("recipient"):
             recipient = normalise_recipient(known["recipient"])
             recovered_by = "message-id"
-        list_id = _s(getattr(v, "list_id", ""), 255) or _s(known.get("list_id", ""), 255)
+        list_id = normalise_list_id(_s(getattr(v, "list_id", ""))) or _s(known.get("list_id", ""), 255)
         job_id = _s(getattr(v, "job_id", ""), 128) or _s(known.get("job_id", ""), 128)
         attrs: dict[str, Any] = {"report": kind, "parser": _s(getattr(v, "parser", ""), 64)}
         if recovered_by:

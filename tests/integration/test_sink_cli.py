@@ -1,0 +1,53 @@
+"""`bounceproc sink`, `bounceproc reprocess` and `bounceproc complaints` as a user runs them."""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from conftest import bin_path, settings_env
+
+from bounceproc import bootstrap
+from bounceproc.message_intake import process_messages
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sink"
+
+
+def run(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([bin_path("bounceproc"), *args], env=settings_env(settings), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_sink_refuses_to_start_with_nothing_to_accept(make_settings, sqlite_url):
+    r = run(make_settings(database_url=sqlite_url), "sink", "--listen", "127.0.0.1:0")
+    assert r.returncode == 2 and "nothing to accept" in r.stderr
+
+
+def test_sink_rejects_a_bad_listen_address(make_settings, sqlite_url):
+    r = run(make_settings(database_url=sqlite_url), "sink", "--listen", "localhost", "--accept", "example.net")
+    assert r.returncode == 2 and "HOST:PORT" in r.stderr
+
+
+def test_complaints_and_reprocess_commands(make_settings, sqlite_url):
+    settings = make_settings(database_url=sqlite_url)
+    with bootstrap.engine(settings).begin() as conn:
+        ids = [bootstrap.insert_intake(conn, "message", (FIXTURES / name).read_bytes(), origin="sink:192.0.2.1",
+                                       meta={"rcpt_tos": ["fbl@example.net"]})
+               for name in ("arf-redacted-tracking-header.eml", "arf-redacted-unattributed.eml")]
+    process_messages(settings, ids)
+
+    r = run(settings, "complaints", "--since", "3650d", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {"dimension": "ip", "key": "192.0.2.10"}.items() <= next(x for x in rows if x["key"] == "192.0.2.10").items()
+    assert next(x for x in rows if x["dimension"] == "all")["complaints"] == 2
+
+    r = run(settings, "complaints", "--unattributed", "--since", "3650d")
+    assert r.returncode == 0 and "1 unattributed complaints" in r.stdout
+
+    r = run(settings, "reprocess", "--since", "1h", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["messages"] == 2 and json.loads(r.stdout)["changed"] == 0
+
+    r = run(settings, "reprocess", "--since", "last tuesday")
+    assert r.returncode == 2 and "--since" in r.stderr
