@@ -1,16 +1,40 @@
 """Append-only event log: bulk insert of events, skipping ones already stored (same event_key).
 
-Adapter layer (SQLAlchemy Core). `insert_events` costs a fixed number of statements per batch,
-however large, and returns the keys that were new, so replays never create visible duplicates.
+Adapter layer (SQLAlchemy Core; psycopg 3 COPY on PostgreSQL). `insert_events` costs a fixed
+number of statements per batch, however large, and returns the keys that were new, so replays
+never create visible duplicates.
+
+On PostgreSQL a batch is streamed with COPY into a per-connection temporary staging table
+(created if missing, emptied after each move and at commit) and moved with one
+`INSERT ... SELECT ... ON CONFLICT (event_key) DO NOTHING RETURNING event_key`. COPY's row
+encoding runs in psycopg's C layer, about half the client CPU of the unnest-array INSERT, and
+the worker is the CPU-bound part of the pipeline. Elsewhere (SQLite) it is a plain
+INSERT ... ON CONFLICT DO NOTHING through bulk_insert.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from bounceproc.adapters.bulk import bulk_insert
+from bounceproc.adapters.bulk import bulk_insert, pg_cursor
 from bounceproc.adapters.tables import events as events_t
 from bounceproc.domain.events import Event
+
+# Columns written, in COPY order (everything but the serial id).
+COLUMNS = ("event_key", "type", "occurred_at", "recipient", "recipient_domain", "sender", "source",
+           "status", "reply_code", "diagnostic", "remote_mta", "reason", "category", "hard", "rule",
+           "feedback_type", "vmta", "source_ip", "job_id", "list_id", "message_id", "intake_id",
+           "attrs", "recorded_at")
+_STAGE = "_bp_events_stage"
+_STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
+              + ", ".join(f"{c} {'timestamptz' if c in ('occurred_at', 'recorded_at') else 'boolean' if c == 'hard' else 'bigint' if c == 'intake_id' else 'text'}"
+                          for c in COLUMNS)
+              + ") ON COMMIT DELETE ROWS")
+_COPY = f"COPY {_STAGE} ({', '.join(COLUMNS)}) FROM STDIN"
+_MOVE = (f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT "
+         + ", ".join("attrs::json" if c == "attrs" else c for c in COLUMNS)
+         + f" FROM {_STAGE} ON CONFLICT (event_key) DO NOTHING RETURNING event_key")
 
 
 def event_row(e: Event, recorded_at: datetime, intake_id: int | None = None) -> dict:
@@ -26,14 +50,44 @@ def event_row(e: Event, recorded_at: datetime, intake_id: int | None = None) -> 
     }
 
 
+def _unique(evs: Sequence[Event]) -> list[Event]:
+    """Duplicates inside one batch: keep the first."""
+    seen: dict[str, Event] = {}
+    for e in evs:
+        seen.setdefault(e.event_key, e)
+    return list(seen.values()) if len(seen) != len(evs) else list(evs)
+
+
 def insert_events(conn, evs: Sequence[Event], intake_id: int | None = None) -> set[str]:
     """Insert events (tagged with the intake they came from); return the event_keys that were new."""
     if not evs:
         return set()
     now = datetime.now(timezone.utc)
-    # Duplicates inside one batch: keep the first.
-    seen: dict[str, Event] = {}
-    for e in evs:
-        seen.setdefault(e.event_key, e)
-    rows = [event_row(e, now, intake_id) for e in seen.values()]
+    evs = _unique(evs)
+    if conn.dialect.name == "postgresql":
+        return _insert_pg(conn, evs, intake_id, now)
+    rows = [event_row(e, now, intake_id) for e in evs]
     return {k for (k,) in bulk_insert(conn, events_t, rows, conflict=("event_key",), returning=("event_key",))}
+
+
+def _insert_pg(conn, evs: list[Event], intake_id: int | None, now: datetime) -> set[str]:
+    cur = pg_cursor(conn)
+    try:
+        # Not cached per connection: a rolled-back transaction also rolls back the CREATE.
+        cur.execute(_STAGE_DDL)
+        dumps = json.dumps
+        with cur.copy(_COPY) as copy:
+            write = copy.write_row
+            for e in evs:
+                a = e.attrs
+                write((e.event_key, e.type, e.occurred_at, e.recipient, e.recipient.rpartition("@")[2],
+                       e.sender, e.source, e.status, e.reply_code, e.diagnostic, e.remote_mta, e.reason,
+                       e.category, e.hard, e.rule, e.feedback_type, e.vmta, e.source_ip, e.job_id,
+                       e.list_id, e.message_id, e.intake_id if intake_id is None else intake_id,
+                       dumps(a, default=str) if a else None, now))
+        cur.execute(_MOVE)
+        new = {k for (k,) in cur.fetchall()}
+        cur.execute(f"TRUNCATE {_STAGE}")   # several batches in one transaction stay separate
+        return new
+    finally:
+        cur.close()
