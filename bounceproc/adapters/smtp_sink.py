@@ -73,6 +73,7 @@ ENQUEUE_WAIT = 0.05              # seconds an id may wait for others to share it
 MAX_PENDING = 5000               # messages waiting for the writer before new ones get 451
 COMMIT_WAIT_SECONDS = 30.0       # a session waits at most this long for its commit
 MAX_LINE = 64 * 1024            # octets per DATA line (see SinkSMTP)
+PROXY_TIMEOUT = 10               # seconds to receive the PROXY header when it is expected
 DEFAULT_TIMEOUT = 120            # idle seconds per SMTP command
 DEFAULT_MAX_PER_IP = 20
 DEFAULT_MAX_COMMANDS = 5000      # per command name per connection (MAIL, RCPT, DATA, ...)
@@ -440,6 +441,11 @@ class SinkHandler:
         if self.connections[ip] <= 0:
             del self.connections[ip]
 
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data) -> bool:
+        """Behind a load balancer speaking the PROXY protocol: trust a valid header (the sink
+        only listens where the operator put it), so the real client address is recorded."""
+        return bool(proxy_data and proxy_data.valid)
+
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         if not normalise_address(address):
@@ -462,7 +468,8 @@ class SinkHandler:
         if len(raw) > self.max_size:
             self.counters.too_big += 1
             return REPLY_TOO_BIG
-        peer = _peer_ip(session.peer)
+        proxied = getattr(session, "proxy_data", None)
+        peer = str(proxied.src_addr) if proxied is not None and proxied.src_addr else _peer_ip(session.peer)
         meta = {"mail_from": "" if envelope.mail_from in (None, "<>") else envelope.mail_from,
                 "rcpt_tos": list(envelope.rcpt_tos), "peer": peer,
                 "helo": (session.host_name or "")[:255],
@@ -551,7 +558,8 @@ async def start_sink_async(settings: Settings, listen: str | None = None) -> Sin
     def factory():
         return SinkSMTP(handler, data_size_limit=handler.max_size, enable_SMTPUTF8=True,
                         hostname=hostname, ident="bounceproc sink", tls_context=handler_ctx,
-                        timeout=timeout, command_call_limit=max_commands)
+                        timeout=timeout, command_call_limit=max_commands,
+                        proxy_protocol_timeout=PROXY_TIMEOUT if getattr(settings, "sink_proxy_protocol", False) else None)
 
     loop = asyncio.get_running_loop()
     server = await loop.create_server(factory, host=host, port=port, reuse_address=True)

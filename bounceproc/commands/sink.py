@@ -45,7 +45,8 @@ def cmd_sink(args) -> int:
         settings = _settings(args, sink_listen=args.listen, sink_accept=tuple(args.accept or ()),
                              sink_max_message_size=args.max_size, sink_max_recipients=args.max_recipients,
                              sink_max_connections=args.max_connections,
-                             sink_tls_cert=args.tls_cert, sink_tls_key=args.tls_key)
+                             sink_tls_cert=args.tls_cert, sink_tls_key=args.tls_key,
+                             sink_proxy_protocol=True if args.proxy_protocol else None)
         smtp_sink.parse_listen(settings.sink_listen)
     except ValueError as exc:
         print(f"bounceproc sink: {exc}", file=sys.stderr)
@@ -144,6 +145,8 @@ def register(sub) -> None:
     p.add_argument("--max-connections", type=int, metavar="N", help="concurrent connections (default 200)")
     p.add_argument("--tls-cert", metavar="PEM", help="certificate chain: offer STARTTLS")
     p.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    p.add_argument("--proxy-protocol", action="store_true",
+                   help="expect a PROXY protocol header on every connection (behind HAProxy / a load balancer)")
     p.set_defaults(func=cmd_sink)
 
     p = sub.add_parser("reprocess", help="re-classify stored raw messages with the current rules",

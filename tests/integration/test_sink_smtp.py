@@ -321,3 +321,34 @@ def test_overlong_lines_that_real_mtas_send_are_accepted(sink):
     c.rcpt("fbl@example.org")
     assert c.data(MSG + b"X-Long: " + b"y" * 1500 + b"\r\n")[0] == 250
     c.quit()
+
+
+def test_proxy_protocol_records_the_real_client_address(sink):
+    h = sink(sink_proxy_protocol=True)
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    f = s.makefile("rb")
+    s.sendall(b"PROXY TCP4 192.0.2.55 192.0.2.1 40000 25\r\n")
+    assert f.readline().startswith(b"220")
+    reply = b""
+    for line in (b"EHLO mta.example.com", b"MAIL FROM:<>", b"RCPT TO:<fbl@example.org>", b"DATA"):
+        s.sendall(line + b"\r\n")
+        reply = f.readline()
+        while reply[3:4] == b"-":
+            reply = f.readline()
+    assert reply.startswith(b"354")
+    s.sendall(MSG + b".\r\n")
+    reply = f.readline()
+    assert reply.startswith(b"250"), reply
+    s.sendall(b"QUIT\r\n")
+    s.close()
+    with bootstrap.engine(h.settings).connect() as conn:
+        row = conn.execute(select(intake).where(intake.c.id == int(reply.split()[-1]))).one()
+    assert row.meta["peer"] == "192.0.2.55" and row.origin == "sink:192.0.2.55"
+
+
+def test_without_proxy_header_when_one_is_expected_the_connection_is_dropped(sink):
+    h = sink(sink_proxy_protocol=True)
+    s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+    s.sendall(b"EHLO mta.example.com\r\n")
+    assert s.makefile("rb").readline() == b""      # closed, no greeting
+    s.close()
