@@ -52,6 +52,17 @@ def client(h) -> smtplib.SMTP:
     return c
 
 
+def up_to_data(s: socket.socket, f) -> bytes:
+    """Raw-socket dialogue up to DATA; the reply to DATA."""
+    reply = b""
+    for line in (b"EHLO mta.example.com", b"MAIL FROM:<>", b"RCPT TO:<fbl@example.org>", b"DATA"):
+        s.sendall(line + b"\r\n")
+        reply = f.readline()
+        while reply[3:4] == b"-":
+            reply = f.readline()
+    return reply
+
+
 def still_serves(h) -> None:
     c = client(h)
     c.mail("<>")
@@ -179,12 +190,7 @@ def test_client_that_disconnects_mid_data_stores_nothing(sink):
     s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
     f = s.makefile("rb")
     f.readline()
-    for line in (b"EHLO x.example.com", b"MAIL FROM:<>", b"RCPT TO:<fbl@example.org>", b"DATA"):
-        s.sendall(line + b"\r\n")
-        reply = f.readline()
-        while reply[3:4] == b"-":
-            reply = f.readline()
-    assert reply.startswith(b"354")
+    assert up_to_data(s, f).startswith(b"354")
     s.sendall(b"Subject: half\r\n\r\nonly part of the body")
     s.close()
     time.sleep(0.3)
@@ -329,13 +335,7 @@ def test_proxy_protocol_records_the_real_client_address(sink):
     f = s.makefile("rb")
     s.sendall(b"PROXY TCP4 192.0.2.55 192.0.2.1 40000 25\r\n")
     assert f.readline().startswith(b"220")
-    reply = b""
-    for line in (b"EHLO mta.example.com", b"MAIL FROM:<>", b"RCPT TO:<fbl@example.org>", b"DATA"):
-        s.sendall(line + b"\r\n")
-        reply = f.readline()
-        while reply[3:4] == b"-":
-            reply = f.readline()
-    assert reply.startswith(b"354")
+    assert up_to_data(s, f).startswith(b"354")
     s.sendall(MSG + b".\r\n")
     reply = f.readline()
     assert reply.startswith(b"250"), reply
