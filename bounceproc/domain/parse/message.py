@@ -269,7 +269,7 @@ class _Reader:
         if report is None:
             report = self.read_dsn()
         if report is None:
-            reason = autoreply.autoreply_reason(self.root.headers)
+            reason = autoreply.autoreply_reason(self.root.all_headers())
             if reason:
                 sender = legacy.ADDRESS.findall(self.root.get("from"))
                 return Report("autoreply", (Verdict(address=sender[0] if sender else "", reason="vacation",

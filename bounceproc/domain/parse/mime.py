@@ -45,6 +45,7 @@ class Part:
     _text: str | None = None
     _head: bytes = b""          # raw header block of a lazy part
     _found: dict[str, list[str]] | None = None
+    _raw: dict[str, list[bytes]] | None = None   # split but not yet decoded header values
 
     def get(self, name: str, default: str = "") -> str:
         values = self.get_all(name)
@@ -54,12 +55,16 @@ class Part:
         name = name.lower()
         if self.headers is not None:
             return self.headers.get(name, [])
-        # Lazy part: look for this one field only (a returned original carries dozens of
-        # Received lines nobody reads).
         if self._found is None:
             self._found = {}
         values = self._found.get(name)
-        if values is None:
+        if values is None and self._raw is not None:
+            # Values are decoded when asked for: most fields (Received, ARC-*, X-MS-*) never are.
+            values = [decode_bytes(v) for v in self._raw.get(name, ())]
+            self._found[name] = values
+        elif values is None:
+            # Lazy part: look for this one field only (a returned original carries dozens of
+            # Received lines nobody reads).
             pattern = rb"(?im)^" + re.escape(name.encode("ascii", "replace")) + rb"[ \t]*:(.*(?:\n[ \t].*)*)"
             values = [decode_bytes(b" ".join(x.strip() for x in m.group(1).split(b"\n")))
                       for m in re.finditer(pattern, self._head)][:100]
@@ -68,7 +73,10 @@ class Part:
 
     def all_headers(self) -> dict[str, list[str]]:
         if self.headers is None:
-            self.headers = parse_headers(self._head)
+            if self._raw is not None:
+                self.headers = {k: [decode_bytes(v) for v in vs] for k, vs in self._raw.items()}
+            else:
+                self.headers = parse_headers(self._head)
         return self.headers
 
     @property
@@ -156,9 +164,9 @@ def decode_header(value: str) -> str:
     return _ENCODED_WORD.sub(_decode_word, value)
 
 
-def parse_headers(block: bytes) -> dict[str, list[str]]:
-    """Header block (LF line endings) to {lowercased name: [unfolded values]}."""
-    headers: dict[str, list[str]] = {}
+def raw_header_map(block: bytes) -> dict[str, list[bytes]]:
+    """Header block (LF line endings) to {lowercased name: [unfolded raw values]}."""
+    headers: dict[str, list[bytes]] = {}
     name = ""
     value: list[bytes] = []
     for line in block.split(b"\n", MAX_HEADER_LINES)[:MAX_HEADER_LINES]:
@@ -169,7 +177,7 @@ def parse_headers(block: bytes) -> dict[str, list[str]]:
                 value.append(line.strip())
             continue
         if name:
-            headers.setdefault(name, []).append(decode_bytes(b" ".join(value) if len(value) > 1 else value[0]))
+            headers.setdefault(name, []).append(b" ".join(value) if len(value) > 1 else value[0])
             name = ""
         raw_name, sep, rest = line.partition(b":")
         raw_name = raw_name.rstrip()
@@ -177,8 +185,13 @@ def parse_headers(block: bytes) -> dict[str, list[str]]:
             name = raw_name.decode("latin-1").lower()
             value = [rest.strip()]
     if name:
-        headers.setdefault(name, []).append(decode_bytes(b" ".join(value) if len(value) > 1 else value[0]))
+        headers.setdefault(name, []).append(b" ".join(value) if len(value) > 1 else value[0])
     return headers
+
+
+def parse_headers(block: bytes) -> dict[str, list[str]]:
+    """Header block (LF line endings) to {lowercased name: [unfolded values]}."""
+    return {k: [decode_bytes(v) for v in vs] for k, vs in raw_header_map(block).items()}
 
 
 def split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -218,10 +231,10 @@ def parse_entity(data: bytes, depth: int = 0, default_type: str = "text/plain",
     budget = budget or _Budget()
     budget.parts += 1
     head, body = split_head(data)
-    headers = parse_headers(head)
-    ct = headers.get("content-type")
-    ctype, params = content_type(ct[0], default_type) if ct else (default_type, {})
-    part = Part(headers, ctype, params, body)
+    raw = raw_header_map(head)
+    ct = raw.get("content-type")
+    ctype, params = content_type(decode_bytes(ct[0]), default_type) if ct else (default_type, {})
+    part = Part(None, ctype, params, body, _raw=raw)
     if depth >= MAX_DEPTH or budget.parts >= MAX_PARTS:
         return part
     if ctype.startswith("multipart/") and params.get("boundary"):
