@@ -1,0 +1,145 @@
+"""The whole loop, with every part real: a PowerMTA accounting stream into `bounceproc pipe`, a Celery
+worker on Redis, PostgreSQL, the API served by `bounceproc serve`, and a CRM's webhook receiver.
+
+CSV in -> events + suppression (with evidence, visible through the API) -> signed webhook received,
+verified with the independent `standardwebhooks` library.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from bounceproc import bootstrap
+from bounceproc.adapters.tables import events, suppressions
+from tests.conftest import bin_path, settings_env
+
+ACCT = (
+    "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
+    "dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,envId,queue,vmtaPool\r\n"
+    "d,2026-11-20 10:00:02+0000,2026-11-20 09:59:58+0000,b-u1=example.com@bounce.example.net,u1@example.com,,"
+    "relayed,2.0.0 (success),smtp;250 2.0.0 OK,mx.example.com (192.0.2.10),,smtp,app01 (192.0.2.5),smtp,"
+    "198.51.100.7,192.0.2.10,\"PIPELINING,8BITMIME\",5321,vmta1,job42,,example.com/vmta1,pool1\r\n"
+    "b,2026-11-20 10:00:03+0000,2026-11-20 09:59:58+0000,b-u2=example.com@bounce.example.net,u2@example.com,,"
+    "failed,5.1.1 (bad destination mailbox address),\"smtp;550 5.1.1 <u2@example.com>: Recipient address "
+    "rejected: User unknown in virtual mailbox table\",mx.example.com (192.0.2.10),bad-mailbox,smtp,"
+    "app01 (192.0.2.5),smtp,198.51.100.7,192.0.2.10,\"PIPELINING,8BITMIME\",,vmta1,job42,,example.com/vmta1,pool1\r\n"
+    "b,2026-11-20 10:00:04+0000,2026-11-20 09:59:58+0000,b-u3=example.net@bounce.example.net,u3@example.net,,"
+    "failed,5.7.1 (delivery not authorized),\"smtp;550 5.7.1 Service unavailable; Client host [198.51.100.7] "
+    "blocked using zen.spamhaus.org\",mx.example.net (192.0.2.20),spam-related,smtp,app01 (192.0.2.5),smtp,"
+    "198.51.100.7,192.0.2.20,,,vmta1,job42,,example.net/vmta1,pool1\r\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Receiver:
+    """A CRM's webhook endpoint on loopback that records what it receives."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server API
+                body = self.rfile.read(int(self.headers["content-length"]))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_for(fn, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.mark.slow
+def test_acct_stream_to_suppression_api_and_signed_webhook(make_settings, fresh_pg_url, redis_url, celery_worker):
+    from standardwebhooks import Webhook
+
+    settings = make_settings(database_url=fresh_pg_url, broker_url=redis_url, webhook_allow="127.0.0.1")
+    env = settings_env(settings, BOUNCEPROC_WEBHOOK_ALLOW="127.0.0.1")
+    receiver = Receiver()
+    api_port = free_port()
+    serve = subprocess.Popen([bin_path("bounceproc"), "serve", "--api", f"127.0.0.1:{api_port}",
+                              "--smtp", f"127.0.0.1:{free_port()}"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        key = subprocess.run([bin_path("bounceproc"), "apikey", "create", "--scope", "admin"], env=env,
+                             capture_output=True, text=True, timeout=60, check=True).stdout.strip().splitlines()[-1]
+        api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
+                           timeout=10)
+
+        def api_up():
+            try:
+                return api.get("/v1/suppressions").status_code == 200
+            except httpx.TransportError:
+                return False
+        wait_for(api_up, 60, "the API to answer")
+        r = api.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["recipient.hard_bounced"]})
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+
+        with celery_worker(settings, extra_env={"BOUNCEPROC_WEBHOOK_ALLOW": "127.0.0.1"}):
+            pipe = subprocess.run([bin_path("bounceproc"), "pipe", "-q"], input=ACCT.encode(), env=env,
+                                  capture_output=True, timeout=120)
+            assert pipe.returncode == 0, pipe.stderr.decode()
+            eng = bootstrap.engine(settings)
+
+            def suppressed():
+                with eng.connect() as conn:
+                    return conn.execute(select(func.count()).select_from(suppressions)).scalar_one() >= 1
+            wait_for(suppressed, 60, "the worker to suppress u2")
+            wait_for(lambda: receiver.received, 60, "the webhook")
+
+        with eng.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(events)).scalar_one() == 3
+            rows = conn.execute(select(suppressions.c.address, suppressions.c.reason)).all()
+        # the user-unknown is suppressed; the Spamhaus block is about our IP, never the recipient
+        assert rows == [("u2@example.com", "hard_bounce")]
+
+        sup = api.get("/v1/suppressions/u2@example.com")
+        assert sup.status_code == 200, sup.text
+        body = sup.json()
+        assert body["reason"] == "hard_bounce"
+        assert "5.1.1" in json.dumps(body)
+        assert api.get("/v1/suppressions/u3@example.net").status_code == 404
+
+        headers, raw = receiver.received[0]
+        payload = Webhook(secret).verify(raw, {k.lower(): v for k, v in headers.items()})
+        assert payload["type"] == "recipient.hard_bounced"
+        assert payload["data"]["address"] == "u2@example.com"
+        assert payload["data"]["status"] == "5.1.1"
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+        receiver.close()
