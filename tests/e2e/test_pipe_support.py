@@ -55,7 +55,7 @@ def stream(n: int, seed: int = 1) -> bytes:
             else:
                 st, diag, cat = BOUNCES[i % len(BOUNCES)]
                 diag = diag.format(r=rcpt, n=i, d=dom).replace('"', '""')
-                out.append(f'b,{ts},{rcpt},bounces@example.net,{st},"{diag}",{cat},vmta-{i % 4},job-{i % 7},<m{i}@example.net>')
+                out.append(f'b,{ts},{rcpt},bounces@example.net,"{st}","{diag}",{cat},vmta-{i % 4},job-{i % 7},<m{i}@example.net>')
             continue
         common = (f"{ts},{ts},bounces@example.net,{rcpt},,")
         tail = f'mx.{dom} (192.0.2.{i % 250}),{{cat}},smtp,app (198.51.100.20),smtp,198.51.100.{5 + i % 3},192.0.2.{i % 250},"PIPELINING,8BITMIME,ENHANCEDSTATUSCODES",{900 + i % 500},vmta-{i % 4},job-{i % 7},,{dom}/vmta-{i % 4},pool'
@@ -64,7 +64,7 @@ def stream(n: int, seed: int = 1) -> bytes:
         elif k < 0.95:
             st, diag, cat = BOUNCES[i % len(BOUNCES)]
             diag = diag.format(r=rcpt, n=i, d=dom).replace('"', '""')
-            out.append("b," + common + f'failed,{st},"{diag}",' + tail.format(cat=cat))
+            out.append("b," + common + f'failed,"{st}","{diag}",' + tail.format(cat=cat))
         else:
             out.append("t," + common + "delayed,4.2.2 (mailbox full),smtp;452 4.2.2 Mailbox full," + tail.format(cat="quota-issues"))
         if i % 997 == 0:

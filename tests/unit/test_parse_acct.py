@@ -295,3 +295,20 @@ def test_random_garbage_never_raises():
             data[rnd.randrange(len(data))] = rnd.choice(b'",\r\n\x00\xff;ab')
         evs, bad = parse_acct_batch("", bytes(data), classifier=undefined)
         assert all(isinstance(e, Event) for e in evs) and all(isinstance(q, Quarantined) for q in bad)
+
+
+def test_classification_is_memoised_on_the_shape_of_the_failure():
+    calls = []
+
+    def counting(status="", reply_code="", diagnostic="", remote_mta=""):
+        calls.append(diagnostic)
+        return Classification("userunknown", "bad-mailbox", True, "r1")
+
+    rows = [V5] + [d_row(f"u{i}@example.com", type="b", dsnStatus="5.1.1 (bad destination mailbox address)",
+                         dsnDiag=f'"smtp;550-5.1.1 The email account that you tried to reach does not exist. {i:x}q{i}si{i * 7} - gsmtp"',
+                         dsnMta=f"mx{i % 3}.mail{i}.example.com (192.0.2.{i})") for i in range(50)]
+    rows.append(d_row("v@example.com", type="b", dsnStatus="5.2.2", dsnDiag="smtp;552 5.2.2 Mailbox full"))
+    evs, bad = parse("\n".join(rows) + "\n", classifier=counting)
+    assert bad == [] and len(evs) == 51 and all(e.rule == "r1" for e in evs)
+    # one rules-engine run per distinct wording (ids, IPs and host numbers masked), not per bounce
+    assert len(calls) <= 4

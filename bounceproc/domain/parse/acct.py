@@ -38,6 +38,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gc
+import re
 from operator import itemgetter
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -321,9 +322,37 @@ def _fast_key(parts: tuple) -> str:
 # ---------------------------------------------------------------------------------------------
 # records -> events
 
+# Classification memo keyed on the *shape* of a failure: the same wording with another message
+# id, queue id, IP address or recipient address is the same failure. Receivers put unique ids in
+# almost every diagnostic ("... q3si124 - gsmtp", "[BN8PR11MB...]"), so a memo on the raw text
+# (the classifier's own) misses on nearly every bounce, and one rules-engine run costs 0.3-0.7 ms
+# against about 5 us for everything else a record needs. Masked: addresses, IPv4 addresses, and
+# tokens of 6+ word characters that contain a digit; status codes (5.1.1, 4.7.28) and short
+# tags (TSS04) stay, so no rule that could matter is hidden.
+_SHAPE = re.compile(r"[\w.+=-]+@[\w.-]+|\d{1,3}(?:\.\d{1,3}){3}|\b(?=[a-z_]*\d)\w{6,}\b", re.ASCII | re.I)
+_MEMO: dict = {}
+_MEMO_MAX = 200_000
+
+
+def _classified(classifier, status: str, reply: str, diag: str, mta: str):
+    memo = _MEMO.get(classifier)
+    if memo is None:
+        if len(_MEMO) > 8:
+            _MEMO.clear()
+        memo = _MEMO[classifier] = {}
+    key = (status, reply, _SHAPE.sub("#", diag), _SHAPE.sub("#", mta))
+    c = memo.get(key)
+    if c is None:
+        c = classifier(status, reply, diag, mta)
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        memo[key] = c
+    return c
+
+
 def _classify(classifier, status, reply, diag, mta, bounce_cat, attrs):
     try:
-        c = classifier(status, reply, diag, mta)
+        c = _classified(classifier, status, reply, diag, mta)
         reason, category, hard, rule = c.reason, c.category, bool(c.hard), c.rule
     except Exception as e:  # a classifier bug must not stop the stream
         reason, category, hard, rule = "undefined", "other", False, "classifier-error"
