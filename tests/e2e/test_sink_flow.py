@@ -13,12 +13,13 @@ import queue
 import signal
 import smtplib
 import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
-from conftest import bin_path, settings_env
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
@@ -30,6 +31,20 @@ from bounceproc.message_intake import message_id_of, parse_report
 BOUNCE_ADDR = "bounces@bounces.example.net"
 FBL = "fbl@example.net"
 ACCEPT = ("bounces.example.net", FBL)
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def settings_env(settings) -> dict[str, str]:
+    """Environment for a `bounceproc` subprocess using these settings (not via `from conftest
+    import`: with several conftest.py files that import is ambiguous)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_BROKER_URL=settings.broker_url,
+               BOUNCEPROC_QUEUE=settings.queue, BOUNCEPROC_DATA_DIR=settings.data_dir,
+               BOUNCEPROC_SECRET_KEY=settings.secret_key, PYTHONUNBUFFERED="1")
+    return env
 
 
 def corpus_messages(corpus_dir, limit: int | None = None) -> list[tuple[str, bytes, list[str]]]:

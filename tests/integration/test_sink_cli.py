@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
-
-from conftest import bin_path, settings_env
 
 from bounceproc import bootstrap
 from bounceproc.message_intake import process_messages
@@ -14,8 +14,11 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sink"
 
 
 def run(settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([bin_path("bounceproc"), *args], env=settings_env(settings), capture_output=True,
-                          text=True, timeout=timeout)
+    # Embedded settings (SQLite, no broker) need only the database and the data dir.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_DATA_DIR=settings.data_dir)
+    return subprocess.run([str(Path(sys.executable).with_name("bounceproc")), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def test_sink_refuses_to_start_with_nothing_to_accept(make_settings, sqlite_url):
