@@ -305,8 +305,8 @@ def test_classification_is_memoised_on_the_shape_of_the_failure():
         return Classification("userunknown", "bad-mailbox", True, "r1")
 
     rows = [V5] + [d_row(f"u{i}@example.com", type="b", dsnStatus="5.1.1 (bad destination mailbox address)",
-                         dsnDiag=f'"smtp;550-5.1.1 The email account that you tried to reach does not exist. {i:x}q{i}si{i * 7} - gsmtp"',
-                         dsnMta=f"mx{i % 3}.mail{i}.example.com (192.0.2.{i})") for i in range(50)]
+                         dsnDiag=f'"smtp;550-5.1.1 The email account that you tried to reach does not exist. {i + 99999:x}si{i * 7} - gsmtp"',
+                         dsnMta=f"mx{i % 3}.mail{i + 100}.example.com (192.0.2.{i})") for i in range(50)]
     rows.append(d_row("v@example.com", type="b", dsnStatus="5.2.2", dsnDiag="smtp;552 5.2.2 Mailbox full"))
     evs, bad = parse("\n".join(rows) + "\n", classifier=counting)
     assert bad == [] and len(evs) == 51 and all(e.rule == "r1" for e in evs)
