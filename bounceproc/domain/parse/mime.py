@@ -21,6 +21,8 @@ MAX_BYTES = 1_000_000      # bytes of a message that are read at all
 MAX_DEPTH = 6              # multipart / message/* nesting
 MAX_PARTS = 64             # parts per message
 MAX_HEADER_LINES = 400
+MAX_HEADER_VALUE = 8192    # bytes kept of one header field
+_NOT_BASE64 = bytes(c for c in range(256) if not (chr(c).isalnum() and c < 128 or c in b"+/"))
 
 _LINE_ENDINGS = re.compile(rb"\r\n?")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_\-*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
@@ -106,7 +108,7 @@ def decode_transfer(body: bytes, cte: str) -> bytes:
     cte = cte.strip().lower()
     try:
         if cte == "base64":
-            data = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+            data = body.translate(None, _NOT_BASE64)
             data = data[: len(data) - len(data) % 4]
             return binascii.a2b_base64(data)
         if cte == "quoted-printable":
@@ -160,6 +162,7 @@ def decode_header(value: str) -> str:
     """RFC 2047 encoded words to text; anything malformed is left as is."""
     if "=?" not in value:
         return value
+    value = value[:MAX_HEADER_VALUE]
     value = _ENCODED_WORD_GAP.sub(r"\1\2", value)
     return _ENCODED_WORD.sub(_decode_word, value)
 
@@ -186,6 +189,10 @@ def raw_header_map(block: bytes) -> dict[str, list[bytes]]:
             value = [rest.strip()]
     if name:
         headers.setdefault(name, []).append(b" ".join(value) if len(value) > 1 else value[0])
+    for vs in headers.values():
+        for i, v in enumerate(vs):
+            if len(v) > MAX_HEADER_VALUE:
+                vs[i] = v[:MAX_HEADER_VALUE]
     return headers
 
 
