@@ -19,13 +19,14 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9
 
 @dataclass(frozen=True)
 class VerpFormat:
-    separators: tuple[str, ...] = ("+", "-")   # between the prefix and the encoded recipient
-    equals: str = "="                           # stands for "@" in the encoded recipient
-    prefix: str = ""                            # required prefix ("" accepts any)
+    separator: str = "+"          # between the prefix and the encoded recipient (encode and decode)
+    equals: str = "="             # stands for "@" in the encoded recipient
+    prefix: str = ""              # required prefix ("" accepts any)
+    also: tuple[str, ...] = ("-",)  # further separators accepted when decoding (PowerMTA's "-")
 
     @property
-    def separator(self) -> str:
-        return self.separators[0]
+    def separators(self) -> tuple[str, ...]:
+        return (self.separator,) + tuple(s for s in self.also if s != self.separator)
 
 
 DEFAULT = VerpFormat()
