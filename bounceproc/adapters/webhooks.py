@@ -1,6 +1,6 @@
 """Deliver outbox rows to webhook endpoints: fan-out, signed POSTs, retries, the delivery log.
 
-Adapter layer (SQLAlchemy Core, httpx). The rules live in domain/webhook_retry.py (schedule) and
+Adapter layer (SQLAlchemy Core, asyncio). The rules live in domain/webhook_retry.py (schedule) and
 domain/webhook_signing.py (Standard Webhooks v1); this module moves rows and bytes.
 
 1. fan_out: each undispatched outbox row becomes one `webhook_deliveries` row per enabled
@@ -10,7 +10,7 @@ domain/webhook_signing.py (Standard Webhooks v1); this module moves rows and byt
    that concurrent senders do not double-send; on PostgreSQL with FOR UPDATE SKIP LOCKED. A sender
    that dies mid-delivery leaves the lease to expire and the delivery is sent again, with the same
    webhook-id (at-least-once).
-3. send: one pooled async httpx client, bounded concurrency, timeout 15 s, redirects not
+3. send: one keep-alive HTTP/1.1 client (webhook_http.py), bounded concurrency, timeout 15 s, redirects not
    followed (a 3xx is a failure). The target is re-checked by the SSRF guard before each send.
 4. record: every attempt is logged; 2xx = delivered; 410 disables the endpoint; other failures are
    retried on the schedule (honouring Retry-After on 429/502/503/504) until it is exhausted
@@ -26,7 +26,6 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-import httpx
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -34,6 +33,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bounceproc import bootstrap
 from bounceproc.adapters.api_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from bounceproc.adapters.ssrf import UnsafeTarget, check_url
+from bounceproc.adapters.webhook_http import SendError, WebhookClient
 from bounceproc.adapters.tables import outbox
 from bounceproc.config import Settings
 from bounceproc.domain import webhook_retry
@@ -43,8 +43,8 @@ log = logging.getLogger("bounceproc.webhooks")
 
 TIMEOUT_SECONDS = 15.0
 LEASE_SECONDS = 60
-BATCH = 256
-CONCURRENCY = 128          # a batch is at most two waves, so a lease of 2 timeouts covers it
+CONCURRENCY = 128
+BATCH = 4 * CONCURRENCY    # claimed per round; sent in at most 4 waves (see lease_for)
 SNIPPET = 500
 USER_AGENT = "bounceproc-webhooks/1"
 KICK_EVERY = 0.5
@@ -86,9 +86,10 @@ def fan_out(conn, limit: int = 2000) -> int:
             "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "last_error": ""}
            for r in rows for ep in endpoints if not ep.event_types or r.type in ep.event_types]
     created = 0
+    stmt = _ins(conn)(webhook_deliveries).on_conflict_do_nothing(
+        index_elements=["endpoint_id", "outbox_id"]).returning(webhook_deliveries.c.id)
     for i in range(0, len(new), 500):
-        created += conn.execute(_ins(conn)(webhook_deliveries).on_conflict_do_nothing(
-            index_elements=["endpoint_id", "outbox_id"]), new[i:i + 500]).rowcount or 0
+        created += len(conn.execute(stmt, new[i:i + 500]).all())
     ids = [r.id for r in rows]
     for i in range(0, len(ids), 900):
         conn.execute(update(outbox).where(outbox.c.id.in_(ids[i:i + 900])).values(dispatched=True))
@@ -144,7 +145,7 @@ def claim_due(conn, now: datetime, limit: int = BATCH, lease: int = LEASE_SECOND
     return jobs
 
 
-async def _send(client: httpx.AsyncClient, job: Job, allow: tuple[str, ...], sem: asyncio.Semaphore,
+async def _send(client: WebhookClient, job: Job, allow: tuple[str, ...], sem: asyncio.Semaphore,
                 safe: dict[str, str]) -> Outcome:
     async with sem:
         started = time.monotonic()
@@ -161,26 +162,22 @@ async def _send(client: httpx.AsyncClient, job: Job, allow: tuple[str, ...], sem
         body = job.payload.encode("utf-8")
         headers = webhook_headers(job.secrets, job.webhook_id, int(time.time()), body)
         try:
-            resp = await client.post(job.url, content=body, headers=headers)
-            text = resp.text[:SNIPPET] if resp.content else ""
-            return Outcome(job, resp.status_code, int((time.monotonic() - started) * 1000), "", text,
-                           webhook_retry.parse_retry_after(resp.headers.get("retry-after")), at)
-        except httpx.TimeoutException:
+            answer = await client.post(job.url, body, headers)
+        except (asyncio.TimeoutError, TimeoutError):
             return Outcome(job, None, int((time.monotonic() - started) * 1000),
-                           f"timed out after {client.timeout.read:g} s", "", None, at)
-        except httpx.HTTPError as exc:
-            return Outcome(job, None, int((time.monotonic() - started) * 1000),
-                           f"{type(exc).__name__}: {exc}"[:SNIPPET], "", None, at)
+                           f"timed out after {client.timeout:g} s", "", None, at)
+        except SendError as exc:
+            return Outcome(job, None, int((time.monotonic() - started) * 1000), str(exc)[:SNIPPET], "", None, at)
+        return Outcome(job, answer.status, int((time.monotonic() - started) * 1000), "",
+                       answer.snippet.decode("utf-8", errors="replace")[:SNIPPET],
+                       webhook_retry.parse_retry_after(answer.headers.get("retry-after")), at)
 
 
-def new_client(timeout: float = TIMEOUT_SECONDS, concurrency: int = CONCURRENCY) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=False,
-                             limits=httpx.Limits(max_connections=concurrency,
-                                                 max_keepalive_connections=concurrency),
-                             headers={"user-agent": USER_AGENT}, trust_env=False)
+def new_client(timeout: float = TIMEOUT_SECONDS) -> WebhookClient:
+    return WebhookClient(timeout, USER_AGENT)
 
 
-async def send_all(client: httpx.AsyncClient, jobs: list[Job], allow: tuple[str, ...],
+async def send_all(client: WebhookClient, jobs: list[Job], allow: tuple[str, ...],
                    concurrency: int = CONCURRENCY) -> list[Outcome]:
     sem = asyncio.Semaphore(concurrency)
     safe: dict[str, str] = {}
@@ -266,14 +263,21 @@ def replay(conn, delivery_ids: list[int]) -> None:
                      .values(state="pending", next_attempt_at=now, locked_until=None))
 
 
+def lease_for(settings: Settings, batch: int = BATCH) -> int:
+    """Seconds a claimed delivery stays with its sender: long enough for every wave of a batch to
+    time out, so a live sender is never overtaken; a dead sender's rows are re-sent after it."""
+    waves = -(-batch // CONCURRENCY)
+    return max(settings.webhook_lease_seconds, int(waves * settings.webhook_timeout_seconds) + 5)
+
+
 async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_batches: int = 10_000,
-                          batch: int = BATCH, client: httpx.AsyncClient | None = None) -> dict[str, int]:
+                          batch: int = BATCH, client: WebhookClient | None = None) -> dict[str, int]:
     """Fan out, then send every due delivery, batch after batch, until none is due or time is up."""
     eng = bootstrap.engine(settings)
     totals = {"fanned_out": 0, "delivered": 0, "retrying": 0, "failed": 0, "disabled": 0}
     own = client is None
     client = client or new_client(settings.webhook_timeout_seconds)
-    lease = max(settings.webhook_lease_seconds, int(2 * settings.webhook_timeout_seconds) + 5)
+    lease = lease_for(settings, batch)
     deadline = time.monotonic() + max_seconds
     try:
         for _ in range(max_batches):

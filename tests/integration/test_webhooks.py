@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from test_api_support import admin_key, assert_problem, client, receiver, serve_api  # noqa: F401
 
 from bounceproc import bootstrap
+from bounceproc.config import load_settings
 from bounceproc.adapters import webhooks
 from bounceproc.adapters.api_tables import webhook_deliveries, webhook_endpoints
 from bounceproc.adapters.tables import outbox
@@ -231,7 +232,8 @@ def test_sender_killed_mid_delivery_redelivers_the_same_webhook_id(hooks, tmp_pa
     rec.slow_seconds = 0.0
     webhooks.deliver_now(settings)                      # leased by the dead sender: not yet
     assert len(rec.requests) == 1
-    time.sleep(max(0.0, claimed_at + 9.5 - time.monotonic()))   # lease = 2 * timeout + 5 s
+    lease = webhooks.lease_for(load_settings(webhook_timeout_seconds=2, webhook_lease_seconds=1))
+    time.sleep(max(0.0, claimed_at + lease - 0.5 - time.monotonic()))
     for _ in range(40):
         webhooks.deliver_now(settings)
         if len(rec.requests) > 1:
