@@ -16,6 +16,7 @@ hostile input gives kind "unknown" and the reason in `note`.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Sequence
@@ -285,7 +286,6 @@ class _Reader:
         info = self.tracking()
         if not any(info.values()):
             return report
-        import dataclasses
         return Report(report.kind, tuple(dataclasses.replace(v, **{k: getattr(v, k) or val for k, val in info.items()})
                                          for v in report.recipients), report.note)
 
@@ -366,7 +366,6 @@ class _Reader:
         own = self.own_addresses()
         preamble, secs = legacy.sections(legacy.notification_text(self.body_text()), own)
         by_addr = {a.lower(): s for a, s in secs}
-        mta_default = dsn.address_of(message_fields.get("reporting-mta", ""))
         verdicts = []
         failed = False
         for f in blocks:
@@ -420,7 +419,6 @@ class _Reader:
 
     def apply_envelope(self, verdicts: list[Verdict]) -> list[Verdict]:
         """A VERP envelope names the recipient: it wins when the report names one recipient or none."""
-        import dataclasses
         env = self.envelope_recipient()
         if env and len(verdicts) == 1 and verdicts[0].address.lower() != env.lower():
             return [dataclasses.replace(verdicts[0], address=env, recovered_by="verp")]
