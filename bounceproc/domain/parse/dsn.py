@@ -44,8 +44,7 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
         name = m.group(1).lower()
         value = m.group(2).strip()
         if (name == "final-recipient" and "final-recipient" in current) or (
-                name == "original-recipient" and ("original-recipient" in current or (
-                    "final-recipient" in current and ("action" in current or "status" in current)))):
+                name == "original-recipient" and ("original-recipient" in current or _done_after_final(current))):
             _close(current, message, blocks)
             current = {}
         if name not in current:
@@ -55,6 +54,15 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     if current:
         _close(current, message, blocks)
     return message, blocks
+
+
+def _done_after_final(fields: dict[str, str]) -> bool:
+    """Action or Status came after this block's Final-Recipient (so an Original-Recipient now
+    starts the next block; Amazon SES puts Action first, Postfix puts Original right after Final)."""
+    keys = list(fields)
+    if "final-recipient" not in keys:
+        return False
+    return any(k in ("action", "status") for k in keys[keys.index("final-recipient") + 1:])
 
 
 def _close(fields: dict[str, str], message: dict[str, str], blocks: list[dict[str, str]]) -> None:

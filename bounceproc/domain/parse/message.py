@@ -476,6 +476,7 @@ class _Reader:
         subject = decode_header(self.root.get("subject"))
         temporary = bool(_TEMPORARY_SUBJECT.search(subject))
         verdicts = []
+        evidence = []
         for addr, sec in secs:
             sec1 = _one_line(sec)
             status = find_status(sec1)
@@ -484,6 +485,11 @@ class _Reader:
             v = self.verdict(addr, status, reply, sec1, "", "delayed" if temporary else "failed", "legacy", how,
                              fallback)
             verdicts.append(v)
+            evidence.append(bool(status or reply) or self.classifier.classify("", "", sec1).rule != "none")
+        if any(evidence) and not all(evidence):
+            # An address whose own section says nothing about a failure, next to ones that do, is
+            # the sender or a contact address quoted in the text (Exim: "A message sent by <x>").
+            verdicts = [v for v, e in zip(verdicts, evidence) if e]
         verdicts = self.apply_envelope(verdicts)
         return Report("dsn", tuple(verdicts), why)
 
