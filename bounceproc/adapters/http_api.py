@@ -18,6 +18,7 @@ from bounceproc import bootstrap
 from bounceproc.adapters.api import imports, suppressions, unsubscribe, webhook_admin
 from bounceproc.adapters.api.common import ApiContext
 from bounceproc.adapters.api.models import Problem as ProblemModel
+from bounceproc.adapters.api.fast_path import FastLookup
 from bounceproc.adapters.api.pg_reads import PgReader
 from bounceproc.adapters.api.problems import BodyLimit, install
 from bounceproc.adapters.api_keys import KeyStore
@@ -45,6 +46,8 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
     install(app)
     app.add_middleware(BodyLimit)
+    if reader is not None:
+        app.add_middleware(FastLookup, context=app.state.ctx)
     for module in (suppressions, imports, webhook_admin, unsubscribe):
         app.include_router(module.router)
 

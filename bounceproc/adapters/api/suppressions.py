@@ -152,6 +152,12 @@ async def get_suppression(c: Ctx, key: Annotated[ApiKey, Depends(READ)], address
                           scope: str = Query("global", max_length=300), history: bool = True):
     """One suppression with its evidence and history; 404 when the address is not suppressed."""
     addr, sc = parse_address(address), parse_scope(scope)
+    return json_response(await lookup(c, addr, sc, history))
+
+
+async def lookup(c: ApiContext, addr: str, sc: str, history: bool) -> dict:
+    """The resource of one active suppression (with its history), or a 404 Problem.
+    Shared by the route above and the fast path (api/fast_path.py)."""
     now = datetime.now(timezone.utc)
     if c.reader is not None:
         row, hist = await c.reader.get_one(addr, sc, now, history)
@@ -162,7 +168,7 @@ async def get_suppression(c: Ctx, key: Annotated[ApiKey, Depends(READ)], address
     body = resource(row)
     if history:
         body["history"] = [_history_item(h) for h in hist]
-    return json_response(body)
+    return body
 
 
 def _get_one(c: ApiContext, addr: str, sc: str, now: datetime, history: bool):
