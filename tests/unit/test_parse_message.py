@@ -81,3 +81,10 @@ def test_empty_and_garbage_inputs_give_unknown_with_a_note():
     assert parse_message(b"").kind == "unknown"
     r = parse_message(b"\x00\xff" * 100)
     assert r.kind in ("unknown", "not-bounce") and r.note
+
+
+def test_redacted_addresses_are_recognised():
+    from bounceproc.domain.parse.message import is_redacted
+    assert all(is_redacted(a) for a in ("redacted@example.com", "xxxxxxxx@example.com", "****@example.com",
+                                        "[REDACTED]@example.com", "redacted"))
+    assert not any(is_redacted(a) for a in ("alice@example.com", "xavier@example.com", "x@example.com"))

@@ -109,6 +109,15 @@ def parse_message(raw: bytes, *, envelope_to: Sequence[str] = (), classifier: Cl
         return Report("unknown", (), f"internal error: {type(exc).__name__}: {exc}"[:300])
 
 
+_REDACTED_LOCAL = re.compile(r"^(?:[x*#][x*#.\-_]{2,}|.*redacted.*|\[.*\])$", re.I)
+
+
+def is_redacted(address: str) -> bool:
+    """An address an ISP blanked out in a report: `redacted@…`, `xxxxxxx@…`, `****@…`, `[removed]@…`."""
+    local, at, _domain = address.strip().strip("<>").rpartition("@")
+    return not at or not local or bool(_REDACTED_LOCAL.match(local))
+
+
 def top_level_parts(root: Part):
     """Parts of the message itself, not those of a returned original enclosed in it."""
     stack = [root]
@@ -220,7 +229,7 @@ class _Reader:
             if a:
                 return a, "list-unsubscribe"
         to = legacy.ADDRESS.findall(orig.get("to"))
-        if len(to) == 1 and "redacted" not in to[0].lower():
+        if len(to) == 1 and not is_redacted(to[0]):
             return to[0], "original-to"
         return "", ""
 
@@ -298,7 +307,7 @@ class _Reader:
         extra = dict(feedback_type=rep.feedback_type, user_agent=rep.user_agent[:200],
                      arrival_date=rep.arrival_date[:100], source_ip=rep.source_ip[:100],
                      reported_domain=rep.reported_domain[:255], original_mail_from=rep.original_mail_from[:320])
-        addrs = [(a, "original-rcpt-to") for a in rep.recipients if "@" in a and "redacted" not in a.lower()]
+        addrs = [(a, "original-rcpt-to") for a in rep.recipients if "@" in a and not is_redacted(a)]
         if not addrs:
             a, how = self.recover_address()
             addrs = [(a, how)]
