@@ -88,3 +88,12 @@ def test_redacted_addresses_are_recognised():
     assert all(is_redacted(a) for a in ("redacted@example.com", "xxxxxxxx@example.com", "****@example.com",
                                         "[REDACTED]@example.com", "redacted"))
     assert not any(is_redacted(a) for a in ("alice@example.com", "xavier@example.com", "x@example.com"))
+
+
+def test_autoreply_needs_a_sign_of_automation_for_ordinary_subjects():
+    from bounceproc.domain.parse.autoreply import autoreply_reason
+    assert autoreply_reason({"subject": ["Automatic reply: March news"]})
+    assert autoreply_reason({"subject": ["Respuesta automática: hola"]})
+    assert autoreply_reason({"subject": ["Away until May 5"], "auto-submitted": ["auto-replied"]})
+    assert not autoreply_reason({"subject": ["Vacation photos"]})
+    assert not autoreply_reason({"subject": ["Undelivered Mail Returned to Sender"], "auto-submitted": ["auto-replied"]})

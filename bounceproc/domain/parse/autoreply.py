@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import re
 
-_SUBJECT = re.compile(
-    r"^\s*(?:auto(?:matic)?[ \-_]?(?:reply|response|antwort|risposta|respuesta)|autoreply|auto:|"
-    r"out of (?:the )?office|abwesenheit|absence|away from|away until|i am away|i'm away|on vacation|"
-    r"vacation|r[ée]ponse automatique|absent|message d'absence|fuera de la oficina|ooo\b|"
+_PREFIX = r"^\s*(?:(?:re|aw|fw|sv|antw|r)\s*:\s*|\[)?"
+# Subjects that only auto-responders write.
+_STRONG = re.compile(
+    _PREFIX + r"(?:auto(?:matic)?[ \-_]?(?:reply|response|antwort|risposta|respuesta)|autoreply|auto:|"
+    r"respuesta autom|risposta automatica|resposta autom|automatische antwort|automatisch antwoord|"
+    r"automatisk svar|automaattinen vastaus|\u81ea\u52d5\u5fdc\u7b54|\u81ea\u52d5\u8fd4\u4fe1|"
+    r"out of (?:the )?office|abwesenheit|r[\u00e9e]ponse automatique|message d'absence|fuera de la oficina|"
+    r"ooo\b)", re.I)
+# Subjects a person may write too: they need another sign of automation.
+_WEAK = re.compile(
+    _PREFIX + r"(?:absence|away from|away until|i am away|i'm away|on vacation|vacation|absent|"
     r"please confirm your (?:e-?mail|message)|confirm your e-?mail|challenge)", re.I)
+_BOUNCE_WORDS = re.compile(r"undeliver|failure|delivery status|returned", re.I)
 
 
 def autoreply_reason(headers: dict[str, list[str]]) -> str:
@@ -27,10 +35,13 @@ def autoreply_reason(headers: dict[str, list[str]]) -> str:
         return "x-autoreply header"
     if get("precedence") == "auto_reply":
         return "precedence: auto_reply"
-    if get("x-auto-response-suppress") and _SUBJECT.match(subject):
-        return "auto-response subject"
-    if auto.startswith("auto-replied") and _SUBJECT.match(subject):
-        return "auto-submitted: auto-replied"
-    if _SUBJECT.match(subject) and not re.search(r"undeliver|failure|delivery status|returned", subject):
+    if _BOUNCE_WORDS.search(subject):
+        return ""
+    strong, weak = bool(_STRONG.match(subject)), bool(_WEAK.match(subject))
+    automated = auto not in ("", "no") or get("x-auto-response-suppress") or (
+        "return-path" in headers and get("return-path") in ("<>", ""))
+    if strong:
         return "auto-reply subject"
+    if weak and automated:
+        return "vacation subject from an automated sender"
     return ""
