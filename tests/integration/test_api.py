@@ -231,3 +231,29 @@ def test_openapi_in_repo_matches_the_app(api):
     kept = json.loads(OPENAPI_PATH.read_text())
     assert served == kept, "bounceproc/openapi.json is stale: run python -m bounceproc.adapters.http_api"
     assert OPENAPI_PATH.read_text() == openapi_document()
+
+
+def test_fast_path_answers_like_the_route(api):
+    _, _, c = api
+    c.put("/v1/suppressions/fp@example.com", json={"scope": "list:a", "note": "n"})
+    for q in ("?scope=list:a", "?scope=list:a&history=false"):
+        fast = c.get(f"/v1/suppressions/fp@example.com{q}")
+        routed = c.get(f"/v1/suppressions/fp@example.com{q}&history=1".replace("history=false&history=1", "history=0"))
+        assert fast.status_code == routed.status_code == 200
+        assert fast.json() == routed.json()
+    fast, routed = c.get("/v1/suppressions/fp@example.com"), c.get("/v1/suppressions/fp@example.com?history=1")
+    assert fast.status_code == routed.status_code == 404 and fast.json() == routed.json()
+    assert fast.headers["content-type"] == routed.headers["content-type"]
+
+
+def test_embedded_sqlite_api(sqlite_url, make_settings):
+    settings = make_settings(database_url=sqlite_url)
+    with serve_api(settings) as base, client(base, admin_key(settings)) as c:
+        assert c.put("/v1/suppressions/s@example.com", json={"scope": "list:x"}).status_code == 201
+        assert c.get("/v1/suppressions/s@example.com", params={"scope": "list:x"}).json()["history"]
+        res = c.post("/v1/suppressions/check", json={"addresses": ["s@example.com", "t@example.com"],
+                                                     "scope": "list:x"}).json()["results"]
+        assert [r["suppressed"] for r in res] == [True, False]
+        assert len(c.get("/v1/suppressions").json()["data"]) == 1
+        assert c.delete("/v1/suppressions/s@example.com", params={"scope": "list:x", "reason": "r"}).status_code == 200
+        assert_problem(c.get("/v1/suppressions/s@example.com", params={"scope": "list:x"}), 404)

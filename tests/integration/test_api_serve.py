@@ -1,0 +1,76 @@
+"""`bounceproc serve` on the embedded default (SQLite, no broker), as README command one runs it:
+a subprocess on free ports; an API key from the CLI; a suppression and a one-click unsubscribe
+through HTTP; the webhooks delivered by the in-process sender to a real receiver."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+from test_api_support import free_port, receiver  # noqa: F401
+
+from bounceproc.domain.webhook_signing import verify
+
+
+def _env(tmp_path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update({"BOUNCEPROC_DATA_DIR": str(tmp_path / "data"), "BOUNCEPROC_WEBHOOK_ALLOW": "127.0.0.0/8",
+                "PYTHONUNBUFFERED": "1"}, **extra)
+    return env
+
+
+def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiver):
+    api_port, smtp_port = free_port(), free_port()
+    env = _env(tmp_path, BOUNCEPROC_PUBLIC_URL=f"http://127.0.0.1:{api_port}")
+    log = open(tmp_path / "serve.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "bounceproc.cli", "serve", "--api", f"127.0.0.1:{api_port}",
+                             "--smtp", f"127.0.0.1:{smtp_port}", "--accept", "bounces.example.net"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        out = ""
+        while "API listening" not in out and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            out = (tmp_path / "serve.log").read_text()
+        assert "API listening" in out, out
+        assert "mode embedded" in out and "database sqlite:///" in out
+        assert f"SMTP sink listening on 127.0.0.1:{smtp_port}" in out
+        key = subprocess.run([sys.executable, "-m", "bounceproc.cli", "apikey", "create", "--scope", "admin"],
+                             env=env, capture_output=True, text=True, check=True, timeout=60, cwd=tmp_path
+                             ).stdout.strip().splitlines()[-1]
+        assert key.startswith("bp_")
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
+                          trust_env=False, timeout=30) as c:
+            ep = c.post("/v1/webhook-endpoints", json={"url": receiver.url("/ok")}).json()
+            assert c.put("/v1/suppressions/a@example.com", json={}).status_code == 201
+            url = subprocess.run([sys.executable, "-m", "bounceproc.cli", "unsubscribe-url", "--to", "b@example.com",
+                                  "--list", "news", "--json"], env=env, capture_output=True, text=True, check=True,
+                                 timeout=60, cwd=tmp_path).stdout
+            import json
+            link = json.loads(url)["url"]
+            assert httpx.post(link, content=b"List-Unsubscribe=One-Click", trust_env=False,
+                              headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 200
+            assert c.get("/v1/suppressions/b@example.com", params={"scope": "list:news"}).status_code == 200
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        types = sorted(json.loads(r["body"])["type"] for r in receiver.requests)
+        assert types == ["recipient.suppressed", "recipient.suppressed", "recipient.unsubscribed"]
+        for r in receiver.requests:
+            verify([ep["secret"]], r["headers"], r["body"], int(time.time()))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def test_serve_refuses_a_bad_listen_address(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "bounceproc.cli", "serve", "--api", "nonsense"], env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert r.returncode == 2 and "HOST:PORT" in r.stderr
