@@ -187,3 +187,13 @@ WORDING_CASES = [
 @pytest.mark.parametrize("status,diagnostic,reason", WORDING_CASES, ids=[c[2] + ":" + c[1][:40] for c in WORDING_CASES])
 def test_wording_families(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
+
+
+def test_every_rule_names_an_existing_sample():
+    for r in default_rules():
+        assert r.sample, f"{r.id} has no sample"
+        if r.sample.startswith("corpus:"):
+            if CORPUS.is_dir():
+                assert (CORPUS / r.sample[len("corpus:"):]).is_file(), r.id
+        else:
+            assert (FIXTURES / r.sample).is_file(), r.id
