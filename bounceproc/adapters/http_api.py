@@ -44,6 +44,8 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     reader = PgReader(bootstrap.normalise_db_url(settings.db_url)) if settings.is_postgres else None
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
+    app.state.unsubscribe_limits = (unsubscribe.WindowLimiter(unsubscribe.PER_IP_PER_MINUTE),
+                                    unsubscribe.WindowLimiter(unsubscribe.PER_TOKEN_PER_MINUTE))
     install(app)
     app.add_middleware(BodyLimit)
     if reader is not None:

@@ -126,3 +126,13 @@ def test_cli_prints_a_working_header_pair(site, tmp_path):
     path = url[len("https://unsub.example.net"):]
     assert c.post(path, content=b"List-Unsubscribe=One-Click", headers=FORM).status_code == 200
     assert _scopes(settings, "Cli@example.com") == ["list:news"]
+
+
+def test_posts_are_rate_limited_per_token(site):
+    settings, c = site
+    token = _token(settings, to="rl@example.com")
+    codes = [c.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=FORM).status_code
+             for _ in range(12)]
+    assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
+    r = c.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=FORM)
+    assert r.headers["retry-after"] == "60" and "location" not in r.headers

@@ -5,12 +5,14 @@ directly (200, never a redirect: a redirected POST becomes a GET). The body must
 `List-Unsubscribe=One-Click`, form-urlencoded or multipart. An unknown, forged or expired token
 gets the same 404 whatever the address, so nothing can be learned from it. The change is an
 `unsubscribed` Event through service.record_events; its event_key is derived from the token and
-the day, so a repeated POST records nothing new. A GET never changes state: link scanners and
+the day, so a repeated POST records nothing new. POSTs are rate-limited per IP and per token
+(429 with Retry-After). A GET never changes state: link scanners and
 security gateways fetch every URL in a message.
 """
 from __future__ import annotations
 
 import html
+import time
 from urllib.parse import parse_qsl
 from datetime import datetime, timezone
 from typing import Annotated
@@ -24,6 +26,26 @@ from bounceproc.domain.events import Event, event_key
 from bounceproc.domain.unsubscribe_token import InvalidToken, UnsubscribeClaims, read_token
 
 router = APIRouter(tags=["unsubscribe"])
+PER_IP_PER_MINUTE = 60
+PER_TOKEN_PER_MINUTE = 10
+
+
+class WindowLimiter:
+    """Fixed one-minute windows per key, in this process (RFC 8058 endpoints are rate-limited per
+    token and per IP, never per session). Memory is bounded: the table is reset when it is full."""
+
+    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 100_000) -> None:
+        self.limit, self.window, self.max_keys = limit, window, max_keys
+        self._counts: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str, now: float) -> bool:
+        start, n = self._counts.get(key, (now, 0))
+        if now - start >= self.window:
+            start, n = now, 0
+        if len(self._counts) >= self.max_keys and key not in self._counts:
+            self._counts.clear()
+        self._counts[key] = (start, n + 1)
+        return n < self.limit
 Ctx = Annotated[ApiContext, Depends(ctx)]
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
@@ -88,9 +110,17 @@ async def _is_one_click(request: Request) -> bool:
 
 @router.post("/u/{token}", response_class=HTMLResponse,
              responses={400: {"description": "the body is not List-Unsubscribe=One-Click", "content": {"text/html": {}}},
-                        404: {"description": "unknown, forged or expired token", "content": {"text/html": {}}}})
+                        404: {"description": "unknown, forged or expired token", "content": {"text/html": {}}},
+                        429: {"description": "rate limited (per IP and per token)", "content": {"text/html": {}}}})
 async def unsubscribe(c: Ctx, token: str, request: Request):
     """Unsubscribe in the token's scope. Repeating it is harmless."""
+    limits = request.app.state.unsubscribe_limits
+    now = time.monotonic()
+    ip = request.client.host if request.client else ""
+    if not (limits[0].allow(ip, now) and limits[1].allow(token[:200], now)):
+        page = _page("Too many requests", "<p>Please try again in a minute.</p>", 429)
+        page.headers["Retry-After"] = "60"
+        return page
     claims = _claims(c, token)
     if claims is None:
         return _not_found()
