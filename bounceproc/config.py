@@ -58,7 +58,7 @@ class Settings:
     sink_max_connections_per_ip: int = 20
     sink_max_commands: int = 5000      # per SMTP command name per connection
     sink_timeout: int = 120            # idle seconds per SMTP command
-    sink_task: str = "bounceproc.ingest"  # or "bounceproc.ingest_messages" (workers.sink_tasks, batched)
+    sink_task: str = "bounceproc.ingest_messages"  # batched (workers.sink_tasks); "bounceproc.ingest" = one row per transaction
     sink_proxy_protocol: bool = False  # expect a PROXY v1/v2 header (behind HAProxy / a load balancer)
     # HTTP API
     api_listen: str = "127.0.0.1:8025"

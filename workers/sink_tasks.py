@@ -2,8 +2,7 @@
 
 bounceproc.ingest_messages  process message intake rows by id, many per transaction
                             (bounceproc.message_intake.process_messages)
-Load with the worker: `celery -A workers worker -I workers.sink_tasks` (or add
-"workers.sink_tasks" to the app's include list).
+The sink enqueues it by default (setting `sink_task`); workers/celery_app.py includes this module.
 """
 from __future__ import annotations
 
