@@ -33,9 +33,6 @@ from importlib import resources
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d])")
 _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|$)")
-_TYPE_PREFIX = re.compile(r"^\s*(?:smtp|x-pmta|x-unix|x-postfix|x-local|x-qmail|x-exim|x-[a-z0-9\-]+|[a-z]+)\s*;\s*", re.I)
-_ADDRESS = re.compile(r"<?[^\s<>\"'@]{1,128}@[a-z0-9.\-\[\]:]{1,255}>?", re.I)
-_SPACES = re.compile(r"\s+")
 MAX_DIAGNOSTIC = 2000
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
@@ -120,7 +117,13 @@ def normalise_status(status: str) -> str:
 
 def strip_type(diagnostic: str) -> str:
     """`smtp; 550 ...` / `x-pmta;...` -> the text after the diagnostic type."""
-    return _TYPE_PREFIX.sub("", diagnostic or "", count=1)
+    if not diagnostic:
+        return ""
+    head, sep, rest = diagnostic.partition(";")
+    word = head.strip()
+    if sep and 0 < len(word) <= 24 and word.replace("-", "").isalnum() and word[0].isalpha():
+        return rest.lstrip()
+    return diagnostic
 
 
 def find_reply_code(text: str) -> str:
@@ -344,7 +347,11 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     rc = (reply_code or "").strip()[:3]
     if not (len(rc) == 3 and rc.isdigit()):
         rc = find_reply_code(diag)
-    diag = _SPACES.sub(" ", _ADDRESS.sub(" <> ", diag.replace("\x00", " "))).strip().lower()
+    words = diag.replace("\x00", " ").lower().split()
+    if "@" in diag:
+        # Addresses make every diagnostic unique and never decide a rule: fold them away.
+        words = ["<>" if "@" in w else w for w in words]
+    diag = " ".join(words)
     mta = strip_type(remote_mta or "").replace("\x00", " ").strip().lower()[:255]
     return st, rc, diag, mta
 
