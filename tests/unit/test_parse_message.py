@@ -97,3 +97,13 @@ def test_autoreply_needs_a_sign_of_automation_for_ordinary_subjects():
     assert autoreply_reason({"subject": ["Away until May 5"], "auto-submitted": ["auto-replied"]})
     assert not autoreply_reason({"subject": ["Vacation photos"]})
     assert not autoreply_reason({"subject": ["Undelivered Mail Returned to Sender"], "auto-submitted": ["auto-replied"]})
+
+
+def test_redacted_arf_recovers_the_recipient_from_a_verp_mail_from_not_the_fbl_envelope():
+    raw = (b"From: fbl@isp.example.com\nSubject: report\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/report; report-type=feedback-report; boundary=z\n\n"
+           b"--z\nContent-Type: message/feedback-report\n\n"
+           b"Feedback-Type: abuse\nUser-Agent: X/1\nVersion: 1\nOriginal-Rcpt-To: xxxxxxxx@example.org\n"
+           b"Original-Mail-From: <bounces+nina=example.org@bounce.example.net>\n--z--\n")
+    v = parse_message(raw, envelope_to=["fbl+isp=example.com@example.net"]).recipients[0]
+    assert (v.address, v.recovered_by) == ("nina@example.org", "verp")

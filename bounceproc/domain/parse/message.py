@@ -193,7 +193,7 @@ class _Reader:
         return out
 
     def tracking(self) -> dict[str, str]:
-        """Message-ID, list and job of the enclosed original, and recipient candidates from it."""
+        """Message-ID, list and job of the enclosed original (headers or our stamp)."""
         orig = self.original()
         info = {"original_message_id": "", "list_id": "", "job_id": ""}
         if orig is None:
@@ -207,10 +207,16 @@ class _Reader:
             info["job_id"] = info["job_id"] or stamp["j"]
         return info
 
-    def recover_address(self) -> tuple[str, str]:
-        """An address for a report that names none: stamp, VERP, List-Unsubscribe, To of the original."""
-        for e in self.envelope_to:
+    def recover_address(self, mail_from: str = "", use_envelope: bool = True) -> tuple[str, str]:
+        """An address for a report that names none: the VERP envelope (bounces only: an FBL
+        mailbox's own +tag is not a recipient), our stamp, a VERP mail-from / Return-Path or
+        List-Unsubscribe of the original, the original's single To."""
+        for e in (self.envelope_to if use_envelope else ()):
             a = decode_verp(e, self.verp)
+            if a:
+                return a, "verp"
+        if mail_from:
+            a = decode_verp(mail_from, self.verp)
             if a:
                 return a, "verp"
         orig = self.original()
@@ -309,7 +315,7 @@ class _Reader:
                      reported_domain=rep.reported_domain[:255], original_mail_from=rep.original_mail_from[:320])
         addrs = [(a, "original-rcpt-to") for a in rep.recipients if "@" in a and not is_redacted(a)]
         if not addrs:
-            a, how = self.recover_address()
+            a, how = self.recover_address(rep.original_mail_from, use_envelope=False)
             addrs = [(a, how)]
         verdicts = tuple(Verdict(address=a, reason="feedback", category="other", rule="arf-" + rep.variant,
                                  parser="arf", explain=f"{rep.variant} report, feedback type {rep.feedback_type}",
