@@ -352,3 +352,13 @@ def test_without_proxy_header_when_one_is_expected_the_connection_is_dropped(sin
     s.sendall(b"EHLO mta.example.com\r\n")
     assert s.makefile("rb").readline() == b""      # closed, no greeting
     s.close()
+
+
+def test_too_many_commands_on_one_connection_end_it_with_421(sink):
+    h = sink(sink_max_commands=3)
+    c = client(h)                              # EHLO is the first
+    assert [c.noop()[0] for _ in range(3)] == [250, 250, 250]
+    code, text = c.noop()
+    assert code == 421 and text.startswith(b"4.7.0")
+    c.close()
+    still_serves(h)
