@@ -28,6 +28,7 @@ import asyncio
 import json
 import logging
 import queue
+import re
 import ssl
 import threading
 import time
@@ -57,6 +58,9 @@ REPLY_RELAY_DENIED = "550 5.7.1 Relaying denied: this server accepts mail only f
 REPLY_BAD_ADDRESS = "553 5.1.3 Malformed recipient address"
 REPLY_TOO_BIG = "552 5.3.4 Message too big for system"
 REPLY_LINE_TOO_LONG = "500 5.5.2 Line too long"
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<((?:{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)?)>(\s.*)?\Z", re.S)
 
 # aiosmtpd's own texts for size refusals carry no enhanced status code; push() rewrites them.
 _REWRITE = {
@@ -322,6 +326,20 @@ class SinkSMTP(SMTP):
         super().__init__(handler, **kwargs)
         self._sink = handler
         self._counted_ip: str | None = None
+
+    def _getaddr(self, arg: str):
+        """`<local@domain> params` for plain dot-atom addresses without the email package's full
+        RFC 5322 parser (a third of the CPU per message in a profile); anything else (quoted
+        local parts, source routes, malformed input) still goes through aiosmtpd's parser."""
+        m = _PLAIN_PATH.match(arg.lstrip()) if arg else None
+        if m is None:
+            return super()._getaddr(arg)
+        addr, rest = m.group(1), (m.group(2) or "").lstrip()
+        if not addr:
+            return "<>", rest                # the null reverse-path, as aiosmtpd reports it
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
 
     async def push(self, status):
         if isinstance(status, str):
