@@ -181,6 +181,18 @@ WORDING_CASES = [
  ("5.7.1", "550 5.7.1 Email rejected per DMARC policy for example.org", "authfailure"),
  ("5.7.1", "550 5.7.1 Message rejected due to local policy", "policyviolation"),
  ("5.7.1", "554 5.7.1 Mail from 192.0.2.1 refused by SPF", "authfailure"),
+ ("", "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "norelaying"),
+ ("", "550 User is over the quota", "mailboxfull"),
+ ("", "554 Transaction failed: Message rejected: Email address is not verified", "rejected"),
+ ("5.7.1", "550 5.7.1 TLS required for this connection", "failedstarttls"),
+ ("5.6.0", "550 5.6.0 Lone CR or LF in headers", "notcompliantrfc"),
+ ("", "554 Your access to this mail system has been rejected due to the sending MTA's poor reputation", "badreputation"),
+ ("", "550 Blocked - see https://ipcheck.example.com/?ip=192.0.2.1", "blocked"),
+ ("", "550 5.2.1 Mailbox disabled, not accepting messages", "suspend"),
+ ("", "550 Sender verify failed", "rejected"),
+ ("", "554 No valid MX record for recipient domain", "hostunknown"),
+ ("", "554 5.4.6 Routing loop detected", "networkerror"),
+ ("", "552 5.3.4 Error: message file too big", "mesgtoobig"),
 ]
 
 
