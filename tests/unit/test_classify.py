@@ -193,6 +193,9 @@ WORDING_CASES = [
  ("", "554 No valid MX record for recipient domain", "hostunknown"),
  ("", "554 5.4.6 Routing loop detected", "networkerror"),
  ("", "552 5.3.4 Error: message file too big", "mesgtoobig"),
+ ("", "送信先のメールボックスが一杯のため、送信できませんでした。", "mailboxfull"),
+ ("", "指定されたメールアドレスが存在しません", "userunknown"),
+ ("", "宛先のドメインが存在しません", "hostunknown"),
 ]
 
 
