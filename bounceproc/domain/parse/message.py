@@ -305,7 +305,8 @@ class _Reader:
         info = self.tracking()
         if not any(info.values()):
             return report
-        return Report(report.kind, tuple(dataclasses.replace(v, **{k: getattr(v, k) or val for k, val in info.items()})
+        # Verdict(**dict) is several times cheaper than dataclasses.replace on 22 fields.
+        return Report(report.kind, tuple(Verdict(**{**v.__dict__, **{k: getattr(v, k) or val for k, val in info.items()}})
                                          for v in report.recipients), report.note)
 
     def read_arf(self) -> Report | None:
@@ -536,13 +537,18 @@ def _diag_start(section: str) -> str:
 # Sendmail ">>> DATA" transcript lines are not used: with PIPELINING the RCPT replies follow them.
 _STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending) ?(?:end of )?"
                     r"(data|rcpt to|mail from|helo|ehlo|initial connection)", re.I)
+_STAGE_WORDS = ("data", "rcpt", "mail from", "helo", "ehlo", "initial connection")
 _NOTES = re.compile(r"(?: \((?:smtp stage|local mailer): [a-z\-]+\))+$")
 
 
 def smtp_stage(text: str) -> str:
     """The SMTP command a refusal answered ("data", "rcpt", "mail", "connect"), if the text says."""
+    text = (text or "")[:2000]
+    low = text.lower()
+    if not any(w in low for w in _STAGE_WORDS):
+        return ""
     m = None
-    for m in _STAGE.finditer((text or "")[:2000]):
+    for m in _STAGE.finditer(text):
         pass    # the last command named is the one that was refused (sendmail transcripts)
     if m is None:
         return ""
