@@ -11,6 +11,7 @@ How: the notification ends where the returned original begins (a separator line 
 line). Every distinct address in what remains starts a section that runs to the next distinct
 address; text before the first address is the preamble, kept for messages that state the
 cause once for all recipients. flufl.bounce is asked only when our scan finds no address.
+Also here: `ses_notification`, the JSON of Amazon SES notifications delivered by e-mail.
 """
 from __future__ import annotations
 

@@ -7,7 +7,10 @@ Out: `Part` trees with unfolded headers, decoded bodies and their text.
 Why not `email.policy.default`: it is ten times slower and raises on hostile input. Bounces
 are read for a few headers and a few text parts, so this reader splits the bytes itself and
 bounds the work: messages are cut at MAX_BYTES, nesting stops at MAX_DEPTH and a message has at
-most MAX_PARTS parts. It never raises on malformed input; a broken part is read as text.
+most MAX_PARTS parts, a header field at MAX_HEADER_VALUE bytes. Header values are decoded only
+when asked for, and an enclosed original message is not split at all: its few wanted fields are
+looked up in its raw header block. It never raises on malformed input; a broken part is read as
+text. `parse_headers` / `split_head` / `normalise_newlines` are also used by the sink's intake.
 """
 from __future__ import annotations
 
