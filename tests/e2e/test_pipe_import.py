@@ -126,3 +126,18 @@ def test_pipe_keeps_reading_while_the_database_is_down_then_replays(make_setting
     got = wait_drained(up, timeout=60)
     assert got["keys"] == keys and got["pending"] == 0
     bootstrap.engine(up).dispose()
+
+
+def test_sigterm_while_powermta_still_holds_the_pipe_open(make_settings, sqlite_url, tmp_path):
+    data = stream(1500, seed=25)
+    keys, _ = oracle(data)
+    s = make_settings(database_url=sqlite_url, broker_url="")
+    pipe = Pipe(s, "--batch-seconds", "0.2")
+    assert pipe.feed(data)                          # stdin stays open, as PowerMTA keeps it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and db_state(s)["keys"] != keys:
+        time.sleep(0.2)
+    pipe.proc.send_signal(signal.SIGTERM)           # PowerMTA stops: finish cleanly
+    assert pipe.proc.wait(timeout=30) == 0, pipe.stderr()
+    assert db_state(s)["keys"] == keys
+    bootstrap.engine(s).dispose()
