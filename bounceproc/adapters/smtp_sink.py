@@ -6,18 +6,23 @@ enforces limits, commits raw messages and hands their intake ids to the worker, 
 classifies them (bounceproc.message_intake).
 
 In: SMTP sessions. Out: `intake` rows of kind "message" (raw bytes plus meta mail_from, rcpt_tos,
-peer, received_at) and `bounceproc.ingest([ids])` tasks (or in-process processing when embedded).
+peer, helo, tls, received_at) and `sink_task` tasks (default `bounceproc.ingest_messages([ids])`),
+or in-process processing when embedded (no broker).
 
 Non-obvious choices:
-- Durable before 250 with group commit. Sessions hand their message to one writer thread and wait;
-  the writer takes everything that queued up while its previous commit ran, inserts it in ONE
-  transaction, commits, then answers all those sessions. At 50 concurrent sessions one fsync
-  serves ~50 messages, which is what lets the sink accept >1,000 msgs/s durably; a commit per
-  message would cap it near the disk's fsync rate. If the commit fails, every session in the
-  batch gets REPLY_TRY_LATER (451 4.3.0) and the sender retries; nothing was acknowledged.
-- Enqueueing happens after the answer, on a second thread: in the embedded mode "enqueue" means
-  "process in-process", which must not delay the 250 of the next batch. An enqueue that fails
-  leaves the rows pending for the sweep (bounceproc.sweep_intake).
+- Durable before 250 with group commit. Sessions hand their message to the writer threads and
+  wait; a free writer takes everything that queued up meanwhile, inserts it in ONE transaction,
+  commits, then answers all those sessions. A few writers (WRITERS_PG on PostgreSQL) overlap one
+  commit's flush with the next batch's insert. One fsync serves many messages, which is what lets
+  the sink accept >1,000 msgs/s durably; a commit per message would cap it near the disk's fsync
+  rate. If the commit fails, every session in the batch gets REPLY_TRY_LATER (451 4.3.0) and the
+  sender retries; nothing was acknowledged.
+- Enqueueing happens after the answer, on its own thread, with ids of the last ENQUEUE_WAIT
+  seconds sharing one task: in the embedded mode "enqueue" means "process in-process", which must
+  not delay the next 250. An enqueue that fails leaves the rows pending for the sweep
+  (bounceproc.sweep_intake).
+- DATA is read in large chunks (SinkSMTP.smtp_DATA) and plain MAIL/RCPT paths skip the email
+  package's parser: together they were most of the CPU per message.
 - Blocking work (database, TLS context loading) never runs on the event loop.
 - It is never a relay: RCPT is refused (550 5.7.1) unless the address or its domain is listed in
   `sink_accept`; relay tricks in the local part (`%`, `!`, source routes) are refused too.
