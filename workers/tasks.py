@@ -6,6 +6,8 @@ bounceproc.prune         expire suppressions; drop processed raw input past its 
 """
 from __future__ import annotations
 
+import time
+
 from bounceproc import bootstrap, service
 from bounceproc.config import load_settings
 from workers.celery_app import app
@@ -20,9 +22,23 @@ def ingest(intake_ids: list[int]) -> int:
         if res is not None:
             done += 1
             outbox += res.outbox
-    if outbox:  # webhooks for what was just committed; the periodic retry task is the safety net
-        app.send_task("bounceproc.deliver_webhooks", queue=settings.queue)
+    if outbox:
+        _kick_webhooks(settings)
     return done
+
+
+_KICK_EVERY_SECONDS = 1.0
+_last_kick = 0.0
+
+
+def _kick_webhooks(settings) -> None:
+    """Ask for webhook delivery after commits, at most once a second per worker process: a kick per
+    batch would cost a delivery pass per batch. The periodic retry task is the safety net."""
+    global _last_kick
+    now = time.monotonic()
+    if now - _last_kick >= _KICK_EVERY_SECONDS:
+        _last_kick = now
+        app.send_task("bounceproc.deliver_webhooks", queue=settings.queue)
 
 
 @app.task(name="bounceproc.sweep_intake")

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.adapters.tables import events, suppressions
-from tests.conftest import bin_path, settings_env
+from bp_testing import bin_path, settings_env
 
 ACCT = (
     "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"

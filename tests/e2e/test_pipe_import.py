@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import bin_path, settings_env
+from bp_testing import bin_path, settings_env
 from test_pipe_support import Pipe, db_state, free_port, intake_coverage, oracle, stream, wait_drained
 
 from bounceproc import bootstrap

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import bin_path, settings_env
+from bp_testing import bin_path, settings_env
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap

@@ -11,7 +11,7 @@ import pytest
 
 from bounceproc import bootstrap, service
 from bounceproc.domain.events import Event, event_key
-from tests.conftest import bin_path, settings_env
+from bp_testing import bin_path, settings_env
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

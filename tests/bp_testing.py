@@ -1,0 +1,76 @@
+"""Helpers shared by tests (importable as `bp_testing`: tests/ is on sys.path under pytest).
+
+Environment for `bounceproc` / `celery` subprocesses that use given settings, the path of the
+venv's console scripts, and a real Celery worker process that tests start and kill by PID.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_env(settings, **extra: str) -> dict[str, str]:
+    """Environment for a subprocess (bounceproc CLI, celery worker) that uses these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update({
+        "BOUNCEPROC_DATABASE_URL": settings.db_url, "BOUNCEPROC_BROKER_URL": settings.broker_url,
+        "BOUNCEPROC_QUEUE": settings.queue, "BOUNCEPROC_DATA_DIR": settings.data_dir,
+        "BOUNCEPROC_SECRET_KEY": settings.secret_key, "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def bin_path(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+class CeleryWorker:
+    """A real `celery -A workers worker` subprocess; stop() kills it by PID."""
+
+    def __init__(self, settings, beat: bool = False, extra_env: dict | None = None):
+        self.settings = settings
+        args = [bin_path("celery"), "-A", "workers", "worker", "-P", "solo", "-l", "info",
+                "-Q", settings.queue, "-n", f"bp-{uuid.uuid4().hex[:8]}@%h", "--without-gossip",
+                "--without-mingle", "--without-heartbeat"]
+        if beat:
+            args += ["-B", "-s", str(Path(settings.data_dir) / "beat-schedule")]
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        self.log_path = Path(settings.data_dir) / f"worker-{uuid.uuid4().hex[:6]}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=settings_env(settings, **(extra_env or {})),
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("celery worker exited:\n" + self.log())
+            if b" ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("celery worker did not become ready in 60 s:\n" + self.log())
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._log.close()
+
+
