@@ -140,12 +140,16 @@ def find_reply_code(text: str) -> str:
 # ---------------------------------------------------------------------------- rules files
 
 def _code_pattern(spec: str | list, width: int) -> str:
-    """`5.1.1`, `x.1.1`, `5.7.*`, `55x`, or a list of those -> regex source (anchored, exact)."""
+    """`5.1.1`, `x.1.1`, `5.7.*`, `55x`, `none` (the message gave no code), or a list of those
+    -> regex source (anchored, exact)."""
     specs = spec if isinstance(spec, list) else [spec]
     out = []
     for s in specs:
         s = str(s).strip().lower()
         if not s:
+            continue
+        if s == "none":
+            out.append("")      # empty alternative: the field is empty (anchored by the NUL after it)
             continue
         body = ""
         for i, ch in enumerate(s):

@@ -212,3 +212,44 @@ def test_every_rule_names_an_existing_sample():
                 assert (CORPUS / r.sample[len("corpus:"):]).is_file(), r.id
         else:
             assert (FIXTURES / r.sample).is_file(), r.id
+
+
+# The SMTP stage and the absence of any code are evidence (notes added by parse/message.py).
+STAGE_CASES = [
+ # "user unknown" after DATA: the RCPT stage had accepted the address -> a filter's verdict
+ ("5.0.0", "550 Unknown user (smtp stage: data)", "filtered"),
+ ("5.7.1", "550 5.7.1 Recipient address rejected: User unknown (smtp stage: data)", "filtered"),
+ # ... unless the code itself says the mailbox does not exist (PIPELINING reports RCPT after DATA)
+ ("5.1.1", "550 5.1.1 User unknown (smtp stage: data)", "userunknown"),
+ # a notice with no code quoting a bare 550 from another server: a gateway's filter
+ ("", "550 No such user here (notice: no status code)", "filtered"),
+ ("", "550 User unknown (smtp stage: rcpt) (notice: no status code)", "userunknown"),
+ # the same text in an acct row (no note) is the remote server's own answer
+ ("", "550 User unknown", "userunknown"),
+ ("5.1.1", "550 5.1.1 Refused due to recipient preferences", "filtered"),
+ ("", "550 Your email was rejected due to spam classification. Set up SPF records for your domain", "spamdetected"),
+ ("5.2.0", "550 5.2.0 <s@example.net> From: Domain is invalid. Please provide a valid From:", "rejected"),
+ ("5.0.0", "554 Transaction failed (smtp stage: mail)", "systemerror"),
+ ("5.1.0", "553 5.1.0 sender.example does not exist (smtp stage: mail)", "rejected"),
+]
+
+
+@pytest.mark.parametrize("status,diagnostic,reason", STAGE_CASES, ids=[c[2] + ":" + c[1][:40] for c in STAGE_CASES])
+def test_smtp_stage_and_missing_code_are_evidence(status, diagnostic, reason):
+    assert classify(status, "", diagnostic).reason == reason
+
+
+def test_status_none_matches_only_a_missing_code(tmp_path):
+    from bounceproc.domain.classify import Classifier, parse_rules
+    rules = parse_rules('[[rule]]\nid = "no-code"\nstatus = "none"\nreason = "onhold"\n'
+                        '[[rule]]\nid = "any"\nstatus = "5.*"\nreason = "systemerror"\n', "t")
+    c = Classifier(rules)
+    assert c.classify("", "", "x").rule == "no-code"
+    assert c.classify("5.0.0", "", "x").rule == "any"
+
+
+def test_sendmail_transcript_names_the_stage():
+    from bounceproc.domain.parse.message import smtp_stage
+    assert smtp_stage("... while talking to mx.example.com.:\n>>> DATA\n<<< 550 Unknown user") == "data"
+    assert smtp_stage(">>> RCPT To:<u@example.com>\n<<< 550 User unknown") == "rcpt"
+    assert smtp_stage("said: 550 User unknown (in reply to end of DATA command)") == "data"

@@ -260,6 +260,11 @@ class _Reader:
             # comes from a content filter, a refusal after MAIL FROM is about the sender.
             diag = f"{diag} (smtp stage: {stage})"
             fallback_text = f"{fallback_text} (smtp stage: {stage})" if fallback_text else ""
+        if not status and parser in ("dsn", "legacy"):
+            # A notice that quotes a refusal without any RFC 3463 code: typical of filtering
+            # gateways relaying another server's bare reply (rule text-unknown-relayed-without-code).
+            diag = f"{diag} (notice: no status code)"
+            fallback_text = f"{fallback_text} (notice: no status code)" if fallback_text else ""
         c = self.classifier.classify(status, reply, diag, mta)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
@@ -534,11 +539,14 @@ def _diag_start(section: str) -> str:
     return section[m.start():] if m else section
 
 
-# Sendmail ">>> DATA" transcript lines are not used: with PIPELINING the RCPT replies follow them.
-_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending) ?(?:end of )?"
+# Sendmail / Courier transcripts name the command as ">>> DATA" or ">>> RCPT To:<...>". With
+# PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
+# with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
+# fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
+_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>) ?(?:end of )?"
                     r"(data|rcpt to|mail from|helo|ehlo|initial connection)", re.I)
 _STAGE_WORDS = ("data", "rcpt", "mail from", "helo", "ehlo", "initial connection")
-_NOTES = re.compile(r"(?: \((?:smtp stage|local mailer): [a-z\-]+\))+$")
+_NOTES = re.compile(r"(?: \((?:smtp stage|local mailer|notice): [a-z\- ]+\))+$")
 
 
 def smtp_stage(text: str) -> str:
