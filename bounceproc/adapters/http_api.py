@@ -7,6 +7,7 @@ the OpenAPI document (served at /openapi.json, kept in the repo as bounceproc/op
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -38,10 +39,17 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     (default: a `bounceproc.deliver_webhooks` task when a broker is configured)."""
     from bounceproc.adapters import webhooks
 
-    app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None)
-    eng = bootstrap.engine(settings)
     reader = PgReader(bootstrap.normalise_db_url(settings.db_url)) if settings.is_postgres else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        if reader is not None:
+            await reader.aclose()
+
+    app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    eng = bootstrap.engine(settings)
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
     app.state.unsubscribe_limits = (unsubscribe.WindowLimiter(unsubscribe.PER_IP_PER_MINUTE),

@@ -127,7 +127,7 @@ def cmd_serve(args) -> int:
     say("create an API key with `bounceproc apikey create --scope admin`; Ctrl-C stops")
     app = create_app(settings, kick_webhooks=webhooks.kicker(settings, loop))
     server = uvicorn.Server(uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
-                                           access_log=False, lifespan="off"))
+                                           access_log=False, lifespan="on"))
     try:
         server.run()
     finally:

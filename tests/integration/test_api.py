@@ -136,6 +136,8 @@ def test_bad_input_is_a_problem_and_changes_nothing(api):
     assert_problem(c.post("/v1/suppressions/check", content=json.dumps(big).encode(),
                           headers={"content-type": "application/json"}), 413)
     assert_problem(c.post("/v1/suppressions/batch", json={"items": []}), 422)
+    assert_problem(c.put("/v1/suppressions/a@example.com", json={"note": "nul\x00here"}), 422)
+    assert_problem(c.get("/v1/blocks", params={"vmta": "x\x00"}), 400)
     assert_problem(c.get("/v1/nowhere"), 404)
     assert_problem(c.patch("/v1/suppressions/a@example.com", json={}), 405)
     after = (count(settings, suppressions), count(settings, suppression_history), count(settings, outbox))

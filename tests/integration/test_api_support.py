@@ -31,7 +31,7 @@ def serve_api(settings, kick=None):
     port = free_port()
     app = create_app(settings, kick_webhooks=kick or (lambda: None))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", access_log=False))
+                                           lifespan="on", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -44,6 +44,8 @@ def serve_api(settings, kick=None):
     finally:
         server.should_exit = True
         thread.join(10)
+        from bounceproc import bootstrap
+        bootstrap.engine(settings).dispose()     # many test databases: do not hoard connections
 
 
 class Receiver:

@@ -128,7 +128,8 @@ def run_import(settings: Settings, job_id: str, kick=lambda: None) -> None:
     counts = {"total": 0, "changed": 0, "unchanged": 0, "failed": 0}
     errors: list[dict] = []
     try:
-        reader = csv.DictReader(io.StringIO(row["payload"].decode("utf-8-sig", errors="replace")))
+        text = row["payload"].decode("utf-8-sig", errors="replace").replace("\x00", "")
+        reader = csv.DictReader(io.StringIO(text))
         reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
         chunk: list[tuple[int, dict]] = []
         for line_no, rec in enumerate(reader, start=2):
@@ -143,6 +144,10 @@ def run_import(settings: Settings, job_id: str, kick=lambda: None) -> None:
         state = "done"
     except (csv.Error, UnicodeError) as exc:
         errors.append({"line": None, "message": f"the CSV could not be read: {exc}"})
+        state = "failed"
+    except Exception as exc:  # the job must end in a state, never stay "running"
+        log.exception("import %s failed", job_id)
+        errors.append({"line": None, "message": f"the import stopped: {type(exc).__name__}"})
         state = "failed"
     with eng.begin() as conn:
         conn.execute(update(import_jobs).where(import_jobs.c.id == row["id"]).values(

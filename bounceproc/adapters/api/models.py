@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REASONS = ("hard_bounce", "soft_bounce_threshold", "complaint", "unsubscribe", "manual", "import")
 Reason = Literal["hard_bounce", "soft_bounce_threshold", "complaint", "unsubscribe", "manual", "import"]
@@ -22,6 +22,15 @@ EventType = Literal["recipient.hard_bounced", "recipient.soft_bounced", "recipie
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value):
+        # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in items):
+            raise ValueError("NUL characters are not allowed")
+        return value
 
 
 class Problem(BaseModel):

@@ -96,3 +96,10 @@ class PgReader:
         async def q(conn):
             return await (await conn.execute(CHECK, (addresses, scopes, now))).fetchall()
         return await self._run(q)
+
+    async def aclose(self) -> None:
+        """Close the idle connections (on application shutdown)."""
+        while self._idle is not None and not self._idle.empty():
+            conn = self._idle.get_nowait()
+            self._opened -= 1
+            await conn.close()

@@ -83,6 +83,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            resp = problem_response(400, "NUL characters are not allowed in the URL", "nul-in-url")
+            return await resp(scope, receive, send)
         limit = MAX_UPLOAD_BYTES if scope["path"].startswith(UPLOAD_PATHS) else MAX_BODY_BYTES
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
