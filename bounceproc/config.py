@@ -66,6 +66,7 @@ class Settings:
     webhook_allow: tuple[str, ...] = ()
     webhook_timeout_seconds: float = 15.0   # per delivery attempt; redirects are never followed
     webhook_lease_seconds: int = 60   # a delivery claimed by a sender that died is re-sent after this
+    api_rate_limit_per_minute: int = 120000   # requests per API key per minute (0 = no limit)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -22,6 +22,7 @@ from bounceproc.adapters.api.models import Problem as ProblemModel
 from bounceproc.adapters.api.fast_path import FastLookup
 from bounceproc.adapters.api.pg_reads import PgReader
 from bounceproc.adapters.api.problems import BodyLimit, install
+from bounceproc.adapters.api.rate_limit import RateLimit
 from bounceproc.adapters.api_keys import KeyStore
 from bounceproc.config import Settings, load_settings
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     app.add_middleware(BodyLimit)
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)
+    app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute)
     for module in (suppressions, imports, webhook_admin, unsubscribe):
         app.include_router(module.router)
 

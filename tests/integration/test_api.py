@@ -259,3 +259,19 @@ def test_embedded_sqlite_api(sqlite_url, make_settings):
         assert len(c.get("/v1/suppressions").json()["data"]) == 1
         assert c.delete("/v1/suppressions/s@example.com", params={"scope": "list:x", "reason": "r"}).status_code == 200
         assert_problem(c.get("/v1/suppressions/s@example.com", params={"scope": "list:x"}), 404)
+
+
+def test_rate_limit_headers_and_429(fresh_pg_url, make_settings):
+    settings = make_settings(database_url=fresh_pg_url, api_rate_limit_per_minute=5)
+    with serve_api(settings) as base, client(base, admin_key(settings)) as c:
+        codes = []
+        for _ in range(6):
+            r = c.get("/v1/suppressions/rl@example.com")       # the fast path counts too
+            codes.append(r.status_code)
+        assert codes == [404] * 5 + [429]
+        assert r.headers["retry-after"] and r.headers["x-ratelimit-remaining"] == "0"
+        assert r.headers["content-type"].startswith("application/problem+json")
+    with serve_api(make_settings(database_url=fresh_pg_url)) as base, client(base, admin_key(settings)) as c:
+        r = c.get("/v1/suppressions")
+        assert int(r.headers["x-ratelimit-limit"]) == 120000
+        assert int(r.headers["x-ratelimit-remaining"]) == 119999 and 1 <= int(r.headers["x-ratelimit-reset"]) <= 60
