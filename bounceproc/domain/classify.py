@@ -32,7 +32,7 @@ from importlib import resources
 
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d])")
 _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
-_REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|$)")
+_REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
 MAX_DIAGNOSTIC = 2000
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})

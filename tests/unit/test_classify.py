@@ -253,3 +253,10 @@ def test_sendmail_transcript_names_the_stage():
     assert smtp_stage("... while talking to mx.example.com.:\n>>> DATA\n<<< 550 Unknown user") == "data"
     assert smtp_stage(">>> RCPT To:<u@example.com>\n<<< 550 User unknown") == "rcpt"
     assert smtp_stage("said: 550 User unknown (in reply to end of DATA command)") == "data"
+
+
+def test_reply_code_followed_by_a_colon():
+    from bounceproc.domain.classify import find_reply_code
+    # Yahoo legacy notices: "<u@example.com>: 550: : User unknown"
+    assert find_reply_code("<u@example.com>: 550: : User unknown") == "550"
+    assert find_reply_code("at 12:34:56 the server said no") == ""

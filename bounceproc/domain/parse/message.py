@@ -45,7 +45,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"message not delivered|permanent error|error sending|delivery fail|undelivered|"
     r"returned message|no se puede entregar|non remis|mail could not|notice of delivery|"
     r"status notification|dsn|unable to deliver|mail failed|returning to sender|delayed|"
-    r"warning: message|mail(?:er)? error|error notification|failure notification|"
+    r"warning: message|mail(?:er)? error|error notification|failure notification|mail failure|"
     r"\u30a8\u30e9\u30fc|\u4e0d\u9054|\u914d\u4fe1\u5931\u6557|\u914d\u9001\u5931\u6557|"   # エラー 不達 配信失敗 配送失敗
     r"\u672a\u914d\u9054|non consegnato|nicht zugestellt|niet afgeleverd|n\u00e3o entregue", re.I)
 _BOUNCE_BODY = re.compile(
@@ -56,7 +56,7 @@ _BOUNCE_BODY = re.compile(
     r"delivery status notification|could not deliver|delivery error|temporary failure|"
     r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered|"
     r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
-    r"requested action not taken|mailbox (?:is )?full|could not be sent|"
+    r"requested action not taken|mailbox (?:is )?full|could not be sent|incorrectly constructed|"
     r"\u9001\u4fe1\u3067\u304d\u307e\u305b\u3093|\u914d\u9001\u3067\u304d\u307e\u305b\u3093|"   # 送信できません 配送できません
     r"\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093",   # 配信できません 届きません
     re.I)
