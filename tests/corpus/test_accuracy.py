@@ -22,7 +22,7 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 SCORER = SHARED / "tools" / "score.py"
 TARGETS = {"detection_rate": 0.98, "reason_accuracy": 0.95, "hard_soft_agreement": 0.98, "status_exact": 0.95}
-FLOOR = {"detection_rate": 0.99, "reason_accuracy": 0.87, "hard_soft_agreement": 0.935, "status_exact": 0.91}
+FLOOR = {"detection_rate": 0.99, "reason_accuracy": 0.875, "hard_soft_agreement": 0.935, "status_exact": 0.91}
 
 pytestmark = pytest.mark.skipif(not (CORPUS / "labels.json").is_file() or not SCORER.is_file(),
                                 reason=f"labelled corpus or scorer absent under {SHARED}")

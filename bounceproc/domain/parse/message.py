@@ -30,6 +30,7 @@ from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp
 from bounceproc.domain.parse.verp import DEFAULT as DEFAULT_VERP
 from bounceproc.domain.parse.verp import VerpFormat, decode_verp
 
+MAX_ENCLOSED = 500_000
 KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
 _ENCLOSED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
@@ -152,6 +153,7 @@ class _Reader:
         self.envelope_to = [e for e in envelope_to if isinstance(e, str)][:10]
         self._original: Part | None | bool = False
         self._text: str | None = None
+        self.depth = 0
 
     # ------------------------------------------------------------------ shared pieces
     def original(self) -> Part | None:
@@ -250,11 +252,38 @@ class _Reader:
                 return a
         return ""
 
+    def transcript_stage(self, address: str) -> str:
+        """The command a Sendmail-style transcript shows before the reply naming `address`
+        (">>> DATA" then "<<< 550 5.7.1 <address>... User unknown"), for reports that list
+        several recipients above one transcript; see fixtures/dsn/sendmail-data-filter.eml."""
+        if not address:
+            return ""
+        text = legacy.notification_text(self.body_text())
+        if ">>> " not in text:
+            return ""
+        low = text.lower()
+        at = low.find("<<< ", 0)
+        pos = -1
+        needle = address.lower()
+        while at >= 0:
+            end = low.find("\n", at)
+            end = len(low) if end < 0 else end
+            if needle in low[at:end]:
+                pos = at
+                break
+            at = low.find("<<< ", end)
+        if pos < 0:
+            return ""
+        start = text.rfind(">>> ", 0, pos)
+        if start < 0 or "while talking to" in low[start:pos]:
+            return ""   # the reply came from another host's session than the last command shown
+        return smtp_stage(text[start:pos])
+
     def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
                 parser: str, recovered_by: str, fallback_text: str = "", **extra) -> Verdict:
         temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4")) or (
             not status and bool(_RETRIES_EXHAUSTED.search(diag)))
-        stage = smtp_stage(diag) or smtp_stage(fallback_text)
+        stage = smtp_stage(diag) or smtp_stage(fallback_text) or self.transcript_stage(address)
         if stage:
             # The SMTP command the server refused is evidence too: "user unknown" after DATA
             # comes from a content filter, a refusal after MAIL FROM is about the sender.
@@ -294,6 +323,8 @@ class _Reader:
         if report is None:
             report = self.read_dsn()
         if report is None:
+            report = self.read_enclosed_report()
+        if report is None:
             reason = autoreply.autoreply_reason(self.root.all_headers())
             if reason:
                 sender = legacy.ADDRESS.findall(self.root.get("from"))
@@ -305,6 +336,26 @@ class _Reader:
         if report.kind in ("dsn", "arf", "delivered") and report.recipients:
             report = self.add_tracking(report)
         return report
+
+    def read_enclosed_report(self) -> Report | None:
+        """A gateway that wraps another system's DSN as message/rfc822 under its own short notice
+        (corpus:maildir/bsd/lhost-x5-01.eml): read the enclosed delivery-status report."""
+        if self.depth:
+            return None
+        orig = enclosed_original(self.root)
+        if orig is None:
+            return None
+        ctype = orig.get("content-type").lower()
+        if "multipart/report" not in ctype or "delivery-status" not in ctype:
+            return None
+        # The enclosed message is kept lazy (headers only); split it now, bounded as any message.
+        head = orig._head if orig._head else b""
+        root = parse_entity(head + b"\n\n" + orig.body[:MAX_ENCLOSED], 2)
+        inner = _Reader.__new__(_Reader)
+        inner.__dict__.update(self.__dict__)
+        inner.root, inner._original, inner._text, inner.depth = root, False, None, self.depth + 1
+        report = inner.read_dsn()
+        return report if report is not None and report.recipients else None
 
     def add_tracking(self, report: Report) -> Report:
         info = self.tracking()
