@@ -52,11 +52,15 @@ class WebhookClient:
     def __init__(self, timeout: float, user_agent: str) -> None:
         self.timeout = timeout
         self.user_agent = user_agent
-        self._idle: dict[tuple[str, str, int], list[_Conn]] = {}
+        self._idle: dict[tuple[str, str, int, str], list[_Conn]] = {}
         self._ssl = ssl.create_default_context()
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Answer:
-        """POST and return the answer; TimeoutError after `timeout` seconds in total."""
+    async def post(self, url: str, body: bytes, headers: dict[str, str], connect_to: str = "") -> Answer:
+        """POST and return the answer; TimeoutError after `timeout` seconds in total.
+
+        `connect_to` is the IP address to connect to (the one the SSRF guard approved), so a name
+        re-pointed between the check and the connection cannot redirect the request; the URL's
+        host still goes in the Host header and TLS server name."""
         parts = urlsplit(url)
         scheme, host = parts.scheme, parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
@@ -68,9 +72,10 @@ class WebhookClient:
                  f"Content-Length: {len(body)}", "Connection: keep-alive"]
         lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() not in ("host", "content-length")]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        return await asyncio.wait_for(self._exchange((scheme, host, port), request), self.timeout)
+        return await asyncio.wait_for(self._exchange((scheme, host, port, connect_to or host), request),
+                                      self.timeout)
 
-    async def _exchange(self, key: tuple[str, str, int], request: bytes) -> Answer:
+    async def _exchange(self, key: tuple[str, str, int, str], request: bytes) -> Answer:
         for attempt in range(2):
             conn, reused = await self._get(key)
             try:
@@ -95,23 +100,23 @@ class WebhookClient:
             return answer
         raise SendError("connection lost")
 
-    async def _get(self, key: tuple[str, str, int]) -> tuple[_Conn, bool]:
+    async def _get(self, key: tuple[str, str, int, str]) -> tuple[_Conn, bool]:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
             if not conn.reader.at_eof() and not conn.writer.is_closing():
                 return conn, True
             conn.close()
-        scheme, host, port = key
+        scheme, host, port, address = key
         try:
             reader, writer = await asyncio.open_connection(
-                host, port, ssl=self._ssl if scheme == "https" else None,
+                address, port, ssl=self._ssl if scheme == "https" else None,
                 server_hostname=host if scheme == "https" else None, limit=MAX_HEAD)
         except OSError as exc:
             raise SendError(f"cannot connect: {exc}") from exc
         return _Conn(reader, writer), False
 
-    def _put(self, key: tuple[str, str, int], conn: _Conn) -> None:
+    def _put(self, key: tuple[str, str, int, str], conn: _Conn) -> None:
         idle = self._idle.setdefault(key, [])
         if len(idle) < MAX_IDLE_PER_HOST:
             idle.append(conn)

@@ -11,7 +11,8 @@ domain/webhook_signing.py (Standard Webhooks v1); this module moves rows and byt
    that dies mid-delivery leaves the lease to expire and the delivery is sent again, with the same
    webhook-id (at-least-once).
 3. send: one keep-alive HTTP/1.1 client (webhook_http.py), bounded concurrency, timeout 15 s, redirects not
-   followed (a 3xx is a failure). The target is re-checked by the SSRF guard before each send.
+   followed (a 3xx is a failure). The target is re-checked by the SSRF guard before each round
+   and the connection goes to the address it approved (no DNS rebinding in between).
 4. record: every attempt is logged; 2xx = delivered; 410 disables the endpoint; other failures are
    retried on the schedule (honouring Retry-After on 429/502/503/504) until it is exhausted
    (state `failed`); an endpoint failing every attempt for 5 days is disabled and logged.
@@ -146,23 +147,24 @@ def claim_due(conn, now: datetime, limit: int = BATCH, lease: int = LEASE_SECOND
 
 
 async def _send(client: WebhookClient, job: Job, allow: tuple[str, ...], sem: asyncio.Semaphore,
-                safe: dict[str, str]) -> Outcome:
+                safe: dict[str, tuple[str, str]]) -> Outcome:
     async with sem:
         started = time.monotonic()
         at = datetime.now(timezone.utc)
         host_key = job.url.split("/", 3)[2] if "://" in job.url else job.url
         if host_key not in safe:
             try:
-                await asyncio.to_thread(check_url, job.url, allow)
-                safe[host_key] = ""
+                ips = await asyncio.to_thread(check_url, job.url, allow)
+                safe[host_key] = ("", str(ips[0]))
             except UnsafeTarget as exc:
-                safe[host_key] = str(exc)
-        if safe[host_key]:
-            return Outcome(job, None, 0, "refused by the SSRF guard: " + safe[host_key], "", None, at)
+                safe[host_key] = (str(exc), "")
+        refused, address = safe[host_key]
+        if refused:
+            return Outcome(job, None, 0, "refused by the SSRF guard: " + refused, "", None, at)
         body = job.payload.encode("utf-8")
         headers = webhook_headers(job.secrets, job.webhook_id, int(time.time()), body)
         try:
-            answer = await client.post(job.url, body, headers)
+            answer = await client.post(job.url, body, headers, connect_to=address)
         except (asyncio.TimeoutError, TimeoutError):
             return Outcome(job, None, int((time.monotonic() - started) * 1000),
                            f"timed out after {client.timeout:g} s", "", None, at)
@@ -180,7 +182,7 @@ def new_client(timeout: float = TIMEOUT_SECONDS) -> WebhookClient:
 async def send_all(client: WebhookClient, jobs: list[Job], allow: tuple[str, ...],
                    concurrency: int = CONCURRENCY) -> list[Outcome]:
     sem = asyncio.Semaphore(concurrency)
-    safe: dict[str, str] = {}
+    safe: dict[str, tuple[str, str]] = {}
     return list(await asyncio.gather(*(_send(client, j, allow, sem, safe) for j in jobs)))
 
 

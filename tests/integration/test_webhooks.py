@@ -281,3 +281,13 @@ def test_celery_worker_delivers_and_a_killed_worker_is_replaced(fresh_pg_url, ma
     first, again = receiver.on("/slow")[:2]
     assert first["headers"]["webhook-id"] == again["headers"]["webhook-id"]
     standardwebhooks.Webhook(ep["secret"]).verify(again["body"], again["headers"])
+
+
+def test_targets_are_checked_again_before_each_delivery(hooks):
+    settings, c, rec = hooks
+    _endpoint(c, rec, "/ok")
+    _suppress(c)
+    strict = load_settings(database_url=settings.db_url, data_dir=settings.data_dir, webhook_allow=())
+    webhooks.deliver_now(strict)               # the allow-list was removed after registration
+    [d] = _deliveries(settings)
+    assert rec.requests == [] and "SSRF guard" in d["last_error"] and d["state"] == "pending"
