@@ -226,7 +226,9 @@ def test_fast_path_and_general_path_agree():
     assert first == second and first.attrs == second.attrs
     assert first.event_key == event_key(
         "acct", "d", "1709287202", "alice@example.com", "bounces@example.net", "2024-03-01 10:00:00+0000",
-        "job-1", "", "2.0.0", "smtp;250 2.0.0 OK", "mx.example.com (192.0.2.10)", "vmta-a", "", "", "")
+        "job-1", "", "2.0.0", "smtp;250 2.0.0 OK", "mx.example.com (192.0.2.10)", "vmta-a", "", "", "",
+        at=first.occurred_at)
+    assert first.event_key.startswith("65e1a722")     # time prefix: 1709287202 in hex
 
 
 def test_fast_constructor_builds_real_events():

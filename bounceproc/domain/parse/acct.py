@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from hashlib import blake2b
 
-from bounceproc.domain.events import Event
+from bounceproc.domain.events import Event, timed_key
 
 SOURCE = "acct"
 MAX_RAW = 8192            # characters of a bad line kept in the quarantine
@@ -483,9 +483,10 @@ def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
         category = ""
 
     # The identity of the record: raw column values (the fast path in parse_acct_batch hashes
-    # exactly these for `d` rows), the time as epoch seconds, the normalised recipient.
-    key = _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, row[p.i_queued], job_raw, env, status,
-                     diag, mta_raw, vmta_raw, mid, queue if kind == "tq" else "", feedback_type, ""))
+    # exactly these for `d` rows), the time as epoch seconds, the normalised recipient; the key is time-prefixed (events.timed_key).
+    key = timed_key(occurred, _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, row[p.i_queued], job_raw,
+                                         env, status, diag, mta_raw, vmta_raw, mid,
+                                         queue if kind == "tq" else "", feedback_type, "")))
     return _make_event(key, etype, rcpt, occurred, SOURCE, orig[:W_ADDR], status, _reply_code(diag), diag,
                  mta[:W_MTA], reason, category[:W_CAT], hard, rule, feedback_type, vmta[:W_VMTA],
                  source_ip[:W_IP], job[:W_JOB], list_id.strip("<> \t")[:W_LIST], mid, None, attrs)
@@ -608,10 +609,10 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                                 reply = diag[i + 1:i + 4]
                                 if not (len(reply) == 3 and reply.isdigit() and reply[0] in "2345"):
                                     reply = ""
-                                key = blake2b("\x1f".join((
+                                key = timed_key(tl[0], blake2b("\x1f".join((
                                     "acct", "d", tl[1], rcpt, orig, queued, job, env, status, diag, mta,
                                     vmta, mid, "", "", "")).encode("utf-8", "surrogatepass"),
-                                    digest_size=16).hexdigest()
+                                    digest_size=16).hexdigest())
                                 append(make(
                                     key, "delivered", rcpt, tl[0], SOURCE, orig.strip()[:W_ADDR], status,
                                     reply, diag, mta.strip()[:W_MTA], "", cat.strip()[:W_CAT], False, "",
