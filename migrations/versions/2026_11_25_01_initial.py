@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('event_key', name='uq_events_event_key')
     )
     op.create_index('ix_events_message_id', 'events', ['message_id'], unique=False, postgresql_where=sa.text("message_id <> ''"), sqlite_where=sa.text("message_id <> ''"))
-    op.create_index('ix_events_recipient_time', 'events', ['recipient', 'occurred_at'], unique=False)
+    op.create_index('ix_events_recipient_time', 'events', ['recipient', 'occurred_at'], unique=False, postgresql_where=sa.text("type <> 'delivered'"), sqlite_where=sa.text("type <> 'delivered'"))
     op.create_index('ix_events_time_brin', 'events', ['occurred_at'], unique=False, postgresql_using='brin')
     op.create_table('import_checkpoints',
     sa.Column('file_key', sa.String(length=512), nullable=False),
