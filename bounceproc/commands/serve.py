@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import sys
 import threading
 import time
@@ -128,6 +129,9 @@ def cmd_serve(args) -> int:
     app = create_app(settings, kick_webhooks=webhooks.kicker(settings, loop))
     server = uvicorn.Server(uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
                                            access_log=False, lifespan="on"))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
+    # sink, the inline worker and the webhook loop below are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_term)
     try:
         server.run()
     finally:
@@ -140,6 +144,10 @@ def cmd_serve(args) -> int:
         if loop is not None:
             loop.stop()
     return 0
+
+
+def _exit_on_term(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def _redacted(url: str) -> str:
