@@ -196,6 +196,18 @@ WORDING_CASES = [
  ("", "送信先のメールボックスが一杯のため、送信できませんでした。", "mailboxfull"),
  ("", "指定されたメールアドレスが存在しません", "userunknown"),
  ("", "宛先のドメインが存在しません", "hostunknown"),
+ ("", "550 Requested action not taken: mailbox unavailable (This mailbox is disabled)", "suspend"),
+ ("", "550 Requested action not taken: mailbox unavailable - mailbox full", "mailboxfull"),
+ ("", "550 Requested action not taken: mailbox unavailable", "userunknown"),
+ ("5.7.1", "550 5.7.1 Your mail could not be delivered because the recipient is only accepting mail from specific email addresses", "filtered"),
+ ("", "550 5.7.1 Recipient does not accept mail from your domain", "filtered"),
+ ("5.7.1", "554 5.7.1 This domain does not receive email", "notaccept"),
+ ("5.7.1", "550 5.7.1 Mailbox is not accepting messages", "suspend"),
+ ("5.4.4", "550 5.4.4 Unable to route: no mail hosts for domain", "hostunknown"),
+ ("", "550 Domain example.com has a null MX and does not accept email", "notaccept"),
+ ("", "550 High probability of spam", "spamdetected"),
+ ("", "550 5.7.350 Remote server returned message detected as spam", "spamdetected"),
+ ("", "450 4.0.0 Temporary failure", "undefined"),
 ]
 
 
