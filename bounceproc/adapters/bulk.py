@@ -33,7 +33,7 @@ def _pg_type(col) -> str:
 
 @lru_cache(maxsize=64)
 def _pg_sql(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], update: tuple[str, ...],
-            increment: tuple[str, ...], returning: tuple[str, ...]) -> str:
+            increment: tuple[str, ...], returning: tuple[str, ...], extra_returning: str = "") -> str:
     cols = ", ".join(f'"{c}"' for c in columns)
     casts = ", ".join(f"%b::{'text' if _pg_type(table.c[c]) == 'json' else _pg_type(table.c[c])}[]"
                       for c in columns)
@@ -45,7 +45,7 @@ def _pg_sql(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], u
         sets += [f'"{c}" = "{table.name}"."{c}" + EXCLUDED."{c}"' for c in increment]
         sql += f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING")
     if returning:
-        sql += " RETURNING " + ", ".join(f'"{c}"' for c in returning)
+        sql += " RETURNING " + ", ".join([f'"{c}"' for c in returning] + ([extra_returning] if extra_returning else []))
     return sql
 
 
@@ -56,15 +56,16 @@ def pg_cursor(conn):
 
 def bulk_insert(conn, table: Table, rows: Sequence[dict], *, conflict: Sequence[str] = (),
                 update: Sequence[str] = (), increment: Sequence[str] = (),
-                returning: Sequence[str] = ()) -> list[tuple]:
+                returning: Sequence[str] = (), pg_extra_returning: str = "") -> list[tuple]:
     """Insert rows (all with the same keys). With `conflict` columns, conflicting rows are skipped,
     or updated (`update`: take the new value, `increment`: add it). Returns the `returning` columns
-    of the rows actually inserted or updated."""
+    of the rows actually inserted or updated (PostgreSQL: plus the SQL expression `pg_extra_returning`)."""
     if not rows:
         return []
     columns = tuple(rows[0].keys())
     if conn.dialect.name == "postgresql":
-        sql = _pg_sql(table, columns, tuple(conflict), tuple(update), tuple(increment), tuple(returning))
+        sql = _pg_sql(table, columns, tuple(conflict), tuple(update), tuple(increment), tuple(returning),
+                      pg_extra_returning)
         params = []
         for c in columns:
             values = [r[c] for r in rows]

@@ -32,8 +32,10 @@ def _select_in(conn, table, key: str, values: list[str], cols: tuple[str, ...], 
     if not values:
         return []
     if conn.dialect.name == "postgresql":
-        sql = (f'SELECT {", ".join(cols)} FROM "{table.name}" WHERE "{key}" = ANY(%b::text[])'
-               + (" ORDER BY 1 FOR UPDATE" if lock else ""))
+        # A join on unnest() is a hash join; `= ANY(array)` would compare every row with every value.
+        sql = (f'SELECT {", ".join("t." + c for c in cols)} FROM "{table.name}" t '
+               f'JOIN unnest(%b::text[]) AS k(v) ON t."{key}" = k.v'
+               + (" ORDER BY 1 FOR UPDATE OF t" if lock else ""))
         cur = pg_cursor(conn)
         try:
             cur.execute(sql, [values], prepare=True)
@@ -89,16 +91,21 @@ def bump_block_counters(conn, counts: dict[tuple, tuple[int, datetime, str]]) ->
     Returns the keys that had no counter yet (first block of the day: worth an alert)."""
     if not counts:
         return set()
+    rows = [{"day": k[0], "recipient_domain": k[1], "vmta": k[2], "source_ip": k[3], "reason": k[4],
+             "category": k[5], "count": n, "last_at": t, "last_diagnostic": d[:1000]}
+            for k, (n, t, d) in counts.items()]
+    upsert = dict(conflict=_BLOCK_KEY, update=("last_at", "last_diagnostic"), increment=("count",))
+    if conn.dialect.name == "postgresql":
+        # xmax = 0 on a returned row means the upsert inserted it rather than updating it.
+        out = bulk_insert(conn, block_counters, rows, returning=_BLOCK_KEY, pg_extra_returning="(xmax = 0)",
+                          **upsert)
+        return {tuple(r[:-1]) for r in out if r[-1]}
     keys = list(counts)
     cols = tuple(block_counters.c[c] for c in _BLOCK_KEY)
     known: set[tuple] = set()
     for part in _chunks(keys, 150):
         known.update(tuple(r) for r in conn.execute(select(*cols).where(tuple_(*cols).in_(part))))
-    rows = [{"day": k[0], "recipient_domain": k[1], "vmta": k[2], "source_ip": k[3], "reason": k[4],
-             "category": k[5], "count": n, "last_at": t, "last_diagnostic": d[:1000]}
-            for k, (n, t, d) in counts.items()]
-    bulk_insert(conn, block_counters, rows, conflict=_BLOCK_KEY, update=("last_at", "last_diagnostic"),
-                increment=("count",))
+    bulk_insert(conn, block_counters, rows, **upsert)
     return set(keys) - known
 
 
