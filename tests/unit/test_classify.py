@@ -208,6 +208,11 @@ WORDING_CASES = [
  ("", "550 High probability of spam", "spamdetected"),
  ("", "550 5.7.350 Remote server returned message detected as spam", "spamdetected"),
  ("", "450 4.0.0 Temporary failure", "undefined"),
+ ("", "554 Email rejected due to security policies - https://support.example.com/554", "policyviolation"),
+ ("5.7.515", "550 5.7.515 Access denied, sending domain example.net doesn't meet the required authentication level", "authfailure"),
+ ("4.2.1", "450 4.2.1 The user you are trying to contact is receiving mail too quickly", "speeding"),
+ ("5.7.1", "550 5.7.1 Unable to deliver: the sender is not authorized to send to this recipient", "filtered"),
+ ("5.7.1", "554 5.7.1 You are not allowed to send to this recipient", "filtered"),
 ]
 
 
