@@ -277,3 +277,34 @@ def test_reply_code_followed_by_a_colon():
     # Yahoo legacy notices: "<u@example.com>: 550: : User unknown"
     assert find_reply_code("<u@example.com>: 550: : User unknown") == "550"
     assert find_reply_code("at 12:34:56 the server said no") == ""
+
+
+def test_qmail_names_the_stage_in_words():
+    from bounceproc.domain.parse.message import smtp_stage
+    assert smtp_stage("192.0.2.1 does not like recipient. Remote host said: 550 User unknown") == "rcpt"
+    assert smtp_stage("Connected to 192.0.2.1 but sender was rejected. Remote host said: 553 no") == "mail"
+    assert smtp_stage("192.0.2.1 failed after I sent the message. Remote host said: 554 spam") == "data"
+
+
+def _notice(body: str) -> bytes:
+    return ("Return-Path: <>\nFrom: MAILER-DAEMON@mx.example.net\nTo: news@example.net\n"
+            "Subject: failure notice\n\n" + body).encode()
+
+
+def test_bare_user_unknown_at_rcpt_stays_userunknown_without_a_code():
+    from bounceproc.domain.parse.message import parse_message
+    qmail = _notice("Hi. This is the qmail-send program at mx.example.net.\nI'm afraid I wasn't able to "
+                    "deliver your message to the following addresses.\nThis is a permanent error; I've given up.\n\n"
+                    "<bob@example.com>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 User unknown\n"
+                    "Giving up on 192.0.2.1.\n")
+    (v,) = parse_message(qmail).recipients
+    assert (v.address, v.reason, v.hard) == ("bob@example.com", "userunknown", True)
+
+
+def test_bare_user_unknown_relayed_by_a_gateway_is_filtered():
+    from bounceproc.domain.parse.message import parse_message
+    gateway = _notice("Unable to deliver message to: <bob@example.com>\nDelivery failed for the following reason:\n"
+                      "Server mx.example.com[192.0.2.1] failed with: 550 <bob@example.com> No such user here\n\n"
+                      "This has been a permanent failure.  No further delivery attempts will be made.\n")
+    (v,) = parse_message(gateway).recipients
+    assert (v.address, v.reason, v.hard, v.status) == ("bob@example.com", "filtered", False, "5.0.910")

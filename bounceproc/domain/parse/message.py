@@ -596,6 +596,8 @@ def _diag_start(section: str) -> str:
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
 _STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>) ?(?:end of )?"
                     r"(data|rcpt to|mail from|helo|ehlo|initial connection)", re.I)
+_QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
+                          r"(does not like sender|sender was rejected)")
 _STAGE_WORDS = ("data", "rcpt", "mail from", "helo", "ehlo", "initial connection")
 _NOTES = re.compile(r"(?: \((?:smtp stage|local mailer|notice): [a-z\- ]+\))+$")
 
@@ -604,6 +606,12 @@ def smtp_stage(text: str) -> str:
     """The SMTP command a refusal answered ("data", "rcpt", "mail", "connect"), if the text says."""
     text = (text or "")[:2000]
     low = text.lower()
+    if "does not like" in low or "failed after i sent" in low or "sender was rejected" in low:
+        # qmail-remote names the stage in words: "does not like recipient" (RCPT), "sender was
+        # rejected" (MAIL), "failed after I sent the message" (end of DATA).
+        m = _QMAIL_STAGE.search(low)
+        if m:
+            return "rcpt" if m.group(1) else "data" if m.group(2) else "mail"
     if not any(w in low for w in _STAGE_WORDS):
         return ""
     m = None
