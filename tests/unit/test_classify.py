@@ -213,6 +213,18 @@ WORDING_CASES = [
  ("4.2.1", "450 4.2.1 The user you are trying to contact is receiving mail too quickly", "speeding"),
  ("5.7.1", "550 5.7.1 Unable to deliver: the sender is not authorized to send to this recipient", "filtered"),
  ("5.7.1", "554 5.7.1 You are not allowed to send to this recipient", "filtered"),
+ ("", "550 Benutzer unbekannt", "userunknown"),
+ ("", "550 utilisateur inconnu", "userunknown"),
+ ("", "550 usuario desconocido", "userunknown"),
+ ("", "550 usuário desconhecido", "userunknown"),
+ ("", "550 utente sconosciuto", "userunknown"),
+ ("", "550 The mailbox is not available", "userunknown"),
+ ("", "552 Postfach voll", "mailboxfull"),
+ ("", "552 boîte aux lettres pleine", "mailboxfull"),
+ ("", "552 buzón lleno", "mailboxfull"),
+ ("", "552 caixa postal cheia", "mailboxfull"),
+ ("", "552 casella piena", "mailboxfull"),
+ ("", "550 5.7.1 Message rejected: sender domain has no MX", "rejected"),
 ]
 
 
