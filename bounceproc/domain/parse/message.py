@@ -256,11 +256,9 @@ class _Reader:
         """The command a Sendmail-style transcript shows before the reply naming `address`
         (">>> DATA" then "<<< 550 5.7.1 <address>... User unknown"), for reports that list
         several recipients above one transcript; see fixtures/dsn/sendmail-data-filter.eml."""
-        if not address:
+        if not address or ">>> " not in self.body_text():
             return ""
         text = legacy.notification_text(self.body_text())
-        if ">>> " not in text:
-            return ""
         low = text.lower()
         at = low.find("<<< ", 0)
         pos = -1
