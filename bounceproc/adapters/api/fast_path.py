@@ -9,9 +9,10 @@ to FastAPI, which produces the documented problem documents.
 """
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qsl
 
-from bounceproc.adapters.api.common import json_response, parse_address, parse_scope
+from bounceproc.adapters.api.common import parse_address, parse_scope
 from bounceproc.adapters.api.problems import Problem, log, problem_response
 from bounceproc.adapters.api.suppressions import lookup
 
@@ -31,7 +32,13 @@ class FastLookup:
             return await self.app(scope, receive, send)
         addr, sc, history = args
         try:
-            response = json_response(await lookup(self.context, addr, sc, history))
+            body = json.dumps(await lookup(self.context, addr, sc, history), separators=(",", ":"),
+                              default=str).encode()
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
         except Problem as exc:
             response = problem_response(exc.status, exc.detail, exc.slug, exc.errors, exc.headers)
         except Exception as exc:  # outside FastAPI's error middleware: answer like it would
