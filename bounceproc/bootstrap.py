@@ -43,7 +43,7 @@ def normalise_db_url(url: str) -> str:
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA synchronous=FULL")  # committed = on disk, even across a power loss
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
@@ -169,9 +169,8 @@ def enqueue_intake(settings: Settings, ids: Iterable[int]) -> None:
         if _inline_dispatcher is not None:
             _inline_dispatcher(ids)
         else:
-            from bounceproc import service
-            for i in ids:
-                service.process_intake(settings, i)
+            from bounceproc.message_intake import process_messages
+            process_messages(settings, ids)
         return
     celery_app(settings).send_task("bounceproc.ingest", args=[ids], queue=settings.queue,
                                    retry=False)

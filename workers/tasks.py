@@ -15,14 +15,11 @@ from workers.celery_app import app
 
 @app.task(name="bounceproc.ingest", acks_late=True)
 def ingest(intake_ids: list[int]) -> int:
+    """Process intake rows: messages many per transaction, accounting batches one each."""
+    from bounceproc.message_intake import process_messages
     settings = load_settings()
-    done = outbox = 0
-    for intake_id in intake_ids:
-        res = service.process_intake(settings, int(intake_id))
-        if res is not None:
-            done += 1
-            outbox += res.outbox
-    if outbox:
+    done = process_messages(settings, intake_ids)
+    if done:
         _kick_webhooks(settings)
     return done
 

@@ -93,6 +93,8 @@ def _add_day(state: SoftState, day: date, params: PolicyParams) -> SoftState:
 
 def decide(state: SoftState, event: Event, params: PolicyParams) -> tuple[SoftState, Decision]:
     t = event.type
+    if t in ("complained", "unsubscribed") and not event.recipient:
+        return state, NOTHING       # unattributed report: counted, never a suppression of ""
     if t == "delivered":
         return (EMPTY, Decision("reset", why="delivered: soft-bounce count reset")) if state.days else (state, NOTHING)
     if t == "complained":

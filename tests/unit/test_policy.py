@@ -71,3 +71,14 @@ def test_complaint_suppresses_but_not_spam_does_not():
 def test_unsubscribe_is_scoped_to_its_list():
     _, d = policy.decide(policy.EMPTY, ev(type_="unsubscribed", reason="", hard=False, list_id="news"), P)
     assert (d.scope, d.suppression_reason) == ("list:news", "unsubscribe")
+
+
+def test_unattributed_complaint_suppresses_nobody():
+    e = Event(event_key="k", type="complained", recipient="", occurred_at=T0, source="acct", feedback_type="abuse")
+    assert policy.decide(policy.EMPTY, e, P)[1].action == "none"
+
+
+def test_auth_failure_and_virus_reports_are_not_complaints():
+    for ft in ("auth-failure", "virus"):
+        _, d = policy.decide(policy.EMPTY, ev(type_="complained", reason="feedback", hard=False, feedback_type=ft), P)
+        assert d.action == "none"
