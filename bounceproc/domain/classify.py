@@ -1,6 +1,6 @@
 """Classify one delivery failure (status, reply code, diagnostic, remote MTA) into reason/category/hard/rule.
 
-Domain layer: pure; stdlib only (tomllib, re).
+Domain layer: pure; stdlib only (tomllib, re and its parser re._parser).
 In: the four facts an MTA gives about a failed recipient, in DSN or PowerMTA acct form
 (`5.1.1 (bad destination mailbox address)`, `smtp;550 5.1.1 <u@x>: user unknown`).
 Out: `Classification(reason, category, hard, rule)`; reason in the vocabulary of
@@ -11,15 +11,23 @@ user file loaded with `load_classifier(path)` goes before it. `rules/reasons.tom
 reason to its category, hardness and the placeholder status used when a message gives no code.
 
 Compiled once, per classifier:
-- every rule that names a diagnostic pattern becomes one alternative of ONE regular expression
-  `(?=(?P<r0>...)|(?P<r1>...)|...)` scanned over the lowercased diagnostic; the scan yields the
-  (few) rules whose wording occurs;
 - every rule without a diagnostic pattern becomes one alternative of ONE anchored expression
   over `status NUL reply NUL remote-mta`, whose first matching alternative is the best fallback;
-- the winner is the lowest-numbered candidate whose status / reply / MTA conditions hold.
+  which diagnostic rules above it have their status / reply / MTA conditions met is worked out
+  once per such key (memoised);
+- every diagnostic pattern is split into its top-level alternatives, and each alternative gets
+  its "anchors": literal strings, one of which every match must contain, read automatically from
+  the pattern's parse tree (`(?:user|mailbox) unknown` -> " unknown"; an alternative whose parts
+  have different literals gets one anchor per part). A diagnostic is cut into its three-letter
+  pieces, the anchors present are found through them, and only the alternatives whose anchors
+  occur are searched, in rule order, from where the anchor can first be in a match;
+- the winner is the lowest-numbered rule whose conditions all hold, exactly as if every rule
+  were tried in order (tests/unit/test_classify_speed.py checks both agree). An alternative
+  without any required literal is always searched.
 Diagnostic patterns are matched against lowercased text, so they are written in lowercase.
 Results are memoised on the normalised inputs (addresses stripped), because a stream of
-bounces repeats the same few hundred diagnostics.
+bounces repeats the same few hundred diagnostics; a new diagnostic costs tens of microseconds
+(bench/classify_miss).
 """
 from __future__ import annotations
 
@@ -237,8 +245,165 @@ def check_rules(rules: list[Rule]) -> list[str]:
 
 # ---------------------------------------------------------------------------- engine
 
+# A diagnostic pattern is split into its top-level alternatives; each alternative gets the
+# literal strings one of which every match must contain ("anchors", read from the parse tree of
+# the standard library's own regex parser). Only the alternatives whose anchors occur in the text
+# are run, so a diagnostic no rule matches costs a few hundred substring tests instead of every
+# pattern tried at every offset.
+try:
+    from re import _constants as _sre, _parser as _sre_parse   # Python >= 3.11
+except ImportError:  # pragma: no cover - older Pythons keep the same modules under other names
+    try:
+        import sre_constants as _sre  # type: ignore[no-redef]
+        import sre_parse as _sre_parse  # type: ignore[no-redef]
+    except ImportError:
+        _sre = _sre_parse = None  # type: ignore[assignment]
+
+def split_alternatives(pattern: str) -> list[str]:
+    """`a|b(?:c|d)|[|]` -> ['a', 'b(?:c|d)', '[|]']: the top-level alternatives of a pattern.
+
+    A search for the pattern succeeds exactly when a search for one of them does. Patterns with
+    global inline flags, comments or verbose mode are not split (returned whole).
+    """
+    if re.match(r"\(\?[aiLmsux]+\)", pattern) or "(?#" in pattern or re.search(r"\(\?[aiLmsu]*x", pattern):
+        return [pattern]
+    out, depth, start, i, n = [], 0, 0, 0, len(pattern)
+    in_class = False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+            i += 1
+            if pattern[i:i + 1] == "^":
+                i += 1
+            if pattern[i:i + 1] == "]":
+                i += 1          # a ']' right after '[' or '[^' is a literal
+            continue
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    out.append(pattern[start:])
+    try:
+        for p in out:
+            re.compile(p, re.S)
+    except re.error:
+        return [pattern]
+    return out
+
+
+_Anchors = tuple[frozenset, "int | None"]   # (literal strings, reach), see _required
+
+
+def _better(a: _Anchors | None, b: _Anchors | None) -> _Anchors | None:
+    """The more selective of two anchor sets: longest shortest member, then fewest members."""
+    if b is None or not b[0] or not all(b[0]):
+        return a
+    if a is None:
+        return b
+    return b if (min(map(len, b[0])), -len(b[0])) > (min(map(len, a[0])), -len(a[0])) else a
+
+
+def _add(x: int | None, y: int | None) -> int | None:
+    return None if x is None or y is None else x + y
+
+
+def _required(items, state) -> _Anchors | None:
+    """(anchors, reach) for the parsed sequence `items`: every match contains one of the anchor
+    strings, starting at most `reach` characters after the start of the match (None: no bound).
+    None when no such set is found. Case-insensitive parts give nothing (the text is matched as is)."""
+    S = _sre
+    best: _Anchors | None = None
+    run: list[str] = []
+    run_at: int | None = 0      # reach of the current literal run
+    at: int | None = 0          # most characters any match consumes before the current item
+    for item in items:
+        op, av = item
+        width = _sre_parse.SubPattern(state, [item]).getwidth()[1]
+        width = None if width >= S.MAXREPEAT else width
+        lit = None
+        if op is S.LITERAL:
+            lit = chr(av)
+        elif op is S.IN and len(av) == 1 and av[0][0] is S.LITERAL:
+            lit = chr(av[0][1])
+        if lit is not None:
+            if not run:
+                run_at = at
+            run.append(lit)
+            at = _add(at, 1)
+            continue
+        if op in (S.AT, S.ASSERT, S.ASSERT_NOT):
+            continue            # zero-width: the literals on both sides are adjacent in the text
+        repeat = op in (S.MAX_REPEAT, S.MIN_REPEAT, getattr(S, "POSSESSIVE_REPEAT", None))
+        if repeat and av[0] >= 1 and len(av[2]) == 1 and av[2][0][0] is S.LITERAL:
+            lo, hi, sub = av
+            if not run:
+                run_at = at
+            run.append(chr(sub[0][1]) * min(lo, 64))
+            at = _add(at, width)
+            if hi == lo and lo <= 64:
+                continue
+            best = _better(best, (frozenset({"".join(run)}), run_at))
+            run = []
+            continue
+        if run:
+            best = _better(best, (frozenset({"".join(run)}), run_at))
+            run = []
+        sub_req: _Anchors | None = None
+        if repeat and av[0] >= 1:
+            sub_req = _required(av[2], state)     # every repetition, so the first, holds one
+        elif op is S.BRANCH:
+            alts = [_required(a, state) for a in av[1]]
+            if all(alts):
+                sub_req = (frozenset().union(*(a[0] for a in alts)),
+                           None if any(a[1] is None for a in alts) else max(a[1] for a in alts))
+        elif op is S.SUBPATTERN and not av[1] & re.I:
+            sub_req = _required(av[3], state)
+        elif op is getattr(S, "ATOMIC_GROUP", None):
+            sub_req = _required(av, state)
+        if sub_req is not None:
+            best = _better(best, (sub_req[0], _add(at, sub_req[1])))
+        at = _add(at, width)
+    if run:
+        best = _better(best, (frozenset({"".join(run)}), run_at))
+    return best
+
+
+def pattern_anchors(pattern: str) -> tuple[tuple[str, ...], int | None] | None:
+    """Anchors of one (alternative of a) diagnostic pattern and their reach: every match contains
+    one of the anchors, starting at most `reach` characters into the match (None: unbounded).
+    None when the pattern has no literal every match needs (it is then always tried)."""
+    if _sre_parse is None:
+        return None
+    try:
+        parsed = _sre_parse.parse(pattern, re.S)
+        if parsed.state.flags & re.I:
+            return None
+        found = _required(parsed.data, parsed.state)
+    except Exception:  # noqa: BLE001 - a parser detail we do not know: no anchor, never a wrong one
+        return None
+    if not found:
+        return None
+    anchors, reach = found
+    # An anchor that contains another one of the same set adds nothing; the one it contains
+    # starts at most len(dropped) further into the match.
+    keep = [a for a in anchors if not any(b != a and b in a for b in anchors)]
+    if len(keep) != len(anchors) and reach is not None:
+        reach += max(len(a) for a in anchors if a not in keep)
+    return tuple(sorted(keep, key=lambda a: (-len(a), a))), reach
+
+
 class Classifier:
-    """An ordered rule list compiled into two regular expressions (see module docstring)."""
+    """An ordered rule list compiled once (see module docstring)."""
 
     def __init__(self, rules: list[Rule]):
         problems = [p for p in check_rules(rules) if "unreachable" not in p and "upper-case" not in p]
@@ -246,29 +411,54 @@ class Classifier:
             raise RulesError("; ".join(problems))
         self.rules = tuple(rules)
         self.reasons = load_reasons()
-        diag_alts, key_alts = [], []
+        key_alts = []
         self._cond: list[re.Pattern | None] = []
+        # Every top-level alternative of every diagnostic pattern is a "unit", numbered in rule
+        # order: _unit_rule[u] is its rule, _unit_rx[u] its compiled pattern.
+        self._unit_rule: list[int] = []
+        self._unit_rx: list[re.Pattern] = []
+        self._unit_reach: list[int | None] = []      # see pattern_anchors
+        always: list[int] = []                       # units without an anchor: always run
+        by_anchor: dict[str, list[int]] = {}
         for i, rule in enumerate(rules):
             cond = self._key_condition(rule)
             self._cond.append(re.compile(cond) if cond else None)
-            if rule.diagnostic:
-                diag_alts.append(f"(?P<r{i}>{rule.diagnostic})")
-            else:
+            if not rule.diagnostic:
                 key_alts.append(f"{cond}(?P<r{i}>)")
-        self._diag = re.compile("(?=%s)" % "|".join(diag_alts), re.S) if diag_alts else None
-        self._single = [re.compile(r.diagnostic, re.S) if r.diagnostic else None for r in rules]
-        self._diag_ids = [i for i, r in enumerate(rules) if r.diagnostic]
+                continue
+            for alt in split_alternatives(rule.diagnostic):
+                u = len(self._unit_rule)
+                self._unit_rule.append(i)
+                self._unit_rx.append(re.compile(alt, re.S))
+                found = pattern_anchors(alt)
+                anchors, reach = found if found is not None else ((), None)
+                self._unit_reach.append(reach)
+                if not anchors:
+                    always.append(u)
+                for a in anchors:
+                    by_anchor.setdefault(a, []).append(u)
+        self._diag_rules = tuple(sorted(set(self._unit_rule)))
+        self._always = frozenset(always)
+        # Anchors are looked up by their first three characters among the trigrams of the text,
+        # and searched for only when all their trigrams occur; shorter ones are tested directly.
+        by_gram: dict[str, list[tuple[str, frozenset[str], tuple[int, ...]]]] = {}
+        short = []
+        for a, units in by_anchor.items():
+            if len(a) >= 3:
+                grams = frozenset(a[k:k + 3] for k in range(len(a) - 2))
+                by_gram.setdefault(a[:3], []).append((a, grams, tuple(units)))
+            else:
+                short.append((a, tuple(units)))
+        self._by_gram = {g: tuple(v) for g, v in by_gram.items()}
+        self._gram_keys = frozenset(by_gram)
+        self._short = tuple(short)
         self._keys = re.compile("(?:%s)" % "|".join(key_alts), re.S) if key_alts else None
+        self._plan = functools.lru_cache(maxsize=4096)(self._plan_for_key)
         # Two memo levels: the raw 4-tuple (a stream repeats identical diagnostics) and the
         # normalised one (diagnostics that differ only by the address in them).
         self._raw_memo = functools.lru_cache(maxsize=65536)(self._classify_raw)
         self._memo = functools.lru_cache(maxsize=65536)(self._classify_normalised)
         self._explain_memo = functools.lru_cache(maxsize=4096)(self._explain_raw)
-
-    def _diag_rules_after(self, i: int, best: int):
-        for j in self._diag_ids:
-            if i < j < best:
-                yield j
 
     @staticmethod
     def _key_condition(rule: Rule) -> str:
@@ -280,6 +470,18 @@ class Classifier:
         if rule.remote_mta:
             parts.append("(?=[^\x00]*\x00[^\x00]*\x00[^\x00]*?(?:%s))" % rule.remote_mta)
         return "".join(parts)
+
+    def _plan_for_key(self, key: str) -> tuple[int, tuple]:
+        """For `status NUL reply NUL mta NUL`: the best rule without a diagnostic pattern, and the
+        diagnostic rules above it whose code / MTA conditions hold, in rule order."""
+        best = len(self.rules)
+        if self._keys is not None:
+            m = self._keys.match(key)
+            if m:
+                best = int(m.lastgroup[1:])
+        allowed = frozenset(i for i in self._diag_rules
+                            if i < best and (self._cond[i] is None or self._cond[i].match(key)))
+        return best, allowed
 
     def classify(self, status: str = "", reply_code: str = "", diagnostic: str = "",
                  remote_mta: str = "") -> Classification:
@@ -311,30 +513,44 @@ class Classifier:
             ev.append("diagnostic says %r" % (m.group(0)[:80] if m else ""))
         return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"])
 
+    def rule_index(self, status: str, reply: str, diag: str, mta: str) -> int:
+        """Index of the winning rule for normalised inputs (len(rules): none): the lowest-numbered
+        rule whose status / reply / MTA conditions hold and whose diagnostic pattern, if any, is
+        found in `diag`."""
+        best, allowed = self._plan(f"{status}\x00{reply}\x00{mta}\x00")
+        if not diag or not allowed:
+            return best
+        # Units whose anchors occur, with the first position of one: a match of the unit starts
+        # at most `reach` characters before it, so its search starts there.
+        first: dict[int, int] = dict.fromkeys(self._always, 0)
+        grams = set(map("".join, zip(diag, diag[1:], diag[2:])))
+        for g in self._gram_keys.intersection(grams):
+            for a, need, us in self._by_gram[g]:
+                p = diag.find(a) if need.issubset(grams) else -1
+                if p >= 0:
+                    for u in us:
+                        if p < first.get(u, p + 1):
+                            first[u] = p
+        for a, us in self._short:
+            p = diag.find(a)
+            if p >= 0:
+                for u in us:
+                    if p < first.get(u, p + 1):
+                        first[u] = p
+        unit_rule, unit_rx, unit_reach = self._unit_rule, self._unit_rx, self._unit_reach
+        for u in sorted(first):
+            i = unit_rule[u]
+            if i >= best:
+                break
+            if i in allowed:
+                reach = unit_reach[u]
+                start = 0 if reach is None else max(0, first[u] - reach)
+                if unit_rx[u].search(diag, start):
+                    return i
+        return best
+
     def _classify_normalised(self, status: str, reply: str, diag: str, mta: str) -> Classification:
-        key = f"{status}\x00{reply}\x00{mta}\x00"
-        best = len(self.rules)
-        if self._keys is not None:
-            m = self._keys.match(key)
-            if m:
-                best = int(m.lastgroup[1:])
-        if self._diag is not None and diag:
-            for m in self._diag.finditer(diag):
-                i = int(m.lastgroup[1:])
-                if i >= best:
-                    continue
-                cond = self._cond[i]
-                if cond is None or cond.match(key):
-                    best = i
-                else:
-                    # A rule whose code condition fails hides the later rules that match at the
-                    # same position; try those (rare: only rules with a code condition get here).
-                    pos = m.start()
-                    for j in self._diag_rules_after(i, best):
-                        c = self._cond[j]
-                        if self._single[j].match(diag, pos) and (c is None or c.match(key)):
-                            best = j
-                            break
+        best = self.rule_index(status, reply, diag, mta)
         if best == len(self.rules):
             reason, rule_id = "undefined", "none"
         else:
