@@ -275,3 +275,33 @@ def test_rate_limit_headers_and_429(fresh_pg_url, make_settings):
         r = c.get("/v1/suppressions")
         assert int(r.headers["x-ratelimit-limit"]) == 120000
         assert int(r.headers["x-ratelimit-remaining"]) == 119999 and 1 <= int(r.headers["x-ratelimit-reset"]) <= 60
+
+
+def test_apikey_cli_create_list_revoke(fresh_pg_url, make_settings):
+    import os
+    import subprocess
+    import sys
+
+    from bounceproc.adapters.api_keys import KeyStore
+    settings = make_settings(database_url=fresh_pg_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_DATA_DIR=settings.data_dir)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "bounceproc.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    made = cli("apikey", "create", "--scope", "suppressions:read", "--scope", "webhooks:admin", "--name", "crm")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    key_id = key.split("_")[1]
+    assert len(made.stdout.strip().splitlines()) == 1            # the key alone on stdout
+    listed = cli("apikey", "list").stdout
+    assert key_id in listed and "suppressions:read webhooks:admin" in listed and key not in listed
+    found = KeyStore(bootstrap.engine(settings)).lookup(key)
+    assert found and found.allows("webhooks:admin") and not found.allows("suppressions:write")
+    assert cli("apikey", "revoke", key_id).returncode == 0
+    assert cli("apikey", "revoke", key_id).returncode == 1
+    assert KeyStore(bootstrap.engine(settings)).lookup(key) is None
+    assert cli("apikey", "create", "--scope", "everything").returncode == 2
+    bootstrap.engine(settings).dispose()
