@@ -141,6 +141,12 @@ def enclosed_original(root: Part) -> Part | None:
 
 
 def _one_line(text: str, limit: int = 1000) -> str:
+    """Whitespace runs folded to one space, stripped, cut at `limit`."""
+    if len(text) > 4 * limit:
+        # Folding only shortens, so a long enough folded prefix starts the same as the whole.
+        head = _SPACES.sub(" ", text[:4 * limit]).strip()
+        if len(head) >= limit:
+            return head[:limit]
     return _SPACES.sub(" ", text).strip()[:limit]
 
 
@@ -153,6 +159,7 @@ class _Reader:
         self.envelope_to = [e for e in envelope_to if isinstance(e, str)][:10]
         self._original: Part | None | bool = False
         self._text: str | None = None
+        self._note: str | None = None
         self.depth = 0
 
     # ------------------------------------------------------------------ shared pieces
@@ -162,7 +169,7 @@ class _Reader:
             orig = enclosed_original(self.root)
             if orig is None:
                 text = self.body_text()
-                cut = legacy.notification_text(text)
+                cut = self.notification_text()
                 rest = text[len(cut):]
                 if rest:
                     lines = rest.split("\n", 1)
@@ -189,6 +196,12 @@ class _Reader:
                     break
             self._text = "\n".join(plain or html)[:legacy.MAX_TEXT]
         return self._text
+
+    def notification_text(self) -> str:
+        """body_text() up to where the returned original starts (legacy.notification_text)."""
+        if self._note is None:
+            self._note = legacy.notification_text(self.body_text())
+        return self._note
 
     def own_addresses(self) -> set[str]:
         """Addresses of the bounce itself (its From / To / Reply-To): never failed recipients."""
@@ -258,7 +271,7 @@ class _Reader:
         several recipients above one transcript; see fixtures/dsn/sendmail-data-filter.eml."""
         if not address or ">>> " not in self.body_text():
             return ""
-        text = legacy.notification_text(self.body_text())
+        text = self.notification_text()
         low = text.lower()
         at = low.find("<<< ", 0)
         pos = -1
@@ -351,7 +364,7 @@ class _Reader:
         root = parse_entity(head + b"\n\n" + orig.body[:MAX_ENCLOSED], 2)
         inner = _Reader.__new__(_Reader)
         inner.__dict__.update(self.__dict__)
-        inner.root, inner._original, inner._text, inner.depth = root, False, None, self.depth + 1
+        inner.root, inner._original, inner._text, inner._note, inner.depth = root, False, None, None, self.depth + 1
         report = inner.read_dsn()
         return report if report is not None and report.recipients else None
 
@@ -438,7 +451,7 @@ class _Reader:
         if not blocks:
             return None
         own = self.own_addresses()
-        preamble, secs = legacy.sections(legacy.notification_text(self.body_text()), own)
+        preamble, secs = legacy.sections(self.notification_text(), own)
         by_addr = {a.lower(): s for a, s in secs}
         verdicts = []
         failed = False
@@ -468,7 +481,7 @@ class _Reader:
             if (not status or status.endswith(".0.0")) and len(blocks) == 1:
                 # A generic DSN code: the notification text often carries the real one
                 # (Sendmail transcripts: "554 5.3.0 unknown mailer error 255").
-                text_status = find_status(section or legacy.notification_text(self.body_text()))
+                text_status = find_status(section or self.notification_text())
                 if text_status and not text_status.endswith(".0.0") and text_status[0] == (status or text_status)[0]:
                     status = text_status
             if local_mailer:
@@ -482,7 +495,7 @@ class _Reader:
                                         explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
                 continue
             failed = True
-            fallback = _one_line(section or (legacy.notification_text(self.body_text()) + " " + self.root.get("subject")))
+            fallback = _one_line(section or (self.notification_text() + " " + self.root.get("subject")))
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
                                          fallback))
         if not failed:
@@ -531,8 +544,7 @@ class _Reader:
         why = self.is_bounce()
         if not why:
             return Report("not-bounce", (), "no delivery report, no bounce signs")
-        text = self.body_text()
-        note = legacy.notification_text(text)
+        note = self.notification_text()
         own = self.own_addresses()
         preamble, secs = legacy.sections(note, own)
         failed_hdr = [a for v in self.root.get_all("x-failed-recipients") for a in legacy.ADDRESS.findall(v)]

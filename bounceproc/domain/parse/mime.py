@@ -31,6 +31,7 @@ _LINE_ENDINGS = re.compile(rb"\r\n?")
 _PARAM = re.compile(r';\s*([A-Za-z0-9_\-*]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)')
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _ENCODED_WORD_GAP = re.compile(r"(\?=)\s+(=\?)")
+_LAZY_FIELDS: dict[bytes, re.Pattern] = {}
 
 
 def normalise_newlines(raw: bytes) -> bytes:
@@ -51,6 +52,7 @@ class Part:
     _head: bytes = b""          # raw header block of a lazy part
     _found: dict[str, list[str]] | None = None
     _raw: dict[str, list[bytes]] | None = None   # split but not yet decoded header values
+    _head_lower: bytes | None = None              # _head lowercased (lazy lookups)
 
     def get(self, name: str, default: str = "") -> str:
         values = self.get_all(name)
@@ -69,10 +71,21 @@ class Part:
             self._found[name] = values
         elif values is None:
             # Lazy part: look for this one field only (a returned original carries dozens of
-            # Received lines nobody reads).
-            pattern = rb"(?im)^" + re.escape(name.encode("ascii", "replace")) + rb"[ \t]*:(.*(?:\n[ \t].*)*)"
-            values = [decode_bytes(b" ".join(x.strip() for x in m.group(1).split(b"\n")))
-                      for m in re.finditer(pattern, self._head)][:100]
+            # Received lines nobody reads). Field names are matched without regard to ASCII case:
+            # in a lowercased copy of the header block, whose offsets are those of the original.
+            key = name.encode("ascii", "replace")
+            if self._head_lower is None:
+                self._head_lower = self._head.lower()
+            values = []
+            if key in self._head_lower:
+                rx = _LAZY_FIELDS.get(key)
+                if rx is None:
+                    rx = re.compile(rb"(?m)^" + re.escape(key.lower()) + rb"[ \t]*:(.*(?:\n[ \t].*)*)")
+                    if len(_LAZY_FIELDS) < 256:     # names come from our code: a few dozen
+                        _LAZY_FIELDS[key] = rx
+                head = self._head
+                values = [decode_bytes(b" ".join(x.strip() for x in head[m.start(1):m.end(1)].split(b"\n")))
+                          for m in rx.finditer(self._head_lower)][:100]
             self._found[name] = values
         return values
 
