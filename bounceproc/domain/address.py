@@ -1,9 +1,11 @@
 """Normalise email addresses before they are used as keys (suppressions, events, lookups).
 
 Domain layer: pure, stdlib only.
-Trim, strip angle brackets and a `mailto:`/`rfc822;` prefix, lower-case and IDNA-encode the
-domain, keep the local part as written (RFC 5321 local parts are case-sensitive, even if few
-receivers treat them so). Hostile input (no @, control characters, oversize) raises AddressError.
+Trim, strip angle brackets and a `mailto:`/`rfc822;` prefix, IDNA-encode the domain, and
+lower-case the whole address. RFC 5321 lets a receiver treat local parts case-sensitively, but
+mailbox providers do not, and one key must match however a sender, a DSN (some MTAs and
+flufl.bounce lower-case addresses) or the acct stream spelled it: a case-split key would keep
+mailing a dead address. Hostile input (no @, control characters, oversize) raises AddressError.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ def normalise_address(raw: str) -> str:
             raise AddressError(f"invalid internationalised domain in {raw[:80]!r}") from exc
     if len(local) > MAX_LOCAL or len(domain) > MAX_DOMAIN or "." not in domain and not domain.startswith("["):
         raise AddressError(f"not an email address (bad length or domain): {raw[:80]!r}")
-    return f"{local}@{domain}"
+    return f"{local.lower()}@{domain}"
 
 
 def try_normalise(raw: str) -> str | None:

@@ -47,7 +47,7 @@ def test_put_get_list_delete_with_history(api):
     r = c.put("/v1/suppressions/ Alice@EXAMPLE.com ", json={"scope": "list:news", "note": "asked by phone"})
     assert r.status_code == 201, r.text
     body = r.json()
-    assert body["address"] == "Alice@example.com" and body["scope"] == {"type": "list", "id": "news"}
+    assert body["address"] == "alice@example.com" and body["scope"] == {"type": "list", "id": "news"}
     assert body["reason"] == "manual" and body["origin"] == "api" and body["expires_at"] is None
     assert c.put("/v1/suppressions/Alice@example.com", json={"scope": "list:news"}).status_code == 200
     assert_problem(c.get("/v1/suppressions/Alice@example.com"), 404)          # global: not suppressed

@@ -37,7 +37,7 @@ def test_complaint_with_list_also_unsubscribes_and_keys_are_stable():
                 source_ip="192.0.2.1", original_mail_from="<bounces@example.net>")
     first, again = events_of("arf", v), events_of("arf", v)
     assert [(e.type, e.recipient, e.list_id) for e in first] == [
-        ("complained", "A@example.com", "news.example.net"), ("unsubscribed", "A@example.com", "news.example.net")]
+        ("complained", "a@example.com", "news.example.net"), ("unsubscribed", "a@example.com", "news.example.net")]
     assert [e.event_key for e in first] == [e.event_key for e in again]
     assert first[0].sender == "bounces@example.net" and first[0].source_ip == "192.0.2.1"
     assert events_of("arf", v, key="mid:other@example.com")[0].event_key != first[0].event_key

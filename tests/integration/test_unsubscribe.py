@@ -125,7 +125,7 @@ def test_cli_prints_a_working_header_pair(site, tmp_path):
     assert url.startswith("https://unsub.example.net/u/")
     path = url[len("https://unsub.example.net"):]
     assert c.post(path, content=b"List-Unsubscribe=One-Click", headers=FORM).status_code == 200
-    assert _scopes(settings, "Cli@example.com") == ["list:news"]
+    assert _scopes(settings, "cli@example.com") == ["list:news"]
 
 
 def test_posts_are_rate_limited_per_token(site):

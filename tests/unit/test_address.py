@@ -7,7 +7,7 @@ from bounceproc.domain.address import AddressError, normalise_address
 
 
 @pytest.mark.parametrize("raw,expected", [
-    ("  Alice@Example.COM ", "Alice@example.com"),
+    ("  Alice@Example.COM ", "alice@example.com"),
     ("<bob@example.net>", "bob@example.net"),
     ("rfc822; carol@EXAMPLE.org", "carol@example.org"),
     ("dan@bücher.example", "dan@xn--bcher-kva.example"),

@@ -76,10 +76,10 @@ def parse_address(raw: str, field: str = "address") -> str:
     """
     if raw and len(raw) <= 254 and _PLAIN.fullmatch(raw):
         # Fast path for plain ASCII dot-atom addresses (the bulk check's common case); gives
-        # exactly what normalise_address would: nothing to trim, domain lower-cased.
+        # exactly what normalise_address would: nothing to trim, all lower-cased.
         local, _, domain = raw.rpartition("@")
         if len(local) <= 64:
-            return f"{local}@{domain.lower()}"
+            return raw.lower()
     problem = None
     try:
         address = normalise_address(raw or "")

@@ -237,7 +237,7 @@ def _time(s: str) -> tuple[datetime, str]:
 
 
 def normalize_address(addr: str) -> str:
-    """Trim, strip <>, lower-case the domain, IDNA-encode a non-ASCII domain; keep the local part.
+    """Trim, strip <>, IDNA-encode a non-ASCII domain, lower-case it all (as domain/address.py).
 
     Returns "" for an empty address; raises ValueError for something that is not an address.
     """
@@ -260,7 +260,7 @@ def normalize_address(addr: str) -> str:
             domain = domain.lower().encode("idna").decode("ascii")
         except UnicodeError:
             raise ValueError(f"invalid domain in address: {addr[:80]!r}") from None
-    out = local + "@" + domain
+    out = local.lower() + "@" + domain
     if len(out) > W_ADDR:
         raise ValueError(f"address longer than {W_ADDR} characters")
     return out

@@ -48,7 +48,7 @@ def normalise_message_id(value: str) -> str:
 
 
 def normalise_recipient(address: str) -> str:
-    """Trimmed address, domain lowercased and IDNA-encoded; "" if it is not local@domain."""
+    """Trimmed address, IDNA-encoded and lower-cased (as domain/address.py); "" if it is not local@domain."""
     address = (address or "").strip().strip("<>").strip()
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain:
@@ -58,7 +58,7 @@ def normalise_recipient(address: str) -> str:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError:
         return ""
-    return f"{local}@{domain}"[:320]
+    return f"{local.lower()}@{domain}"[:320]
 
 
 def normalise_list_id(value: str) -> str:
