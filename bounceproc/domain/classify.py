@@ -402,6 +402,22 @@ def pattern_anchors(pattern: str) -> tuple[tuple[str, ...], int | None] | None:
     return tuple(sorted(keep, key=lambda a: (-len(a), a))), reach
 
 
+def _straddles(gram: str) -> bool:
+    """A trigram with a space between two other characters ("r u"): it spans two words."""
+    return gram[1] == " " and gram[0] != " " and gram[2] != " "
+
+
+class _WordGrams(dict):
+    """word -> trigrams of " word " (memo; words repeat across diagnostics)."""
+
+    def __missing__(self, word: str) -> frozenset[str]:
+        padded = f" {word} "
+        grams = frozenset(map("".join, zip(padded, padded[1:], padded[2:])))
+        if len(self) < 100_000:
+            self[word] = grams
+        return grams
+
+
 class Classifier:
     """An ordered rule list compiled once (see module docstring)."""
 
@@ -439,16 +455,19 @@ class Classifier:
                     by_anchor.setdefault(a, []).append(u)
         self._diag_rules = tuple(sorted(set(self._unit_rule)))
         self._always = frozenset(always)
-        # Anchors are looked up by their first three characters among the trigrams of the text,
-        # and searched for only when all their trigrams occur; shorter ones are tested directly.
+        # Anchors are looked up by their first trigram among the trigrams of the text, and
+        # searched for only when all their trigrams occur; anchors without a usable trigram are
+        # tested directly. Trigrams that straddle a space ("r u") are not used: the text's
+        # trigrams are then the union of those of its words, which are cached (see _text_grams).
         by_gram: dict[str, list[tuple[str, frozenset[str], tuple[int, ...]]]] = {}
         short = []
         for a, units in by_anchor.items():
-            if len(a) >= 3:
-                grams = frozenset(a[k:k + 3] for k in range(len(a) - 2))
-                by_gram.setdefault(a[:3], []).append((a, grams, tuple(units)))
+            grams = [g for g in (a[k:k + 3] for k in range(len(a) - 2)) if not _straddles(g)]
+            if grams:
+                by_gram.setdefault(grams[0], []).append((a, frozenset(grams), tuple(units)))
             else:
                 short.append((a, tuple(units)))
+        self._word_grams = _WordGrams()
         self._by_gram = {g: tuple(v) for g, v in by_gram.items()}
         self._gram_keys = frozenset(by_gram)
         self._short = tuple(short)
@@ -523,7 +542,7 @@ class Classifier:
         # Units whose anchors occur, with the first position of one: a match of the unit starts
         # at most `reach` characters before it, so its search starts there.
         first: dict[int, int] = dict.fromkeys(self._always, 0)
-        grams = set(map("".join, zip(diag, diag[1:], diag[2:])))
+        grams = self._text_grams(diag)
         for g in self._gram_keys.intersection(grams):
             for a, need, us in self._by_gram[g]:
                 p = diag.find(a) if need.issubset(grams) else -1
@@ -548,6 +567,13 @@ class Classifier:
                 if unit_rx[u].search(diag, start):
                     return i
         return best
+
+    def _text_grams(self, diag: str) -> set[str]:
+        """A superset of the trigrams of `diag` that do not straddle a space."""
+        if "  " in diag:
+            return set(map("".join, zip(diag, diag[1:], diag[2:])))
+        # Single spaces (normalised text): every such trigram lies within " word " of one word.
+        return set().union(*map(self._word_grams.__getitem__, diag.split(" ")))
 
     def _classify_normalised(self, status: str, reply: str, diag: str, mta: str) -> Classification:
         best = self.rule_index(status, reply, diag, mta)
