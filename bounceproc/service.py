@@ -31,6 +31,7 @@ from bounceproc.domain.events import Event
 log = logging.getLogger("bounceproc.service")
 
 MAX_ATTEMPTS = 5
+MANUAL_ORIGINS = ("api", "operator")
 
 
 @dataclass
@@ -240,9 +241,15 @@ def suppress(conn, address: str, scope: str, reason: str, origin: str, actor: st
         "bounce_reason": "", "rule": "", "source": origin, "event_key": event_key, "status": "",
         "diagnostic": "", "note": note, "created_at": now, "updated_at": now, "expires_at": expires_at}])
     if not created:
+        # An entry made by hand (API, CLI, import) belongs to its caller, reason included; one the
+        # policy made keeps its reason and evidence (a manual PUT must not turn a complaint or a
+        # hard bounce into "manual"), only its note and expiry change.
+        values = {"expires_at": expires_at, "note": note or suppressions.c.note, "updated_at": now}
+        current = store.get_suppression(conn, address, scope)
+        if current is not None and current["origin"] in MANUAL_ORIGINS:
+            values.update(reason=reason, origin=origin)
         conn.execute(update(suppressions).where(suppressions.c.address == address)
-                     .where(suppressions.c.scope == scope)
-                     .values(expires_at=expires_at, note=note or suppressions.c.note, updated_at=now))
+                     .where(suppressions.c.scope == scope).values(**values))
     store.insert_history(conn, [{"address": address, "scope": scope,
                                  "action": "created" if created else "updated", "reason": reason,
                                  "actor": actor, "why": note, "event_key": event_key,

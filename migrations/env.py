@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from bounceproc.adapters import api_tables  # noqa: F401 - registers the API's tables on `metadata`
 from bounceproc.adapters.tables import metadata
 
 config = context.config

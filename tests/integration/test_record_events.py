@@ -79,3 +79,15 @@ def test_manual_suppress_and_lift_keep_history(settings):
         assert not service.lift(conn, "x@example.com", "list:news", "nothing", "cli")
         actions = [r.action for r in conn.execute(select(suppression_history).order_by(suppression_history.c.id))]
         assert actions == ["created", "updated", "deleted"]
+
+
+def test_manual_put_changes_a_manual_reason_but_not_a_policy_one(settings):
+    eng = bootstrap.engine(settings)
+    with eng.begin() as conn:
+        service.suppress(conn, "m@example.com", "global", "manual", "api", "key1", "by hand")
+        service.suppress(conn, "m@example.com", "global", "import", "api", "key1", "from a file")
+        service.record_events(conn, [ev("bounced", "h@example.com", "userunknown", True, status="5.1.1")], settings)
+        service.suppress(conn, "h@example.com", "global", "manual", "api", "key1", "note only")
+        rows = {r.address: r for r in conn.execute(select(suppressions))}
+    assert rows["m@example.com"].reason == "import"
+    assert rows["h@example.com"].reason == "hard_bounce" and rows["h@example.com"].note == "note only"

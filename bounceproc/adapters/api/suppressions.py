@@ -295,10 +295,11 @@ def apply_item(conn, actor: str, action: str, address: str, scope: str, reason: 
             responses={200: {"model": EventsPage}, **problem_responses(400, 401, 403, 422)})
 def recipient_events(c: Ctx, key: Annotated[ApiKey, Depends(READ)], address: str,
                      limit: int = Query(100, ge=1, le=1000), cursor: str | None = Query(None, max_length=500)):
-    """Events of one recipient, newest first (bounces, complaints, unsubscribes, deliveries), and
-    the suppression changes of the address (first page only)."""
+    """Events of one recipient, newest first (bounces, deferrals, complaints, unsubscribes; not
+    deliveries, which the per-recipient index leaves out), and the suppression changes of the
+    address (first page only)."""
     addr = parse_address(address)
-    stmt = select(events).where(events.c.recipient == addr)
+    stmt = select(events).where(events.c.recipient == addr, events.c.type != "delivered")
     if cursor:
         at, row_id = decode_cursor(cursor, 2)
         if not isinstance(row_id, int) or not 0 <= row_id < 2**63:
