@@ -44,6 +44,7 @@ class InlineWorker:
 
     def _run(self) -> None:
         from bounceproc import bootstrap, maintenance, service
+        from bounceproc.message_intake import process_messages
         next_sweep, next_prune = time.monotonic(), time.monotonic() + 60
         while True:
             try:
@@ -52,10 +53,19 @@ class InlineWorker:
                 item = 0
             if item is None:
                 return
+            batch = [item] if item else []
+            while item and len(batch) < 200:     # whatever else is waiting, in one transaction
+                try:
+                    nxt = self._ids.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._ids.put(None)
+                    break
+                batch.append(nxt)
             try:
-                if item:
-                    service.process_intake(self.settings, item)
-                    self.processed += 1
+                if batch:
+                    self.processed += process_messages(self.settings, batch)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
@@ -65,7 +75,7 @@ class InlineWorker:
                     with bootstrap.engine(self.settings).begin() as conn:
                         maintenance.prune(conn, self.settings)
             except Exception:  # the row stays pending; the sweep retries it
-                log.exception("inline worker: intake %s failed", item)
+                log.exception("inline worker: intake %s failed", batch)
 
 
 def _hostport(value: str, what: str) -> tuple[str, int]:
