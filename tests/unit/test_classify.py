@@ -320,3 +320,22 @@ def test_bare_user_unknown_relayed_by_a_gateway_is_filtered():
                       "This has been a permanent failure.  No further delivery attempts will be made.\n")
     (v,) = parse_message(gateway).recipients
     assert (v.address, v.reason, v.hard, v.status) == ("bob@example.com", "filtered", False, "5.0.910")
+
+
+def test_the_answering_servers_code_wins_over_a_relays_summary_code():
+    from bounceproc.domain.parse.message import remote_status
+    assert remote_status("5.1.0 - Unknown address error 550-'5.7.1 <x@example.com>... Access denied'") == "5.7.1"
+    assert remote_status("550 5.1.1 <x@example.com>: user unknown") == "5.1.1"
+    assert remote_status("5.2.2 mailbox full") == "5.2.2"
+
+
+def test_a_transcripts_accepted_commands_do_not_give_the_failure_code():
+    from bounceproc.domain.parse.message import parse_message
+    notice = ("Return-Path: <double-bounce@mx.example.net>\nFrom: MAILER-DAEMON@mx.example.net (Mail Delivery System)\n"
+              "To: postmaster@mx.example.net\nSubject: Postfix SMTP server: errors from localhost[127.0.0.1]\n\n"
+              "Transcript of session follows.\n\n Out: 220 mx.example.net ESMTP\n In:  MAIL FROM:<a@example.org>\n"
+              " Out: 250 2.1.0 Ok\n In:  RCPT TO:<bob@example.com>\n Out: 250 2.1.5 Ok\n In:  DATA\n"
+              " Out: 354 End data with <CR><LF>.<CR><LF>\n Out: 451 4.3.0 Error: queue file write error\n"
+              " In:  QUIT\n Out: 221 2.0.0 Bye\n").encode()
+    (v,) = parse_message(notice).recipients
+    assert (v.address, v.status, v.reply_code, v.reason) == ("bob@example.com", "4.3.0", "451", "systemerror")

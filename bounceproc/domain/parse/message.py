@@ -54,6 +54,7 @@ _BOUNCE_BODY = re.compile(
     r"delivery (?:has )?failed|delivery to the following|unable to deliver|wasn't able to deliver|"
     r"permanent (?:error|failure)|following address(?:es)? failed|did not reach|not be delivered|"
     r"user unknown|no such user|returned to sender|message could not|failed permanently|"
+    r"transcript of session follows|"
     r"delivery status notification|could not deliver|delivery error|temporary failure|"
     r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered|"
     r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
@@ -473,7 +474,7 @@ class _Reader:
             local_mailer = diag_type in ("x-unix", "x-local")
             reply = "" if local_mailer else find_reply_code(diag)
             dsn_status = status
-            diag_status = find_status(diag) if raw_diag else ""
+            diag_status = remote_status(diag) if raw_diag else ""
             if diag_status and not diag_status.endswith(".0.0") and diag_status[0] == (status or diag_status)[0]:
                 status = diag_status  # the remote server's own code is more specific than the DSN's
             elif diag_status and not status:
@@ -565,7 +566,7 @@ class _Reader:
         evidence = []
         for addr, sec in secs:
             sec1 = _one_line(sec)
-            status = find_status(sec1)
+            status = failure_status(sec1)
             reply = find_reply_code(_diag_start(sec1))
             fallback = _one_line(preamble + " " + sec + " " + subject)
             v = self.verdict(addr, status, reply, sec1, "", "delayed" if temporary else "failed", "legacy", how,
@@ -592,12 +593,37 @@ def _strip_html(html: str) -> str:
 
 
 _CODE_AT = re.compile(r"(?<![\d.])[245]\d\d[ \-][^\n]{0,20}")
+_FAILURE_CODE_AT = re.compile(r"(?<![\d.])[45]\d\d[ \-][^\n]{0,20}")
+# An enhanced code that follows an SMTP reply code ("550 5.7.1", "550-5.7.1", "550-'5.7.1") is the
+# answering server's own; a relay often puts its own summary code first (Amazon SES:
+# "5.1.0 - Unknown address error 550-'5.7.1 ... Access denied'", corpus:maildir/bsd/lhost-amazonses-01.eml).
+_REPLY_STATUS = re.compile(r"(?<![\d.])[245]\d\d[ \-]['\"]?([245]\.\d{1,3}\.\d{1,3})(?!\d)")
+_FAILURE_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?!\d)")
 
 
 def _diag_start(section: str) -> str:
-    """The section from its first SMTP reply code on (so that code is the reply code)."""
-    m = _CODE_AT.search(section)
+    """The section from its first failure reply code on (so that code is the reply code); a
+    transcript shows the accepted commands' 2xx replies before the refusal
+    (Postfix "Out: 250 2.1.5 Ok" ... "Out: 451 4.3.0 Error", corpus:maildir/bsd/lhost-postfix-75.eml)."""
+    m = _FAILURE_CODE_AT.search(section) or _CODE_AT.search(section)
     return section[m.start():] if m else section
+
+
+def remote_status(diag: str) -> str:
+    """The enhanced code the answering server gave in a diagnostic: the one right after its reply
+    code if there is one, else the first code in the text."""
+    m = _REPLY_STATUS.search(diag or "")
+    return m.group(1) if m else find_status(diag)
+
+
+def failure_status(text: str) -> str:
+    """The enhanced code of a failure notice's section: its first 4.x.x / 5.x.x code, preferring one
+    that follows a reply code (a transcript's 2.x.x codes are for the commands that succeeded)."""
+    for m in _REPLY_STATUS.finditer(text or ""):
+        if m.group(1)[0] in "45":
+            return m.group(1)
+    m = _FAILURE_STATUS.search(text or "")
+    return "%s.%s.%s" % m.groups() if m else find_status(text)
 
 
 # Sendmail / Courier transcripts name the command as ">>> DATA" or ">>> RCPT To:<...>". With
