@@ -339,3 +339,17 @@ def test_a_transcripts_accepted_commands_do_not_give_the_failure_code():
               " In:  QUIT\n Out: 221 2.0.0 Bye\n").encode()
     (v,) = parse_message(notice).recipients
     assert (v.address, v.status, v.reply_code, v.reason) == ("bob@example.com", "4.3.0", "451", "systemerror")
+
+
+def test_an_old_sendmail_transcript_gives_each_recipient_the_reply_before_its_summary_line():
+    from bounceproc.domain.parse.message import parse_message
+    notice = ("Return-Path: <>\nFrom: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\nTo: a@example.org\n"
+              "Subject: Returned mail: Host unknown\n\n   ----- Transcript of session follows -----\n"
+              "While talking to mx.example.com:\n>>> MAIL From:<a@example.org>\n"
+              "<<< 501 <a@example.org>... relaying denied\n554 <bob@example.com>... Remote protocol error\n"
+              "550 example.net (smtp)... 550 Host unknown\n"
+              "554 <carol@example.net>... 550 Host unknown (Authoritative answer from name server)\n\n"
+              "   ----- Unsent message follows -----\nReceived: by mx.example.net; id 0\n").encode()
+    bob, carol = parse_message(notice).recipients
+    assert (bob.address, bob.reason, bob.hard) == ("bob@example.com", "norelaying", False)
+    assert (carol.address, carol.reason, carol.hard) == ("carol@example.net", "hostunknown", True)

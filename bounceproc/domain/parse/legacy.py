@@ -97,6 +97,37 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
     return text[:found[0][0]], out
 
 
+# Sendmail's session transcript ends each failed recipient with a summary line
+# "554 <user@host>... Remote protocol error"; the remote server's reply that explains it ("<<< 550
+# ...", which need not name the address) and the host line ("550 host (smtp)... 550 Host unknown")
+# come BEFORE it, after the previous recipient's summary line. Old (V5) Sendmail has no
+# delivery-status part, so this order is all there is (corpus:maildir/bsd/lhost-v5sendmail-05.eml).
+_SUMMARY_LINE = re.compile(r"^[ \t]*[45]\d\d(?: [45]\.\d{1,3}\.\d{1,3})? <([^<>\s]+@[^<>\s]+)>\.\.\. ", re.M)
+
+
+def transcript_blocks(text: str) -> dict[str, str]:
+    """{address (lowercased): its lines of a Sendmail transcript, up to and including its summary
+    line, from the last "While talking to" session among them}, for transcripts whose summary lines follow the remote replies ("<<< ..."); else {}."""
+    if "<<< " not in text or "... " not in text:
+        return {}
+    out: dict[str, str] = {}
+    start = 0
+    for m in _SUMMARY_LINE.finditer(text):
+        end = text.find("\n", m.end())
+        end = len(text) if end < 0 else end
+        block = text[start:end]
+        talk = block.lower().rfind("while talking to ")
+        if talk > 0:
+            block = block[talk:]    # the session that ended with this recipient's summary line
+        low = m.group(1).lower()
+        if low not in out:
+            out[low] = block[-MAX_SECTION:]
+        start = end + 1
+        if len(out) >= MAX_RECIPIENTS:
+            break
+    return out
+
+
 def flufl_addresses(raw_message) -> list[str]:
     """Addresses flufl.bounce finds (for formats our scan does not cover)."""
     try:

@@ -560,6 +560,10 @@ class _Reader:
         if not secs:
             a, how = self.recover_address()
             secs = [(a, note)]
+        blocks = legacy.transcript_blocks(note) if how == "text" else {}
+        if blocks:
+            # A recipient whose own transcript block holds the remote reply: that block is its text.
+            secs = [(a, blocks[a.lower()]) if "<<< " in blocks.get(a.lower(), "") else (a, sec) for a, sec in secs]
         subject = decode_header(self.root.get("subject"))
         temporary = bool(_TEMPORARY_SUBJECT.search(subject))
         verdicts = []
