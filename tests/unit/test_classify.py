@@ -353,3 +353,22 @@ def test_an_old_sendmail_transcript_gives_each_recipient_the_reply_before_its_su
     bob, carol = parse_message(notice).recipients
     assert (bob.address, bob.reason, bob.hard) == ("bob@example.com", "norelaying", False)
     assert (carol.address, carol.reason, carol.hard) == ("carol@example.net", "hostunknown", True)
+
+
+def test_a_bounce_forwarded_inline_is_read_from_the_quoted_original():
+    from bounceproc.domain.parse.message import parse_message
+    fwd = ("From: Ann <ann@example.org>\nTo: support@example.net\nSubject: Fwd: Returned mail: see transcript\n\n"
+           "See below.\n\nBegin forwarded message:\n\n> From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.org>\n"
+           "> To: <ann@example.org>\n> Subject: Returned mail: see transcript for details\n>\n"
+           ">    ----- The following addresses had permanent fatal errors -----\n> <bob@example.com>\n"
+           ">     (reason: 550 5.1.1 <bob@example.com>... User unknown)\n>\n> Final-Recipient: RFC822; bob@example.com\n"
+           "> Action: failed\n> Status: 5.1.1\n> Diagnostic-Code: SMTP; 550 5.1.1 <bob@example.com>... User unknown\n").encode()
+    (v,) = parse_message(fwd).recipients
+    assert (v.address, v.status, v.reason, v.hard) == ("bob@example.com", "5.1.1", "userunknown", True)
+
+
+def test_a_forwarded_message_that_is_not_a_bounce_gives_nothing_from_it():
+    from bounceproc.domain.parse.message import parse_message
+    fwd = ("From: Ann <ann@example.org>\nTo: support@example.net\nSubject: Fwd: lunch\n\nBegin forwarded message:\n\n"
+           "> From: Bob <bob@example.com>\n> Subject: lunch\n>\n> Undeliverable pizza, user unknown at the door.\n").encode()
+    assert all(v.reason != "userunknown" for v in parse_message(fwd).recipients)

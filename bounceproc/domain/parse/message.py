@@ -64,6 +64,7 @@ _BOUNCE_BODY = re.compile(
     re.I)
 # The failures were temporary; the report is final because the retry period ran out (Exim).
 _RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|have been failing for a long time", re.I)
+_FORWARDED = re.compile(r"^[ \t]*(?:begin forwarded message:|-{3,} ?forwarded message ?-{3,})[ \t]*\n", re.I | re.M)
 _TEMPORARY_SUBJECT = re.compile(r"delay|warning|deferred|will retry|still trying|temporar", re.I)
 
 
@@ -582,7 +583,46 @@ class _Reader:
             # the sender or a contact address quoted in the text (Exim: "A message sent by <x>").
             verdicts = [v for v, e in zip(verdicts, evidence) if e]
         verdicts = self.apply_envelope(verdicts)
+        if all(v.reason == "onhold" for v in verdicts):
+            forwarded = self.read_forwarded()
+            if forwarded is not None:
+                return forwarded
         return Report("dsn", tuple(verdicts), why)
+
+    def read_forwarded(self) -> Report | None:
+        """A bounce a person forwarded inline (Apple Mail "Begin forwarded message:" with the
+        original '>'-quoted, or a "---------- Forwarded message ----------" block): read the
+        enclosed bounce, when its own From is a mail daemon. Only tried when the outer text
+        explains nothing (corpus:maildir/bsd/lhost-sendmail-14.eml)."""
+        if self.depth:
+            return None
+        text = self.body_text()
+        m = _FORWARDED.search(text)
+        if m is None:
+            return None
+        lines = text[m.end():].split("\n")
+        if any(line.startswith(">") for line in lines[:3]):
+            kept = []
+            for line in lines:
+                if line.startswith(">"):
+                    kept.append(line[2:] if line.startswith("> ") else line[1:])
+                elif line.strip() or kept:
+                    break
+            lines = kept
+        inner_text = "\n".join(lines).lstrip("\n")
+        head = inner_text[:inner_text.find("\n\n")] if "\n\n" in inner_text else ""
+        frm = re.search(r"(?im)^from:(.*)$", head)
+        if frm is None or not _BOUNCE_FROM.search(frm.group(1)):
+            return None
+        root = parse_entity(inner_text.encode("utf-8", "replace")[:MAX_ENCLOSED], 2)
+        inner = _Reader.__new__(_Reader)
+        inner.__dict__.update(self.__dict__)
+        inner.root, inner._original, inner._text, inner._note, inner.depth = root, False, None, None, self.depth + 1
+        report = inner.read_dsn() or inner.read_legacy()
+        if report is None or report.kind != "dsn" or not report.recipients or all(
+                v.reason == "onhold" for v in report.recipients):
+            return None
+        return report
 
 
 _TAGS = re.compile(r"<(?:script|style)[^>]*>.*?</(?:script|style)>|<[^>]{0,2000}>", re.S | re.I)
