@@ -546,6 +546,9 @@ class _Reader:
         why = self.is_bounce()
         if not why:
             return Report("not-bounce", (), "no delivery report, no bounce signs")
+        forwarded = self.read_forwarded()
+        if forwarded is not None:
+            return forwarded
         note = self.notification_text()
         own = self.own_addresses()
         preamble, secs = legacy.sections(note, own)
@@ -583,17 +586,14 @@ class _Reader:
             # the sender or a contact address quoted in the text (Exim: "A message sent by <x>").
             verdicts = [v for v, e in zip(verdicts, evidence) if e]
         verdicts = self.apply_envelope(verdicts)
-        if all(v.reason == "onhold" for v in verdicts):
-            forwarded = self.read_forwarded()
-            if forwarded is not None:
-                return forwarded
         return Report("dsn", tuple(verdicts), why)
 
     def read_forwarded(self) -> Report | None:
         """A bounce a person forwarded inline (Apple Mail "Begin forwarded message:" with the
         original '>'-quoted, or a "---------- Forwarded message ----------" block): read the
-        enclosed bounce, when its own From is a mail daemon. Only tried when the outer text
-        explains nothing (corpus:maildir/bsd/lhost-sendmail-14.eml)."""
+        enclosed bounce, when its own From is a mail daemon; the forwarder's text around it, and the
+        headers of the original quoted below it, name no failed recipient
+        (corpus:maildir/bsd/lhost-sendmail-14.eml, fixtures/dsn/forwarded-inline-bounce.eml)."""
         if self.depth:
             return None
         text = self.body_text()
