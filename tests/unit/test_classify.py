@@ -372,3 +372,8 @@ def test_a_forwarded_message_that_is_not_a_bounce_gives_nothing_from_it():
     fwd = ("From: Ann <ann@example.org>\nTo: support@example.net\nSubject: Fwd: lunch\n\nBegin forwarded message:\n\n"
            "> From: Bob <bob@example.com>\n> Subject: lunch\n>\n> Undeliverable pizza, user unknown at the door.\n").encode()
     assert all(v.reason != "userunknown" for v in parse_message(fwd).recipients)
+
+
+def test_an_open_relay_verdict_on_the_sending_host_is_a_block_not_a_relay_refusal():
+    assert classify("", "501", "501 no access from mail server [192.0.2.55] which is an open relay.").reason == "blocked"
+    assert classify("5.7.1", "550", "550 5.7.1 Relaying denied; this server is not an open relay").reason == "norelaying"
