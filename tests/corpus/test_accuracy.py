@@ -6,8 +6,8 @@ false positive. Until the engine reaches them, test_meets_issue_targets is an ex
 that reports the figures; test_no_regression fails if any metric drops below what was measured
 when this test was last updated (FLOOR). Skips when the corpus is absent.
 
-Measured 2026-11-25 (LF and CRLF alike): detection 0.997, reason 0.881, hard/soft 0.950,
-status 0.923 (0.990 leaving out the labels' invented x.0.9xx / x.9.x codes), no false positive.
+Measured 2026-11-25 (LF and CRLF alike): detection 0.997, reason 0.883, hard/soft 0.950,
+status 0.926 (0.990 leaving out the labels' invented x.0.9xx / x.9.x codes), no false positive.
 Most of the remaining reason misses are labels that disagree with the message's own words or
 code, or with another corpus file worded identically (see the README classify section).
 """
@@ -27,7 +27,7 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 SCORER = SHARED / "tools" / "score.py"
 TARGETS = {"detection_rate": 0.98, "reason_accuracy": 0.95, "hard_soft_agreement": 0.98, "status_exact": 0.95}
-FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.880, "hard_soft_agreement": 0.949, "status_exact": 0.923}
+FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.883, "hard_soft_agreement": 0.949, "status_exact": 0.925}
 
 pytestmark = pytest.mark.skipif(not (CORPUS / "labels.json").is_file() or not SCORER.is_file(),
                                 reason=f"labelled corpus or scorer absent under {SHARED}")
