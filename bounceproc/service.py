@@ -12,6 +12,8 @@ Celery, SMTP or HTTP. Everything for one batch happens in the caller's transacti
 from __future__ import annotations
 
 import logging
+import random
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -31,6 +33,7 @@ from bounceproc.domain.events import Event
 log = logging.getLogger("bounceproc.service")
 
 MAX_ATTEMPTS = 5
+TRANSIENT_RETRIES = 3
 MANUAL_ORIGINS = ("api", "operator")
 
 
@@ -193,33 +196,53 @@ def _quarantine(conn, row, items) -> None:
     conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)
 
 
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Deadlock / serialization failure (PostgreSQL) or a busy SQLite file: worth retrying at once."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", "") in ("40P01", "40001"):
+        return True
+    return "database is locked" in str(orig or "")
+
+
 def process_intake(settings: Settings, intake_id: int) -> RecordResult | None:
-    """Process one intake row in one transaction. Safe to call twice: a done row is skipped."""
-    eng = bootstrap.engine(settings)
-    try:
-        with eng.begin() as conn:
-            q = select(intake).where(intake.c.id == intake_id)
-            if conn.dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            row = conn.execute(q).first()
-            if row is None or row.state != "pending":
-                return None
-            evs, quarantined = _events_of(conn, row, settings)
-            _quarantine(conn, row, quarantined)
-            res = record_events(conn, evs, settings, intake_id=row.id)
-            res.quarantined = len(quarantined)
-            conn.execute(update(intake).where(intake.c.id == row.id).values(
-                state="done", processed_at=datetime.now(timezone.utc), records=len(evs) + len(quarantined),
-                attempts=intake.c.attempts + 1, error=""))
-            return res
-    except Exception as exc:
-        log.exception("intake %s failed", intake_id)
-        with eng.begin() as conn:
-            conn.execute(update(intake).where(intake.c.id == intake_id).values(
-                attempts=intake.c.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000]))
-            conn.execute(update(intake).where(intake.c.id == intake_id)
-                         .where(intake.c.attempts >= MAX_ATTEMPTS).values(state="failed"))
-        raise
+    """Process one intake row in one transaction. Safe to call twice: a done row is skipped.
+
+    A deadlock or serialization failure with a concurrent worker is retried at once (a few times);
+    any other failure is recorded on the row (attempts, error) for the sweep to retry later.
+    """
+    for attempt in range(TRANSIENT_RETRIES + 1):
+        try:
+            return _process_intake_once(settings, intake_id)
+        except Exception as exc:
+            if attempt < TRANSIENT_RETRIES and is_transient_db_error(exc):
+                time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
+                continue
+            log.exception("intake %s failed", intake_id)
+            with bootstrap.engine(settings).begin() as conn:
+                conn.execute(update(intake).where(intake.c.id == intake_id).values(
+                    attempts=intake.c.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000]))
+                conn.execute(update(intake).where(intake.c.id == intake_id)
+                             .where(intake.c.attempts >= MAX_ATTEMPTS).values(state="failed"))
+            raise
+    return None  # pragma: no cover - the loop returns or raises
+
+
+def _process_intake_once(settings: Settings, intake_id: int) -> RecordResult | None:
+    with bootstrap.engine(settings).begin() as conn:
+        q = select(intake).where(intake.c.id == intake_id)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        row = conn.execute(q).first()
+        if row is None or row.state != "pending":
+            return None
+        evs, quarantined = _events_of(conn, row, settings)
+        _quarantine(conn, row, quarantined)
+        res = record_events(conn, evs, settings, intake_id=row.id)
+        res.quarantined = len(quarantined)
+        conn.execute(update(intake).where(intake.c.id == row.id).values(
+            state="done", processed_at=datetime.now(timezone.utc), records=len(evs) + len(quarantined),
+            attempts=intake.c.attempts + 1, error=""))
+        return res
 
 
 def pending_intake_ids(settings: Settings, older_than_seconds: int, limit: int = 1000) -> list[int]:

@@ -41,6 +41,9 @@ def _pg_sql(table: Table, columns: tuple[str, ...], conflict: tuple[str, ...], u
     sql = f'INSERT INTO "{table.name}" ({cols}) SELECT {select} FROM unnest({casts}) AS t({cols})'
     if conflict:
         target = ", ".join(f'"{c}"' for c in conflict)
+        # Insert in key order: concurrent transactions then lock conflicting keys in the same
+        # order and wait for each other instead of deadlocking.
+        sql += " ORDER BY " + ", ".join(f't."{c}"' for c in conflict)
         sets = [f'"{c}" = EXCLUDED."{c}"' for c in update]
         sets += [f'"{c}" = "{table.name}"."{c}" + EXCLUDED."{c}"' for c in increment]
         sql += f" ON CONFLICT ({target}) " + (f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING")
@@ -86,6 +89,8 @@ def bulk_insert(conn, table: Table, rows: Sequence[dict], *, conflict: Sequence[
         stmt = (stmt.on_conflict_do_update(index_elements=list(conflict), set_=sets) if sets
                 else stmt.on_conflict_do_nothing(index_elements=list(conflict)))
     out: list[tuple] = []
+    if conflict:
+        rows = sorted(rows, key=lambda r: tuple(r[c] for c in conflict))
     for i in range(0, len(rows), 500):
         part = rows[i:i + 500]
         if returning:

@@ -34,7 +34,9 @@ _STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ("
 _COPY = f"COPY {_STAGE} ({', '.join(COLUMNS)}) FROM STDIN"
 _MOVE = (f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT "
          + ", ".join("attrs::json" if c == "attrs" else c for c in COLUMNS)
-         + f" FROM {_STAGE} ON CONFLICT (event_key) DO NOTHING RETURNING event_key")
+         + f" FROM {_STAGE} ORDER BY event_key ON CONFLICT (event_key) DO NOTHING RETURNING event_key")
+# ORDER BY: concurrent batches take unique-index locks in the same order, so a replay racing the
+# original waits instead of deadlocking.
 
 
 def event_row(e: Event, recorded_at: datetime, intake_id: int | None = None) -> dict:

@@ -91,3 +91,34 @@ def test_manual_put_changes_a_manual_reason_but_not_a_policy_one(settings):
         rows = {r.address: r for r in conn.execute(select(suppressions))}
     assert rows["m@example.com"].reason == "import"
     assert rows["h@example.com"].reason == "hard_bounce" and rows["h@example.com"].note == "note only"
+
+
+def test_concurrent_batches_on_the_same_recipients_do_not_deadlock(make_settings, fresh_pg_url):
+    """Two workers recording overlapping batches (one in reverse order) wait for each other."""
+    import threading
+    settings = make_settings(database_url=fresh_pg_url)
+    eng = bootstrap.engine(settings)
+    rcpts = [f"r{i}@example.com" for i in range(300)]
+    errors: list[BaseException] = []
+
+    def work(tag, order, barrier):
+        batch = [ev("bounced", r, "userunknown", True, at=T0 + timedelta(seconds=i), status=tag)
+                 for i, r in enumerate(order)]
+        barrier.wait(timeout=30)
+        try:
+            with eng.begin() as conn:
+                service.record_events(conn, batch, settings)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for round_ in range(3):
+        barrier = threading.Barrier(2)
+        threads = [threading.Thread(target=work, args=(f"5.1.{round_}a", rcpts, barrier)),
+                   threading.Thread(target=work, args=(f"5.1.{round_}b", rcpts[::-1], barrier))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
+    with eng.connect() as conn:
+        assert count(conn, suppressions) == 300 and count(conn, events) == 600   # replays add nothing
