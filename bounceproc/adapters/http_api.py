@@ -38,7 +38,9 @@ Authenticate with `Authorization: Bearer <api key>` (create one with `bounceproc
 def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = None) -> FastAPI:
     """The ASGI app for these settings. `kick_webhooks` wakes the webhook sender after a commit
     (default: a `bounceproc.deliver_webhooks` task when a broker is configured)."""
-    from bounceproc.adapters import webhooks
+    from fastapi.responses import HTMLResponse, Response
+
+    from bounceproc.adapters import metrics, webhooks
 
     reader = PgReader(bootstrap.normalise_db_url(settings.db_url)) if settings.is_postgres else None
 
@@ -66,6 +68,19 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     @app.get("/healthz", tags=["health"], include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
+
+    # Operational views for the postmaster on call and for Prometheus: counts only (no addresses),
+    # read from the database on each request. Bind the API to an internal address, or put these
+    # two paths behind your proxy's access rules.
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        with eng.connect() as conn:
+            return Response(metrics.render_metrics(conn), media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        with eng.connect() as conn:
+            return HTMLResponse(metrics.render_dashboard(conn))
 
     def openapi() -> dict:
         if app.openapi_schema is None:

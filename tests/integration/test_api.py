@@ -307,3 +307,16 @@ def test_apikey_cli_create_list_revoke(fresh_pg_url, make_settings):
     assert KeyStore(bootstrap.engine(settings)).lookup(key) is None
     assert cli("apikey", "create", "--scope", "everything").returncode == 2
     bootstrap.engine(settings).dispose()
+
+
+def test_metrics_and_dashboard_show_counts_from_the_database(api):
+    settings, base, c = api
+    assert c.put("/v1/suppressions/metric@example.com", json={}).status_code == 201
+    with client(base) as anon:
+        m = anon.get("/metrics")
+        assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
+        assert 'bounceproc_suppressions{reason="manual"} 1.0' in m.text
+        assert "bounceproc_intake_pending 0.0" in m.text
+        d = anon.get("/dashboard")
+        assert d.status_code == 200 and "Suppressions by reason" in d.text
+        assert "metric@example.com" not in m.text + d.text      # counts only, no addresses
