@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from pathlib import Path
