@@ -17,24 +17,24 @@ from bounceproc import status_report
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+def _per_window(name: str, doc: str, label: str, by_window: dict[str, dict[str, int]]) -> GaugeMetricFamily:
+    """One gauge family from status_report's {window: {label value: count}} tables."""
+    family = GaugeMetricFamily(name, doc, labels=["window", label])
+    for window, counts in by_window.items():
+        for value, n in counts.items():
+            family.add_metric([window, value], n)
+    return family
+
+
 class _StatusCollector:
     def __init__(self, report: dict):
         self.report = report
 
     def collect(self):
         rep = self.report
-        ev = GaugeMetricFamily("bounceproc_events", "Events recorded in the window, by type",
-                               labels=["window", "type"])
-        for window, counts in rep["events"].items():
-            for t, n in counts.items():
-                ev.add_metric([window, t], n)
-        yield ev
-        cat = GaugeMetricFamily("bounceproc_failures", "Bounces, deferrals and complaints in the window, by category",
-                                labels=["window", "category"])
-        for window, counts in rep["categories"].items():
-            for c, n in counts.items():
-                cat.add_metric([window, c], n)
-        yield cat
+        yield _per_window("bounceproc_events", "Events recorded in the window, by type", "type", rep["events"])
+        yield _per_window("bounceproc_failures", "Bounces, deferrals and complaints in the window, by category",
+                          "category", rep["categories"])
         sup = GaugeMetricFamily("bounceproc_suppressions", "Suppressed (address, scope) pairs by reason",
                                 labels=["reason"])
         for r, n in rep["suppressions"].items():
