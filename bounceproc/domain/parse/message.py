@@ -497,7 +497,11 @@ class _Reader:
                                         explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
                 continue
             failed = True
-            fallback = _one_line(section or (self.notification_text() + " " + self.root.get("subject")))
+            # One recipient: the whole notice is about it; the text above the delivery-status
+            # fields may be where the reason is, not under the recipient's address
+            # (Sendmail: "554 "|procmail ..."... Service unavailable", corpus:maildir/bsd/rfc3464-04.eml).
+            fallback = _one_line(self.notification_text() + " " + self.root.get("subject") if len(blocks) == 1 or not section
+                                 else section)
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
                                          fallback))
         if not failed:
@@ -577,7 +581,11 @@ class _Reader:
             status = failure_status(sec1)
             reply = find_reply_code(_diag_start(sec1))
             fallback = _one_line(preamble + " " + sec + " " + subject)
-            v = self.verdict(addr, status, reply, sec1, "", "delayed" if temporary else "failed", "legacy", how,
+            # A subject such as Sendmail's "Returned mail: Deferred: ..." names one attempt's
+            # error; a section whose own code is permanent (5xx) failed for good
+            # (corpus:maildir/bsd/lhost-v5sendmail-06.eml).
+            delayed = temporary and not (status or reply).startswith("5")
+            v = self.verdict(addr, status, reply, sec1, "", "delayed" if delayed else "failed", "legacy", how,
                              fallback)
             verdicts.append(v)
             evidence.append(bool(status or reply) or self.classifier.classify("", "", sec1).rule != "none")
