@@ -107,3 +107,22 @@ def test_redacted_arf_recovers_the_recipient_from_a_verp_mail_from_not_the_fbl_e
            b"Original-Mail-From: <bounces+nina=example.org@bounce.example.net>\n--z--\n")
     v = parse_message(raw, envelope_to=["fbl+isp=example.com@example.net"]).recipients[0]
     assert (v.address, v.recovered_by) == ("nina@example.org", "verp")
+
+
+def test_an_address_written_as_display_name_and_address_is_one_recipient():
+    from bounceproc.domain.parse.legacy import sections
+    text = ("A message that you sent contained recipient addresses that were incorrectly constructed:\n"
+            "  amy@example.com <bob@example.net>: malformed address: <bob@example.net> may not follow amy@example.com\n")
+    _pre, secs = sections(text, set())
+    assert [a for a, _ in secs] == ["amy@example.com"]
+
+
+def test_a_permanent_section_under_a_deferred_subject_is_a_failure():
+    raw = (b"From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\nTo: s@example.org\n"
+           b"Subject: Returned mail: Deferred: Connection timed out with mx.example.com\n\n"
+           b"   ----- Transcript of session follows -----\n"
+           b"While talking to mx.example.com:\n>>> MAIL From:<s@example.org>\n<<< 550 Insecure mail relay\n"
+           b"554 <u@example.com>... Remote protocol error\n")
+    v = parse_message(raw).recipients[0]
+    assert (v.address, v.reason, v.action) == ("u@example.com", "norelaying", "failed")
+    assert v.status.startswith("5.")

@@ -66,9 +66,16 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
     """(preamble, [(address, section text)]) for the distinct addresses in the notification."""
     found: list[tuple[int, str]] = []
     seen: set[str] = set()
+    prev_end = -1
     for m in ADDRESS.finditer(text):
         addr = m.group(1).strip(".")
         low = addr.lower()
+        after_prev, prev_end = text[prev_end:m.start()] if prev_end >= 0 else "", m.end()
+        if after_prev and not after_prev.strip(" \t<"):
+            # "a@x <b@y>": one mailbox written as display name and address (Exim "incorrectly
+            # constructed" notices, corpus:maildir/bsd/lhost-exim-52.eml), not two recipients.
+            seen.add(low)
+            continue
         if low in seen or low in exclude or _NON_RECIPIENT.match(low):
             continue
         line_start = text.rfind("\n", 0, m.start()) + 1
