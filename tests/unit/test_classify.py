@@ -204,6 +204,7 @@ WORDING_CASES = [
  ("", "The account or domain may not exist, they may be blacklisted, or missing the proper dns entries.", "hostunknown"),
  ("", "552 Message line limit exceeded", "mesgtoobig"),
  ("5.0.0", "550 u@example.com Rejected", "userunknown"),
+ ("5.0.0", "550 Address rejected", "userunknown"),
  ("", "You are sending from an alias through the 'Send mail as' feature; its settings are out of date", "rejected"),
  ("", "550 Requested action not taken: mailbox unavailable", "userunknown"),
  ("5.7.1", "550 5.7.1 Your mail could not be delivered because the recipient is only accepting mail from specific email addresses", "filtered"),

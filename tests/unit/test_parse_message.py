@@ -126,3 +126,14 @@ def test_a_permanent_section_under_a_deferred_subject_is_a_failure():
     v = parse_message(raw).recipients[0]
     assert (v.address, v.reason, v.action) == ("u@example.com", "norelaying", "failed")
     assert v.status.startswith("5.")
+
+
+def test_a_report_with_neither_recipient_nor_cause_is_undefined():
+    raw = (b"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\nTo: s@example.org\n"
+           b"Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain\n\nI'm sorry to have to inform you that your message could not\n"
+           b"be delivered to one or more recipients.\n\n\t--- Delivery report unavailable ---\n"
+           b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n--b--\n")
+    r = parse_message(raw)
+    assert [(v.address, v.reason, v.status) for v in r.recipients] == [("", "undefined", "5.0.900")]

@@ -519,6 +519,13 @@ class _Reader:
             a, how = self.recover_address()
             if a:
                 return [dataclasses.replace(verdicts[0], address=a, recovered_by=how)]
+            v = verdicts[0]
+            if v.rule == "none":
+                # Neither a recipient nor a cause (Postfix "Delivery report unavailable",
+                # corpus:maildir/bsd/lhost-postfix-64.eml): taxonomy "undefined", not "onhold".
+                temporary = v.status.startswith("4")
+                status = pseudo_status("undefined", temporary) if v.status == pseudo_status("onhold", temporary) else v.status
+                return [dataclasses.replace(v, reason="undefined", status=status)]
         return verdicts
 
     def is_bounce(self) -> str:
