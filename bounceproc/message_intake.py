@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc.adapters.event_store import insert_events
+from bounceproc.adapters.intake_rows import pending_rows
 from bounceproc.adapters.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
@@ -164,10 +165,7 @@ def process_messages(settings, intake_ids) -> int:
     eng = bootstrap.engine(settings)
     try:
         with eng.begin() as conn:
-            q = select(intake).where(intake.c.id.in_(ids), intake.c.state == "pending")
-            if conn.dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            rows = conn.execute(q).all()
+            rows = pending_rows(conn, ids)
             others = [r.id for r in rows if r.kind != "message"]
             rows = [r for r in rows if r.kind == "message"]
             prepared = [(r, _prepare(conn, r, settings)) for r in rows]

@@ -11,9 +11,11 @@ Celery, SMTP or HTTP. Everything for one batch happens in the caller's transacti
 """
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -25,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from bounceproc import bootstrap
 from bounceproc.adapters import suppression_store as store
 from bounceproc.adapters.event_store import insert_events
+from bounceproc.adapters.intake_rows import pending_rows
 from bounceproc.adapters.tables import intake, quarantine, suppressions
 from bounceproc.config import Settings
 from bounceproc.domain import policy
@@ -227,14 +230,36 @@ def process_intake(settings: Settings, intake_id: int) -> RecordResult | None:
     return None  # pragma: no cover - the loop returns or raises
 
 
+@contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector for one batch (restored after).
+
+    A 5,000-record batch allocates ~100,000 acyclic objects (events, rows, strings); the
+    collector's generation scans over them cost ~20% of a worker's CPU and free nothing that
+    reference counting does not free when the batch ends.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _process_intake_once(settings: Settings, intake_id: int) -> RecordResult | None:
+    # The batch's objects are freed when _process_intake_txn returns, before the collector is
+    # back: otherwise its first pass would scan every one of them.
+    with gc_paused():
+        return _process_intake_txn(settings, intake_id)
+
+
+def _process_intake_txn(settings: Settings, intake_id: int) -> RecordResult | None:
     with bootstrap.engine(settings).begin() as conn:
-        q = select(intake).where(intake.c.id == intake_id)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        row = conn.execute(q).first()
-        if row is None or row.state != "pending":
+        rows = pending_rows(conn, [intake_id])
+        if not rows:
             return None
+        row = rows[0]
         evs, quarantined = _events_of(conn, row, settings)
         _quarantine(conn, row, quarantined)
         res = record_events(conn, evs, settings, intake_id=row.id)

@@ -122,3 +122,27 @@ def test_concurrent_batches_on_the_same_recipients_do_not_deadlock(make_settings
     assert errors == []
     with eng.connect() as conn:
         assert count(conn, suppressions) == 300 and count(conn, events) == 600   # replays add nothing
+
+
+def test_awkward_values_survive_the_copy_path_and_a_partial_replay(settings):
+    """COPY text is built by hand on PostgreSQL: tabs, backslashes, line breaks, quotes, non-ASCII
+    and JSON attrs must come back exactly; a batch that is partly known takes the fallback path."""
+    diag = 'smtp;550 5.1.1 <a\\b@x> tab\there\nnext line\r\nend "quoted" \\N \u00fcml\u00e4ut \U0001f4e7'
+    odd = [
+        ev("bounced", "odd@example.com", "userunknown", True, diagnostic=diag, status="5.1.1",
+           attrs={"k": "v\\w\t\"x\"", "n": 1}),
+        ev("delivered", "plain@example.com", intake_id=7),
+        ev("deferred", "tab@example.com", "mailboxfull", diagnostic="\t\\\t", attrs={}),
+    ]
+    eng = bootstrap.engine(settings)
+    with eng.begin() as conn:
+        assert service.record_events(conn, odd[:1], settings).new_events == 1
+    with eng.begin() as conn:   # one known key, two new: all three offered, two inserted
+        assert service.record_events(conn, odd, settings).new_events == 2
+    with eng.connect() as conn:
+        rows = {r.recipient: r for r in conn.execute(select(events))}
+    assert len(rows) == 3
+    assert rows["odd@example.com"].diagnostic == diag
+    assert rows["odd@example.com"].attrs == {"k": "v\\w\t\"x\"", "n": 1}
+    assert rows["plain@example.com"].intake_id == 7 and rows["plain@example.com"].attrs is None
+    assert rows["tab@example.com"].diagnostic == "\t\\\t"
