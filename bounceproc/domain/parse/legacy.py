@@ -70,8 +70,8 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
     for m in ADDRESS.finditer(text):
         addr = m.group(1).strip(".")
         low = addr.lower()
-        after_prev, prev_end = text[prev_end:m.start()] if prev_end >= 0 else "", m.end()
-        if after_prev and not after_prev.strip(" \t<"):
+        gap, prev_end = m.start() - prev_end if prev_end >= 0 else 0, m.end()
+        if 0 < gap <= 4 and not text[m.start() - gap:m.start()].strip(" \t<"):
             # "a@x <b@y>": one mailbox written as display name and address (Exim "incorrectly
             # constructed" notices, corpus:maildir/bsd/lhost-exim-52.eml), not two recipients.
             seen.add(low)

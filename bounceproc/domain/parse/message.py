@@ -293,7 +293,9 @@ class _Reader:
         return smtp_stage(text[start:pos])
 
     def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
-                parser: str, recovered_by: str, fallback_text: str = "", **extra) -> Verdict:
+                parser: str, recovered_by: str, fallback_text: str = "", whole_notice=None, **extra) -> Verdict:
+        """One recipient's verdict: classify `diag`, else `fallback_text` (its section of the notice),
+        else `whole_notice()` (called only then: the notice of a one-recipient report)."""
         temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4")) or (
             not status and bool(_RETRIES_EXHAUSTED.search(diag)))
         stage = smtp_stage(diag) or smtp_stage(fallback_text) or self.transcript_stage(address)
@@ -302,17 +304,25 @@ class _Reader:
             # comes from a content filter, a refusal after MAIL FROM is about the sender.
             diag = f"{diag} (smtp stage: {stage})"
             fallback_text = f"{fallback_text} (smtp stage: {stage})" if fallback_text else ""
+        notes = f" (smtp stage: {stage})" if stage else ""
         if not status and parser in ("dsn", "legacy"):
             # A notice that quotes a refusal without any RFC 3463 code: typical of filtering
             # gateways relaying another server's bare reply (rule text-unknown-relayed-without-code).
             diag = f"{diag} (notice: no status code)"
             fallback_text = f"{fallback_text} (notice: no status code)" if fallback_text else ""
+            notes += " (notice: no status code)"
         c = self.classifier.classify(status, reply, diag, mta)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
             c2 = self.classifier.classify(status, reply, fallback_text, mta)
             if c2.reason != "undefined":
                 c, used = c2, fallback_text
+        if c.reason in ("undefined", "onhold") and whole_notice is not None:
+            text = whole_notice()
+            if text and text + notes not in (diag, fallback_text):
+                c3 = self.classifier.classify(status, reply, text + notes, mta)
+                if c3.reason not in ("undefined", "onhold"):
+                    c, used = c3, text + notes
         code = status or find_status(used)
         if not reply and "(local mailer: " not in diag:
             reply = find_reply_code(strip_type(used))
@@ -497,13 +507,14 @@ class _Reader:
                                         explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
                 continue
             failed = True
+            fallback = _one_line(section or (self.notification_text() + " " + self.root.get("subject")))
             # One recipient: the whole notice is about it; the text above the delivery-status
             # fields may be where the reason is, not under the recipient's address
             # (Sendmail: "554 "|procmail ..."... Service unavailable", corpus:maildir/bsd/rfc3464-04.eml).
-            fallback = _one_line(self.notification_text() + " " + self.root.get("subject") if len(blocks) == 1 or not section
-                                 else section)
+            whole = (lambda: _one_line(self.notification_text() + " " + self.root.get("subject"))) if (
+                section and len(blocks) == 1) else None
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
-                                         fallback))
+                                         fallback, whole))
         if not failed:
             return Report("delivered", tuple(verdicts))
         verdicts = [v for v in verdicts if v.reason != "delivered"]
