@@ -2,12 +2,13 @@
 project's own scorer (../shared/tools/score.py) - also with every message fed in CRLF form.
 
 The issue's targets are detection >= 0.98, reason >= 0.95, hard/soft >= 0.98, status >= 0.95 and no
-false positive. Until the engine reaches them, test_meets_issue_targets is an expected failure
-that reports the figures; test_no_regression fails if any metric drops below what was measured
-when this test was last updated (FLOOR). Skips when the corpus is absent.
+false positive. The targets met (detection, no false positive) are plain assertions; until the
+engine reaches the others, test_meets_issue_targets is an expected failure that reports the
+figures; test_no_regression fails if any metric drops below what was measured when this test
+was last updated (FLOOR). Skips when the corpus is absent.
 
-Measured 2026-11-25 (LF and CRLF alike): detection 0.997, reason 0.883, hard/soft 0.950,
-status 0.926 (0.990 leaving out the labels' invented x.0.9xx / x.9.x codes), no false positive.
+Measured 2026-11-25 (LF and CRLF alike): detection 0.997, reason 0.910, hard/soft 0.955,
+status 0.939 (0.990 leaving out the labels' invented x.0.9xx / x.9.x codes), no false positive.
 Most of the remaining reason misses are labels that disagree with the message's own words or
 code, or with another corpus file worded identically (see the README classify section).
 """
@@ -26,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 SCORER = SHARED / "tools" / "score.py"
-TARGETS = {"detection_rate": 0.98, "reason_accuracy": 0.95, "hard_soft_agreement": 0.98, "status_exact": 0.95}
-FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.883, "hard_soft_agreement": 0.949, "status_exact": 0.925}
+MET_TARGETS = {"detection_rate": 0.98}
+TARGETS = {"reason_accuracy": 0.95, "hard_soft_agreement": 0.98, "status_exact": 0.95}
+FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.909, "hard_soft_agreement": 0.954, "status_exact": 0.938}
 
 pytestmark = pytest.mark.skipif(not (CORPUS / "labels.json").is_file() or not SCORER.is_file(),
                                 reason=f"labelled corpus or scorer absent under {SHARED}")
@@ -64,6 +66,11 @@ def metrics(request):
 
 def test_no_false_positive_on_non_bounces(metrics):
     assert metrics["false_positives"] == 0
+
+
+def test_meets_the_issue_targets_already_reached(metrics):
+    short = {k: round(metrics[k], 3) for k, target in MET_TARGETS.items() if metrics[k] < target}
+    assert short == {}, f"below the issue targets {MET_TARGETS}: {short}"
 
 
 def test_no_regression(metrics):
