@@ -87,12 +87,15 @@ def record_events(conn, evs: list[Event], settings: Settings, intake_id: int | N
         return res
     new_keys = insert_events(conn, evs, intake_id)
     res.new_events = len(new_keys)
-    seen: set[str] = set()
-    fresh: list[Event] = []
-    for e in evs:
-        if e.event_key in new_keys and e.event_key not in seen:
-            seen.add(e.event_key)
-            fresh.append(e)
+    if len(new_keys) == len(evs):      # all new (the usual case), hence all distinct
+        fresh = list(evs)
+    else:
+        seen: set[str] = set()
+        fresh = []
+        for e in evs:
+            if e.event_key in new_keys and e.event_key not in seen:
+                seen.add(e.event_key)
+                fresh.append(e)
     if not fresh:
         return res
     fresh.sort(key=lambda e: e.occurred_at)
@@ -107,7 +110,10 @@ def record_events(conn, evs: list[Event], settings: Settings, intake_id: int | N
     blocks: dict[tuple, tuple[int, datetime, str]] = {}
     outbox_rows: list[dict] = []
 
+    noop = policy.NOOP_WITHOUT_STATE
     for e in fresh:
+        if e.type in noop and e.recipient not in states:
+            continue                   # most of a stream: a delivery to a recipient in good standing
         state = states.get(e.recipient, policy.EMPTY)
         new_state, d = policy.decide(state, e, params)
         if new_state is not state and new_state != state:

@@ -17,6 +17,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 
+_encode_json = json.JSONEncoder(default=str).encode
+
+
 def _pg_type(col) -> str:
     t = col.type
     t = getattr(t, "impl", t)
@@ -73,7 +76,7 @@ def bulk_insert(conn, table: Table, rows: Sequence[dict], *, conflict: Sequence[
         for c in columns:
             values = [r[c] for r in rows]
             if _pg_type(table.c[c]) == "json":
-                values = [None if v is None else json.dumps(v, default=str) for v in values]
+                values = [None if v is None else _encode_json(v) for v in values]
             params.append(values)
         cur = pg_cursor(conn)
         try:

@@ -75,6 +75,7 @@ def insert_events(conn, evs: Sequence[Event], intake_id: int | None = None) -> s
     return {k for (k,) in bulk_insert(conn, events_t, rows, conflict=("event_key",), returning=("event_key",))}
 
 
+_encode_attrs = json.JSONEncoder(default=str).encode
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _TAB_COUNT = len(COLUMNS) - 1
 _NULL = "\\N"
@@ -87,7 +88,7 @@ def copy_text(evs: Sequence[Event], intake_id: int | None, now: datetime) -> str
     characters COPY text must escape (rare: tabs or backslashes in a diagnostic) and only such a
     line is escaped field by field. About a third of write_row's cost per row.
     """
-    dumps = json.dumps
+    dumps = _encode_attrs
     recorded = now.isoformat()
     default_iid = _NULL if intake_id is None else str(intake_id)
     times: dict[datetime, str] = {}
@@ -103,7 +104,7 @@ def copy_text(evs: Sequence[Event], intake_id: int | None, now: datetime) -> str
         fields = (e.event_key, e.type, ts, e.recipient, e.recipient.rpartition("@")[2], e.sender,
                   e.source, e.status, e.reply_code, e.diagnostic, e.remote_mta, e.reason, e.category,
                   "t" if e.hard else "f", e.rule, e.feedback_type, e.vmta, e.source_ip, e.job_id,
-                  e.list_id, e.message_id, iid, dumps(a, default=str) if a else _NULL, recorded)
+                  e.list_id, e.message_id, iid, dumps(a) if a else _NULL, recorded)
         line = "\t".join(fields)
         # The only backslashes in a clean line are those of its \N (NULL) fields.
         if (line.count("\t") != _TAB_COUNT or line.count("\\") != (not a) + (iid is _NULL)

@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import and_, delete, select, tuple_
 
@@ -120,10 +121,19 @@ def webhook_id_for(event_key: str, type_: str) -> str:
     return "evt_" + hashlib.blake2b(f"{event_key}\x1f{type_}".encode(), digest_size=12).hexdigest()
 
 
+# One encoder for every payload: json.dumps with options builds a new encoder on each call.
+_encode_compact = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+@lru_cache(maxsize=4096)
+def _stamp(occurred_at: datetime) -> str:
+    return occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def outbox_row(webhook_id: str, type_: str, occurred_at: datetime, data: dict, now: datetime) -> dict:
-    body = {"type": type_, "timestamp": occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "data": data}
+    body = {"type": type_, "timestamp": _stamp(occurred_at), "data": data}
     return {"webhook_id": webhook_id, "type": type_, "occurred_at": occurred_at, "created_at": now,
-            "payload": json.dumps(body, separators=(",", ":"), default=str), "dispatched": False}
+            "payload": _encode_compact(body), "dispatched": False}
 
 
 def insert_outbox(conn, rows: list[dict]) -> int:

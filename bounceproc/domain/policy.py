@@ -91,6 +91,11 @@ def _add_day(state: SoftState, day: date, params: PolicyParams) -> SoftState:
     return SoftState(tuple(sorted(days)))
 
 
+# Event types that decide nothing for a recipient without soft-bounce state (callers may skip
+# decide() for them; test_policy checks that it would return NOTHING).
+NOOP_WITHOUT_STATE = frozenset({"delivered"})
+
+
 def decide(state: SoftState, event: Event, params: PolicyParams) -> tuple[SoftState, Decision]:
     t = event.type
     if t in ("complained", "unsubscribed") and not event.recipient:

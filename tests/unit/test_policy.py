@@ -82,3 +82,9 @@ def test_auth_failure_and_virus_reports_are_not_complaints():
     for ft in ("auth-failure", "virus"):
         _, d = policy.decide(policy.EMPTY, ev(type_="complained", reason="feedback", hard=False, feedback_type=ft), P)
         assert d.action == "none"
+
+
+def test_noop_types_decide_nothing_without_state():
+    for t in policy.NOOP_WITHOUT_STATE:
+        e = Event(event_key=event_key(t), type=t, recipient="a@example.com", occurred_at=T0, source="acct")
+        assert policy.decide(policy.EMPTY, e, P) == (policy.EMPTY, policy.NOTHING)

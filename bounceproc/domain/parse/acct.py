@@ -595,12 +595,19 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                          mid) = p.fast_get(row)
                         tl = times.get(tl)
                         if tl is not None and rc:
-                            try:
-                                rcpt = normalize_address(rc)
-                            except ValueError as e:
-                                quarantine(prev, end, str(e))
-                                prev = end
-                                continue
+                            # The common case (plain ASCII, nothing to trim) is normalize_address
+                            # in a few C calls; anything else goes through it.
+                            rcpt = rc.lower()
+                            at = rcpt.rfind("@")
+                            if not (0 < at < len(rcpt) - 1 and len(rcpt) <= W_ADDR and rcpt[0] > " "
+                                    and rcpt[-1] > " " and rcpt[0] != "<" and rcpt[-1] != ">"
+                                    and rc.isascii()):
+                                try:
+                                    rcpt = normalize_address(rc)
+                                except ValueError as e:
+                                    quarantine(prev, end, str(e))
+                                    prev = end
+                                    continue
                             if rcpt:
                                 status = st.split(" ", 1)[0].strip()[:W_STATUS]
                                 if mid:
