@@ -8,9 +8,11 @@ separate `celery -A workers beat`.
 """
 from __future__ import annotations
 
+import gc
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 
 from bounceproc.config import load_settings
 
@@ -36,3 +38,13 @@ app.conf.update(
     },
     beat_schedule_filename=os.path.join(_settings.data_dir, "celerybeat-schedule"),
 )
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _freeze_startup_objects(**_) -> None:
+    """Move everything imported at start-up out of the collector's reach (gc.freeze): its full
+    passes otherwise rescan hundreds of thousands of module objects that never become garbage.
+    Runs in the parent before it forks its pool (also sparing copy-on-write) and in each child."""
+    gc.collect()
+    gc.freeze()

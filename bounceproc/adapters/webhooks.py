@@ -277,8 +277,7 @@ async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_
     """Fan out, then send every due delivery, batch after batch, until none is due or time is up."""
     eng = bootstrap.engine(settings)
     totals = {"fanned_out": 0, "delivered": 0, "retrying": 0, "failed": 0, "disabled": 0}
-    own = client is None
-    client = client or new_client(settings.webhook_timeout_seconds)
+    own = client is None        # made on first use: most kicks find nothing due
     lease = lease_for(settings, batch)
     deadline = time.monotonic() + max_seconds
     try:
@@ -289,6 +288,8 @@ async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_
                 jobs = claim_due(conn, datetime.now(timezone.utc), batch, lease)
             if not jobs:
                 break
+            if client is None:
+                client = new_client(settings.webhook_timeout_seconds)   # context costs ~10 ms
             outcomes = await send_all(client, jobs, settings.webhook_allow)
             with eng.begin() as conn:
                 for k, v in record(conn, outcomes, datetime.now(timezone.utc)).items():
@@ -296,7 +297,7 @@ async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_
             if time.monotonic() > deadline:
                 break
     finally:
-        if own:
+        if own and client is not None:
             await client.aclose()
     return totals
 
