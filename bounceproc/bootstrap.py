@@ -17,7 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, insert
+from sqlalchemy import create_engine, event, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from bounceproc.adapters.tables import intake
@@ -116,25 +118,36 @@ def now() -> datetime:
 
 
 def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str = "",
-                  first_line: int = 0, meta: dict | None = None, records: int = 0) -> int:
-    return conn.execute(
-        insert(intake).returning(intake.c.id),
-        {"kind": kind, "origin": origin, "header": header, "first_line": first_line,
-         "payload": payload, "meta": meta, "state": "pending", "records": records,
-         "created_at": now()},
-    ).scalar_one()
+                  first_line: int = 0, meta: dict | None = None, records: int = 0,
+                  batch_key: str | None = None) -> int:
+    """Insert one intake row and return its id. With a `batch_key` already stored (the same
+    batch sent again), nothing is inserted and the id of the stored row is returned."""
+    row = {"kind": kind, "origin": origin, "header": header, "first_line": first_line,
+           "payload": payload, "meta": meta, "state": "pending", "records": records,
+           "created_at": now(), "batch_key": batch_key}
+    if batch_key is None:
+        return conn.execute(insert(intake).returning(intake.c.id), row).scalar_one()
+    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    new_id = conn.execute(ins(intake).on_conflict_do_nothing(index_elements=["batch_key"])
+                          .returning(intake.c.id), row).scalar()
+    if new_id is not None:
+        return new_id
+    return conn.execute(select(intake.c.id).where(intake.c.batch_key == batch_key)).scalar_one()
 
 
 def submit_intake(settings: Settings, kind: str, payload: bytes, *, origin: str, header: str = "",
-                  first_line: int = 0, meta: dict | None = None, records: int = 0) -> int:
+                  first_line: int = 0, meta: dict | None = None, records: int = 0,
+                  batch_key: str | None = None) -> int:
     """Commit one raw item to the durable intake, then enqueue it. Returns the intake id.
 
     Raises only if the commit fails (the caller must then not acknowledge). An enqueue failure
-    is logged and left to the sweep.
+    is logged and left to the sweep. A `batch_key` seen before (see insert_intake) enqueues the
+    stored row again, which is harmless: a processed row is skipped.
     """
     with engine(settings).begin() as conn:
         intake_id = insert_intake(conn, kind, payload, origin=origin, header=header,
-                                  first_line=first_line, meta=meta, records=records)
+                                  first_line=first_line, meta=meta, records=records,
+                                  batch_key=batch_key)
     try:
         enqueue_intake(settings, [intake_id])
     except Exception as exc:  # broker down: the sweep re-enqueues pending rows

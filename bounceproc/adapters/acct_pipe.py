@@ -14,8 +14,8 @@ we stop reading, and it drops records if the pipe dies. So:
   backoff while the database is down, and deletes a journal file only after its intake commit;
 - on start the journal is replayed first; on EOF (or SIGTERM) the last batch is journalled and
   the journal drained for a bounded time; what is left is sent by the next start.
-A crash between an intake commit and the journal delete sends that batch twice: harmless, the
-events are idempotent on event_key.
+A crash between an intake commit and the journal delete sends that batch again on the next start:
+the journal names each batch (a random key stored with its intake row), so it is not stored twice.
 
 `bounceproc import FILE...` (run_import): the same batching over files, without a journal (the
 file is the durable copy). Each batch's intake row and the file's checkpoint (byte offset, line
@@ -38,6 +38,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
@@ -222,8 +223,10 @@ class Batcher:
 # the local journal
 
 class Journal:
-    """One file per batch under `dir`: `<seq>.batch` = one JSON line (header, first_line, lines)
-    + the raw payload. Written to `<seq>.tmp`, fsynced, renamed, directory fsynced."""
+    """One file per batch under `dir`: `<seq>.batch` = one JSON line (header, first_line, lines,
+    key) + the raw payload. Written to `<seq>.tmp`, fsynced, renamed, directory fsynced. `key`
+    names the batch for good (a random id): the intake stores it, so a batch sent again after a
+    crash between its intake commit and its journal delete is not stored twice."""
 
     def __init__(self, root: Path):
         root.mkdir(parents=True, exist_ok=True)
@@ -254,8 +257,8 @@ class Journal:
         self._seq += 1
         name = f"{self._seq:012d}"
         tmp = self.dir / f"{name}.tmp"
-        meta = json.dumps({"header": b.header, "first_line": b.first_line, "lines": b.lines},
-                          ensure_ascii=True).encode() + b"\n"
+        meta = json.dumps({"header": b.header, "first_line": b.first_line, "lines": b.lines,
+                           "key": "pipe:" + uuid.uuid4().hex}, ensure_ascii=True).encode() + b"\n"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = memoryview(meta + b.payload)
@@ -410,7 +413,8 @@ class PipeRunner:
                     bootstrap.submit_intake(self.settings, "acct", payload, origin="pipe",
                                             header=meta.get("header", ""),
                                             first_line=int(meta.get("first_line", 1)),
-                                            records=int(meta.get("lines", 0)))
+                                            records=int(meta.get("lines", 0)),
+                                            batch_key=meta.get("key") or None)
                 except Exception as exc:  # database down or slow: keep the journal, retry
                     self.error_count += 1
                     log.warning("intake submit failed (%s: %s); retrying in %.1fs",

@@ -141,3 +141,32 @@ def test_sigterm_while_powermta_still_holds_the_pipe_open(make_settings, sqlite_
     assert pipe.proc.wait(timeout=30) == 0, pipe.stderr()
     assert db_state(s)["keys"] == keys
     bootstrap.engine(s).dispose()
+
+
+def test_batch_sent_again_after_a_crash_before_its_journal_delete_is_stored_once(make_settings, fresh_pg_url,
+                                                                                  tmp_path):
+    """The window between a batch's intake commit and its journal delete: the next pipe sends the
+    batch again; its key makes that a no-op (no second intake row, no duplicate quarantine rows)."""
+    from bounceproc.adapters.acct_pipe import Batcher, Journal
+    data = stream(600, seed=26)
+    keys, nbad = oracle(data)
+    assert nbad > 0
+    s = make_settings(database_url=fresh_pg_url, broker_url="", data_dir=str(tmp_path / "data"))
+    bootstrap.ensure_schema(s)
+    journal = Journal(Path(s.data_dir) / "pipe-journal")
+    batcher = Batcher()
+    for b in batcher.feed(data) + batcher.finish():
+        path = journal.append(b)
+        meta, payload = journal.read(path)
+        bootstrap.submit_intake(s, "acct", payload, origin="pipe", header=meta["header"],
+                                first_line=meta["first_line"], records=meta["lines"], batch_key=meta["key"])
+    journal.close()                                  # "crash": committed, journal files still there
+    first = db_state(s)
+    assert first["keys"] == keys and first["quarantine"] == nbad and first["pending"] == 0
+
+    replay = Pipe(s)                                 # the next start replays the journal
+    rc, _ = replay.close(timeout=120)
+    assert rc == 0, replay.stderr()
+    assert not list((Path(s.data_dir) / "pipe-journal" / "default").glob("*.batch"))
+    assert db_state(s) == first
+    bootstrap.engine(s).dispose()
