@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc.adapters.event_store import insert_events
-from bounceproc.adapters.intake_rows import pending_rows
+from bounceproc.adapters.intake_rows import pending_kinds, pending_rows
 from bounceproc.adapters.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
@@ -144,47 +144,59 @@ def events_from_message(conn, row, settings) -> list:
     return _events_of(conn, row, prepared, lookup_sent(conn, _original_ids(prepared)))
 
 
+def _process_message_batch(conn, settings, ids: list[int]) -> int:
+    """The message rows among `ids`, in the caller's transaction; returns how many."""
+    from sqlalchemy import bindparam, update
+
+    from bounceproc import service
+    from bounceproc.adapters.tables import intake
+
+    rows = [r for r in pending_rows(conn, ids) if r.kind == "message"]
+    prepared = [(r, _prepare(conn, r, settings)) for r in rows]
+    mids = [m for _, p in prepared if p is not None for m in _original_ids(p)]
+    sent = lookup_sent(conn, mids) if mids else {}
+    evs, counts = [], []
+    for r, p in prepared:
+        row_events = _events_of(conn, r, p, sent) if p is not None else []
+        evs.extend(row_events)
+        counts.append({"rid": r.id, "n": len(row_events)})
+    service.record_events(conn, evs, settings)
+    if counts:
+        conn.execute(update(intake).where(intake.c.id == bindparam("rid")).values(
+            state="done", processed_at=datetime.now(timezone.utc), records=bindparam("n"),
+            attempts=intake.c.attempts + 1, error=""), counts)
+    return len(rows)
+
+
 def process_messages(settings, intake_ids) -> int:
     """Process many message intake rows in ONE transaction (the worker's fast path).
 
     Same result as service.process_intake on each id, at a fixed number of statements per batch:
     one select (rows locked, SKIP LOCKED on PostgreSQL so two workers never share a row), one
-    Message-ID lookup, one record_events, one update. Rows of other kinds, or already done, are
-    left alone (other kinds go through service.process_intake). If anything in the batch fails,
-    each row is retried on its own through service.process_intake, so one bad message cannot hold
-    the others back. Returns the number of rows processed.
+    Message-ID lookup, one record_events, one update. Rows of other kinds (acct batches) go
+    through service.process_intake, one transaction each; their kind is looked up first, so an
+    acct batch's payload is read once. If anything in the message batch fails, each row is
+    retried on its own through service.process_intake, so one bad message cannot hold the others
+    back. Rows already done are left alone. Returns the number of rows processed.
     """
-    from sqlalchemy import bindparam, update
-
     from bounceproc import bootstrap, service
-    from bounceproc.adapters.tables import intake
 
     ids = sorted({int(i) for i in intake_ids})
     if not ids:
         return 0
     eng = bootstrap.engine(settings)
-    try:
-        with eng.begin() as conn:
-            rows = pending_rows(conn, ids)
-            others = [r.id for r in rows if r.kind != "message"]
-            rows = [r for r in rows if r.kind == "message"]
-            prepared = [(r, _prepare(conn, r, settings)) for r in rows]
-            mids = [m for _, p in prepared if p is not None for m in _original_ids(p)]
-            sent = lookup_sent(conn, mids) if mids else {}
-            evs, counts = [], []
-            for r, p in prepared:
-                row_events = _events_of(conn, r, p, sent) if p is not None else []
-                evs.extend(row_events)
-                counts.append({"rid": r.id, "n": len(row_events)})
-            service.record_events(conn, evs, settings)
-            if counts:
-                conn.execute(update(intake).where(intake.c.id == bindparam("rid")).values(
-                    state="done", processed_at=datetime.now(timezone.utc), records=bindparam("n"),
-                    attempts=intake.c.attempts + 1, error=""), counts)
-        done = len(rows)
-    except Exception:
-        log.exception("batch of %d messages failed; processing them one by one", len(ids))
-        others, done = ids, 0
+    with eng.connect() as conn:
+        kinds = pending_kinds(conn, ids)
+    others = [i for i, k in kinds.items() if k != "message"]
+    messages = [i for i, k in kinds.items() if k == "message"]
+    done = 0
+    if messages:
+        try:
+            with eng.begin() as conn:
+                done = _process_message_batch(conn, settings, messages)
+        except Exception:
+            log.exception("batch of %d messages failed; processing them one by one", len(messages))
+            others = sorted(others + messages)
     for i in others:
         try:
             if service.process_intake(settings, i) is not None:

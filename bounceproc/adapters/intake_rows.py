@@ -36,3 +36,12 @@ def pending_rows(conn, ids: Sequence[int]) -> list:
             cur.close()
     return list(conn.execute(select(intake).where(intake.c.id.in_(ids), intake.c.state == "pending")
                              .order_by(intake.c.id)).all())
+
+
+def pending_kinds(conn, ids: Sequence[int]) -> dict[int, str]:
+    """id -> kind of the rows among `ids` still pending (no lock, no payload)."""
+    ids = sorted({int(i) for i in ids})
+    if not ids:
+        return {}
+    return {r.id: r.kind for r in conn.execute(
+        select(intake.c.id, intake.c.kind).where(intake.c.id.in_(ids), intake.c.state == "pending"))}
