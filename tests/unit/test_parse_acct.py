@@ -197,9 +197,20 @@ def test_address_normalisation():
     assert normalize_address(" <Alice@EXAMPLE.Com> ") == "alice@example.com"
     assert normalize_address("user@Bücher.example") == "user@xn--bcher-kva.example"
     assert normalize_address("<>") == ""
-    for badaddr in ("no-at-sign", "@example.com", "a@", "x" * 400 + "@example.com", "a\ufffd@example.com"):
+    for badaddr in ("no-at-sign", "@example.com", "a@", "x" * 400 + "@example.com", "a\ufffd@example.com",
+                    "a b@example.com", "user@localhost", "x" * 65 + "@example.com"):
         with pytest.raises(ValueError):
             normalize_address(badaddr)
+
+
+def test_recipient_the_canonical_normaliser_rejects_is_quarantined_with_its_reason():
+    rows = [d_row("a b@example.com"), d_row("user@localhost"), d_row("Ok@Example.com."),
+            d_row("<mailto:Bob@Example.com>")]
+    evs, bad = parse(V5 + "\n" + "\n".join(rows) + "\n")
+    assert [e.recipient for e in evs] == ["ok@example.com", "bob@example.com"]
+    assert [(q.line_no, q.reason.split(":")[0]) for q in bad] == [
+        (2, "not an email address (whitespace, control characters, <> or invalid bytes)"),
+        (3, "not an email address (domain without a dot)")]
 
 
 def test_idn_recipient_in_a_record():
@@ -251,7 +262,7 @@ def test_bad_lines_are_quarantined_with_line_numbers_and_the_rest_survives():
     evs, bad = fixture("pmta-bad-lines.csv", first_line=10)
     assert [e.recipient for e in evs] == ["zoe@example.com"]
     got = [(q.line_no, q.reason.split(":")[0].split(" (")[0]) for q in bad]
-    assert got == [(11, "not an address"), (12, "wrong column count"),
+    assert got == [(11, "not an email address"), (12, "wrong column count"),
                    (13, "unknown record type 'zz'"), (14, "'b' record without a recipient"),
                    (15, "bad timestamp 'yesterday at noon'"), (16, "wrong column count")]
     assert all(isinstance(q, Quarantined) and q.raw for q in bad)

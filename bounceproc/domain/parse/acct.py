@@ -1,6 +1,6 @@
 """Turn PowerMTA accounting records (the acct-file CSV) into events.
 
-Domain layer: pure; stdlib only (plus bounceproc.domain: events, classify, stamp, verp).
+Domain layer: pure; stdlib only (plus bounceproc.domain: address, events, classify, stamp, verp).
 In: one batch of raw acct-file bytes as received (from the pipe or a file), the header line in
 effect at its start, and the line number of its first line.
 Out: (events, quarantined): one Event per good record, one Quarantined per bad one. Never raises
@@ -27,6 +27,12 @@ Non-obvious choices:
   the same record in iso or epoch time format gets the same key.
 - Speed: one csv.reader over the whole batch, column indexes precomputed per header, a cache
   per distinct timestamp string, and no regex on `d` rows (the bulk of a real stream).
+- Recipients are keyed by domain/address.normalise_address, the same normaliser as DSNs, ARF
+  reports and the API, so one address has one key. A recipient it rejects (whitespace or control
+  characters, a domain without a dot such as `user@localhost`, a local part over 64 characters,
+  invalid bytes) quarantines the record with that reason rather than storing an event under a
+  key nothing else would produce; the rest of the batch is unaffected. An empty rcpt (`<>`) is
+  not an error here: the recipient is looked for elsewhere (X-Bounceproc-Ref, VERP).
 - Values are trimmed to the event log's column widths here, so one over-long field cannot fail
   a whole batch's transaction downstream; NUL characters (not storable in PostgreSQL text)
   become U+FFFD.
@@ -49,6 +55,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from hashlib import blake2b
 
+from bounceproc.domain.address import MAX_DOMAIN, MAX_LOCAL, AddressError, normalise_address
 from bounceproc.domain.events import Event, timed_key
 
 SOURCE = "acct"
@@ -237,33 +244,18 @@ def _time(s: str) -> tuple[datetime, str]:
 
 
 def normalize_address(addr: str) -> str:
-    """Trim, strip <>, IDNA-encode a non-ASCII domain, lower-case it all (as domain/address.py).
+    """The key of an acct address: domain/address.normalise_address, the one normaliser.
 
-    Returns "" for an empty address; raises ValueError for something that is not an address.
+    Returns "" for an empty address (blank or `<>`: the caller looks elsewhere for the
+    recipient); raises ValueError (AddressError) saying what is wrong for anything the canonical
+    normaliser rejects, so the record is quarantined with that reason.
     """
-    a = addr.strip()
-    if not a:
-        return ""
-    if a[0] == "<" or a[-1] == ">":
-        a = a.strip("<>").strip()
-        if not a:
+    try:
+        return normalise_address(addr)
+    except AddressError:
+        if not addr.strip().strip("<>").strip():
             return ""
-    if not a.isascii() and ("\ufffd" in a or any(c in a for c in "\r\n\t ")):
-        raise ValueError(f"not an address (invalid bytes or spaces): {addr[:80]!r}")
-    local, at, domain = a.rpartition("@")
-    if not at or not local or not domain:
-        raise ValueError(f"not an address: {addr[:80]!r}")
-    if domain.isascii():
-        domain = domain.lower()
-    else:
-        try:
-            domain = domain.lower().encode("idna").decode("ascii")
-        except UnicodeError:
-            raise ValueError(f"invalid domain in address: {addr[:80]!r}") from None
-    out = local.lower() + "@" + domain
-    if len(out) > W_ADDR:
-        raise ValueError(f"address longer than {W_ADDR} characters")
-    return out
+        raise
 
 
 def _rcpt(s: str) -> str:
@@ -573,6 +565,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
     append = events.append
     times = _TIMES
     make = _make_event
+    max_local, max_domain1 = MAX_LOCAL, MAX_DOMAIN + 1      # locals: the hot loop reads them
     gc_was_enabled = gc.isenabled()
     gc.disable()                # see the module docstring
     try:
@@ -596,12 +589,19 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                         tl = times.get(tl)
                         if tl is not None and rc:
                             # The common case (plain ASCII, nothing to trim) is normalize_address
-                            # in a few C calls; anything else goes through it.
+                            # in a few C calls: accepted only when the canonical normaliser would
+                            # return exactly rc.lower() (tests/unit/test_address.py checks it);
+                            # anything else goes through it. rc.isascii(), not rcpt's: U+212A
+                            # (Kelvin) lower-cases to ASCII "k". For ASCII, isprintable() rules
+                            # out control characters and leaves the space to test; no ":" or ";"
+                            # means no `mailto:`/`rfc822;` prefix; a dot after the last "@" and
+                            # none at the end is a domain with a dot and no trailing dot.
                             rcpt = rc.lower()
                             at = rcpt.rfind("@")
-                            if not (0 < at < len(rcpt) - 1 and len(rcpt) <= W_ADDR and rcpt[0] > " "
-                                    and rcpt[-1] > " " and rcpt[0] != "<" and rcpt[-1] != ">"
-                                    and rc.isascii()):
+                            if not (rc.isascii() and 0 < at <= max_local and len(rcpt) - at <= max_domain1
+                                    and rcpt.rfind(".") > at and rcpt[-1] != "." and rcpt.isprintable()
+                                    and " " not in rcpt and "<" not in rcpt and ">" not in rcpt
+                                    and ":" not in rcpt and ";" not in rcpt):
                                 try:
                                     rcpt = normalize_address(rc)
                                 except ValueError as e:

@@ -17,6 +17,11 @@ What each report becomes:
   against the sending domain / IP / job, and listed by `bounceproc sink unattributed`.
 - Auto-replies, success-less non-bounces and unparseable messages give no events.
 
+Recipients are keyed by domain/address.py, the one normaliser (acct and the API use it too); an
+address it rejects (spaces, control characters, a domain without a dot, oversize) counts as no
+address ("", then recovered from the send record by Message-ID when possible) rather than
+failing the message.
+
 Event keys come from the message (its Message-ID, else a hash of its bytes), the event type and
 the recipient, never from the intake row: the same message delivered twice (a sender retrying
 after a lost 250) or reprocessed gives the same keys, so storage skips the copy.
@@ -28,6 +33,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 
+from bounceproc.domain.address import try_normalise
 from bounceproc.domain.events import Event, event_key
 from bounceproc.domain.policy import is_complaint
 
@@ -48,17 +54,9 @@ def normalise_message_id(value: str) -> str:
 
 
 def normalise_recipient(address: str) -> str:
-    """Trimmed address, IDNA-encoded and lower-cased (as domain/address.py); "" if it is not local@domain."""
-    address = (address or "").strip().strip("<>").strip()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        return ""
-    domain = domain.rstrip(".").lower()
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return ""
-    return f"{local.lower()}@{domain}"[:320]
+    """The key of an address read from a report (domain/address.normalise_address), or "" when
+    it is not usable: a report's address is a clue, and a bad one must not fail the report."""
+    return try_normalise(address or "") or ""
 
 
 def normalise_list_id(value: str) -> str:
