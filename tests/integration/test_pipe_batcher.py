@@ -80,10 +80,14 @@ def test_journal_append_read_remove_and_slots(tmp_path):
     b = feed_all(Batcher(), H1 + rec(1) + rec(2, True), 100)[0]
     p = j.append(b)
     meta, payload = Journal.read(p)
+    key = meta.pop("key")
+    assert key.startswith("pipe:") and len(key) <= 64          # fits intake.batch_key
     assert payload == b.payload and meta == {"header": b.header, "first_line": 2, "lines": b.lines}
+    assert Journal.read(j.append(b))[0]["key"] != key           # every batch gets its own
     other = Journal(tmp_path / "journal")          # a second pipe on the same data dir
     assert other.dir != j.dir and other.entries() == []
-    j.remove(p)
+    for e in j.entries():
+        j.remove(e)
     assert j.entries() == []
     (j.dir / "000000000009.tmp").write_bytes(b"half")      # a write cut by a crash
     j.close()
