@@ -8,7 +8,6 @@ SQLAlchemy's executemany, which is fast there.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -16,8 +15,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-
-_encode_json = json.JSONEncoder(default=str).encode
+from bounceproc.adapters import json_text
 
 
 def _pg_type(col) -> str:
@@ -76,7 +74,7 @@ def bulk_insert(conn, table: Table, rows: Sequence[dict], *, conflict: Sequence[
         for c in columns:
             values = [r[c] for r in rows]
             if _pg_type(table.c[c]) == "json":
-                values = [None if v is None else _encode_json(v) for v in values]
+                values = [None if v is None else json_text.dumps(v) for v in values]
             params.append(values)
         cur = pg_cursor(conn)
         try:

@@ -7,7 +7,6 @@ duplicates.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import time
 from collections.abc import Iterable, Sequence
@@ -16,6 +15,7 @@ from functools import lru_cache
 
 from sqlalchemy import and_, delete, select, tuple_
 
+from bounceproc.adapters import json_text
 from bounceproc.adapters.bulk import bulk_insert, pg_cursor
 from bounceproc.adapters.tables import (
     block_counters, outbox, soft_state, suppression_history, suppressions,
@@ -128,10 +128,6 @@ def webhook_id_for(event_key: str, type_: str) -> str:
     return "evt_" + digest
 
 
-# One encoder for every payload: json.dumps with options builds a new encoder on each call.
-_encode_compact = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
 @lru_cache(maxsize=4096)
 def _stamp(occurred_at: datetime) -> str:
     return occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -140,7 +136,7 @@ def _stamp(occurred_at: datetime) -> str:
 def outbox_row(webhook_id: str, type_: str, occurred_at: datetime, data: dict, now: datetime) -> dict:
     body = {"type": type_, "timestamp": _stamp(occurred_at), "data": data}
     return {"webhook_id": webhook_id, "type": type_, "occurred_at": occurred_at, "created_at": now,
-            "payload": _encode_compact(body), "dispatched": False}
+            "payload": json_text.dumps(body), "dispatched": False}
 
 
 def insert_outbox(conn, rows: list[dict]) -> int:
