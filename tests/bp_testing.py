@@ -31,6 +31,23 @@ def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
+def drop_redis_queue(broker_url: str, queue: str) -> None:
+    """Delete what a test's Celery queue left in Redis (the queue, kombu's bindings of it).
+    Queue names carry a random suffix, so nothing else matches."""
+    if not broker_url.startswith("redis") or len(queue) < 12:
+        return
+    import redis
+    client = redis.Redis.from_url(broker_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"*{queue}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
+
+
 class CeleryWorker:
     """A real `celery -A workers worker` subprocess; stop() kills it by PID."""
 

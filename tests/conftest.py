@@ -22,7 +22,7 @@ REQUIRE = os.environ.get("BOUNCEPROC_REQUIRE_SERVICES") == "1"
 SESSION = uuid.uuid4().hex[:8]
 CORPUS = ROOT.parent / "shared" / "corpus"
 
-from bp_testing import CeleryWorker, bin_path, settings_env  # noqa: E402,F401 - re-exported for tests
+from bp_testing import CeleryWorker, bin_path, drop_redis_queue, settings_env  # noqa: E402,F401 - re-exported for tests
 
 
 def _unavailable(what: str, why: str):
@@ -116,12 +116,18 @@ def make_settings(tmp_path):
     """make_settings(**overrides) -> Settings with a private data dir and a unique queue name."""
     from bounceproc.config import load_settings
 
+    made = []
+
     def make(**overrides):
         overrides.setdefault("data_dir", str(tmp_path / "data"))
         overrides.setdefault("queue", f"bp-test-{SESSION}-{uuid.uuid4().hex[:6]}")
         overrides.setdefault("secret_key", "test-secret-" + SESSION)
-        return load_settings(**overrides)
-    return make
+        settings = load_settings(**overrides)
+        made.append(settings)
+        return settings
+    yield make
+    for s in made:                      # what the test's queues left in Redis
+        drop_redis_queue(s.broker_url, s.queue)
 
 
 @pytest.fixture
