@@ -1,15 +1,14 @@
 """Append-only event log: bulk insert of events, skipping ones already stored (same event_key).
 
-Adapter layer (SQLAlchemy Core; psycopg 3 COPY on PostgreSQL). `insert_events` costs a fixed
-number of statements per batch, however large, and returns the keys that were new, so replays
-never create visible duplicates.
+Adapter layer (psycopg 3 COPY on PostgreSQL, the sqlite3 connection on SQLite, both inside the
+caller's SQLAlchemy transaction). `insert_events` costs a fixed number of statements per batch,
+however large, and returns the keys that were new, so replays never create visible duplicates.
 
-On PostgreSQL a batch is streamed with COPY into a per-connection temporary staging table
-(created if missing, emptied after each move and at commit) and moved with one
-`INSERT ... SELECT ... ON CONFLICT (event_key) DO NOTHING RETURNING event_key`. COPY's row
-encoding runs in psycopg's C layer, about half the client CPU of the unnest-array INSERT, and
-the worker is the CPU-bound part of the pipeline. Elsewhere (SQLite) it is a plain
-INSERT ... ON CONFLICT DO NOTHING through bulk_insert.
+On PostgreSQL a batch is COPYed straight into `events` (text built by hand, see copy_text); only
+if that hits a known key (a replayed batch) is the savepoint rolled back and the batch COPYed
+into a per-connection temporary staging table and moved with one
+`INSERT ... SELECT ... ORDER BY event_key ON CONFLICT (event_key) DO NOTHING RETURNING event_key`.
+On SQLite it is one executemany of INSERT OR IGNORE (see _insert_sqlite).
 """
 from __future__ import annotations
 
@@ -19,8 +18,7 @@ from datetime import datetime, timezone
 import psycopg
 
 from bounceproc.adapters import json_text
-from bounceproc.adapters.bulk import bulk_insert, pg_cursor
-from bounceproc.adapters.tables import events as events_t
+from bounceproc.adapters.bulk import pg_cursor
 from bounceproc.domain.events import Event
 
 # Columns written, in COPY order (everything but the serial id).
@@ -42,19 +40,6 @@ _MOVE = (f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT "
 # original waits instead of deadlocking.
 
 
-def event_row(e: Event, recorded_at: datetime, intake_id: int | None = None) -> dict:
-    return {
-        "event_key": e.event_key, "type": e.type, "occurred_at": e.occurred_at,
-        "recipient": e.recipient, "recipient_domain": e.recipient_domain, "sender": e.sender,
-        "source": e.source, "status": e.status, "reply_code": e.reply_code,
-        "diagnostic": e.diagnostic, "remote_mta": e.remote_mta, "reason": e.reason,
-        "category": e.category, "hard": e.hard, "rule": e.rule, "feedback_type": e.feedback_type,
-        "vmta": e.vmta, "source_ip": e.source_ip, "job_id": e.job_id, "list_id": e.list_id,
-        "message_id": e.message_id, "intake_id": e.intake_id if intake_id is None else intake_id, "attrs": e.attrs or None,
-        "recorded_at": recorded_at,
-    }
-
-
 def _unique(evs: Sequence[Event]) -> list[Event]:
     """Duplicates inside one batch: keep the first."""
     seen: dict[str, Event] = {}
@@ -71,8 +56,7 @@ def insert_events(conn, evs: Sequence[Event], intake_id: int | None = None) -> s
     evs = _unique(evs)
     if conn.dialect.name == "postgresql":
         return _insert_pg(conn, evs, intake_id, now)
-    rows = [event_row(e, now, intake_id) for e in evs]
-    return {k for (k,) in bulk_insert(conn, events_t, rows, conflict=("event_key",), returning=("event_key",))}
+    return _insert_sqlite(conn, evs, intake_id, now)
 
 
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -141,6 +125,56 @@ def _insert_pg(conn, evs: list[Event], intake_id: int | None, now: datetime) -> 
         cur.execute(_MOVE)
         new = {k for (k,) in cur.fetchall()}
         cur.execute(f"TRUNCATE {_STAGE}")   # several batches in one transaction stay separate
+        return new
+    finally:
+        cur.close()
+
+
+# SQLite (the embedded default): one executemany of INSERT OR IGNORE on the sqlite3 connection,
+# in the caller's transaction, with values in the forms SQLAlchemy stores (UTCDateTime as naive
+# UTC text, booleans as 0/1, JSON as text); several times faster than a Core insert with
+# RETURNING. Which rows were new: all of them when the change count says so (nearly always);
+# else those that carry this call's recorded_at, a timestamp no earlier row can have.
+_SQLITE_INSERT = (f"INSERT OR IGNORE INTO events ({', '.join(COLUMNS)}) "
+                  f"VALUES ({', '.join('?' * len(COLUMNS))})")
+
+
+def _sqlite_time(dt: datetime) -> str:
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _insert_sqlite(conn, evs: list[Event], intake_id: int | None, now: datetime) -> set[str]:
+    dumps = json_text.dumps
+    recorded = _sqlite_time(now)
+    times: dict[datetime, str] = {}
+    rows = []
+    for e in evs:
+        at = e.occurred_at
+        ts = times.get(at)
+        if ts is None:
+            ts = times[at] = _sqlite_time(at)
+        a = e.attrs
+        rows.append((e.event_key, e.type, ts, e.recipient, e.recipient.rpartition("@")[2], e.sender,
+                     e.source, e.status, e.reply_code, e.diagnostic, e.remote_mta, e.reason, e.category,
+                     1 if e.hard else 0, e.rule, e.feedback_type, e.vmta, e.source_ip, e.job_id,
+                     e.list_id, e.message_id, e.intake_id if intake_id is None else intake_id,
+                     dumps(a) if a else None, recorded))
+    dbapi = conn.connection.driver_connection
+    cur = dbapi.cursor()
+    try:
+        before = dbapi.total_changes
+        cur.executemany(_SQLITE_INSERT, rows)
+        if dbapi.total_changes - before == len(rows):
+            return {e.event_key for e in evs}
+        keys = [e.event_key for e in evs]
+        new: set[str] = set()
+        for i in range(0, len(keys), 900):
+            part = keys[i:i + 900]
+            new.update(k for (k,) in cur.execute(
+                f"SELECT event_key FROM events WHERE recorded_at = ? AND event_key IN ({', '.join('?' * len(part))})",
+                [recorded, *part]))
         return new
     finally:
         cur.close()
