@@ -64,6 +64,30 @@ _TAB_COUNT = len(COLUMNS) - 1
 _NULL = "\\N"
 
 
+def _rows(evs: Sequence[Event], intake_id: int | None, recorded: str, time_text, true, false, null,
+          int_value):
+    """Each event's values in COLUMNS order, in one back end's forms: `time_text(datetime)`, the
+    values of true, false and NULL, `int_value(int)`. Timestamps are formatted once per distinct
+    time (a batch shares a few); `intake_id`, when given, tags every row."""
+    dumps = json_text.dumps
+    default_iid = null if intake_id is None else int_value(intake_id)
+    times: dict[datetime, str] = {}
+    for e in evs:
+        at = e.occurred_at
+        ts = times.get(at)
+        if ts is None:
+            ts = times[at] = time_text(at)
+        a = e.attrs
+        iid = default_iid if intake_id is not None or e.intake_id is None else int_value(e.intake_id)
+        yield (e.event_key, e.type, ts, e.recipient, e.recipient.rpartition("@")[2], e.sender,
+               e.source, e.status, e.reply_code, e.diagnostic, e.remote_mta, e.reason, e.category,
+               true if e.hard else false, e.rule, e.feedback_type, e.vmta, e.source_ip, e.job_id,
+               e.list_id, e.message_id, iid, dumps(a) if a else null, recorded)
+
+
+_I_IID, _I_ATTRS = COLUMNS.index("intake_id"), COLUMNS.index("attrs")
+
+
 def copy_text(evs: Sequence[Event], intake_id: int | None, now: datetime) -> str:
     """The rows of `evs` in COPY text format (COLUMNS order), one line each.
 
@@ -71,26 +95,13 @@ def copy_text(evs: Sequence[Event], intake_id: int | None, now: datetime) -> str
     characters COPY text must escape (rare: tabs or backslashes in a diagnostic) and only such a
     line is escaped field by field. About a third of write_row's cost per row.
     """
-    dumps = json_text.dumps
-    recorded = now.isoformat()
-    default_iid = _NULL if intake_id is None else str(intake_id)
-    times: dict[datetime, str] = {}
     out: list[str] = []
     append = out.append
-    for e in evs:
-        at = e.occurred_at
-        ts = times.get(at)
-        if ts is None:
-            ts = times[at] = at.isoformat()
-        a = e.attrs
-        iid = default_iid if intake_id is not None or e.intake_id is None else str(e.intake_id)
-        fields = (e.event_key, e.type, ts, e.recipient, e.recipient.rpartition("@")[2], e.sender,
-                  e.source, e.status, e.reply_code, e.diagnostic, e.remote_mta, e.reason, e.category,
-                  "t" if e.hard else "f", e.rule, e.feedback_type, e.vmta, e.source_ip, e.job_id,
-                  e.list_id, e.message_id, iid, dumps(a) if a else _NULL, recorded)
+    for fields in _rows(evs, intake_id, now.isoformat(), datetime.isoformat, "t", "f", _NULL, str):
         line = "\t".join(fields)
         # The only backslashes in a clean line are those of its \N (NULL) fields.
-        if (line.count("\t") != _TAB_COUNT or line.count("\\") != (not a) + (iid is _NULL)
+        if (line.count("\t") != _TAB_COUNT
+                or line.count("\\") != (fields[_I_IID] is _NULL) + (fields[_I_ATTRS] is _NULL)
                 or "\n" in line or "\r" in line):
             line = "\t".join(f if f is _NULL else f.translate(_ESCAPE) for f in fields)
         append(line)
@@ -146,21 +157,8 @@ def _sqlite_time(dt: datetime) -> str:
 
 
 def _insert_sqlite(conn, evs: list[Event], intake_id: int | None, now: datetime) -> set[str]:
-    dumps = json_text.dumps
     recorded = _sqlite_time(now)
-    times: dict[datetime, str] = {}
-    rows = []
-    for e in evs:
-        at = e.occurred_at
-        ts = times.get(at)
-        if ts is None:
-            ts = times[at] = _sqlite_time(at)
-        a = e.attrs
-        rows.append((e.event_key, e.type, ts, e.recipient, e.recipient.rpartition("@")[2], e.sender,
-                     e.source, e.status, e.reply_code, e.diagnostic, e.remote_mta, e.reason, e.category,
-                     1 if e.hard else 0, e.rule, e.feedback_type, e.vmta, e.source_ip, e.job_id,
-                     e.list_id, e.message_id, e.intake_id if intake_id is None else intake_id,
-                     dumps(a) if a else None, recorded))
+    rows = list(_rows(evs, intake_id, recorded, _sqlite_time, 1, 0, None, int))
     dbapi = conn.connection.driver_connection
     cur = dbapi.cursor()
     try:
