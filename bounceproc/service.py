@@ -6,7 +6,8 @@ Celery, SMTP or HTTP. Everything for one batch happens in the caller's transacti
 2. load the soft-bounce state of the recipients concerned (locked on PostgreSQL);
 3. policy.decide() per new event, in time order;
 4. create suppressions (+ history), save soft states, bump block counters;
-5. write webhook outbox rows, delivered after commit by their own task.
+5. write webhook outbox rows (of the types some enabled endpoint subscribes to), delivered after
+   commit by their own task.
 `process_intake` wraps one durable-intake row: parse it, record its events, mark it done.
 """
 from __future__ import annotations
@@ -109,6 +110,7 @@ def record_events(conn, evs: list[Event], settings: Settings, intake_id: int | N
     wanted: dict[tuple[str, str], tuple[Event, policy.Decision]] = {}
     blocks: dict[tuple, tuple[int, datetime, str]] = {}
     outbox_rows: list[dict] = []
+    subscribed = store.webhook_subscribed(conn)
 
     noop = policy.NOOP_WITHOUT_STATE
     for e in fresh:
@@ -132,8 +134,9 @@ def record_events(conn, evs: list[Event], settings: Settings, intake_id: int | N
             blocks[key] = (n + 1, e.occurred_at, e.diagnostic)
             res.blocks += 1
         for wtype in d.webhooks:
-            outbox_rows.append(store.outbox_row(store.webhook_id_for(e.event_key, wtype), wtype,
-                                                e.occurred_at, _webhook_data(e, d.scope), now))
+            if subscribed(wtype):
+                outbox_rows.append(store.outbox_row(store.webhook_id_for(e.event_key, wtype), wtype,
+                                                    e.occurred_at, _webhook_data(e, d.scope), now))
 
     if wanted:
         rows = []
@@ -153,23 +156,25 @@ def record_events(conn, evs: list[Event], settings: Settings, intake_id: int | N
             hist.append({"address": key[0], "scope": key[1], "action": "created",
                          "reason": d.suppression_reason, "actor": f"policy:{e.source}", "why": d.why,
                          "event_key": e.event_key, "evidence": _evidence(e), "at": now})
-            data = _webhook_data(e, key[1])
-            data.update(suppression_reason=d.suppression_reason, why=d.why,
-                        expires_at=d.expires_at.isoformat() if d.expires_at else None)
-            outbox_rows.append(store.outbox_row(store.webhook_id_for(e.event_key, "recipient.suppressed"),
-                                                "recipient.suppressed", e.occurred_at, data, now))
+            if subscribed("recipient.suppressed"):
+                data = _webhook_data(e, key[1])
+                data.update(suppression_reason=d.suppression_reason, why=d.why,
+                            expires_at=d.expires_at.isoformat() if d.expires_at else None)
+                outbox_rows.append(store.outbox_row(store.webhook_id_for(e.event_key, "recipient.suppressed"),
+                                                    "recipient.suppressed", e.occurred_at, data, now))
         store.insert_history(conn, hist)
     if changed:
         store.save_soft_states(conn, changed)
     if blocks:
-        for key in store.bump_block_counters(conn, blocks):
+        first_today = store.bump_block_counters(conn, blocks)
+        for key in first_today if subscribed("domain.blocked") else ():
             day, domain, vmta, ip, reason, category = key
             n, last_at, diag = blocks[key]
             outbox_rows.append(store.outbox_row(
                 store.webhook_id_for("|".join(key), "domain.blocked"), "domain.blocked", last_at,
                 {"day": day, "recipient_domain": domain, "vmta": vmta, "source_ip": ip,
                  "reason": reason, "category": category, "diagnostic": diag[:1000]}, now))
-    res.outbox = store.insert_outbox(conn, outbox_rows)
+    res.outbox = store.insert_outbox(conn, outbox_rows, subscribed)
     return res
 
 

@@ -27,6 +27,23 @@ def settings_env(settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def subscribe_webhooks(settings, types: tuple[str, ...] = ()) -> None:
+    """Register an enabled webhook endpoint for `types` (() = every type), so that changes write
+    outbox rows (only subscribed types do). Its URL is in TEST-NET-1: the SSRF guard refuses
+    to deliver there, so nothing leaves the machine."""
+    from datetime import datetime, timezone
+
+    from bounceproc import bootstrap
+    from bounceproc.adapters.api_tables import webhook_endpoints
+    now = datetime.now(timezone.utc)
+    with bootstrap.engine(settings).begin() as conn:
+        conn.execute(webhook_endpoints.insert().values(
+            endpoint_id=f"ep_test{uuid.uuid4().hex[:12]}", url="https://192.0.2.1/hooks",
+            event_types=list(types), secrets=[{"secret": "whsec_dGVzdHRlc3R0ZXN0dGVzdHRlc3Q=",
+                                               "expires_at": None}],
+            enabled=True, created_at=now, updated_at=now))
+
+
 def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 

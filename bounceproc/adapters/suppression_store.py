@@ -16,6 +16,7 @@ from functools import lru_cache
 from sqlalchemy import and_, delete, select, tuple_
 
 from bounceproc.adapters import json_text
+from bounceproc.adapters.api_tables import webhook_endpoints
 from bounceproc.adapters.bulk import bulk_insert, pg_cursor
 from bounceproc.adapters.tables import (
     block_counters, outbox, soft_state, suppression_history, suppressions,
@@ -139,8 +140,34 @@ def outbox_row(webhook_id: str, type_: str, occurred_at: datetime, data: dict, n
             "payload": json_text.dumps(body), "dispatched": False}
 
 
-def insert_outbox(conn, rows: list[dict]) -> int:
-    """Insert outbox rows, skipping webhook_ids already there; returns how many were new."""
+def webhook_subscribed(conn):
+    """A predicate on webhook types: True for a type some enabled endpoint subscribes to now.
+
+    Outbox rows are written only for such types: the fan-out would send the others to nobody
+    (it delivers to the endpoints enabled when it runs), and an installation with no endpoint,
+    or one that wants only complaints, would otherwise store an outbox row or two per bounce
+    that is never sent.
+    """
+    types: set[str] = set()
+    for (wanted,) in conn.execute(select(webhook_endpoints.c.event_types)
+                                  .where(webhook_endpoints.c.enabled.is_(True))):
+        if not wanted:                 # [] subscribes to every type
+            return _every_type
+        types.update(wanted)
+    return frozenset(types).__contains__
+
+
+def _every_type(type_: str) -> bool:
+    return True
+
+
+def insert_outbox(conn, rows: list[dict], subscribed=None) -> int:
+    """Insert the outbox rows of subscribed types (`subscribed`: see webhook_subscribed; looked up
+    when not given), skipping webhook_ids already there; returns how many were new."""
+    if not rows:
+        return 0
+    subscribed = subscribed or webhook_subscribed(conn)
+    rows = [r for r in rows if subscribed(r["type"])]
     return len(bulk_insert(conn, outbox, rows, conflict=("webhook_id",), returning=("id",)))
 
 

@@ -7,6 +7,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from bp_testing import subscribe_webhooks
 from test_api_support import admin_key, assert_problem, client, count, serve_api
 
 from bounceproc import bootstrap, service
@@ -18,6 +19,7 @@ from bounceproc.domain.events import Event, event_key
 @pytest.fixture
 def api(fresh_pg_url, make_settings):
     settings = make_settings(database_url=fresh_pg_url)
+    subscribe_webhooks(settings)      # so that changes write outbox rows
     with serve_api(settings) as base:
         key = admin_key(settings)
         with client(base, key) as c:

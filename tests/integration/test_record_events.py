@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from bp_testing import subscribe_webhooks
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap, service
@@ -37,6 +38,7 @@ def test_batch_decides_and_replay_changes_nothing(settings):
         ev("bounced", "blocked@example.net", "blocked", False, status="5.7.1", category="spam-related", vmta="v1"),
         ev("complained", "angry@example.com", "feedback", feedback_type="abuse"),
     ]
+    subscribe_webhooks(settings)
     eng = bootstrap.engine(settings)
     with eng.begin() as conn:
         res = service.record_events(conn, batch, settings)
@@ -146,3 +148,22 @@ def test_awkward_values_survive_the_copy_path_and_a_partial_replay(settings):
     assert rows["odd@example.com"].attrs == {"k": "v\\w\t\"x\"", "n": 1}
     assert rows["plain@example.com"].intake_id == 7 and rows["plain@example.com"].attrs is None
     assert rows["tab@example.com"].diagnostic == "\t\\\t"
+
+
+def test_outbox_rows_only_for_subscribed_types(settings):
+    """No endpoint: no outbox row (the fan-out would send it to nobody); an endpoint for one type:
+    rows of that type only. The suppressions and history are the same either way."""
+    hard = [ev("bounced", "gone@example.com", "userunknown", True, status="5.1.1", category="bad-mailbox")]
+    eng = bootstrap.engine(settings)
+    with eng.begin() as conn:
+        res = service.record_events(conn, hard, settings)
+    assert (res.suppressed, res.outbox) == (1, 0)
+    subscribe_webhooks(settings, ("recipient.suppressed",))
+    with eng.begin() as conn:
+        res = service.record_events(conn, [ev("bounced", "gone2@example.com", "userunknown", True),
+                                           ev("complained", "angry@example.com", "feedback",
+                                              feedback_type="abuse")], settings)
+    assert res.suppressed == 2
+    with eng.connect() as conn:
+        assert sorted(conn.execute(select(outbox.c.type)).scalars()) == ["recipient.suppressed"] * 2
+        assert count(conn, suppression_history) == 3

@@ -7,6 +7,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from bp_testing import subscribe_webhooks
 from test_api_support import client, count, serve_api
 
 from bounceproc import bootstrap
@@ -19,6 +20,7 @@ FORM = {"content-type": "application/x-www-form-urlencoded"}
 @pytest.fixture
 def site(fresh_pg_url, make_settings):
     settings = make_settings(database_url=fresh_pg_url)
+    subscribe_webhooks(settings)      # so that changes write outbox rows
     with serve_api(settings) as base, client(base) as c:
         yield settings, c
 
