@@ -213,6 +213,21 @@ class _Reader:
                 out.update(a.lower() for a in legacy.ADDRESS.findall(v))
         return out
 
+    def original_senders(self) -> set[str]:
+        """Addresses that sent the returned original (its From / Sender / Return-Path) and that it
+        was not also addressed to: a remote reply quoting the sender ("The message from
+        (<news@example.net>) ... may consider spam", fixtures/dsn/barracuda-spam-profile.eml) does
+        not name another failed recipient."""
+        orig = self.original()
+        if orig is None:
+            return set()
+        senders, targets = set(), set()
+        for h in ("from", "sender", "return-path"):
+            senders.update(a.lower() for a in legacy.ADDRESS.findall(orig.get(h)))
+        for h in ("to", "cc"):
+            targets.update(a.lower() for a in legacy.ADDRESS.findall(orig.get(h)))
+        return senders - targets
+
     def tracking(self) -> dict[str, str]:
         """Message-ID, list and job of the enclosed original (headers or our stamp)."""
         orig = self.original()
@@ -572,7 +587,7 @@ class _Reader:
         if forwarded is not None:
             return forwarded
         note = self.notification_text()
-        own = self.own_addresses()
+        own = self.own_addresses() | self.original_senders()
         preamble, secs = legacy.sections(note, own)
         failed_hdr = [a for v in self.root.get_all("x-failed-recipients") for a in legacy.ADDRESS.findall(v)]
         how = "text"
