@@ -239,6 +239,20 @@ WORDING_CASES = [
  ("", "552 caixa postal cheia", "mailboxfull"),
  ("", "552 casella piena", "mailboxfull"),
  ("", "550 5.7.1 Message rejected: sender domain has no MX", "rejected"),
+ ("", "550 Message was not accepted -- invalid mailbox.  Local mailbox u@example.com is unavailable: account is disabled", "suspend"),
+ ("", "550 Message was not accepted -- invalid mailbox.  Local mailbox u@example.com is unavailable: user not found", "userunknown"),
+ ("5.4.310", "550 5.4.310 DNS domain nowhere.example.com does not exist [Message=InfoDomainNonexistent]", "hostunknown"),
+ ("5.7.520", "550 5.7.520 Access denied, Your organization does not allow external forwarding. AS(7555)", "policyviolation"),
+ ("5.7.511", "550 5.7.511 Access denied, banned sender[192.0.2.1]. To request removal from this list, contact the receiver", "blocked"),
+ ("5.7.510", "550 5.7.510 Access denied, example.com does not accept email over IPv6", "blocked"),
+ ("5.7.1", "550 5.7.1 Access denied", "securityerror"),
+ ("4.0.0", "host mx.example.com[192.0.2.1] refused to talk to me: 421 Too many connections, slow down", "toomanyconn"),
+ ("5.7.1", "554 5.7.1 cxr.mx.example.com ERROR: 192.0.2.10 rejected - no rDNS", "requireptr"),
+ ("5.0.0", "554 Your access to this mail system has been rejected due to the sending MTA's poor reputation", "badreputation"),
+ ("5.7.1", "554 5.7.1 The message from (<s@example.net>) with the subject of ( News) matches a profile the Internet community may consider spam", "spamdetected"),
+ ("5.7.1", "550 5.7.1 Message is infected with: Win.Test.EICAR_HDB-1", "virusdetected"),
+ ("5.7.54", "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain", "norelaying"),
+ ("5.1.0", "Domain example.org does not accept mail (nullMX)", "notaccept"),
 ]
 
 
@@ -391,3 +405,22 @@ def test_a_forwarded_message_that_is_not_a_bounce_gives_nothing_from_it():
 def test_an_open_relay_verdict_on_the_sending_host_is_a_block_not_a_relay_refusal():
     assert classify("", "501", "501 no access from mail server [192.0.2.55] which is an open relay.").reason == "blocked"
     assert classify("5.7.1", "550", "550 5.7.1 Relaying denied; this server is not an open relay").reason == "norelaying"
+
+
+def test_a_remote_reply_quoting_the_originals_sender_does_not_make_it_a_recipient():
+    from bounceproc.domain.parse.message import parse_message
+    notice = ("Return-path: <>\nFrom: Mail Delivery System <Mailer-Daemon@out.example.net>\nTo: bounces@example.net\n"
+              "Subject: Mail delivery failed: returning message to sender\n\n"
+              "A message that you sent could not be delivered to one or more of its\n"
+              "recipients. This is a permanent error. The following address(es) failed:\n\n"
+              "  erin@example.com\n    SMTP error from remote mail server after end of data:\n"
+              "    554 5.7.1 The message from (<news@example.net>) may be spam\n\n"
+              "------ This is a copy of the message, including all the headers. ------\n\n"
+              "From: News <news@example.net>\nTo: erin@example.com\nSubject: News\n\nHello\n").encode()
+    (v,) = parse_message(notice).recipients
+    assert (v.address, v.status, v.reason) == ("erin@example.com", "5.7.1", "spamdetected")
+    # a message its sender also addressed to themself: the sender can be a failed recipient
+    to_self = notice.replace(b"To: erin@example.com\nSubject", b"To: news@example.net\nSubject").replace(
+        b"  erin@example.com\n", b"  news@example.net\n")
+    (v,) = parse_message(to_self).recipients
+    assert v.address == "news@example.net"
