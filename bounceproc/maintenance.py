@@ -2,7 +2,8 @@
 
 Application layer. Processed accounting batches are dropped after a day (PowerMTA's own acct
 files are the replay source); raw messages are kept `raw_retention_days` so that decisions can
-show their evidence and `bounceproc reprocess` can re-classify them.
+show their evidence and `bounceproc reprocess` can re-classify them. Per-minute event counts are
+kept for a week (the status windows need a day).
 """
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete
 
 from bounceproc import service
+from bounceproc.adapters.event_counts import prune_counts
 from bounceproc.adapters.tables import intake
 from bounceproc.config import Settings
+
+
+COUNTS_RETENTION = timedelta(days=7)
 
 
 def prune(conn, settings: Settings, now: datetime | None = None) -> int:
@@ -23,4 +28,5 @@ def prune(conn, settings: Settings, now: datetime | None = None) -> int:
     n += conn.execute(delete(intake).where(intake.c.state == "done").where(intake.c.kind == "message")
                       .where(intake.c.processed_at < now - timedelta(days=settings.raw_retention_days))
                       ).rowcount or 0
+    n += prune_counts(conn, now - COUNTS_RETENTION)
     return n

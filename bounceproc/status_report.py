@@ -9,28 +9,22 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
+from bounceproc.adapters.event_counts import window_counts
 from bounceproc.adapters.tables import block_counters, events, intake, quarantine, suppressions
 
+# Windows are whole minutes of occurrence: "last_minute" is the current minute and the one before.
 WINDOWS = {"last_minute": timedelta(minutes=1), "last_hour": timedelta(hours=1), "last_day": timedelta(days=1)}
 
 
 def events_by_type(conn, now: datetime) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for name, span in WINDOWS.items():
-        rows = conn.execute(select(events.c.type, func.count()).where(events.c.occurred_at >= now - span)
-                            .group_by(events.c.type)).all()
-        out[name] = {t: n for t, n in rows}
-    return out
+    return {name: window_counts(conn, now - span, "type") for name, span in WINDOWS.items()}
 
 
 def events_by_category(conn, now: datetime) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name, span in WINDOWS.items():
-        rows = conn.execute(select(events.c.category, func.count())
-                            .where(events.c.occurred_at >= now - span)
-                            .where(events.c.type.in_(("bounced", "deferred", "complained")))
-                            .group_by(events.c.category)).all()
-        out[name] = {(c or "uncategorised"): n for c, n in rows}
+        counts = window_counts(conn, now - span, "category", ("bounced", "deferred", "complained"))
+        out[name] = {(c or "uncategorised"): n for c, n in counts.items()}
     return out
 
 
@@ -87,7 +81,10 @@ def top_bounce_domains(conn, now: datetime, limit: int = 20) -> list[dict]:
     return [{"recipient_domain": d, "reason": r, "count": n} for d, r, n in rows]
 
 
-def status(conn, now: datetime | None = None) -> dict:
+def status(conn, now: datetime | None = None, complaints: bool = True) -> dict:
+    """Everything `show status` prints. `complaints=False` leaves out the complaint rates, which
+    read a day of delivery events: /metrics and the dashboard, called every few seconds, do not
+    show them."""
     now = now or datetime.now(timezone.utc)
     report = {
         "at": now.isoformat(timespec="seconds"),
@@ -97,6 +94,8 @@ def status(conn, now: datetime | None = None) -> dict:
         "intake": intake_backlog(conn, now),
         "quarantine": quarantine_summary(conn, now),
     }
+    if not complaints:
+        return report
     try:  # complaint rates per sending domain / IP / job (SMTP sink feature)
         from bounceproc.adapters.complaints import complaint_rates
         report["complaints"] = complaint_rates(conn, now - timedelta(days=1))

@@ -19,6 +19,7 @@ import psycopg
 
 from bounceproc.adapters import json_text
 from bounceproc.adapters.bulk import pg_cursor
+from bounceproc.adapters.event_counts import add_counts
 from bounceproc.domain.events import Event
 
 # Columns written, in COPY order (everything but the serial id).
@@ -49,14 +50,18 @@ def _unique(evs: Sequence[Event]) -> list[Event]:
 
 
 def insert_events(conn, evs: Sequence[Event], intake_id: int | None = None) -> set[str]:
-    """Insert events (tagged with the intake they came from); return the event_keys that were new."""
+    """Insert events (tagged with the intake they came from) and count the new ones per minute
+    (event_counts); return the event_keys that were new."""
     if not evs:
         return set()
     now = datetime.now(timezone.utc)
     evs = _unique(evs)
     if conn.dialect.name == "postgresql":
-        return _insert_pg(conn, evs, intake_id, now)
-    return _insert_sqlite(conn, evs, intake_id, now)
+        new = _insert_pg(conn, evs, intake_id, now)
+    else:
+        new = _insert_sqlite(conn, evs, intake_id, now)
+    add_counts(conn, evs if len(new) == len(evs) else [e for e in evs if e.event_key in new])
+    return new
 
 
 _ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -8,6 +8,8 @@ Sizing notes (hundreds of millions of events):
   time-prefixed so the index grows at its right edge); lookups are per recipient
   (recipient, occurred_at, deliveries left out) and by time (BRIN on PostgreSQL, cheap at any size);
   `message_id` is indexed only where present (FBL recipient recovery). Retention deletes by time.
+- Status windows (last minute / hour / day) read `event_counts`, a few rows per stored batch,
+  never the events themselves.
 - `intake` holds raw input until it is processed (and raw messages for their retention period);
   the partial index on pending rows keeps the sweeper's scan small.
 """
@@ -152,6 +154,19 @@ block_counters = Table(
     Column("last_at", TS, nullable=False),
     Column("last_diagnostic", Text, nullable=False, server_default=""),
     UniqueConstraint("day", "recipient_domain", "vmta", "source_ip", "reason", "category", name="uq_block_counters"),
+)
+
+# Events counted per minute of occurrence, type and category: one row per stored batch and key,
+# append-only, so concurrent workers never wait on a shared counter row. `show status`, /metrics
+# and the dashboard sum a window's rows (a few per batch) instead of counting a day of events.
+event_counts = Table(
+    "event_counts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("minute", TS, nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("category", String(32), nullable=False, server_default=""),
+    Column("n", Integer, nullable=False),
+    Index("ix_event_counts_minute", "minute"),
 )
 
 # Durable intake: raw input committed before it is acknowledged. kind "acct" holds a batch of raw

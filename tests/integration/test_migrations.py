@@ -50,3 +50,31 @@ def test_migrated_schema_matches_tables_module(backend, make_settings, tmp_path,
     with bootstrap.engine(settings).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], diff
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_event_counts_migration_counts_the_last_two_days(backend, make_settings, tmp_path, request):
+    """Upgrading to event_counts fills it from the events already stored (two days back), so the
+    status windows are right at once; older events are not counted."""
+    from datetime import datetime, timedelta, timezone
+
+    from bounceproc import status_report
+    from bounceproc.adapters.tables import events
+    url = f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
+    settings = make_settings(database_url=url)
+    bootstrap.migrate(settings, "2026_11_25_05_intake_once")
+    bootstrap.downgrade(settings, "2026_11_25_05_intake_once")   # the PostgreSQL template is at head
+    now = datetime.now(timezone.utc)
+    rows = [("delivered", "", now - timedelta(seconds=5)), ("bounced", "bad-mailbox", now - timedelta(seconds=5)),
+            ("bounced", "bad-mailbox", now - timedelta(hours=3)), ("deferred", "", now - timedelta(days=5))]
+    with bootstrap.engine(settings).begin() as conn:
+        conn.execute(events.insert(), [
+            {"event_key": f"k{i}", "type": t, "occurred_at": at, "source": "acct", "category": c,
+             "recorded_at": now} for i, (t, c, at) in enumerate(rows)])
+    bootstrap.migrate(settings)
+    with bootstrap.engine(settings).connect() as conn:
+        rep = status_report.events_by_type(conn, now)
+        cats = status_report.events_by_category(conn, now)
+    assert rep["last_minute"] == {"delivered": 1, "bounced": 1}
+    assert rep["last_day"] == {"delivered": 1, "bounced": 2}
+    assert cats["last_day"] == {"bad-mailbox": 2}

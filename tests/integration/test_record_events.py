@@ -8,6 +8,7 @@ from bp_testing import subscribe_webhooks
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap, service
+from bounceproc.adapters.event_counts import window_counts
 from bounceproc.adapters.tables import block_counters, events, outbox, soft_state, suppression_history, suppressions
 from bounceproc.domain.events import Event, event_key
 
@@ -48,6 +49,7 @@ def test_batch_decides_and_replay_changes_nothing(settings):
     assert again.new_events == 0
     with eng.connect() as conn:
         assert count(conn, events) == 5
+        assert window_counts(conn, T0, "type") == {"delivered": 1, "bounced": 3, "complained": 1}  # counted once
         sup = {r.address: r for r in conn.execute(select(suppressions))}
         assert set(sup) == {"gone@example.com", "angry@example.com"}
         assert sup["gone@example.com"].reason == "hard_bounce" and sup["gone@example.com"].rule == "r1"
@@ -167,3 +169,16 @@ def test_outbox_rows_only_for_subscribed_types(settings):
     with eng.connect() as conn:
         assert sorted(conn.execute(select(outbox.c.type)).scalars()) == ["recipient.suppressed"] * 2
         assert count(conn, suppression_history) == 3
+
+
+def test_prune_drops_event_counts_past_a_week(settings):
+    from bounceproc import maintenance
+    now = datetime.now(timezone.utc)
+    eng = bootstrap.engine(settings)
+    with eng.begin() as conn:
+        service.record_events(conn, [ev("delivered", "old@example.com", at=now - timedelta(days=8)),
+                                     ev("delivered", "new@example.com", at=now - timedelta(days=1))], settings)
+        assert window_counts(conn, now - timedelta(days=9), "type") == {"delivered": 2}
+        maintenance.prune(conn, settings, now)
+        assert window_counts(conn, now - timedelta(days=9), "type") == {"delivered": 1}
+        assert count(conn, events) == 2           # the events themselves are not touched

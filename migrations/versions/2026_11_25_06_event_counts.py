@@ -1,0 +1,46 @@
+"""Per-minute event counts for the status windows, filled from the last two days of events.
+
+Revision ID: 2026_11_25_06_event_counts
+Revises: 2026_11_25_05_intake_once
+
+`show status`, /metrics and the dashboard counted the events of the last day on every call: at
+tens of millions of events a day, each Prometheus scrape scanned them all. They now sum
+`event_counts` (minute, type, category, n), appended with every stored batch.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "2026_11_25_06_event_counts"
+down_revision = "2026_11_25_05_intake_once"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "event_counts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("type", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=32), server_default="", nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_event_counts_minute", "event_counts", ["minute"], unique=False)
+    # Timestamps as each back end stores them (SQLite: naive UTC text, see tables.UTCDateTime).
+    if op.get_bind().dialect.name == "postgresql":
+        minute = "date_trunc('minute', occurred_at)"
+        since = "now() - interval '2 days'"
+    else:
+        minute = "strftime('%Y-%m-%d %H:%M:00.000000', occurred_at)"
+        since = "strftime('%Y-%m-%d %H:%M:%f', 'now', '-2 days')"
+    op.execute(f"INSERT INTO event_counts (minute, type, category, n) "
+               f"SELECT {minute}, type, category, count(*) FROM events WHERE occurred_at >= {since} "
+               f"GROUP BY 1, 2, 3")
+
+
+def downgrade() -> None:
+    op.drop_index("ix_event_counts_minute", table_name="event_counts")
+    op.drop_table("event_counts")
