@@ -2,8 +2,8 @@
 
 Application layer. Processed accounting batches are dropped after a day (PowerMTA's own acct
 files are the replay source); raw messages are kept `raw_retention_days` so that decisions can
-show their evidence and `bounceproc reprocess` can re-classify them. Per-minute event counts are
-kept for a week (the status windows need a day).
+show their evidence and `bounceproc reprocess` can re-classify them. Per-minute event and
+complaint counts are kept 35 days (the status windows need a day, complaint rates a month).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from bounceproc.adapters.tables import intake
 from bounceproc.config import Settings
 
 
-COUNTS_RETENTION = timedelta(days=7)
+COUNTS_RETENTION = timedelta(days=35)   # the longest window `bounceproc complaints` reads
 
 
 def prune(conn, settings: Settings, now: datetime | None = None) -> int:

@@ -81,10 +81,7 @@ def top_bounce_domains(conn, now: datetime, limit: int = 20) -> list[dict]:
     return [{"recipient_domain": d, "reason": r, "count": n} for d, r, n in rows]
 
 
-def status(conn, now: datetime | None = None, complaints: bool = True) -> dict:
-    """Everything `show status` prints. `complaints=False` leaves out the complaint rates, which
-    read a day of delivery events: /metrics and the dashboard, called every few seconds, do not
-    show them."""
+def status(conn, now: datetime | None = None) -> dict:
     now = now or datetime.now(timezone.utc)
     report = {
         "at": now.isoformat(timespec="seconds"),
@@ -94,8 +91,6 @@ def status(conn, now: datetime | None = None, complaints: bool = True) -> dict:
         "intake": intake_backlog(conn, now),
         "quarantine": quarantine_summary(conn, now),
     }
-    if not complaints:
-        return report
     try:  # complaint rates per sending domain / IP / job (SMTP sink feature)
         from bounceproc.adapters.complaints import complaint_rates
         report["complaints"] = complaint_rates(conn, now - timedelta(days=1))

@@ -3,19 +3,21 @@
 Adapter layer (SQLAlchemy Core), read-only; used by `bounceproc complaints` and the complaint
 part of `bounceproc show status`.
 
-rate = complaints / deliveries over the same window, from the event log: `complained` events
-(ARF reports, acct `f` records) against `delivered` events (acct `d` records, the sending core).
+rate = complaints / deliveries over the same window: `complained` events (ARF reports, acct `f`
+records) against `delivered` events (acct `d` records, the sending core), as counted per minute in
+`complaint_counts` when they were stored (event_counts.py), so a day of deliveries is never scanned.
 Gmail and Yahoo require a rate under 0.3%; we warn above WARN_RATE (0.1%) to leave room.
 The sending domain is the domain of the envelope sender (the return path, VERP or not), which is
 what Gmail and Yahoo key their sender requirements on alongside the From domain.
-Both queries scan only the window (BRIN on occurred_at on PostgreSQL) and group in SQL.
+Unattributed complaints are read from the event log (complaints are few, and indexed).
 """
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import func, select
 
+from bounceproc.adapters.event_counts import complaint_totals
 from bounceproc.adapters.tables import events
 
 WARN_RATE = 0.001      # 0.1%
@@ -23,39 +25,24 @@ LIMIT_RATE = 0.003     # 0.3%: Gmail / Yahoo bulk-sender requirement
 MAX_ROWS = 200         # per dimension
 
 
-def _sending_domain(conn):
-    if conn.dialect.name == "postgresql":
-        return func.lower(func.split_part(events.c.sender, "@", 2))
-    return func.lower(func.substr(events.c.sender, func.instr(events.c.sender, "@") + 1))
-
-
 def complaint_rates(conn, since: datetime, until: datetime | None = None) -> list[dict]:
     """One row per (dimension, key) with complaints in the window, plus an overall row first.
 
     Row: {"dimension": "all"|"domain"|"ip"|"job", "key", "complaints", "delivered",
           "rate" (None when nothing was delivered), "warn" (rate > 0.1%), "over_limit" (> 0.3%)}.
-    Sorted by dimension, then by rate (highest first).
+    Sorted by dimension, then by rate (highest first). The window is whole minutes.
     """
-    complaints = func.sum(case((events.c.type == "complained", 1), else_=0))
-    delivered = func.sum(case((events.c.type == "delivered", 1), else_=0))
-    window = [events.c.occurred_at >= since, events.c.type.in_(("complained", "delivered"))]
-    if until is not None:
-        window.append(events.c.occurred_at < until)
-    dims = (("all", literal("")), ("domain", _sending_domain(conn)),
-            ("ip", events.c.source_ip), ("job", events.c.job_id))
+    dims = (("all", ""), ("domain", "sending_domain"), ("ip", "source_ip"), ("job", "job_id"))
     out: list[dict] = []
-    for name, expr in dims:
-        key = expr.label("k")
-        q = select(key, complaints.label("c"), delivered.label("d")).where(*window).group_by(key)
+    for name, column in dims:
         rows = []
-        for r in conn.execute(q):
-            c, d = int(r.c or 0), int(r.d or 0)
-            if name != "all" and (not c or not r.k):
+        for key, d, c in complaint_totals(conn, since, until, column):
+            if name != "all" and (not c or not key):
                 continue
             if name == "all" and not c and not d:
                 continue
             rate = (c / d) if d else None
-            rows.append({"dimension": name, "key": r.k or "", "complaints": c, "delivered": d,
+            rows.append({"dimension": name, "key": key, "complaints": c, "delivered": d,
                          "rate": rate, "warn": rate is not None and rate > WARN_RATE,
                          "over_limit": rate is not None and rate > LIMIT_RATE})
         rows.sort(key=lambda x: (-(x["rate"] if x["rate"] is not None else float("inf")), -x["complaints"]))

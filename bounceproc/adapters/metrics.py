@@ -53,7 +53,7 @@ class _StatusCollector:
 
 def render_metrics(conn) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatusCollector(status_report.status(conn, complaints=False)))
+    registry.register(_StatusCollector(status_report.status(conn)))
     return generate_latest(registry)
 
 
@@ -64,7 +64,7 @@ def _rows(title: str, rows: list[tuple]) -> str:
 
 def render_dashboard(conn) -> str:
     now = datetime.now(timezone.utc)
-    rep = status_report.status(conn, now, complaints=False)
+    rep = status_report.status(conn, now)
     windows = list(status_report.WINDOWS)
     types = sorted({t for w in rep["events"].values() for t in w})
     parts = [

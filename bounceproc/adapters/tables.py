@@ -8,8 +8,8 @@ Sizing notes (hundreds of millions of events):
   time-prefixed so the index grows at its right edge); lookups are per recipient
   (recipient, occurred_at, deliveries left out) and by time (BRIN on PostgreSQL, cheap at any size);
   `message_id` is indexed only where present (FBL recipient recovery). Retention deletes by time.
-- Status windows (last minute / hour / day) read `event_counts`, a few rows per stored batch,
-  never the events themselves.
+- Status windows (last minute / hour / day) and complaint rates read `event_counts` and
+  `complaint_counts`, a few rows per stored batch, never the events themselves.
 - `intake` holds raw input until it is processed (and raw messages for their retention period);
   the partial index on pending rows keeps the sweeper's scan small.
 """
@@ -167,6 +167,20 @@ event_counts = Table(
     Column("category", String(32), nullable=False, server_default=""),
     Column("n", Integer, nullable=False),
     Index("ix_event_counts_minute", "minute"),
+)
+
+# Deliveries and complaints per minute, sending domain (envelope sender's), source IP and job, the
+# same way (append-only rows per stored batch): complaint rates read these, not a day of events.
+complaint_counts = Table(
+    "complaint_counts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("minute", TS, nullable=False),
+    Column("sending_domain", String(255), nullable=False, server_default=""),
+    Column("source_ip", String(64), nullable=False, server_default=""),
+    Column("job_id", String(128), nullable=False, server_default=""),
+    Column("delivered", Integer, nullable=False),
+    Column("complained", Integer, nullable=False),
+    Index("ix_complaint_counts_minute", "minute"),
 )
 
 # Durable intake: raw input committed before it is acknowledged. kind "acct" holds a batch of raw

@@ -113,6 +113,10 @@ def cmd_complaints(args) -> int:
             print(f"{len(rows)} unattributed complaints since {since:%Y-%m-%d %H:%M} UTC")
             return 0
         rows = complaint_rates(conn, since)
+    from bounceproc.maintenance import COUNTS_RETENTION
+    if since < datetime.now(timezone.utc) - COUNTS_RETENTION:
+        print(f"bounceproc complaints: counts are kept {COUNTS_RETENTION.days} days; "
+              "the rates cover only that part of the window", file=sys.stderr)
     if args.json:
         for r in rows:
             print(json.dumps(r, default=str))

@@ -54,11 +54,13 @@ def test_migrated_schema_matches_tables_module(backend, make_settings, tmp_path,
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_event_counts_migration_counts_the_last_two_days(backend, make_settings, tmp_path, request):
-    """Upgrading to event_counts fills it from the events already stored (two days back), so the
-    status windows are right at once; older events are not counted."""
+    """Upgrading to event_counts / complaint_counts fills them from the events already stored (two
+    days back), so the status windows and complaint rates are right at once; older events are not
+    counted."""
     from datetime import datetime, timedelta, timezone
 
     from bounceproc import status_report
+    from bounceproc.adapters.complaints import complaint_rates
     from bounceproc.adapters.tables import events
     url = f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
     settings = make_settings(database_url=url)
@@ -66,15 +68,21 @@ def test_event_counts_migration_counts_the_last_two_days(backend, make_settings,
     bootstrap.downgrade(settings, "2026_11_25_05_intake_once")   # the PostgreSQL template is at head
     now = datetime.now(timezone.utc)
     rows = [("delivered", "", now - timedelta(seconds=5)), ("bounced", "bad-mailbox", now - timedelta(seconds=5)),
-            ("bounced", "bad-mailbox", now - timedelta(hours=3)), ("deferred", "", now - timedelta(days=5))]
+            ("bounced", "bad-mailbox", now - timedelta(hours=3)), ("deferred", "", now - timedelta(days=5)),
+            ("complained", "", now - timedelta(hours=1))]
     with bootstrap.engine(settings).begin() as conn:
         conn.execute(events.insert(), [
             {"event_key": f"k{i}", "type": t, "occurred_at": at, "source": "acct", "category": c,
-             "recorded_at": now} for i, (t, c, at) in enumerate(rows)])
+             "recorded_at": now, "sender": "bounces@Sender.example.net", "source_ip": "192.0.2.7",
+             "job_id": "j1"} for i, (t, c, at) in enumerate(rows)])
     bootstrap.migrate(settings)
     with bootstrap.engine(settings).connect() as conn:
         rep = status_report.events_by_type(conn, now)
         cats = status_report.events_by_category(conn, now)
+        rates = {(r["dimension"], r["key"]): (r["complaints"], r["delivered"])
+                 for r in complaint_rates(conn, now - timedelta(days=1))}
     assert rep["last_minute"] == {"delivered": 1, "bounced": 1}
-    assert rep["last_day"] == {"delivered": 1, "bounced": 2}
-    assert cats["last_day"] == {"bad-mailbox": 2}
+    assert rep["last_day"] == {"delivered": 1, "bounced": 2, "complained": 1}
+    assert cats["last_day"] == {"bad-mailbox": 2, "uncategorised": 1}
+    assert rates == {("all", ""): (1, 1), ("domain", "sender.example.net"): (1, 1),
+                     ("ip", "192.0.2.7"): (1, 1), ("job", "j1"): (1, 1)}

@@ -8,7 +8,7 @@ from bp_testing import subscribe_webhooks
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap, service
-from bounceproc.adapters.event_counts import window_counts
+from bounceproc.adapters.event_counts import complaint_totals, window_counts
 from bounceproc.adapters.tables import block_counters, events, outbox, soft_state, suppression_history, suppressions
 from bounceproc.domain.events import Event, event_key
 
@@ -171,14 +171,16 @@ def test_outbox_rows_only_for_subscribed_types(settings):
         assert count(conn, suppression_history) == 3
 
 
-def test_prune_drops_event_counts_past_a_week(settings):
+def test_prune_drops_counts_past_35_days(settings):
     from bounceproc import maintenance
     now = datetime.now(timezone.utc)
     eng = bootstrap.engine(settings)
     with eng.begin() as conn:
-        service.record_events(conn, [ev("delivered", "old@example.com", at=now - timedelta(days=8)),
+        service.record_events(conn, [ev("delivered", "old@example.com", at=now - timedelta(days=36)),
                                      ev("delivered", "new@example.com", at=now - timedelta(days=1))], settings)
-        assert window_counts(conn, now - timedelta(days=9), "type") == {"delivered": 2}
+        assert window_counts(conn, now - timedelta(days=40), "type") == {"delivered": 2}
+        assert complaint_totals(conn, now - timedelta(days=40), None, "") == [("", 2, 0)]
         maintenance.prune(conn, settings, now)
-        assert window_counts(conn, now - timedelta(days=9), "type") == {"delivered": 1}
+        assert window_counts(conn, now - timedelta(days=40), "type") == {"delivered": 1}
+        assert complaint_totals(conn, now - timedelta(days=40), None, "") == [("", 1, 0)]
         assert count(conn, events) == 2           # the events themselves are not touched
