@@ -40,6 +40,7 @@ class Settings:
     intake_batch_seconds: float = 1.0
     sweep_after_seconds: int = 60     # pending intake older than this is re-enqueued
     raw_retention_days: int = 30
+    event_retention_days: int = 0     # delete events that occurred longer ago (0 = keep them all)
     # policy (domain/policy.py)
     soft_bounce_threshold: int = 3    # soft bounces on this many distinct days ...
     soft_bounce_window_days: int = 15  # ... within this many days -> suppress

@@ -2,7 +2,7 @@
 
 bounceproc.ingest        process durable-intake rows by id (one transaction per row)
 bounceproc.sweep_intake  re-enqueue intake rows still pending after `sweep_after_seconds`
-bounceproc.prune         expire suppressions; drop processed raw input past its retention
+bounceproc.prune         expire suppressions; drop processed raw input and old events past their retention
 """
 from __future__ import annotations
 
@@ -52,4 +52,5 @@ def prune() -> int:
     from bounceproc import maintenance
     settings = load_settings()
     with bootstrap.engine(settings).begin() as conn:
-        return maintenance.prune(conn, settings)
+        n = maintenance.prune(conn, settings)
+    return n + maintenance.prune_events(settings, budget_seconds=600)

@@ -74,6 +74,7 @@ class InlineWorker:
                     next_prune = now + PRUNE_EVERY
                     with bootstrap.engine(self.settings).begin() as conn:
                         maintenance.prune(conn, self.settings)
+                    maintenance.prune_events(self.settings, budget_seconds=20)   # the queue waits meanwhile
             except Exception:  # the row stays pending; the sweep retries it
                 log.exception("inline worker: intake %s failed", batch)
 

@@ -184,3 +184,19 @@ def test_prune_drops_counts_past_35_days(settings):
         assert window_counts(conn, now - timedelta(days=40), "type") == {"delivered": 1}
         assert complaint_totals(conn, now - timedelta(days=40), None, "") == [("", 1, 0)]
         assert count(conn, events) == 2           # the events themselves are not touched
+
+
+def test_prune_events_past_their_retention_in_chunks(settings, make_settings):
+    from bounceproc import maintenance
+    now = datetime.now(timezone.utc)
+    old = [ev("delivered", f"old{i}@example.com", at=now - timedelta(days=40 + i)) for i in range(5)]
+    recent = [ev("bounced", "gone@example.com", "userunknown", True, status="5.1.1", at=now - timedelta(days=2))]
+    with bootstrap.engine(settings).begin() as conn:
+        service.record_events(conn, old + recent, settings)
+    assert maintenance.prune_events(settings, now) == 0                  # default: kept forever
+    keep30 = make_settings(database_url=settings.database_url, event_retention_days=30)
+    assert maintenance.prune_events(keep30, now, chunk=2) == 5           # three chunks: 2, 2, 1
+    with bootstrap.engine(settings).connect() as conn:
+        assert [r.recipient for r in conn.execute(select(events.c.recipient))] == ["gone@example.com"]
+        assert count(conn, suppressions) == 1                            # suppressions untouched
+    assert maintenance.prune_events(keep30, now) == 0
