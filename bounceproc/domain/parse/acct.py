@@ -193,11 +193,12 @@ def _plan_from_header(header: str) -> _Plan | None:
 # ---------------------------------------------------------------------------------------------
 # values
 
-_TIMES: dict[str, tuple[datetime, str] | None] = {}
+_TIMES: dict[str, tuple[datetime, str, str] | None] = {}
 
 
-def _parse_time(s: str) -> tuple[datetime, str] | None:
-    """'2024-03-01 10:00:02+0000' or '1709287202' -> (UTC datetime, canonical epoch string)."""
+def _parse_time(s: str) -> tuple[datetime, str, str] | None:
+    """'2024-03-01 10:00:02+0000' or '1709287202' -> (UTC datetime, canonical epoch string,
+    the event-key prefix of that time: events.timed_key, computed once per distinct time)."""
     s = s.strip()
     if not s:
         return None
@@ -226,10 +227,10 @@ def _parse_time(s: str) -> tuple[datetime, str] | None:
     if not (1990 <= dt.year <= 2200):
         return None
     ts = dt.timestamp()
-    return dt, (str(int(ts)) if ts == int(ts) else repr(ts))
+    return dt, (str(int(ts)) if ts == int(ts) else repr(ts)), timed_key(dt, "")
 
 
-def _time(s: str) -> tuple[datetime, str]:
+def _time(s: str) -> tuple[datetime, str, str]:
     try:
         return _TIMES[s]  # type: ignore[return-value]
     except KeyError:
@@ -375,7 +376,7 @@ def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
     """One padded row of a known type -> Event; raises _Bad. The general path for every type."""
     if not p.has_time:
         raise _Bad("header has no timeLogged column")
-    occurred, tcanon = _time(row[p.i_time])
+    occurred, tcanon, tprefix = _time(row[p.i_time])
     rcpt_raw = row[p.i_rcpt]
     orig_raw = row[p.i_orig]
     orig = orig_raw.strip()
@@ -485,9 +486,9 @@ def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
 
     # The identity of the record: raw column values (the fast path in parse_acct_batch hashes
     # exactly these for `d` rows), the time as epoch seconds, the normalised recipient; the key is time-prefixed (events.timed_key).
-    key = timed_key(occurred, _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, row[p.i_queued], job_raw,
-                                         env, status, diag, mta_raw, vmta_raw, mid,
-                                         queue if kind == "tq" else "", feedback_type, "")))
+    key = tprefix + _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, row[p.i_queued], job_raw,
+                               env, status, diag, mta_raw, vmta_raw, mid,
+                               queue if kind == "tq" else "", feedback_type, ""))[:24]
     return _make_event(key, etype, rcpt, occurred, SOURCE, orig[:W_ADDR], status, _reply_code(diag), diag,
                  mta[:W_MTA], reason, category[:W_CAT], hard, rule, feedback_type, vmta[:W_VMTA],
                  source_ip[:W_IP], job[:W_JOB], list_id.strip("<> \t")[:W_LIST], mid, None, attrs)
@@ -625,10 +626,10 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                                 reply = diag[i + 1:i + 4]
                                 if not (len(reply) == 3 and reply.isdigit() and reply[0] in "2345"):
                                     reply = ""
-                                key = timed_key(tl[0], blake2b("\x1f".join((
+                                key = tl[2] + blake2b("\x1f".join((
                                     "acct", "d", tl[1], rcpt, orig, queued, job, env, status, diag, mta,
                                     vmta, mid, "", "", "")).encode("utf-8", "surrogatepass"),
-                                    digest_size=16).hexdigest())
+                                    digest_size=16).hexdigest()[:24]
                                 append(make(
                                     key, "delivered", rcpt, tl[0], SOURCE, orig.strip()[:W_ADDR], status,
                                     reply, diag, mta.strip()[:W_MTA], "", cat.strip()[:W_CAT], False, "",
