@@ -1,6 +1,6 @@
 """Recognise auto-replies (RFC 3834 and the usual vacation / out-of-office / challenge signs).
 
-Domain layer: pure; stdlib only.
+Domain layer: pure; stdlib and parse/mime.py (RFC 2047 subjects) only.
 In: the top-level headers of a message. Out: a short reason string when it is an auto-reply
 (it is then not a bounce and must not count against the recipient), else "".
 
@@ -10,6 +10,8 @@ this only after it found no delivery report; subjects and vendor headers decide 
 from __future__ import annotations
 
 import re
+
+from bounceproc.domain.parse.mime import decode_header
 
 _PREFIX = r"^\s*(?:(?:re|aw|fw|sv|antw|r)\s*:\s*|\[)?"
 # Subjects that only auto-responders write.
@@ -29,7 +31,9 @@ _BOUNCE_WORDS = re.compile(r"undeliver|failure|delivery status|returned", re.I)
 def autoreply_reason(headers: dict[str, list[str]]) -> str:
     """Why these headers are those of an auto-reply, or "" if they are not."""
     get = lambda k: (headers.get(k) or [""])[0].strip().lower()  # noqa: E731
-    subject = get("subject")
+    # Non-English subjects come as RFC 2047 encoded words ("=?UTF-8?Q?Abwesenheitsnotiz:_...?=",
+    # fixtures/autoreply/abwesenheitsnotiz.eml): the words are read after decoding.
+    subject = decode_header((headers.get("subject") or [""])[0]).strip().lower()
     auto = get("auto-submitted")
     if get("x-autoreply") or get("x-autorespond") or get("x-autoresponder"):
         return "x-autoreply header"
