@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from bounceproc.adapters.event_counts import remove_counts
 from bounceproc.adapters.event_store import insert_events
 from bounceproc.adapters.intake_rows import pending_kinds, pending_rows
 from bounceproc.adapters.tables import events, quarantine
@@ -285,6 +286,7 @@ def reprocess_messages(settings, since: datetime, *, until: datetime | None = No
                     trans.rollback()
                     continue
                 if stale:
+                    remove_counts(conn, [old[k] for k in stale])
                     conn.execute(delete(events).where(events.c.event_key.in_(stale)))
                 if fresh:
                     service.record_events(conn, fresh, settings, intake_id=intake_id)

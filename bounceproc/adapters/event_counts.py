@@ -4,14 +4,16 @@ windows and the complaint rates.
 Adapter layer (SQLAlchemy Core). `add_counts` appends, for a batch's new events, one
 `event_counts` row per (minute, type, category) and one `complaint_counts` row per (minute,
 sending domain, source IP, job) of its deliveries and complaints: plain inserts, so two workers
-storing batches of the same minute never wait for each other. `window_counts` and
+storing batches of the same minute never wait for each other. Events that `bounceproc reprocess`
+replaces are uncounted by rows with negative numbers (`remove_counts`); events deleted by the
+retention prune stay counted (the counts say what happened, for as long as they are kept). `window_counts` and
 `complaint_totals` sum a window's rows; a day is at most a few rows per batch, however many
 events it held.
 """
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, literal, select
@@ -29,10 +31,23 @@ def sending_domain(sender: str) -> str:
 
 def add_counts(conn, evs: Sequence[Event]) -> None:
     """Count `evs` (events just stored, none of them stored before) per minute."""
-    if not evs:
-        return
-    # a batch shares a few times, senders, IPs and jobs: one tuple per event, then per distinct key
-    exact = Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id) for e in evs)
+    if evs:
+        # a batch shares a few times, senders, IPs and jobs: one tuple per event, then per key
+        _append(conn, Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id)
+                              for e in evs))
+
+
+def remove_counts(conn, rows: Iterable[Mapping]) -> None:
+    """Uncount stored events about to be deleted and replaced (`bounceproc reprocess`): rows of
+    the events table, counted with negative numbers."""
+    exact: Counter = Counter()
+    for r in rows:
+        exact[(r["occurred_at"], r["type"], r["category"], r["sender"], r["source_ip"], r["job_id"])] -= 1
+    if exact:
+        _append(conn, exact)
+
+
+def _append(conn, exact: Counter) -> None:
     by_type: Counter = Counter()
     mailing: dict[tuple, list[int]] = {}
     for (at, type_, category, sender, ip, job), n in exact.items():
@@ -57,7 +72,7 @@ def window_counts(conn, since: datetime, by: str, types: Sequence[str] = ()) -> 
             .where(event_counts.c.minute >= since.replace(second=0, microsecond=0)).group_by(col))
     if types:
         stmt = stmt.where(event_counts.c.type.in_(list(types)))
-    return {k: int(n) for k, n in conn.execute(stmt).all()}
+    return {k: int(n) for k, n in conn.execute(stmt).all() if n}   # 0: uncounted by a reprocess
 
 
 def complaint_totals(conn, since: datetime, until: datetime | None, by: str) -> list[tuple[str, int, int]]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bounceproc import bootstrap, service
 from bounceproc.adapters.complaints import complaint_rates, unattributed_complaints
+from bounceproc.adapters.event_counts import window_counts
 from bounceproc.adapters.tables import events, intake, quarantine, suppressions
 from bounceproc.domain.events import Event, event_key
 from bounceproc.message_intake import process_messages, reprocess_messages
@@ -144,6 +145,8 @@ def test_reprocess_replaces_a_verdict_that_changed(settings):
     assert summary["changed"] == 1 and "mailboxfull" in summary["changes"][0]
     evs = rows(settings, events, events.c.intake_id == i)
     assert [(e["reason"], e["rule"] != "old-rule") for e in evs] == [("userunknown", True)]
+    with bootstrap.engine(settings).connect() as conn:     # replaced, not counted twice
+        assert window_counts(conn, datetime.now(timezone.utc) - timedelta(hours=1), "type") == {"bounced": 1}
 
 
 def test_reprocess_leaves_unattributed_complaints_in_place(settings):
