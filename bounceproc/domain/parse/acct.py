@@ -332,13 +332,13 @@ def _fast_key(parts: tuple) -> str:
 _SHAPE_ADDRESS = re.compile(r"[\w.+=-]++@[\w.-]++", re.ASCII)
 _SHAPE_TOKEN = re.compile(r"\d{1,3}+(?:\.\d{1,3}+){3}+|\b(?=\w{6})[a-z_]*+\d\w*+", re.ASCII | re.I)
 _MEMO: dict = {}
+_MEMO_MAX = 200_000
 
 
 def _shape(text: str) -> str:
     if "@" in text:
         text = _SHAPE_ADDRESS.sub("#", text)
     return _SHAPE_TOKEN.sub("#", text)
-_MEMO_MAX = 200_000
 
 
 def _classified(classifier, status: str, reply: str, diag: str, mta: str):
