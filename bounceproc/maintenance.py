@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 
 from bounceproc import bootstrap, service
 from bounceproc.adapters.event_counts import prune_counts
+from bounceproc.adapters.suppression_store import fold_suppression_counts
 from bounceproc.adapters.tables import events, intake
 from bounceproc.config import Settings
 
@@ -34,6 +35,7 @@ def prune(conn, settings: Settings, now: datetime | None = None) -> int:
                       .where(intake.c.processed_at < now - timedelta(days=settings.raw_retention_days))
                       ).rowcount or 0
     n += prune_counts(conn, now - COUNTS_RETENTION)
+    fold_suppression_counts(conn)
     return n
 
 

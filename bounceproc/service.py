@@ -304,9 +304,11 @@ def suppress(conn, address: str, scope: str, reason: str, origin: str, actor: st
         # policy made keeps its reason and evidence (a manual PUT must not turn a complaint or a
         # hard bounce into "manual"), only its note and expiry change.
         values = {"expires_at": expires_at, "note": note or suppressions.c.note, "updated_at": now}
-        current = store.get_suppression(conn, address, scope)
+        current = store.get_suppression(conn, address, scope, lock=True)
         if current is not None and current["origin"] in MANUAL_ORIGINS:
             values.update(reason=reason, origin=origin)
+            if current["reason"] != reason:
+                store.count_suppressions(conn, {current["reason"]: -1, reason: 1})
         conn.execute(update(suppressions).where(suppressions.c.address == address)
                      .where(suppressions.c.scope == scope).values(**values))
     store.insert_history(conn, [{"address": address, "scope": scope,
@@ -324,10 +326,9 @@ def suppress(conn, address: str, scope: str, reason: str, origin: str, actor: st
 def lift(conn, address: str, scope: str, why: str, actor: str) -> bool:
     """Delete a suppression (reactivation); the reason is kept in the history. True if it existed."""
     row = store.get_suppression(conn, address, scope)
-    if row is None:
+    if row is None or not store.delete_suppressions(conn, [row["id"]]):
         return False
     now = datetime.now(timezone.utc)
-    conn.execute(suppressions.delete().where(suppressions.c.id == row["id"]))
     store.insert_history(conn, [{"address": address, "scope": scope, "action": "deleted",
                                  "reason": row["reason"], "actor": actor, "why": why,
                                  "event_key": row["event_key"], "evidence": None, "at": now}])
@@ -347,8 +348,9 @@ def expire_suppressions(conn, now: datetime | None = None) -> int:
                         .where(suppressions.c.expires_at <= now).limit(10000)).all()
     if not rows:
         return 0
-    conn.execute(suppressions.delete().where(suppressions.c.id.in_([r.id for r in rows])))
+    deleted = store.delete_suppressions(conn, [r.id for r in rows])
     store.insert_history(conn, [{"address": r.address, "scope": r.scope, "action": "expired",
                                  "reason": r.reason, "actor": "policy:expiry", "why": "expired",
-                                 "event_key": r.event_key, "evidence": None, "at": now} for r in rows])
-    return len(rows)
+                                 "event_key": r.event_key, "evidence": None, "at": now}
+                                for r in rows if r.id in deleted])
+    return len(deleted)

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 
 from bounceproc.adapters.event_counts import window_counts
-from bounceproc.adapters.tables import block_counters, events, intake, quarantine, suppressions
+from bounceproc.adapters.suppression_store import suppression_totals
+from bounceproc.adapters.tables import block_counters, events, intake, quarantine
 
 # Windows are whole minutes of occurrence: "last_minute" is the current minute and the one before.
 WINDOWS = {"last_minute": timedelta(minutes=1), "last_hour": timedelta(hours=1), "last_day": timedelta(days=1)}
@@ -29,8 +30,7 @@ def events_by_category(conn, now: datetime) -> dict[str, dict[str, int]]:
 
 
 def suppressions_by_reason(conn) -> dict[str, int]:
-    rows = conn.execute(select(suppressions.c.reason, func.count()).group_by(suppressions.c.reason)).all()
-    return {r: n for r, n in rows}
+    return suppression_totals(conn)
 
 
 def intake_backlog(conn, now: datetime) -> dict:

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import and_, delete, func, select, tuple_
 
 from bounceproc.adapters import json_text
 from bounceproc.adapters.api_tables import webhook_endpoints
 from bounceproc.adapters.bulk import bulk_insert, pg_cursor
 from bounceproc.adapters.tables import (
-    block_counters, outbox, soft_state, suppression_history, suppressions,
+    block_counters, outbox, soft_state, suppression_counts, suppression_history, suppressions,
 )
 
 CHUNK = 900  # stays under SQLite's bound-parameter limit with room to spare
@@ -77,9 +77,15 @@ def save_soft_states(conn, changed: dict[str, tuple[str, datetime, str]]) -> Non
 
 
 def insert_suppressions(conn, rows: list[dict]) -> set[tuple[str, str]]:
-    """Insert suppressions that do not exist yet; return the (address, scope) keys created."""
-    return set(bulk_insert(conn, suppressions, rows, conflict=("address", "scope"),
-                           returning=("address", "scope")))
+    """Insert suppressions that do not exist yet (counted in suppression_counts); return the
+    (address, scope) keys created."""
+    created = bulk_insert(conn, suppressions, rows, conflict=("address", "scope"),
+                          returning=("address", "scope", "reason"))
+    changes: dict[str, int] = {}
+    for _, _, reason in created:
+        changes[reason] = changes.get(reason, 0) + 1
+    count_suppressions(conn, changes)
+    return {(a, s) for a, s, _ in created}
 
 
 def insert_history(conn, rows: list[dict]) -> None:
@@ -171,6 +177,48 @@ def insert_outbox(conn, rows: list[dict], subscribed=None) -> int:
     return len(bulk_insert(conn, outbox, rows, conflict=("webhook_id",), returning=("id",)))
 
 
-def get_suppression(conn, address: str, scope: str):
-    return conn.execute(select(suppressions).where(and_(
-        suppressions.c.address == address, suppressions.c.scope == scope))).mappings().first()
+def get_suppression(conn, address: str, scope: str, lock: bool = False):
+    """The suppression row, or None; `lock`: held until the transaction ends (PostgreSQL)."""
+    stmt = select(suppressions).where(and_(suppressions.c.address == address, suppressions.c.scope == scope))
+    if lock and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).mappings().first()
+
+
+def delete_suppressions(conn, ids: list[int]) -> dict[int, str]:
+    """Delete suppressions by id; returns id -> reason of the rows this call deleted (a row that a
+    concurrent transaction deleted first is not among them). Counted in suppression_counts."""
+    deleted: dict[int, str] = {}
+    for part in _chunks(ids):
+        deleted.update((i, r) for i, r in conn.execute(
+            suppressions.delete().where(suppressions.c.id.in_(part))
+            .returning(suppressions.c.id, suppressions.c.reason)))
+    changes: dict[str, int] = {}
+    for reason in deleted.values():
+        changes[reason] = changes.get(reason, 0) - 1
+    count_suppressions(conn, changes)
+    return deleted
+
+
+def count_suppressions(conn, changes: dict[str, int]) -> None:
+    """Record changes of the number of suppressions per reason (+ created, - deleted)."""
+    rows = [{"reason": r, "n": n} for r, n in sorted(changes.items()) if n]
+    if rows:
+        conn.execute(suppression_counts.insert(), rows)
+
+
+def suppression_totals(conn) -> dict[str, int]:
+    """Suppressions per reason, from the recorded changes."""
+    rows = conn.execute(select(suppression_counts.c.reason, func.sum(suppression_counts.c.n))
+                        .group_by(suppression_counts.c.reason)).all()
+    return {r: int(n) for r, n in rows if n}
+
+
+def fold_suppression_counts(conn) -> None:
+    """Replace the recorded changes by one row per reason. The rows folded are exactly those this
+    statement deleted, so changes committed meanwhile are neither lost nor counted twice."""
+    totals: dict[str, int] = {}
+    for reason, n in conn.execute(suppression_counts.delete().returning(suppression_counts.c.reason,
+                                                                         suppression_counts.c.n)):
+        totals[reason] = totals.get(reason, 0) + n
+    count_suppressions(conn, totals)

@@ -9,7 +9,8 @@ Sizing notes (hundreds of millions of events):
   (recipient, occurred_at, deliveries left out) and by time (BRIN on PostgreSQL, cheap at any size);
   `message_id` is indexed only where present (FBL recipient recovery). Retention deletes by time.
 - Status windows (last minute / hour / day) and complaint rates read `event_counts` and
-  `complaint_counts`, a few rows per stored batch, never the events themselves.
+  `complaint_counts`, a few rows per stored batch, never the events themselves; suppressions by
+  reason come from `suppression_counts`, not from grouping the list.
 - `intake` holds raw input until it is processed (and raw messages for their retention period);
   the partial index on pending rows keeps the sweeper's scan small.
 """
@@ -181,6 +182,16 @@ complaint_counts = Table(
     Column("delivered", Integer, nullable=False),
     Column("complained", Integer, nullable=False),
     Index("ix_complaint_counts_minute", "minute"),
+)
+
+# Suppressions per reason, as changes (+1 created, -1 lifted or expired, -1/+1 a reason changed):
+# appended by the transaction that makes the change, folded into one row per reason by the hourly
+# prune. /metrics and `show status` sum a few rows instead of grouping the whole list.
+suppression_counts = Table(
+    "suppression_counts", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reason", String(32), nullable=False),
+    Column("n", BigInteger, nullable=False),
 )
 
 # Durable intake: raw input committed before it is acknowledged. kind "acct" holds a batch of raw

@@ -1,5 +1,5 @@
-"""Per-minute event and complaint counts for the status windows and complaint rates, filled from
-the last two days of events.
+"""Counts for the status report: per-minute event and complaint counts (filled from the last two
+days of events) and suppressions per reason (filled from the list).
 
 Revision ID: 2026_11_25_06_event_counts
 Revises: 2026_11_25_05_intake_once
@@ -8,7 +8,8 @@ Revises: 2026_11_25_05_intake_once
 complaint rates grouped a day of deliveries: at tens of millions of events a day, each Prometheus
 scrape scanned them all. They now sum `event_counts` (minute, type, category, n) and
 `complaint_counts` (minute, sending domain, source IP, job, delivered, complained), appended
-with every stored batch.
+with every stored batch, and `suppression_counts` (reason, n: changes, folded hourly) instead of
+grouping the whole suppression list.
 """
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_complaint_counts_minute", "complaint_counts", ["minute"], unique=False)
+    op.create_table(
+        "suppression_counts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.execute("INSERT INTO suppression_counts (reason, n) SELECT reason, count(*) FROM suppressions GROUP BY reason")
     # Timestamps as each back end stores them (SQLite: naive UTC text, see tables.UTCDateTime).
     if op.get_bind().dialect.name == "postgresql":
         minute = "date_trunc('minute', occurred_at)"
@@ -65,6 +74,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("suppression_counts")
     op.drop_index("ix_complaint_counts_minute", table_name="complaint_counts")
     op.drop_table("complaint_counts")
     op.drop_index("ix_event_counts_minute", table_name="event_counts")

@@ -54,14 +54,14 @@ def test_migrated_schema_matches_tables_module(backend, make_settings, tmp_path,
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_event_counts_migration_counts_the_last_two_days(backend, make_settings, tmp_path, request):
-    """Upgrading to event_counts / complaint_counts fills them from the events already stored (two
-    days back), so the status windows and complaint rates are right at once; older events are not
-    counted."""
+    """Upgrading to the count tables fills them from what is stored (events two days back, every
+    suppression), so the status windows, complaint rates and suppression counts are right at once;
+    older events are not counted."""
     from datetime import datetime, timedelta, timezone
 
     from bounceproc import status_report
     from bounceproc.adapters.complaints import complaint_rates
-    from bounceproc.adapters.tables import events
+    from bounceproc.adapters.tables import events, suppressions
     url = f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
     settings = make_settings(database_url=url)
     bootstrap.migrate(settings, "2026_11_25_05_intake_once")
@@ -75,8 +75,12 @@ def test_event_counts_migration_counts_the_last_two_days(backend, make_settings,
             {"event_key": f"k{i}", "type": t, "occurred_at": at, "source": "acct", "category": c,
              "recorded_at": now, "sender": "bounces@Sender.example.net", "source_ip": "192.0.2.7",
              "job_id": "j1"} for i, (t, c, at) in enumerate(rows)])
+        conn.execute(suppressions.insert(), [
+            {"address": f"s{i}@example.com", "reason": r, "origin": "system", "created_at": now,
+             "updated_at": now} for i, r in enumerate(("hard_bounce", "hard_bounce", "complaint"))])
     bootstrap.migrate(settings)
     with bootstrap.engine(settings).connect() as conn:
+        assert status_report.suppressions_by_reason(conn) == {"hard_bounce": 2, "complaint": 1}
         rep = status_report.events_by_type(conn, now)
         cats = status_report.events_by_category(conn, now)
         rates = {(r["dimension"], r["key"]): (r["complaints"], r["delivered"])

@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap, service
 from bounceproc.adapters.event_counts import complaint_totals, window_counts
-from bounceproc.adapters.tables import block_counters, events, outbox, soft_state, suppression_history, suppressions
+from bounceproc.adapters.tables import (
+    block_counters, events, outbox, soft_state, suppression_counts, suppression_history, suppressions,
+)
 from bounceproc.domain.events import Event, event_key
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=timezone.utc)
@@ -200,3 +202,30 @@ def test_prune_events_past_their_retention_in_chunks(settings, make_settings):
         assert [r.recipient for r in conn.execute(select(events.c.recipient))] == ["gone@example.com"]
         assert count(conn, suppressions) == 1                            # suppressions untouched
     assert maintenance.prune_events(keep30, now) == 0
+
+
+def test_suppression_counts_follow_every_change(settings):
+    """Suppressions per reason (status, /metrics) come from recorded changes; after every kind of
+    change they equal a count of the list itself, and folding them changes nothing."""
+    from bounceproc import maintenance
+    from bounceproc.adapters.suppression_store import fold_suppression_counts, suppression_totals
+    now = datetime.now(timezone.utc)
+
+    def truth(conn):
+        return {r: n for r, n in conn.execute(select(suppressions.c.reason, func.count())
+                                              .group_by(suppressions.c.reason))}
+    with bootstrap.engine(settings).begin() as conn:
+        service.record_events(conn, [ev("bounced", f"h{i}@example.com", "userunknown", True, status="5.1.1")
+                                     for i in range(3)], settings)
+        service.suppress(conn, "m@example.com", "global", "manual", "api", "k", "by hand")
+        service.suppress(conn, "m@example.com", "global", "import", "api", "k", "from a file")  # reason moves
+        service.suppress(conn, "h0@example.com", "global", "manual", "api", "k", "note only")    # policy's: kept
+        service.suppress(conn, "t@example.com", "global", "manual", "api", "k", "", expires_at=now - timedelta(minutes=1))
+        assert suppression_totals(conn) == truth(conn) == {"hard_bounce": 3, "import": 1, "manual": 1}
+        service.lift(conn, "h1@example.com", "global", "re-opted in", "cli")
+        assert not service.lift(conn, "h1@example.com", "global", "again", "cli")
+        maintenance.prune(conn, settings, now)                                                 # expires t@, folds
+        assert suppression_totals(conn) == truth(conn) == {"hard_bounce": 2, "import": 1}
+        fold_suppression_counts(conn)
+        assert suppression_totals(conn) == {"hard_bounce": 2, "import": 1}
+        assert count(conn, suppression_counts) == 2
