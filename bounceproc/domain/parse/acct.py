@@ -36,8 +36,10 @@ Non-obvious choices:
 - Values are trimmed to the event log's column widths here, so one over-long field cannot fail
   a whole batch's transaction downstream; NUL characters (not storable in PostgreSQL text)
   become U+FFFD.
-- A multi-line record with the wrong number of columns is usually a stray quote that swallowed
-  the following lines: its physical lines are re-read one by one so only the broken line is lost.
+- A multi-line record with the wrong number of columns, or one whose later lines are records (or
+  a header line) by themselves, is a stray quote on its first line that swallowed the following
+  lines: that line is read alone and reading resumes on the next one, so only the broken line is
+  lost and real multi-line records after it survive (tests/unit/test_fuzz_acct.py).
 - The cyclic garbage collector is paused while a batch is parsed (and restored after): a batch
   allocates tens of thousands of acyclic objects, and generation scans cost ~20% otherwise.
 - Events are built by filling a slots twin of Event and switching its class (_build_maker):
@@ -94,6 +96,15 @@ class Quarantined:
 
 class _Bad(Exception):
     """A record that cannot become an event; the message is the quarantine reason."""
+
+
+class _StrayQuote(Exception):
+    """A record read across several lines is a stray quote on its first line (`line`, an index
+    into the batch's lines) that swallowed the lines after it."""
+
+    def __init__(self, line: int):
+        super().__init__(line)
+        self.line = line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,7 +547,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
             quarantine(start, end, "no header line before this record" + note)
         elif len(row) != p.n:
             if not note and end - start > 1:
-                reparse_lines(start, end)
+                raise _StrayQuote(start)
             else:
                 quarantine(start, end, f"wrong column count: {len(row)} fields, header has {p.n}" + note)
         elif kind not in KNOWN_TYPES:
@@ -551,10 +562,9 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                 quarantine(start, end, f"internal error: {type(e).__name__}: {e}"[:300] + note)
         return None
 
-    def reparse_lines(start: int, end: int) -> None:
-        """A record spanning lines went wrong (usually a stray quote): read its lines one by one."""
+    def reparse_lines(start: int, end: int, note: str) -> None:
+        """Read lines start..end-1 one by one (a stray quote made a record of several)."""
         nonlocal plan
-        note = f" (in a record spanning lines {first_line + start}-{first_line + end - 1})"
         for k in range(start, end):
             line = raw(k, k + 1)
             if not line.strip():
@@ -571,6 +581,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
     # quoted field spans lines is re-read from its lines joined with "\n" (the reader does not
     # see the LF it was split on).
     reader = csv.reader(lines)
+    base = 0                    # the line the reader started on
     prev = 0                    # physical lines consumed before the current record
     append = events.append
     times = _TIMES
@@ -582,14 +593,12 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
         for _attempt in range(len(lines) + 1):   # each pass consumes at least one line
             try:
                 for row in reader:
-                    end = reader.line_num
+                    end = base + reader.line_num
                     p = plan
                     if end - prev > 1:
                         row = _reread(lines, prev, end)
-                        if row is None:
-                            reparse_lines(prev, end)
-                            prev = end
-                            continue
+                        if row is None or any(_starts_record(lines[k], plan) for k in range(prev + 1, end)):
+                            raise _StrayQuote(prev)
                     # Fast path, the bulk of a real stream: a `d` row, cached timestamp, no
                     # tracking-header columns. Must give the same event (and key) as _event().
                     elif row and row[0] == "d" and p is not None and p.fast and len(row) == p.n:
@@ -644,17 +653,49 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                             plan = new
                     prev = end
                 break
+            except _StrayQuote as stray:
+                # Only its first line is suspect: read it alone, then go on reading normally
+                # from the next line (which may start a real multi-line record).
+                reparse_lines(stray.line, stray.line + 1, " (its quote runs into the next lines)")
+                prev = base = stray.line + 1
+                reader = csv.reader(lines[base:])
             except csv.Error as e:
-                end = max(reader.line_num, prev + 1)
+                end = max(base + reader.line_num, prev + 1)
                 if end - prev > 1:
-                    reparse_lines(prev, end)
+                    reparse_lines(prev, prev + 1, " (its quote runs into the next lines)")
+                    prev = base = prev + 1
+                    reader = csv.reader(lines[base:])
                 else:
                     quarantine(prev, end, f"malformed CSV: {e}")
-                prev = end
+                    prev = end
     finally:
         if gc_was_enabled:
             gc.enable()
     return events, bad
+
+
+def _starts_record(line: str, p: _Plan | None) -> bool:
+    """True for a physical line inside a multi-line record that starts a record itself (a known
+    type, then a readable timeLogged where the header puts it) or is a header line: the record
+    is then a stray quote that swallowed the lines after it, even when the merged text happens
+    to have the right number of columns. A real multi-line field's continuation line (the rest
+    of a diagnostic) does not start that way."""
+    line = line.rstrip("\r")
+    if is_header_line(line):
+        return True
+    if p is None or not p.has_time or line.split(",", 1)[0] not in KNOWN_TYPES:
+        return False
+    try:
+        row = next(csv.reader([line]), [])
+    except csv.Error:
+        return False
+    if len(row) <= p.i_time:
+        return False
+    try:
+        _time(row[p.i_time])
+    except _Bad:
+        return False
+    return True
 
 
 def _reread(lines: list[str], start: int, end: int) -> list[str] | None:
