@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
 
-from bounceproc.domain.parse.acct import is_header_line
+from bounceproc.domain.parse.acct import KNOWN_TYPES, is_header_line, starts_record
 
 log = logging.getLogger("bounceproc.pipe")
 
@@ -54,6 +54,8 @@ MAX_BATCH_BYTES = 16 << 20
 # a line with an odd number of double quotes opens (or closes) a quoted field spanning lines
 _COUNT_QUOTES = methodcaller("count", b'"')
 _ONE = 1
+# First bytes of a line that may start a record or a header line (t: also `type,`; the BOM).
+_RECORD_START = {t[:1].encode() for t in KNOWN_TYPES} | {b"\xef"}
 
 
 @dataclass(frozen=True)
@@ -161,9 +163,10 @@ class Batcher:
 
     def _line(self, line: bytes, out: list[Batch]) -> None:
         n = len(line)
-        if self._in_quote and line[:5] == b"type," and is_header_line(line):
-            # A header line inside an "open quote": the quote was stray (a broken record); the
-            # header must not be swallowed or every later record would be mapped wrongly.
+        if self._in_quote and line[:1] in _RECORD_START and starts_record(line, self.header):
+            # A header line or a new record inside an "open quote": the quote was stray (a broken
+            # record); what follows must not be swallowed, nor a real multi-line record after
+            # it be cut in two by the quote parity. The parser isolates the broken line.
             self._in_quote = False
             self._end_record(out)
         if self._in_quote:

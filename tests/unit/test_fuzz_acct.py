@@ -109,3 +109,27 @@ def test_stray_quote_before_a_real_multiline_record_keeps_that_record():
     by = {e.recipient: e for e in events}
     assert {"r3@example.com", "r4@example.com"} <= set(by)
     assert "multi-line diagnostic" in by["r3@example.com"].diagnostic
+
+
+@FUZZ
+@given(damaged_stream(), st.integers(1, 6), st.sampled_from([1, 7, 64, 4096]))
+def test_the_pipes_batches_lose_no_good_record_either(case, max_lines, chunk):
+    """The same damaged streams cut into batches by the pipe's Batcher (quote tracking, header
+    lines, any chunking of stdin) and each batch parsed as a worker does: still every undamaged
+    record, and each quarantined line number is a line of the stream."""
+    from bounceproc.adapters.acct_pipe import Batcher
+    payload, n, damaged = case
+    data = (HEADER + "\r\n").encode() + payload
+    batcher = Batcher(max_lines=max_lines)
+    batches = []
+    for i in range(0, len(data), chunk):
+        batches += batcher.feed(data[i:i + chunk])
+    batches += batcher.finish()
+    found: set[str] = set()
+    for b in batches:
+        events, quarantined = parse_acct_batch(b.header, b.payload, b.first_line)
+        found.update(e.recipient for e in events)
+        assert all(b.first_line <= q.line_no < b.first_line + b.lines for q in quarantined)
+    for i in range(n):
+        if i not in damaged:
+            assert f"r{i}@example.com" in found, (i, max_lines, chunk, data)

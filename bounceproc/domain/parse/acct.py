@@ -698,6 +698,15 @@ def _starts_record(line: str, p: _Plan | None) -> bool:
     return True
 
 
+def starts_record(line: bytes | str, header: str) -> bool:
+    """Whether a physical line, read inside what looks like an open quoted field, starts a record
+    of `header` (or is a header line): the quote is then stray. The pipe's batch cutting asks
+    this so that it never splits a real record to follow a stray quote."""
+    if isinstance(line, (bytes, bytearray)):
+        line = bytes(line).decode("utf-8", "replace")
+    return _starts_record(line.rstrip("\r\n"), _plan_from_header(header) if header else None)
+
+
 def _reread(lines: list[str], start: int, end: int) -> list[str] | None:
     """The row of a record spanning lines start..end-1, with its inner line breaks; None if broken."""
     try:
