@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bounceproc.domain import policy
 from bounceproc.domain.events import Event, event_key
 
@@ -88,3 +91,55 @@ def test_noop_types_decide_nothing_without_state():
     for t in policy.NOOP_WITHOUT_STATE:
         e = Event(event_key=event_key(t), type=t, recipient="a@example.com", occurred_at=T0, source="acct")
         assert policy.decide(policy.EMPTY, e, P) == (policy.EMPTY, policy.NOTHING)
+
+
+# -- properties over any history of one recipient (hypothesis) ---------------------------------
+
+_TABLE = policy._table()["reasons"]
+_BLOCKS = sorted(r for r, a in _TABLE.items() if a == "block")
+_SOFTS = sorted(r for r, a in _TABLE.items() if a == "soft")
+_HARDS = sorted(r for r, a in _TABLE.items() if a == "suppress")
+
+
+@st.composite
+def _history(draw):
+    """Time-ordered events of one recipient: deliveries, deferrals, bounces of every reason (hard
+    flag either way), complaints of any feedback type, over up to 60 days."""
+    out, at = [], T0
+    for i in range(draw(st.integers(1, 40))):
+        at += timedelta(hours=draw(st.integers(0, 72)))
+        kind = draw(st.sampled_from(["delivered", "deferred", "bounced", "bounced", "complained"]))
+        reason = draw(st.sampled_from(_BLOCKS + _SOFTS + _HARDS))
+        out.append(Event(event_key("p", i), kind, "rcpt@example.com", at, "acct", reason=reason,
+                         hard=draw(st.booleans()), feedback_type=draw(st.sampled_from(["abuse", "not-spam", "virus", ""]))))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_history(), st.integers(1, 5), st.integers(1, 20))
+def test_any_history_suppresses_exactly_when_the_address_is_at_fault(events, threshold, window):
+    """Blocks never suppress; a hard reason suppresses exactly when the classifier said hard; a
+    soft bounce suppresses exactly when it makes `threshold` distinct days within `window` days
+    since the last delivery or soft suppression; a complaint exactly when its feedback type is
+    one. Checked against a reference model kept here, independent of the policy's code."""
+    params = policy.PolicyParams(threshold, window, 30)
+    state, days = policy.EMPTY, set()
+    for e in events:
+        state, d = policy.decide(state, e, params)
+        suppressed = d.action == "suppress"
+        if e.type == "delivered":
+            days = set()
+            assert not suppressed
+        elif e.type == "complained":
+            assert suppressed == policy.is_complaint(e.feedback_type)
+        elif e.type == "deferred" or e.reason in _BLOCKS:
+            assert not suppressed, (e.type, e.reason, d)
+        elif e.reason in _HARDS and e.hard:
+            assert suppressed and d.suppression_reason == "hard_bounce"
+        else:                                             # a soft bounce
+            day = e.occurred_at.date()
+            days = {x for x in days | {day} if x > day - timedelta(days=window)}
+            assert suppressed == (len(days) >= threshold), (sorted(days), threshold, d)
+            if suppressed:
+                assert d.suppression_reason == "soft_bounce_threshold"
+                days = set()
