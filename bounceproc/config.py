@@ -46,7 +46,8 @@ class Settings:
     soft_bounce_window_days: int = 15  # ... within this many days -> suppress
     soft_suppression_days: int = 30   # how long a soft-threshold suppression lasts (0 = forever)
     rules_file: str = ""              # user classification rules, take precedence
-    verp_separator: str = "+"
+    verp_separator: str = ""          # "" = "+" or PowerMTA's "-" (the first); else only this one
+    verp_prefix: str = ""             # the return path's local part before the separator, if fixed
     # SMTP sink
     sink_listen: str = "127.0.0.1:2525"
     sink_accept: tuple[str, ...] = ()

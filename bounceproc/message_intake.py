@@ -86,11 +86,12 @@ def _received_at(meta: dict, row: Any) -> datetime:
 
 def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
     from bounceproc.domain.parse.message import parse_message
-    classifier = None
-    if settings is not None and getattr(settings, "rules_file", ""):
-        from bounceproc.service import classifier_for
+    from bounceproc.service import classifier_for, verp_format
+    classifier = verp = None
+    if settings is not None:
         classifier = classifier_for(settings)
-    return parse_message(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=None)
+        verp = verp_format(settings)
+    return parse_message(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=verp)
 
 
 def quarantine_message(conn, row, reason: str) -> None:

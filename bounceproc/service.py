@@ -184,6 +184,12 @@ def _classifier(rules_file: str):
     return load_classifier(rules_file).classify
 
 
+def verp_format(settings: Settings):
+    """The VERP format the settings name (verp_separator, verp_prefix)."""
+    from bounceproc.domain.parse.verp import for_settings
+    return for_settings(settings.verp_separator, settings.verp_prefix)
+
+
 def classifier_for(settings: Settings):
     """The classify callable to use: the default rules, or the user's rules file on top."""
     return _classifier(settings.rules_file) if settings.rules_file else None
@@ -193,7 +199,7 @@ def _events_of(conn, row, settings: Settings):
     if row.kind == "acct":
         from bounceproc.domain.parse.acct import parse_acct_batch
         return parse_acct_batch(row.header or "", bytes(row.payload), int(row.first_line or 1),
-                                classifier_for(settings))
+                                classifier_for(settings), verp_format(settings))
     if row.kind == "message":
         from bounceproc.message_intake import events_from_message
         return events_from_message(conn, row, settings), []

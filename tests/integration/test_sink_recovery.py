@@ -123,6 +123,16 @@ def test_service_process_intake_uses_the_same_path(settings):
     assert {e["type"] for e in rows(settings, events, events.c.intake_id == i)} == {"complained", "unsubscribed"}
 
 
+def test_verp_separator_setting_reads_a_hyphenated_return_path(make_settings, sqlite_url):
+    """`verp_separator = "+"`: a return path whose own local part has a hyphen still names the
+    recipient (by default the hyphen would be taken for PowerMTA's separator)."""
+    settings = make_settings(database_url=sqlite_url, verp_separator="+")
+    i = submit(settings, "dsn-verp-garbled.eml", ["bounce-handler+dave=example.com@bounces.example.net"])
+    assert process_messages(settings, [i]) == 1
+    assert [(e["recipient"], e["reason"]) for e in rows(settings, events, events.c.intake_id == i)] == [
+        ("dave@example.com", "userunknown")]
+
+
 def test_reprocess_keeps_unchanged_events_and_reports_nothing_changed(settings):
     i = submit(settings, "dsn-verp-garbled.eml", ["bounces+dave=example.com@bounces.example.net"])
     process_messages(settings, [i])

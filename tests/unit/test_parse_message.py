@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bounceproc.domain.parse.message import parse_message
 from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp, encode_stamp
-from bounceproc.domain.parse.verp import VerpFormat, decode_verp, encode_verp
+from bounceproc.domain.parse.verp import VerpFormat, decode_verp, encode_verp, for_settings
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -19,6 +22,34 @@ def test_verp_round_trip_and_powermta_form():
     assert decode_verp("plain@example.net") is None
     assert decode_verp("x=notadomain@example.net") is None
     assert decode_verp("b+alice=example.com@x.example", VerpFormat(prefix="bounces")) is None
+
+
+def test_verp_format_from_the_settings_reads_a_hyphenated_return_path():
+    rp = "bounce-handler+alice+tag=example.com@bounces.example.net"
+    assert decode_verp(rp) == "handler+alice+tag@example.com"          # the default cannot know
+    assert decode_verp(rp, for_settings("+")) == "alice+tag@example.com"
+    assert decode_verp(rp, for_settings("", "bounce-handler")) == "alice+tag@example.com"
+    assert decode_verp("bounces-bob+tag=example.org@example.net", for_settings("-")) == "bob+tag@example.org"
+    assert for_settings() is for_settings("", "")                      # nothing set: the default
+
+
+_LOCAL = st.text(st.sampled_from("abcxyz019.+-=_"), min_size=1, max_size=20).filter(
+    lambda s: not s.startswith(".") and not s.endswith(".") and ".." not in s)
+_PATH = st.text(st.sampled_from("abcxyz019.-_"), min_size=1, max_size=15).filter(
+    lambda s: not s.startswith(".") and not s.endswith(".") and ".." not in s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LOCAL, st.sampled_from(["example.com", "mail.example.org", "x-y.example.net"]), _PATH)
+def test_verp_round_trip_for_any_local_part(local, domain, path_local):
+    """Whatever the recipient's local part holds ("+", "-", "=", dots), a return path encoded
+    with the configured separator (and, when its own local part has a hyphen, the prefix) decodes
+    to the recipient."""
+    rp = encode_verp(f"{local}@{domain}", f"{path_local}@bounces.example.net")
+    assert decode_verp(rp, for_settings("+")) == f"{local}@{domain}"
+    assert decode_verp(rp, for_settings("", path_local)) == f"{local}@{domain}"
+    if "-" not in path_local:
+        assert decode_verp(rp) == f"{local}@{domain}"
 
 
 def test_stamp_round_trip_and_rejects_junk():

@@ -310,10 +310,10 @@ def _stamp(value: str) -> dict | None:
         return None
 
 
-def _verp(addr: str) -> str | None:
+def _verp(addr: str, fmt) -> str | None:
     try:
-        from bounceproc.domain.parse.verp import decode_verp
-        return decode_verp(addr)
+        from bounceproc.domain.parse.verp import DEFAULT, decode_verp
+        return decode_verp(addr, fmt or DEFAULT)
     except Exception:
         return None
 
@@ -383,7 +383,7 @@ def _classify(classifier, status, reply, diag, mta, bounce_cat, attrs):
     return reason[:W_CAT], (category or "")[:W_CAT], hard, (rule or "")[:W_RULE]
 
 
-def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
+def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
     """One padded row of a known type -> Event; raises _Bad. The general path for every type."""
     if not p.has_time:
         raise _Bad("header has no timeLogged column")
@@ -421,7 +421,7 @@ def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
             rcpt = _rcpt(stamp["r"])
             attrs["recipient_from"] = "X-Bounceproc-Ref"
         if not rcpt and orig:
-            v = _verp(orig)
+            v = _verp(orig, verp)
             if v:
                 rcpt = _rcpt(v)
                 attrs["recipient_from"] = "verp"
@@ -506,13 +506,14 @@ def _event(p: _Plan, row: list[str], kind: str, classifier) -> Event:
 
 
 def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
-                     classifier=None) -> tuple[list[Event], list[Quarantined]]:
+                     classifier=None, verp=None) -> tuple[list[Event], list[Quarantined]]:
     """Raw acct-file CSV -> (events, quarantined records).
 
     `header` is the header line in effect at the start of the batch ("" when the payload starts
     with one); `payload` the raw bytes (may hold further header lines); `first_line` the line
     number of the payload's first line. `classifier(status, reply_code, diagnostic, remote_mta)`
-    defaults to bounceproc.domain.classify.classify.
+    defaults to bounceproc.domain.classify.classify; `verp` (a verp.VerpFormat, default DEFAULT)
+    reads the recipient of a complaint from a VERP `orig`.
     """
     if classifier is None:
         classifier = _default_classifier()
@@ -555,7 +556,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
         else:
             row.append("")
             try:
-                events.append(_event(p, row, kind, classifier))
+                events.append(_event(p, row, kind, classifier, verp))
             except _Bad as e:
                 quarantine(start, end, str(e) + note)
             except Exception as e:  # never let one record stop the batch

@@ -7,7 +7,10 @@ recipient, or None when the address carries none.
 Two shapes are understood by DEFAULT: `prefix+local=domain@bounce.domain` (separator "+", the
 usual VERP form) and PowerMTA's `verp-default` form `sender-local=domain@senderdomain`
 (separator "-"). The local part of the recipient may itself hold "+" or "-"; the domain is taken
-after the LAST "=" and the local part between the first separator and that "=".
+after the LAST "=" and the local part between the first separator and that "=". A return path
+whose own local part holds a separator (`bounce-handler+alice=example.com@...`) needs the format
+said: `for_settings` builds it from the settings `verp_separator` (only that separator) and
+`verp_prefix` (the part before it).
 """
 from __future__ import annotations
 
@@ -30,6 +33,15 @@ class VerpFormat:
 
 
 DEFAULT = VerpFormat()
+
+
+def for_settings(separator: str = "", prefix: str = "") -> VerpFormat:
+    """The format the settings name: "" separator = DEFAULT's ("+", or PowerMTA's "-")."""
+    if not separator and not prefix:
+        return DEFAULT
+    if not separator:
+        return VerpFormat(prefix=prefix)
+    return VerpFormat(separator=separator, prefix=prefix, also=())
 
 
 def decode_verp(address: str, fmt: VerpFormat = DEFAULT) -> str | None:
