@@ -5,10 +5,13 @@ that nothing is both an event and quarantined, and that every quarantined line n
 the batch. Example counts are bounded so the module runs in a few seconds."""
 from __future__ import annotations
 
+import csv
+import io
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounceproc.domain.parse.acct import parse_acct_batch
+from bounceproc.domain.parse.acct import _parse_time, parse_acct_batch
 
 HEADER = ("type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,"
           "vmta,jobId,header_Message-ID")
@@ -155,3 +158,27 @@ def test_event_keys_do_not_depend_on_how_the_stream_was_batched(case, max_lines,
     keys = {e.event_key for b in batches for e in parse_acct_batch(b.header, b.payload, b.first_line)[0]
             if e.recipient in good}
     assert keys == {e.event_key for e in whole if e.recipient in good}
+
+
+@FUZZ
+@given(st.permutations(HEADER.split(",")[1:]), st.integers(0, 3), st.sampled_from(["iso", "epoch"]))
+def test_column_order_and_time_format_do_not_change_the_event(rest, k, time_format):
+    """`record-fields` may list the fields in any order (PowerMTA's header starts with `type`)
+    and PowerMTA may log either time format (`iso-times`, per acct-file): the same record gives
+    the same event, key included, so a file imported after the pipe saw it is not stored twice."""
+    order = ["type", *rest]
+    names = HEADER.split(",")
+    row = next(csv.reader(io.StringIO(good_line(k) + "\r\n", newline="")))
+    if time_format == "epoch":
+        for f in ("timeLogged", "timeQueued"):
+            i = names.index(f)
+            row[i] = _parse_time(row[i])[1]
+    value = dict(zip(names, row))
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(order)
+    w.writerow([value[n] for n in order])
+    reordered = parse_acct_batch("", out.getvalue().encode(), 1)[0]
+    original = parse_acct_batch(HEADER, (good_line(k) + "\r\n").encode(), 2)[0]
+    assert [(e.event_key, e.type, e.recipient, e.status, e.diagnostic, e.occurred_at) for e in reordered] == \
+        [(e.event_key, e.type, e.recipient, e.status, e.diagnostic, e.occurred_at) for e in original]

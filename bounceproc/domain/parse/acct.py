@@ -243,16 +243,26 @@ def _parse_time(s: str) -> tuple[datetime, str, str] | None:
 
 def _time(s: str) -> tuple[datetime, str, str]:
     try:
-        return _TIMES[s]  # type: ignore[return-value]
+        v = _TIMES[s]
     except KeyError:
-        pass
-    v = _parse_time(s)
-    if len(_TIMES) > 50_000:
-        _TIMES.clear()
-    _TIMES[s] = v
-    if v is None:
+        v = _parse_time(s)
+        if len(_TIMES) > 50_000:
+            _TIMES.clear()
+        _TIMES[s] = v
+    if v is None:                      # a bad timestamp is remembered as None, and bad every time
         raise _Bad(f"bad timestamp {s[:40]!r}")
     return v
+
+
+def _key_time(s: str) -> str:
+    """A timestamp as it goes into an event key: its epoch form, so that the iso and epoch formats
+    (and any UTC offset) of the same instant give the same key; the text itself if it is no time."""
+    if not s:
+        return s
+    try:
+        return _time(s)[1]
+    except _Bad:
+        return s
 
 
 def normalize_address(addr: str) -> str:
@@ -497,7 +507,7 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
 
     # The identity of the record: raw column values (the fast path in parse_acct_batch hashes
     # exactly these for `d` rows), the time as epoch seconds, the normalised recipient; the key is time-prefixed (events.timed_key).
-    key = tprefix + _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, row[p.i_queued], job_raw,
+    key = tprefix + _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, _key_time(row[p.i_queued]), job_raw,
                                env, status, diag, mta_raw, vmta_raw, mid,
                                queue if kind == "tq" else "", feedback_type, ""))[:24]
     return _make_event(key, etype, rcpt, occurred, SOURCE, orig[:W_ADDR], status, _reply_code(diag), diag,
@@ -637,7 +647,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                                 if not (len(reply) == 3 and reply.isdigit() and reply[0] in "2345"):
                                     reply = ""
                                 key = tl[2] + blake2b("\x1f".join((
-                                    "acct", "d", tl[1], rcpt, orig, queued, job, env, status, diag, mta,
+                                    "acct", "d", tl[1], rcpt, orig, _key_time(queued), job, env, status, diag, mta,
                                     vmta, mid, "", "", "")).encode("utf-8", "surrogatepass"),
                                     digest_size=16).hexdigest()[:24]
                                 append(make(
