@@ -325,3 +325,8 @@ def test_classification_is_memoised_on_the_shape_of_the_failure():
     assert bad == [] and len(evs) == 51 and all(e.rule == "r1" for e in evs)
     # one rules-engine run per distinct wording (ids, IPs and host numbers masked), not per bounce
     assert len(calls) <= 4
+
+
+def test_the_same_bad_timestamp_twice_is_a_bad_timestamp_both_times():
+    evs, bad = parse(V5 + "\n" + d_row(t="not a time") + "\n" + d_row(rcpt="bob@example.com", t="not a time") + "\n")
+    assert evs == [] and [q.reason for q in bad] == ["bad timestamp 'not a time'"] * 2
