@@ -124,8 +124,13 @@ def decode_transfer(body: bytes, cte: str) -> bytes:
     cte = cte.strip().lower()
     try:
         if cte == "base64":
+            # Only the alphabet is kept (line breaks, junk and the "=" padding go), then the
+            # padding is put back: 2 or 3 characters left over are the last 1 or 2 bytes. (The
+            # left-over used to be cut off, so a report whose length was not a multiple of 3 lost
+            # its last bytes: "Action: failed" read "faile".) A single left-over carries no byte.
             data = body.translate(None, _NOT_BASE64)
-            data = data[: len(data) - len(data) % 4]
+            rest = len(data) % 4
+            data = data[: len(data) - 1] if rest == 1 else data + b"=" * ((4 - rest) % 4)
             return binascii.a2b_base64(data)
         if cte == "quoted-printable":
             return quopri.decodestring(body)
