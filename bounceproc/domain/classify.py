@@ -38,7 +38,8 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
-_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d])")
+# Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
+_STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
 MAX_DIAGNOSTIC = 2000

@@ -481,3 +481,11 @@ def test_a_remote_reply_quoting_the_originals_sender_does_not_make_it_a_recipien
         b"  erin@example.com\n", b"  news@example.net\n")
     (v,) = parse_message(to_self).recipients
     assert v.address == "news@example.net"
+
+
+def test_an_ip_address_is_not_an_enhanced_status_code():
+    """Found by the memo property in test_fuzz_acct.py: "552 2.0.0.0 …" read 2.0.0 out of an IP
+    address and called a 552 refusal a delivery."""
+    c = classify("", "552", "552 2.0.0.0 Requested mail action aborted: exceeded storage allocation", "")
+    assert c.reason == "mailboxfull"
+    assert classify("", "", "550 5.1.1.7 is not a code; user unknown", "").reason == "userunknown"

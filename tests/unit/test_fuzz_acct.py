@@ -182,3 +182,49 @@ def test_column_order_and_time_format_do_not_change_the_event(rest, k, time_form
     original = parse_acct_batch(HEADER, (good_line(k) + "\r\n").encode(), 2)[0]
     assert [(e.event_key, e.type, e.recipient, e.status, e.diagnostic, e.occurred_at) for e in reordered] == \
         [(e.event_key, e.type, e.recipient, e.status, e.diagnostic, e.occurred_at) for e in original]
+
+
+def _diagnostics() -> list[tuple[str, str]]:
+    path = __import__("pathlib").Path(__file__).resolve().parents[2] / "fixtures" / "dsn" / "pmta-acct-diagnostics.csv"
+    with open(path, newline="") as fh:
+        return [(r["dsnStatus"].split(" ")[0], r["dsnDiag"]) for r in csv.DictReader(fh)]
+
+
+_DIAGS = _diagnostics()
+# Values the shape mask turns into "#": queue ids (6+ word characters with a digit), IPv4
+# addresses, e-mail addresses. Each kind is drawn twice to make two diagnostics of one shape.
+_KINDS = {
+    "id": st.text("0123456789abcdefXYZ", min_size=5, max_size=16).map(lambda s: s + "7"),
+    "ip": st.tuples(*[st.integers(0, 255)] * 4).map(lambda t: ".".join(map(str, t))),
+    "addr": st.sampled_from(["a1b2c3@example.com", "x@mail.example.org", "u.ser+1@example.net",
+                             "postmaster@example.com", "mailbox.full@example.org"]),
+}
+
+
+@FUZZ
+@given(st.sampled_from(_DIAGS), st.lists(st.tuples(st.integers(0, 400), st.sampled_from(sorted(_KINDS))),
+                                         max_size=3),
+       st.sampled_from(["", "mx1.example.com (192.0.2.1)", "mx.example.net"]), st.data())
+def test_the_classification_memo_never_answers_for_another_wording(base, inserts, mta, data):
+    """The acct parser memoises classification on the *shape* of a failure (ids, IPs and addresses
+    masked). Two diagnostics of one shape must classify alike, or the memo would answer the second
+    with the first's verdict: real diagnostics with ids, IPs and addresses inserted, twice with
+    other values at the same places, must get from the memo what the rules say directly."""
+    from bounceproc.domain import classify as classify_module
+    from bounceproc.domain.parse.acct import _classified, _reply_code, _shape
+    status, diag = base
+    variants = []
+    for _ in range(2):
+        words = diag.split(" ")                  # the first word ("smtp;550") stays first, as in acct
+        for pos, kind in inserts:
+            words.insert(1 + pos % len(words), data.draw(_KINDS[kind]))
+        variants.append(" ".join(words))
+    first, second = variants
+    if _shape(first) != _shape(second):
+        return                                   # not one shape: the memo keeps them apart
+    reply = _reply_code(second)
+    assert reply == _reply_code(first)
+    _classified(classify_module.classify, status, reply, first, mta)       # the memo's first sight
+    memo = _classified(classify_module.classify, status, reply, second, mta)
+    direct = classify_module.classify(status, reply, second, mta)
+    assert (memo.reason, memo.rule) == (direct.reason, direct.rule), (first, second)

@@ -682,8 +682,8 @@ _FAILURE_CODE_AT = re.compile(r"(?<![\d.])[45]\d\d[ \-][^\n]{0,20}")
 # An enhanced code that follows an SMTP reply code ("550 5.7.1", "550-5.7.1", "550-'5.7.1") is the
 # answering server's own; a relay often puts its own summary code first (Amazon SES:
 # "5.1.0 - Unknown address error 550-'5.7.1 ... Access denied'", corpus:maildir/bsd/lhost-amazonses-01.eml).
-_REPLY_STATUS = re.compile(r"(?<![\d.])[245]\d\d[ \-]['\"]?([245]\.\d{1,3}\.\d{1,3})(?!\d)")
-_FAILURE_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?!\d)")
+_REPLY_STATUS = re.compile(r"(?<![\d.])[245]\d\d[ \-]['\"]?([245]\.\d{1,3}\.\d{1,3})(?!\d|\.\d)")
+_FAILURE_STATUS = re.compile(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 
 
 def _diag_start(section: str) -> str:
