@@ -148,14 +148,20 @@ class Batcher:
                 out.append(self.cut())
 
     def finish(self, partial_line: bool = True) -> list[Batch]:
-        """EOF: a last line without newline counts (unless partial_line is False, for a file that
-        is still being written); an open quote is closed by force."""
+        """EOF: a last line without newline counts and an open quote is closed by force, unless
+        partial_line is False (a file that is still being written): then both are left, and
+        `offset` / `line_no` point at their start, for the next run to read them whole."""
         out: list[Batch] = []
         if self._carry and partial_line:
             line, self._carry = self._carry, b""
             self._line(line, out)
         if self._record:
-            self._end_record(out)
+            if partial_line:
+                self._end_record(out)
+            else:                      # a multi-line record whose end is not written yet
+                self.offset -= sum(map(len, self._record))
+                self._record = []
+                self._in_quote = False
         b = self.cut()
         if b:
             out.append(b)
