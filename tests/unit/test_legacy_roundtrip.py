@@ -1,4 +1,4 @@
-"""Non-RFC 3464 bounces as qmail and Exim write them, generated with hypothesis (several recipients,
+"""Non-RFC 3464 bounces as qmail, Exim and Postfix (without its DSN part) write them, generated with hypothesis (several recipients,
 each with its own remote answer, in varied wording, line endings and quoted originals), read back:
 every failed recipient with the status and reply code of its own answer, never another
 recipient's, and never the sender or the quoted original's addresses as a failure."""
@@ -31,8 +31,18 @@ def legacy(draw):
     n = draw(st.integers(1, 4))
     rcpts = [f"{draw(st.sampled_from(['bob', 'ann.c', 'x+tag', 'd-e']))}{i}@mx{i}.example.com" for i in range(n)]
     answers = [draw(st.sampled_from(ANSWERS)) for _ in rcpts]
-    style = draw(st.sampled_from(["qmail", "exim"]))
-    if style == "qmail":
+    style = draw(st.sampled_from(["qmail", "exim", "postfix"]))
+    if style == "postfix":                       # Postfix's notice without its DSN part
+        blocks = [f"<{a}>: host mx.{a.split('@')[1]}[192.0.2.30] said: {text.format(a=a)} (in reply to\n"
+                  f"    RCPT TO command)\n" for a, (code, status, text) in zip(rcpts, answers)]
+        body = ("This is the mail system at host mx.example.net.\n\n"
+                "I'm sorry to have to inform you that your message could not\n"
+                "be delivered to one or more recipients. It's attached below.\n\n"
+                "                   The mail system\n\n" + "\n".join(blocks) + "\n"
+                + _original(rcpts, "--- Undelivered message follows ---"))
+        head = (f"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\nTo: {SENDER}\n"
+                f"Subject: Undelivered Mail Returned to Sender\n")
+    elif style == "qmail":
         blocks = []
         for a, (code, status, text) in zip(rcpts, answers):
             blocks.append(f"<{a}>:\n192.0.2.30 does not like recipient.\nRemote host said: "
