@@ -87,3 +87,16 @@ def test_huge_header_and_deep_nesting_are_bounded():
     check(many)
     longline = b"From: MAILER-DAEMON@example.net\nSubject: failure\n\n" + b"a@b.example " * 200_000
     check(longline)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60), st.one_of(st.text(max_size=30), st.sampled_from(
+    ["hex", "base64", "zlib", "rot13", "utf\x00-8", "utf-16", "iso-2022-jp", "x-unknown"])))
+def test_any_declared_charset_decodes_without_raising(data, charset):
+    """Found by the mutation fuzz above (a NUL inside `charset=` raised ValueError): a charset
+    that is unknown, not a text encoding (hex, zlib, rot13) or not a name at all falls back."""
+    from bounceproc.domain.parse.mime import decode_bytes
+    assert isinstance(decode_bytes(data, charset), str)
+    raw = (b"From: MAILER-DAEMON@example.net\nSubject: Undelivered Mail\nContent-Type: text/plain; charset=\""
+           + charset.encode("utf-8", "surrogatepass") + b"\"\n\n<a@example.com>: 550 5.1.1 user unknown\n" + data)
+    check(raw)

@@ -144,8 +144,13 @@ def _codec(charset: str) -> str:
     if not charset:
         return "utf-8"
     try:
-        return codecs.lookup(charset).name
-    except LookupError:
+        name = codecs.lookup(charset).name
+        try:
+            b"a".decode(name)     # a text encoding? base64_codec, hex, zlib, rot13 raise LookupError
+        except UnicodeDecodeError:
+            pass                  # one byte is too short for utf-16 / utf-32: still text
+        return name
+    except (LookupError, ValueError):     # unknown, not text, or not a name at all ("utf\x00-8")
         return "latin-1"
 
 
