@@ -573,20 +573,20 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                 quarantine(start, end, f"internal error: {type(e).__name__}: {e}"[:300] + note)
         return None
 
-    def reparse_lines(start: int, end: int, note: str) -> None:
-        """Read lines start..end-1 one by one (a stray quote made a record of several)."""
+    def read_alone(k: int) -> None:
+        """Line k by itself: a stray quote on it made one record of it and the lines after it."""
         nonlocal plan
-        for k in range(start, end):
-            line = raw(k, k + 1)
-            if not line.strip():
-                continue
-            try:
-                row = next(csv.reader([line]), [])
-            except csv.Error as e:
-                quarantine(k, k + 1, f"malformed CSV: {e}{note}")
-                continue
-            if row:
-                plan = slow(row, k, k + 1, plan, note) or plan
+        line = raw(k, k + 1)
+        if not line.strip():
+            return
+        note = " (its quote runs into the next lines)"
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error as e:
+            quarantine(k, k + 1, f"malformed CSV: {e}{note}")
+            return
+        if row:
+            plan = slow(row, k, k + 1, plan, note) or plan
 
     # csv over the list of LF-split lines is much faster than over a StringIO; a record whose
     # quoted field spans lines is re-read from its lines joined with "\n" (the reader does not
@@ -664,21 +664,21 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                             plan = new
                     prev = end
                 break
-            except _StrayQuote as stray:
+            except (_StrayQuote, csv.Error) as e:
+                if isinstance(e, _StrayQuote):
+                    stray = e.line
+                else:                          # a CSV error in a record spanning lines: the same
+                    end = max(base + reader.line_num, prev + 1)
+                    if end - prev == 1:
+                        quarantine(prev, end, f"malformed CSV: {e}")
+                        prev = end
+                        continue
+                    stray = prev
                 # Only its first line is suspect: read it alone, then go on reading normally
                 # from the next line (which may start a real multi-line record).
-                reparse_lines(stray.line, stray.line + 1, " (its quote runs into the next lines)")
-                prev = base = stray.line + 1
+                read_alone(stray)
+                prev = base = stray + 1
                 reader = csv.reader(lines[base:])
-            except csv.Error as e:
-                end = max(base + reader.line_num, prev + 1)
-                if end - prev > 1:
-                    reparse_lines(prev, prev + 1, " (its quote runs into the next lines)")
-                    prev = base = prev + 1
-                    reader = csv.reader(lines[base:])
-                else:
-                    quarantine(prev, end, f"malformed CSV: {e}")
-                    prev = end
     finally:
         if gc_was_enabled:
             gc.enable()
