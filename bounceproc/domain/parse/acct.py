@@ -346,7 +346,7 @@ def _fast_key(parts: tuple) -> str:
 # almost every diagnostic ("... q3si124 - gsmtp", "[BN8PR11MB...]"), so a memo on the raw text
 # (the classifier's own) misses on nearly every bounce, and one rules-engine run costs 0.3-0.7 ms
 # against about 5 us for everything else a record needs. Masked: addresses, IPv4 addresses, and
-# tokens of 6+ word characters that contain a digit (these two length for length); status codes (5.1.1, 4.7.28) and short
+# tokens of 6+ word characters that contain a digit; status codes (5.1.1, 4.7.28) and short
 # tags (TSS04) stay, so no rule that could matter is hidden.
 # Possessive quantifiers and a `\b` anchor keep the scan linear; addresses are looked for only
 # where there is an `@` (a third of the cost otherwise).
@@ -356,17 +356,10 @@ _MEMO: dict = {}
 _MEMO_MAX = 200_000
 
 
-def _masked(m: re.Match) -> str:
-    return "#" * (m.end() - m.start())
-
-
 def _shape(text: str) -> str:
-    # Addresses become one "#" (the classifier folds every address word to "<>" anyway); ids and
-    # IPs keep their length, because rules may bound a distance ("invalid mailbox" not followed
-    # by "full" within 60 characters) and long text is cut: one shape, one layout.
     if "@" in text:
         text = _SHAPE_ADDRESS.sub("#", text)
-    return _SHAPE_TOKEN.sub(_masked, text)
+    return _SHAPE_TOKEN.sub("#", text)
 
 
 def _classified(classifier, status: str, reply: str, diag: str, mta: str):
