@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -81,10 +82,7 @@ def insert_suppressions(conn, rows: list[dict]) -> set[tuple[str, str]]:
     (address, scope) keys created."""
     created = bulk_insert(conn, suppressions, rows, conflict=("address", "scope"),
                           returning=("address", "scope", "reason"))
-    changes: dict[str, int] = {}
-    for _, _, reason in created:
-        changes[reason] = changes.get(reason, 0) + 1
-    count_suppressions(conn, changes)
+    count_suppressions(conn, Counter(reason for _, _, reason in created))
     return {(a, s) for a, s, _ in created}
 
 
@@ -193,10 +191,7 @@ def delete_suppressions(conn, ids: list[int]) -> dict[int, str]:
         deleted.update((i, r) for i, r in conn.execute(
             suppressions.delete().where(suppressions.c.id.in_(part))
             .returning(suppressions.c.id, suppressions.c.reason)))
-    changes: dict[str, int] = {}
-    for reason in deleted.values():
-        changes[reason] = changes.get(reason, 0) - 1
-    count_suppressions(conn, changes)
+    count_suppressions(conn, {reason: -n for reason, n in Counter(deleted.values()).items()})
     return deleted
 
 
@@ -217,8 +212,8 @@ def suppression_totals(conn) -> dict[str, int]:
 def fold_suppression_counts(conn) -> None:
     """Replace the recorded changes by one row per reason. The rows folded are exactly those this
     statement deleted, so changes committed meanwhile are neither lost nor counted twice."""
-    totals: dict[str, int] = {}
+    totals: Counter = Counter()
     for reason, n in conn.execute(suppression_counts.delete().returning(suppression_counts.c.reason,
                                                                          suppression_counts.c.n)):
-        totals[reason] = totals.get(reason, 0) + n
+        totals[reason] += n
     count_suppressions(conn, totals)
