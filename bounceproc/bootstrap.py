@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
-from bounceproc.adapters.tables import intake
+from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
 
 log = logging.getLogger("bounceproc")
@@ -182,7 +182,7 @@ def enqueue_intake(settings: Settings, ids: Iterable[int]) -> None:
         if _inline_dispatcher is not None:
             _inline_dispatcher(ids)
         else:
-            from bounceproc.message_intake import process_messages
+            from bounceproc.app.message_intake import process_messages
             process_messages(settings, ids)
         return
     celery_app(settings).send_task("bounceproc.ingest", args=[ids], queue=settings.queue,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from bounceproc.adapters import api_tables  # noqa: F401 - registers the API's tables on `metadata`
-from bounceproc.adapters.tables import metadata
+from bounceproc.storage import api_tables  # noqa: F401 - registers the API's tables on `metadata`
+from bounceproc.storage.tables import metadata
 
 config = context.config
 

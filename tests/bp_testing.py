@@ -34,7 +34,7 @@ def subscribe_webhooks(settings, types: tuple[str, ...] = ()) -> None:
     from datetime import datetime, timezone
 
     from bounceproc import bootstrap
-    from bounceproc.adapters.api_tables import webhook_endpoints
+    from bounceproc.storage.api_tables import webhook_endpoints
     now = datetime.now(timezone.utc)
     with bootstrap.engine(settings).begin() as conn:
         conn.execute(webhook_endpoints.insert().values(

@@ -1,4 +1,4 @@
-"""Celery tasks: a few lines of glue each, calling bounceproc.service.
+"""Celery tasks: a few lines of glue each, calling bounceproc.app.service.
 
 bounceproc.ingest        process durable-intake rows by id (one transaction per row)
 bounceproc.sweep_intake  re-enqueue intake rows still pending after `sweep_after_seconds`
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 
-from bounceproc import bootstrap, service
+from bounceproc import bootstrap
+
+from bounceproc.app import service
 from bounceproc.config import load_settings
 from workers.celery_app import app
 
@@ -16,7 +18,7 @@ from workers.celery_app import app
 @app.task(name="bounceproc.ingest", acks_late=True)
 def ingest(intake_ids: list[int]) -> int:
     """Process intake rows: messages many per transaction, accounting batches one each."""
-    from bounceproc.message_intake import process_messages
+    from bounceproc.app.message_intake import process_messages
     settings = load_settings()
     done = process_messages(settings, intake_ids)
     if done:
@@ -49,7 +51,7 @@ def sweep_intake() -> int:
 
 @app.task(name="bounceproc.prune")
 def prune() -> int:
-    from bounceproc import maintenance
+    from bounceproc.app import maintenance
     settings = load_settings()
     with bootstrap.engine(settings).begin() as conn:
         n = maintenance.prune(conn, settings)

@@ -14,17 +14,17 @@ RETRY_EVERY_SECONDS = 5.0   # the beat schedule in workers/celery_app.py runs re
 
 @app.task(name="bounceproc.deliver_webhooks", acks_late=True)
 def deliver_webhooks() -> dict:
-    from bounceproc.adapters import webhooks
+    from bounceproc.outbound import webhooks
     return webhooks.deliver_now(load_settings(), max_seconds=50.0)
 
 
 @app.task(name="bounceproc.retry_webhooks")
 def retry_webhooks() -> dict:
-    from bounceproc.adapters import webhooks
+    from bounceproc.outbound import webhooks
     return webhooks.deliver_now(load_settings(), max_seconds=RETRY_EVERY_SECONDS * 0.8)
 
 
 @app.task(name="bounceproc.run_import", acks_late=True)
 def run_import(job_id: str) -> None:
-    from bounceproc.adapters.api.imports import run_import as run
+    from bounceproc.entrypoints.http.imports import run_import as run
     run(load_settings(), job_id)

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
-from bounceproc.adapters.tables import events, suppressions
+from bounceproc.storage.tables import events, suppressions
 from bp_testing import bin_path, settings_env
 
 ACCT = (

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def reference_state(make_settings, sqlite_url, data: bytes, tmp_path: Path) -> dict:
     """The undisturbed result: the same input imported in-process on SQLite."""
-    from bounceproc.adapters.acct_pipe import run_import
+    from bounceproc.entrypoints.acct_pipe import run_import
     from test_pipe_support import db_state as state
     src = tmp_path / "reference.csv"
     src.write_bytes(data)

@@ -147,7 +147,7 @@ def test_batch_sent_again_after_a_crash_before_its_journal_delete_is_stored_once
                                                                                   tmp_path):
     """The window between a batch's intake commit and its journal delete: the next pipe sends the
     batch again; its key makes that a no-op (no second intake row, no duplicate quarantine rows)."""
-    from bounceproc.adapters.acct_pipe import Batcher, Journal
+    from bounceproc.entrypoints.acct_pipe import Batcher, Journal
     data = stream(600, seed=26)
     keys, nbad = oracle(data)
     assert nbad > 0

@@ -19,7 +19,7 @@ from bp_testing import bin_path, settings_env
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
-from bounceproc.adapters.tables import events, intake, quarantine, suppression_history, suppressions
+from bounceproc.storage.tables import events, intake, quarantine, suppression_history, suppressions
 from bounceproc.domain.parse.acct import parse_acct_batch
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "acct"

@@ -23,10 +23,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
-from bounceproc.adapters import smtp_sink
-from bounceproc.adapters.tables import events, intake, suppressions
+from bounceproc.entrypoints import smtp_sink
+from bounceproc.storage.tables import events, intake, suppressions
 from bounceproc.domain.parse.report_events import message_key, report_events
-from bounceproc.message_intake import message_id_of, parse_report
+from bounceproc.app.message_intake import message_id_of, parse_report
 
 BOUNCE_ADDR = "bounces@bounces.example.net"
 FBL = "fbl@example.net"
@@ -239,7 +239,7 @@ def test_kill_9_of_sink_and_worker_loses_nothing_and_duplicates_nothing(pg_setti
     assert done and left, "the worker was not killed mid-stream"
     with celery_worker(pg_settings):
         def sweep() -> None:
-            from bounceproc import service
+            from bounceproc.app import service
             bootstrap.enqueue_intake(pg_settings, service.pending_intake_ids(pg_settings, 1))
         sweep()
         wait_until_processed(pg_settings, timeout=180, on_poll=sweep)

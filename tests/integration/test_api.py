@@ -10,9 +10,11 @@ import pytest
 from bp_testing import subscribe_webhooks
 from test_api_support import admin_key, assert_problem, client, count, serve_api
 
-from bounceproc import bootstrap, service
-from bounceproc.adapters.api_tables import idempotency_keys
-from bounceproc.adapters.tables import outbox, suppression_history, suppressions
+from bounceproc import bootstrap
+
+from bounceproc.app import service
+from bounceproc.storage.api_tables import idempotency_keys
+from bounceproc.storage.tables import outbox, suppression_history, suppressions
 from bounceproc.domain.events import Event, event_key
 
 
@@ -231,11 +233,11 @@ def test_recipient_events_and_block_counters(api):
 
 
 def test_openapi_in_repo_matches_the_app(api):
-    from bounceproc.adapters.http_api import OPENAPI_PATH, openapi_document
+    from bounceproc.entrypoints.http.app import OPENAPI_PATH, openapi_document
     _, _, c = api
     served = c.get("/openapi.json").json()
     kept = json.loads(OPENAPI_PATH.read_text())
-    assert served == kept, "bounceproc/openapi.json is stale: run python -m bounceproc.adapters.http_api"
+    assert served == kept, "bounceproc/openapi.json is stale: run python -m bounceproc.entrypoints.http.app"
     assert OPENAPI_PATH.read_text() == openapi_document()
 
 
@@ -286,13 +288,13 @@ def test_apikey_cli_create_list_revoke(fresh_pg_url, make_settings):
     import subprocess
     import sys
 
-    from bounceproc.adapters.api_keys import KeyStore
+    from bounceproc.storage.api_keys import KeyStore
     settings = make_settings(database_url=fresh_pg_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
     env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_DATA_DIR=settings.data_dir)
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "bounceproc.cli", *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", *args], env=env, capture_output=True,
                               text=True, timeout=60)
 
     made = cli("apikey", "create", "--scope", "suppressions:read", "--scope", "webhooks:admin", "--name", "crm")

@@ -35,7 +35,7 @@ def live_api(pg_template, tmp_path_factory):
 @pytest.fixture(scope="module")
 def api_schema(live_api):
     base, _ = live_api
-    from bounceproc.adapters.http_api import OPENAPI_PATH
+    from bounceproc.entrypoints.http.app import OPENAPI_PATH
     import json
     schema = schemathesis.openapi.from_dict(json.loads(OPENAPI_PATH.read_text()))
     schema.config.update(base_url=base)

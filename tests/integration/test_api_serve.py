@@ -25,7 +25,7 @@ def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiv
     api_port, smtp_port = free_port(), free_port()
     env = _env(tmp_path, BOUNCEPROC_PUBLIC_URL=f"http://127.0.0.1:{api_port}")
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bounceproc.cli", "serve", "--api", f"127.0.0.1:{api_port}",
+    proc = subprocess.Popen([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "serve", "--api", f"127.0.0.1:{api_port}",
                              "--smtp", f"127.0.0.1:{smtp_port}", "--accept", "bounces.example.net"],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
@@ -37,7 +37,7 @@ def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiv
         assert "API listening" in out, out
         assert "mode embedded" in out and "database sqlite:///" in out
         assert f"SMTP sink listening on 127.0.0.1:{smtp_port}" in out
-        key = subprocess.run([sys.executable, "-m", "bounceproc.cli", "apikey", "create", "--scope", "admin"],
+        key = subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "apikey", "create", "--scope", "admin"],
                              env=env, capture_output=True, text=True, check=True, timeout=60, cwd=tmp_path
                              ).stdout.strip().splitlines()[-1]
         assert key.startswith("bp_")
@@ -45,7 +45,7 @@ def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiv
                           trust_env=False, timeout=30) as c:
             ep = c.post("/v1/webhook-endpoints", json={"url": receiver.url("/ok")}).json()
             assert c.put("/v1/suppressions/a@example.com", json={}).status_code == 201
-            url = subprocess.run([sys.executable, "-m", "bounceproc.cli", "unsubscribe-url", "--to", "b@example.com",
+            url = subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "unsubscribe-url", "--to", "b@example.com",
                                   "--list", "news", "--json"], env=env, capture_output=True, text=True, check=True,
                                  timeout=60, cwd=tmp_path).stdout
             import json
@@ -71,6 +71,6 @@ def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiv
 
 
 def test_serve_refuses_a_bad_listen_address(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "bounceproc.cli", "serve", "--api", "nonsense"], env=_env(tmp_path),
+    r = subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "serve", "--api", "nonsense"], env=_env(tmp_path),
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2 and "HOST:PORT" in r.stderr

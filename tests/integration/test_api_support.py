@@ -27,7 +27,7 @@ def free_port() -> int:
 def serve_api(settings, kick=None):
     import uvicorn
 
-    from bounceproc.adapters.http_api import create_app
+    from bounceproc.entrypoints.http.app import create_app
     port = free_port()
     app = create_app(settings, kick_webhooks=kick or (lambda: None))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -127,7 +127,7 @@ def receiver():
 
 def admin_key(settings, scopes=("admin",)) -> str:
     from bounceproc import bootstrap
-    from bounceproc.adapters.api_keys import create_key
+    from bounceproc.storage.api_keys import create_key
     with bootstrap.engine(settings).begin() as conn:
         return create_key(conn, list(scopes))
 

@@ -9,7 +9,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bounceproc import bootstrap, service
+from bounceproc import bootstrap
+
+from bounceproc.app import service
 from bounceproc.domain.events import Event, event_key
 from bp_testing import bin_path, settings_env
 

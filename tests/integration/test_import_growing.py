@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bounceproc import bootstrap
-from bounceproc.adapters.acct_pipe import import_file
-from bounceproc.adapters.tables import events
+from bounceproc.entrypoints.acct_pipe import import_file
+from bounceproc.storage.tables import events
 from bounceproc.config import load_settings
 from bounceproc.domain.parse.acct import parse_acct_batch
 

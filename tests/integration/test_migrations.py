@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import inspect
 
 from bounceproc import bootstrap
-from bounceproc.adapters.tables import metadata
+from bounceproc.storage.tables import metadata
 
 
 def _roundtrip(settings):
@@ -34,8 +34,8 @@ def _load_all_table_modules() -> None:
     import importlib
     import pkgutil
 
-    import bounceproc.adapters as adapters
-    for mod in pkgutil.walk_packages(adapters.__path__, "bounceproc.adapters."):
+    import bounceproc.storage as storage
+    for mod in pkgutil.walk_packages(storage.__path__, "bounceproc.storage."):
         importlib.import_module(mod.name)
 
 
@@ -59,9 +59,9 @@ def test_event_counts_migration_counts_the_last_two_days(backend, make_settings,
     older events are not counted."""
     from datetime import datetime, timedelta, timezone
 
-    from bounceproc import status_report
-    from bounceproc.adapters.complaints import complaint_rates
-    from bounceproc.adapters.tables import events, suppressions
+    from bounceproc.app import status_report
+    from bounceproc.storage.complaints import complaint_rates
+    from bounceproc.storage.tables import events, suppressions
     url = f"sqlite:///{tmp_path / 'c.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
     settings = make_settings(database_url=url)
     bootstrap.migrate(settings, "2026_11_25_05_intake_once")

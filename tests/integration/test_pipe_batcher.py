@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from bounceproc.adapters.acct_pipe import Batcher, Journal
+from bounceproc.entrypoints.acct_pipe import Batcher, Journal
 
 H1 = b"type,timeLogged,rcpt,dsnDiag\r\n"
 H2 = b"type,rcpt,timeLogged\r\n"

@@ -7,9 +7,11 @@ import pytest
 from bp_testing import subscribe_webhooks
 from sqlalchemy import func, select
 
-from bounceproc import bootstrap, service
-from bounceproc.adapters.event_counts import complaint_totals, window_counts
-from bounceproc.adapters.tables import (
+from bounceproc import bootstrap
+
+from bounceproc.app import service
+from bounceproc.storage.event_counts import complaint_totals, window_counts
+from bounceproc.storage.tables import (
     block_counters, events, outbox, soft_state, suppression_counts, suppression_history, suppressions,
 )
 from bounceproc.domain.events import Event, event_key
@@ -174,7 +176,7 @@ def test_outbox_rows_only_for_subscribed_types(settings):
 
 
 def test_prune_drops_counts_past_35_days(settings):
-    from bounceproc import maintenance
+    from bounceproc.app import maintenance
     now = datetime.now(timezone.utc)
     eng = bootstrap.engine(settings)
     with eng.begin() as conn:
@@ -189,7 +191,7 @@ def test_prune_drops_counts_past_35_days(settings):
 
 
 def test_prune_events_past_their_retention_in_chunks(settings, make_settings):
-    from bounceproc import maintenance
+    from bounceproc.app import maintenance
     now = datetime.now(timezone.utc)
     old = [ev("delivered", f"old{i}@example.com", at=now - timedelta(days=40 + i)) for i in range(5)]
     recent = [ev("bounced", "gone@example.com", "userunknown", True, status="5.1.1", at=now - timedelta(days=2))]
@@ -207,8 +209,8 @@ def test_prune_events_past_their_retention_in_chunks(settings, make_settings):
 def test_suppression_counts_follow_every_change(settings):
     """Suppressions per reason (status, /metrics) come from recorded changes; after every kind of
     change they equal a count of the list itself, and folding them changes nothing."""
-    from bounceproc import maintenance
-    from bounceproc.adapters.suppression_store import fold_suppression_counts, suppression_totals
+    from bounceproc.app import maintenance
+    from bounceproc.storage.suppression_store import fold_suppression_counts, suppression_totals
     now = datetime.now(timezone.utc)
 
     def truth(conn):

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bounceproc import bootstrap, service
-from bounceproc.adapters.complaints import complaint_rates, unattributed_complaints
-from bounceproc.adapters.event_counts import window_counts
-from bounceproc.adapters.tables import events, intake, quarantine, suppressions
+from bounceproc import bootstrap
+
+from bounceproc.app import service
+from bounceproc.storage.complaints import complaint_rates, unattributed_complaints
+from bounceproc.storage.event_counts import window_counts
+from bounceproc.storage.tables import events, intake, quarantine, suppressions
 from bounceproc.domain.events import Event, event_key
-from bounceproc.message_intake import process_messages, reprocess_messages
+from bounceproc.app.message_intake import process_messages, reprocess_messages
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sink"
 FBL = "fbl@example.net"

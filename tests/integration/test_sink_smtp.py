@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
-from bounceproc.adapters import smtp_sink
-from bounceproc.adapters.tables import events, intake
+from bounceproc.entrypoints import smtp_sink
+from bounceproc.storage.tables import events, intake
 
 ACCEPT = ("bounces.example.net", "fbl@example.org")
 MSG = b"From: MAILER-DAEMON@mx.example.com\r\nTo: bounces@bounces.example.net\r\nSubject: test\r\n\r\nhello\r\n"

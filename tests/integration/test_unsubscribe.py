@@ -11,7 +11,7 @@ from bp_testing import subscribe_webhooks
 from test_api_support import client, count, serve_api
 
 from bounceproc import bootstrap
-from bounceproc.adapters.tables import events, outbox, suppressions
+from bounceproc.storage.tables import events, outbox, suppressions
 from bounceproc.domain.unsubscribe_token import make_token
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -119,7 +119,7 @@ def test_cli_prints_a_working_header_pair(site, tmp_path):
                     "BOUNCEPROC_PUBLIC_URL": "https://unsub.example.net", "BOUNCEPROC_DATA_DIR": str(tmp_path)}
     import os
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")} | env_settings
-    out = subprocess.run([sys.executable, "-m", "bounceproc.cli", "unsubscribe-url", "--to", "Cli@Example.COM",
+    out = subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "unsubscribe-url", "--to", "Cli@Example.COM",
                           "--list", "news"], env=env, capture_output=True, text=True, timeout=60, check=True).stdout
     lines = dict(line.split(": ", 1) for line in out.strip().splitlines())
     assert lines["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -16,9 +16,9 @@ from test_api_support import admin_key, assert_problem, client, receiver, serve_
 
 from bounceproc import bootstrap
 from bounceproc.config import load_settings
-from bounceproc.adapters import webhooks
-from bounceproc.adapters.api_tables import webhook_deliveries, webhook_endpoints
-from bounceproc.adapters.tables import outbox
+from bounceproc.outbound import webhooks
+from bounceproc.storage.api_tables import webhook_deliveries, webhook_endpoints
+from bounceproc.storage.tables import outbox
 
 standardwebhooks = pytest.importorskip("standardwebhooks")
 LOOPBACK = ("127.0.0.0/8",)
@@ -218,7 +218,7 @@ def test_sender_killed_mid_delivery_redelivers_the_same_webhook_id(hooks, tmp_pa
     env.update({"BOUNCEPROC_DATABASE_URL": settings.db_url, "BOUNCEPROC_DATA_DIR": str(tmp_path),
                 "BOUNCEPROC_SECRET_KEY": settings.secret_key, "BOUNCEPROC_WEBHOOK_ALLOW": "127.0.0.0/8",
                 "BOUNCEPROC_WEBHOOK_TIMEOUT_SECONDS": "2", "BOUNCEPROC_WEBHOOK_LEASE_SECONDS": "1"})
-    proc = subprocess.Popen([sys.executable, "-m", "bounceproc.cli", "webhooks", "deliver"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "webhooks", "deliver"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

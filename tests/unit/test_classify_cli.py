@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bounceproc.cli import main
+from bounceproc.entrypoints.cli.main import main
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -120,7 +120,7 @@ def test_the_pipes_batches_lose_no_good_record_either(case, max_lines, chunk):
     """The same damaged streams cut into batches by the pipe's Batcher (quote tracking, header
     lines, any chunking of stdin) and each batch parsed as a worker does: still every undamaged
     record, and each quarantined line number is a line of the stream."""
-    from bounceproc.adapters.acct_pipe import Batcher
+    from bounceproc.entrypoints.acct_pipe import Batcher
     payload, n, damaged = case
     data = (HEADER + "\r\n").encode() + payload
     batcher = Batcher(max_lines=max_lines)
@@ -145,7 +145,7 @@ def test_event_keys_do_not_depend_on_how_the_stream_was_batched(case, max_lines,
     event key, or the import of a file already piped would store it twice. (A damaged record may
     be read in one batching and quarantined in another: a quote inside a field is not CSV, and
     the batch cutter counts quotes rather than parse every line; only good records are compared.)"""
-    from bounceproc.adapters.acct_pipe import Batcher
+    from bounceproc.entrypoints.acct_pipe import Batcher
     payload, n, damaged = case
     good = {f"r{i}@example.com" for i in range(n) if i not in damaged}
     data = (HEADER + "\r\n").encode() + payload

@@ -64,7 +64,7 @@ SOURCE = "acct"
 MAX_RAW = 8192            # characters of a bad line kept in the quarantine
 _UTC = timezone.utc
 
-# Event log column widths (adapters/tables.py); longer values are cut here, not by the database.
+# Event log column widths (storage/tables.py); longer values are cut here, not by the database.
 W_ADDR, W_STATUS, W_CODE, W_MTA, W_CAT, W_RULE, W_FBT, W_VMTA, W_IP, W_JOB, W_LIST, W_MID = (
     320, 16, 8, 255, 32, 64, 32, 128, 64, 128, 255, 255)
 

@@ -1,5 +1,0 @@
-"""The HTTP API under /v1 and the one-click unsubscribe pages, as FastAPI routers.
-
-Adapter layer: translates HTTP to calls of bounceproc.service and SQL reads; holds no rules.
-`bounceproc.adapters.http_api.create_app(settings)` assembles these modules.
-"""

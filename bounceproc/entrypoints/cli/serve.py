@@ -1,0 +1,178 @@
+"""`bounceproc serve`: the API, the SMTP sink and an inline worker in one process.
+
+Adapter layer (CLI). On the embedded default (no broker) everything runs here: the API (uvicorn),
+the SMTP sink (its own thread and event loop), an inline worker thread that processes intake ids
+as they are committed (plus the periodic sweep of pending intake and the expiry of suppressions),
+and the webhook sender loop. With a broker (`BOUNCEPROC_BROKER_URL`) the API and the sink run
+here and Celery workers do the rest.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import sys
+import threading
+import time
+
+log = logging.getLogger("bounceproc.serve")
+
+SWEEP_EVERY = 30.0
+PRUNE_EVERY = 3600.0
+
+
+class InlineWorker:
+    """Processes intake ids on a thread (embedded default); sweeps and prunes on a timer."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self._ids: queue.Queue[int | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="bounceproc-inline-worker", daemon=True)
+        self.processed = 0
+
+    def start(self) -> "InlineWorker":
+        self._thread.start()
+        return self
+
+    def submit(self, ids: list[int]) -> None:
+        for i in ids:
+            self._ids.put(int(i))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._ids.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from bounceproc import bootstrap
+        from bounceproc.app import maintenance, service
+        from bounceproc.app.message_intake import process_messages
+        next_sweep, next_prune = time.monotonic(), time.monotonic() + 60
+        while True:
+            try:
+                item = self._ids.get(timeout=1.0)
+            except queue.Empty:
+                item = 0
+            if item is None:
+                return
+            batch = [item] if item else []
+            while item and len(batch) < 200:     # whatever else is waiting, in one transaction
+                try:
+                    nxt = self._ids.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._ids.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                if batch:
+                    self.processed += process_messages(self.settings, batch)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + SWEEP_EVERY
+                    self.submit(service.pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
+                if now >= next_prune:
+                    next_prune = now + PRUNE_EVERY
+                    with bootstrap.engine(self.settings).begin() as conn:
+                        maintenance.prune(conn, self.settings)
+                    maintenance.prune_events(self.settings, budget_seconds=20)   # the queue waits meanwhile
+            except Exception:  # the row stays pending; the sweep retries it
+                log.exception("inline worker: intake %s failed", batch)
+
+
+def _hostport(value: str, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{what} wants HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from bounceproc import bootstrap
+    from bounceproc.outbound import webhooks
+    from bounceproc.entrypoints.http.app import create_app
+    from bounceproc.config import load_settings
+
+    overrides = {}
+    if args.api:
+        overrides["api_listen"] = args.api
+    if args.smtp:
+        overrides["sink_listen"] = args.smtp
+    if args.accept:
+        overrides["sink_accept"] = tuple(args.accept)
+    settings = load_settings(**overrides)
+    try:
+        api_host, api_port = _hostport(settings.api_listen, "--api")
+        _hostport(settings.sink_listen, "--smtp")
+    except ValueError as exc:
+        print(f"bounceproc serve: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    say = lambda msg: print(f"bounceproc serve: {msg}", flush=True)  # noqa: E731
+    say(f"database {_redacted(settings.db_url)}")
+    bootstrap.ensure_schema(settings)
+    say("schema is up to date" if not settings.is_postgres or settings.auto_migrate
+        else "schema not migrated here (set auto_migrate or run `bounceproc db upgrade`)")
+
+    inline = loop = sink = None
+    if settings.embedded:
+        inline = InlineWorker(settings).start()
+        bootstrap.set_inline_dispatcher(inline.submit)
+        loop = webhooks.DeliveryLoop(settings).start()
+        say("mode embedded: intake, webhooks and expiry run in this process (no broker)")
+    else:
+        say(f"mode broker: tasks go to queue {settings.queue!r} on {_redacted(settings.broker_url)}; "
+            "run `celery -A workers worker -B` to process them")
+    try:
+        from bounceproc.entrypoints import smtp_sink
+        sink = smtp_sink.start_sink(settings)
+        accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
+        say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
+    except Exception as exc:  # the API still runs without the sink
+        say(f"SMTP sink not available: {exc}")
+        sink = None
+    public = settings.public_url or f"http://{settings.api_listen}"
+    say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
+        f"unsubscribe links under {public.rstrip('/')}/u/)")
+    say("create an API key with `bounceproc apikey create --scope admin`; Ctrl-C stops")
+    app = create_app(settings, kick_webhooks=webhooks.kicker(settings, loop))
+    server = uvicorn.Server(uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
+                                           access_log=False, lifespan="on"))
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
+    # sink, the inline worker and the webhook loop below are stopped too.
+    signal.signal(signal.SIGTERM, _exit_on_term)
+    try:
+        server.run()
+    finally:
+        say("stopping")
+        if sink is not None:
+            sink.stop()
+        if inline is not None:
+            bootstrap.set_inline_dispatcher(None)
+            inline.stop()
+        if loop is not None:
+            loop.stop()
+    return 0
+
+
+def _exit_on_term(_signum, _frame) -> None:
+    raise SystemExit(0)
+
+
+def _redacted(url: str) -> str:
+    """A URL without its password, for printing."""
+    import re
+    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="run the API, the SMTP sink and an inline worker in one process",
+                       description=__doc__.splitlines()[0])
+    p.add_argument("--api", metavar="HOST:PORT", help="API listen address (default api_listen, 127.0.0.1:8025)")
+    p.add_argument("--smtp", metavar="HOST:PORT", help="SMTP sink listen address (default sink_listen, 127.0.0.1:2525)")
+    p.add_argument("--accept", action="append", metavar="DOMAIN_OR_ADDRESS",
+                   help="recipient domain or address the sink accepts (repeatable; default sink_accept)")
+    p.set_defaults(func=cmd_serve)

@@ -1,0 +1,101 @@
+"""`bounceproc show status|top|queues [--json]`: what the postmaster on call looks at first."""
+from __future__ import annotations
+
+import json
+import sys
+
+from bounceproc import bootstrap
+
+from bounceproc.app import status_report
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    if not rows:
+        return "  (none)\n"
+    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols]
+    out = ["  " + "  ".join(c.ljust(w) for c, w in zip(cols, widths))]
+    for r in rows:
+        out.append("  " + "  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(cols, widths)))
+    return "\n".join(out) + "\n"
+
+
+def _print_status(rep: dict) -> None:
+    w = sys.stdout.write
+    w(f"bounceproc status at {rep['at']}\n\nEvents by type\n")
+    types = sorted({t for win in rep["events"].values() for t in win})
+    w(_table([{"type": t, **{k: rep["events"][k].get(t, 0) for k in status_report.WINDOWS}} for t in types],
+             ["type", *status_report.WINDOWS]))
+    w("\nFailures by category\n")
+    cats = sorted({c for win in rep["categories"].values() for c in win})
+    w(_table([{"category": c, **{k: rep["categories"][k].get(c, 0) for k in status_report.WINDOWS}} for c in cats],
+             ["category", *status_report.WINDOWS]))
+    w("\nSuppressions by reason\n")
+    w(_table([{"reason": r, "count": n} for r, n in sorted(rep["suppressions"].items())], ["reason", "count"]))
+    i = rep["intake"]
+    w(f"\nIntake backlog: {i['pending']} pending (oldest {i['oldest_pending_seconds']} s), {i['failed']} failed\n")
+    q = rep["quarantine"]
+    w(f"Quarantined lines/messages: {q['total']} in all, {q['last_day']} in the last day\n")
+    for item in q["latest"]:
+        w(f"  {item['origin']} line {item['line_no']}: {item['reason']}\n")
+    if "complaints" in rep:
+        w("\nComplaint rates (last day; Gmail/Yahoo require < 0.3%, we warn above 0.1%)\n")
+        rows = rep["complaints"]
+        if rows and isinstance(rows[0], dict):
+            w(_table(rows, list(rows[0].keys())))
+        else:
+            w("  (none)\n")
+
+
+def _status(args) -> int:
+    settings = bootstrap.load_for_command()
+    with bootstrap.engine(settings).connect() as conn:
+        rep = status_report.status(conn)
+    if args.json:
+        print(json.dumps(rep, default=str, indent=2))
+    else:
+        _print_status(rep)
+    return 0
+
+
+def _top(args) -> int:
+    from datetime import datetime, timezone
+    settings = bootstrap.load_for_command()
+    now = datetime.now(timezone.utc)
+    with bootstrap.engine(settings).connect() as conn:
+        rep = {"blocks": status_report.top_blocks(conn, now, args.limit),
+               "bounces": status_report.top_bounce_domains(conn, now, args.limit)}
+    if args.json:
+        print(json.dumps(rep, default=str, indent=2))
+        return 0
+    sys.stdout.write("Blocks by receiving domain and virtual MTA / IP (last day; never suppress recipients)\n")
+    sys.stdout.write(_table(rep["blocks"], ["recipient_domain", "vmta", "source_ip", "reason", "count"]))
+    sys.stdout.write("\nBounces by receiving domain and reason (last day)\n")
+    sys.stdout.write(_table(rep["bounces"], ["recipient_domain", "reason", "count"]))
+    return 0
+
+
+def _queues(args) -> int:
+    from datetime import datetime, timezone
+    settings = bootstrap.load_for_command()
+    with bootstrap.engine(settings).connect() as conn:
+        rep = status_report.intake_backlog(conn, datetime.now(timezone.utc))
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(f"intake: {rep['pending']} pending, {rep['failed']} failed, oldest pending {rep['oldest_pending_seconds']} s")
+    for k, n in sorted(rep["by_kind"].items()):
+        print(f"  {k}: {n}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("show", help="status, top blocked domains, intake queues")
+    ssub = p.add_subparsers(dest="show_command", metavar="WHAT", required=True)
+    for name, fn, helptext in (("status", _status, "events, suppressions, backlog, quarantine"),
+                               ("top", _top, "top blocked / bouncing receiving domains"),
+                               ("queues", _queues, "durable intake backlog")):
+        sp = ssub.add_parser(name, help=helptext)
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "top":
+            sp.add_argument("--limit", type=int, default=20)
+        sp.set_defaults(func=fn)

@@ -1,0 +1,109 @@
+"""The HTTP application: the /v1 suppression and webhook API and the RFC 8058 unsubscribe pages.
+
+Adapter layer (FastAPI on uvicorn). `create_app(settings)` wires the routers in
+bounceproc/entrypoints/http/, problem+json errors (RFC 9457), a request size limit, API-key auth and
+the OpenAPI document (served at /openapi.json, kept in the repo as bounceproc/openapi.json;
+`python -m bounceproc.entrypoints.http.app` rewrites that file). Nothing connects at import time.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from bounceproc import bootstrap
+from bounceproc.entrypoints.http import imports, suppressions, unsubscribe, webhook_admin
+from bounceproc.entrypoints.http.common import ApiContext
+from bounceproc.entrypoints.http.models import Problem as ProblemModel
+from bounceproc.entrypoints.http.fast_path import FastLookup
+from bounceproc.entrypoints.http.pg_reads import PgReader
+from bounceproc.entrypoints.http.problems import BodyLimit, install
+from bounceproc.entrypoints.http.rate_limit import RateLimit
+from bounceproc.storage.api_keys import KeyStore
+from bounceproc.config import Settings, load_settings
+
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "openapi.json"
+VERSION = "1.0.0"
+DESCRIPTION = """Suppression list, recipient events, webhook endpoints and one-click unsubscribe.
+
+Authenticate with `Authorization: Bearer <api key>` (create one with `bounceproc apikey create
+--scope SCOPE`). Errors are `application/problem+json` (RFC 9457). Lists use an opaque
+`cursor`; pass the `next_cursor` of a page to get the next one."""
+
+
+def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = None) -> FastAPI:
+    """The ASGI app for these settings. `kick_webhooks` wakes the webhook sender after a commit
+    (default: a `bounceproc.deliver_webhooks` task when a broker is configured)."""
+    from fastapi.responses import HTMLResponse, Response
+
+    from bounceproc.entrypoints.http import metrics
+
+    from bounceproc.outbound import webhooks
+
+    reader = PgReader(bootstrap.normalise_db_url(settings.db_url)) if settings.is_postgres else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        if reader is not None:
+            await reader.aclose()
+
+    app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
+                  docs_url="/docs", redoc_url=None, lifespan=lifespan)
+    eng = bootstrap.engine(settings)
+    app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
+                               kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
+    app.state.unsubscribe_limits = (unsubscribe.WindowLimiter(unsubscribe.PER_IP_PER_MINUTE),
+                                    unsubscribe.WindowLimiter(unsubscribe.PER_TOKEN_PER_MINUTE))
+    install(app)
+    app.add_middleware(BodyLimit)
+    if reader is not None:
+        app.add_middleware(FastLookup, context=app.state.ctx)
+    app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute)
+    for module in (suppressions, imports, webhook_admin, unsubscribe):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=False)
+    def healthz() -> dict:
+        return {"ok": True}
+
+    # Operational views for the postmaster on call and for Prometheus: counts only (no addresses),
+    # read from the database on each request. Bind the API to an internal address, or put these
+    # two paths behind your proxy's access rules.
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        with eng.connect() as conn:
+            return Response(metrics.render_metrics(conn), media_type=metrics.CONTENT_TYPE)
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        with eng.connect() as conn:
+            return HTMLResponse(metrics.render_dashboard(conn))
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = \
+                ProblemModel.model_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app
+
+
+def openapi_document() -> str:
+    """The OpenAPI document as it is kept in the repo (stable key order, trailing newline)."""
+    settings = load_settings(database_url="sqlite://", secret_key="openapi")
+    return json.dumps(create_app(settings, kick_webhooks=lambda: None).openapi(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    OPENAPI_PATH.write_text(openapi_document())
+    print(f"wrote {OPENAPI_PATH}", file=sys.stderr)

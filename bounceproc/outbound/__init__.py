@@ -1,0 +1,1 @@
+"""Driven adapters that talk to the outside: webhook delivery, its HTTP client and the SSRF guard."""

@@ -1,0 +1,47 @@
+"""Reading durable-intake rows for processing (locked; payload fetched in binary on PostgreSQL).
+
+Adapter layer (SQLAlchemy Core + psycopg). An acct batch is a ~2 MB bytea; fetched through the
+text protocol PostgreSQL hex-encodes it and the client decodes it again, a measurable share of a
+worker's time. On PostgreSQL rows are therefore read with a binary psycopg cursor; elsewhere
+(SQLite) with a plain SELECT. Rows are read-only records with the intake table's column names.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psycopg.rows import namedtuple_row
+from sqlalchemy import select
+
+from bounceproc.storage.bulk import pg_cursor
+from bounceproc.storage.tables import intake
+
+_COLS = tuple(c.name for c in intake.columns)
+_PG_SELECT = (f"SELECT {', '.join(_COLS)} FROM intake WHERE id = ANY(%s) AND state = 'pending' "
+              "ORDER BY id FOR UPDATE SKIP LOCKED")
+
+
+def pending_rows(conn, ids: Sequence[int]) -> list:
+    """The rows among `ids` still pending, in id order. On PostgreSQL they are locked (SKIP LOCKED:
+    a row another worker holds is left to it)."""
+    ids = sorted({int(i) for i in ids})
+    if not ids:
+        return []
+    if conn.dialect.name == "postgresql":
+        cur = pg_cursor(conn)
+        try:
+            cur.row_factory = namedtuple_row
+            cur.execute(_PG_SELECT, [ids], binary=True, prepare=True)
+            return list(cur.fetchall())
+        finally:
+            cur.close()
+    return list(conn.execute(select(intake).where(intake.c.id.in_(ids), intake.c.state == "pending")
+                             .order_by(intake.c.id)).all())
+
+
+def pending_kinds(conn, ids: Sequence[int]) -> dict[int, str]:
+    """id -> kind of the rows among `ids` still pending (no lock, no payload)."""
+    ids = sorted({int(i) for i in ids})
+    if not ids:
+        return {}
+    return {r.id: r.kind for r in conn.execute(
+        select(intake.c.id, intake.c.kind).where(intake.c.id.in_(ids), intake.c.state == "pending"))}
