@@ -84,14 +84,21 @@ def _received_at(meta: dict, row: Any) -> datetime:
     return datetime.now(timezone.utc)
 
 
-def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
-    from bounceproc.domain.parse.message import parse_message
+def parse_reports(raw: bytes, rcpt_tos: list[str], settings=None) -> list:
+    """The reports in one received message (forwarded ones unwrapped: domain.parse.forwarded)."""
     from bounceproc.app.service import classifier_for, verp_format
+    from bounceproc.domain.parse.forwarded import read_reports
     classifier = verp = None
     if settings is not None:
         classifier = classifier_for(settings)
         verp = verp_format(settings)
-    return parse_message(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=verp)
+    return read_reports(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=verp)
+
+
+def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
+    """The whole message as one Report (for reprocessing's before/after comparison)."""
+    from bounceproc.domain.parse.forwarded import merged
+    return merged(parse_reports(raw, rcpt_tos, settings))
 
 
 def quarantine_message(conn, row, reason: str) -> None:
@@ -103,25 +110,30 @@ def quarantine_message(conn, row, reason: str) -> None:
                    "reason": reason[:2000], "raw": raw, "created_at": datetime.now(timezone.utc)}])
 
 
-def _prepare(conn, row, settings):
-    """(report, raw, meta, rcpt_tos) for a row, or None after quarantining an unreadable one."""
+def _prepare(conn, row, settings) -> list:
+    """[(report, raw, meta, rcpt_tos)] for a row: one per report it carries (a forward of several
+    reports gives several, each with its own raw bytes and so its own event keys), or [] after
+    quarantining an unreadable one."""
     raw = bytes(row.payload)
     meta = dict(row.meta or {})
     rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
-    report = parse_report(raw, rcpt_tos, settings)
-    if getattr(report, "kind", "unknown") == "unknown":
-        quarantine_message(conn, row, "unreadable message: " + (getattr(report, "note", "") or "unknown format"))
-        return None
-    return report, raw, meta, rcpt_tos
+    found = parse_reports(raw, rcpt_tos, settings)
+    if len(found) == 1 and getattr(found[0].report, "kind", "unknown") == "unknown":
+        quarantine_message(conn, row, "unreadable message: " + (getattr(found[0].report, "note", "")
+                                                                 or "unknown format"))
+        return []
+    # An unwrapped report's envelope was the forwarding mailbox, not the original return path.
+    return [(w.report, w.raw, meta, rcpt_tos if w.position == 0 else []) for w in found]
 
 
 def _events_of(conn, row, prepared, sent) -> list:
     """Events for the policy. Unattributed ones (no recipient) are stored here directly: there
     is no address for the policy to decide about, and they must never become a suppression."""
-    report, raw, meta, rcpt_tos = prepared
-    evs = report_events(report, msg_key=message_key(message_id_of(raw), raw),
-                        received_at=_received_at(meta, row), intake_id=getattr(row, "id", None),
-                        sent=sent, return_path=rcpt_tos[0] if rcpt_tos else "")
+    evs = []
+    for report, raw, meta, rcpt_tos in prepared:
+        evs.extend(report_events(report, msg_key=message_key(message_id_of(raw), raw),
+                                 received_at=_received_at(meta, row), intake_id=getattr(row, "id", None),
+                                 sent=sent, return_path=rcpt_tos[0] if rcpt_tos else ""))
     orphans = [e for e in evs if not e.recipient]
     if orphans:
         insert_events(conn, orphans)
@@ -130,7 +142,7 @@ def _events_of(conn, row, prepared, sent) -> list:
 
 
 def _original_ids(prepared) -> list[str]:
-    return [getattr(v, "original_message_id", "") for v in getattr(prepared[0], "recipients", ()) or ()]
+    return [getattr(v, "original_message_id", "") for p in prepared for v in getattr(p[0], "recipients", ()) or ()]
 
 
 def events_from_message(conn, row, settings) -> list:
@@ -141,7 +153,7 @@ def events_from_message(conn, row, settings) -> list:
     intake for its retention period either way.
     """
     prepared = _prepare(conn, row, settings)
-    if prepared is None:
+    if not prepared:
         return []
     return _events_of(conn, row, prepared, lookup_sent(conn, _original_ids(prepared)))
 
@@ -155,11 +167,11 @@ def _process_message_batch(conn, settings, ids: list[int]) -> int:
 
     rows = [r for r in pending_rows(conn, ids) if r.kind == "message"]
     prepared = [(r, _prepare(conn, r, settings)) for r in rows]
-    mids = [m for _, p in prepared if p is not None for m in _original_ids(p)]
+    mids = [m for _, p in prepared for m in _original_ids(p)]
     sent = lookup_sent(conn, mids) if mids else {}
     evs, counts = [], []
     for r, p in prepared:
-        row_events = _events_of(conn, r, p, sent) if p is not None else []
+        row_events = _events_of(conn, r, p, sent) if p else []
         evs.extend(row_events)
         counts.append({"rid": r.id, "n": len(row_events)})
     service.record_events(conn, evs, settings)

@@ -13,7 +13,7 @@ import json
 import sys
 
 from bounceproc.domain.classify import RulesError, check_rules, default_rules, load_classifier, parse_rules
-from bounceproc.domain.parse.message import parse_message
+from bounceproc.domain.parse.forwarded import merged, read_reports
 
 JSON_FIELDS = ("address", "status", "reply_code", "diagnostic", "remote_mta", "reason", "category",
                "hard", "feedback_type", "rule")
@@ -71,10 +71,12 @@ def run_classify(args) -> int:
             print(f"bounceproc classify: {name}: {exc.strerror or exc}", file=sys.stderr)
             status = 1
             continue
-        report = parse_message(raw, classifier=classifier)
+        report = merged(read_reports(raw, classifier=classifier))   # forwarded reports unwrapped
         if args.json:
             out.write(json.dumps(report_to_dict(name, report, args.explain), ensure_ascii=False) + "\n")
             continue
+        if args.explain and report.note and report.recipients:
+            out.write("%-40s note: %s\n" % (name[-40:], report.note))
         rows = report.recipients or [None]
         for v in rows:
             if v is None:
