@@ -69,6 +69,15 @@ class Settings:
     webhook_timeout_seconds: float = 15.0   # per delivery attempt; redirects are never followed
     webhook_lease_seconds: int = 60   # a delivery claimed by a sender that died is re-sent after this
     api_rate_limit_per_minute: int = 120000   # requests per API key per minute (0 = no limit)
+    # ESP event webhooks (entrypoints/http/esp.py; docs/esp-webhooks.md): a provider is off until set
+    esp_ses_topic_arns: tuple[str, ...] = ()   # SNS topics whose SES notifications are accepted
+    esp_ses_cert_origins: tuple[str, ...] = ("https://sns.*.amazonaws.com",)  # SigningCertURL / SubscribeURL
+    esp_ses_confirm_subscriptions: bool = True  # GET the SubscribeURL of a verified confirmation
+    esp_sendgrid_public_key: str = ""           # the Event Webhook verification key (base64 DER or PEM)
+    esp_mailgun_signing_key: str = ""           # Mailgun's HTTP webhook signing key
+    esp_postmark_credentials: str = ""          # "user:password" of the webhook URL's basic auth
+    esp_postmark_path_secret: str = ""          # or a secret path: POST /v1/ingest/postmark/<secret>
+    esp_max_age_seconds: int = 600              # older (or future) signed timestamps are refused
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

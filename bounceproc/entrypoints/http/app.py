@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bounceproc import bootstrap
-from bounceproc.entrypoints.http import imports, suppressions, unsubscribe, webhook_admin
+from bounceproc.entrypoints.http import esp, imports, suppressions, unsubscribe, webhook_admin
 from bounceproc.entrypoints.http.common import ApiContext
 from bounceproc.entrypoints.http.models import Problem as ProblemModel
 from bounceproc.entrypoints.http.fast_path import FastLookup
@@ -64,7 +64,7 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)
     app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute)
-    for module in (suppressions, imports, webhook_admin, unsubscribe):
+    for module in (suppressions, imports, webhook_admin, unsubscribe, esp):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], include_in_schema=False)

@@ -19,7 +19,7 @@ log = logging.getLogger("bounceproc.api")
 PROBLEM_TYPE_BASE = "https://bounceproc.dev/problems/"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = 25 * 1024 * 1024
-UPLOAD_PATHS = ("/v1/imports",)
+UPLOAD_PATHS = ("/v1/imports", "/v1/ingest/")   # bulk uploads; ESP batches (SendGrid posts thousands of events)
 
 
 class Problem(Exception):
