@@ -267,26 +267,22 @@ def _list(value: Any) -> list:
     return []
 
 
+_READERS: dict[str, tuple[type, Callable[[Any, Translator], None], str]] = {
+    "ses": (dict, ses_events, "an SES notification is a JSON object"),
+    "sendgrid": (list, sendgrid_events, "a SendGrid Event Webhook POST is a JSON array"),
+    "mailgun": (dict, mailgun_events, "a Mailgun webhook is a JSON object"),
+    "postmark": (dict, postmark_events, "a Postmark webhook is a JSON object"),
+}
+
+
 def esp_events(provider: str, payload: Any, classify: Callable[..., Any], received_at: datetime) -> list[Event]:
     """Events for one verified POST of `provider` (see the module docstring). Raises PayloadError
     when the payload is not that provider's shape."""
-    tr = Translator(provider, classify, received_at)
-    if provider == "ses":
-        if not isinstance(payload, dict):
-            raise PayloadError("an SES notification is a JSON object")
-        ses_events(payload, tr)
-    elif provider == "sendgrid":
-        if not isinstance(payload, list):
-            raise PayloadError("a SendGrid Event Webhook POST is a JSON array")
-        sendgrid_events(payload, tr)
-    elif provider == "mailgun":
-        if not isinstance(payload, dict):
-            raise PayloadError("a Mailgun webhook is a JSON object")
-        mailgun_events(payload, tr)
-    elif provider == "postmark":
-        if not isinstance(payload, dict):
-            raise PayloadError("a Postmark webhook is a JSON object")
-        postmark_events(payload, tr)
-    else:
+    if provider not in _READERS:
         raise PayloadError(f"unknown provider {provider!r}")
+    shape, read, expected = _READERS[provider]
+    if not isinstance(payload, shape):
+        raise PayloadError(expected)
+    tr = Translator(provider, classify, received_at)
+    read(payload, tr)
     return tr.out
