@@ -69,6 +69,8 @@ class Settings:
     webhook_timeout_seconds: float = 15.0   # per delivery attempt; redirects are never followed
     webhook_lease_seconds: int = 60   # a delivery claimed by a sender that died is re-sent after this
     api_rate_limit_per_minute: int = 120000   # requests per API key per minute (0 = no limit)
+    # mailboxes read by `serve` / `bounceproc mailbox` (entrypoints/mailbox.py): [[mailboxes]] url = ...
+    mailboxes: tuple = ()
     # ESP event webhooks (entrypoints/http/esp.py; docs/esp-webhooks.md): a provider is off until set
     esp_ses_topic_arns: tuple[str, ...] = ()   # SNS topics whose SES notifications are accepted
     esp_ses_cert_origins: tuple[str, ...] = ("https://sns.*.amazonaws.com",)  # SigningCertURL / SubscribeURL

@@ -134,6 +134,7 @@ def cmd_serve(args) -> int:
     except Exception as exc:  # the API still runs without the sink
         say(f"SMTP sink not available: {exc}")
         sink = None
+    mailboxes = _start_mailboxes(settings, say)
     public = settings.public_url or f"http://{settings.api_listen}"
     say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
         f"unsubscribe links under {public.rstrip('/')}/u/)")
@@ -150,12 +151,24 @@ def cmd_serve(args) -> int:
         say("stopping")
         if sink is not None:
             sink.stop()
+        mailboxes.set()
         if inline is not None:
             bootstrap.set_inline_dispatcher(None)
             inline.stop()
         if loop is not None:
             loop.stop()
     return 0
+
+
+def _start_mailboxes(settings, say) -> threading.Event:
+    """A reader thread per configured mailbox (settings `mailboxes`); returns their stop event."""
+    from bounceproc.entrypoints.mailbox import MailboxReader, intake_committer, specs_from_settings
+    stop = threading.Event()
+    for spec in specs_from_settings(settings):
+        reader = MailboxReader(spec, intake_committer(settings), stop)
+        threading.Thread(target=reader.run, name=f"mailbox {spec.name}", daemon=True).start()
+        say(f"reading mailbox {spec.scheme}://{spec.name}")
+    return stop
 
 
 def _exit_on_term(_signum, _frame) -> None:
