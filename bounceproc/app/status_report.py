@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from bounceproc.storage.event_counts import window_counts
 from bounceproc.storage.suppression_store import suppression_totals
@@ -44,6 +44,29 @@ def intake_backlog(conn, now: datetime) -> dict:
             if oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=timezone.utc)
             out["oldest_pending_seconds"] = max(out["oldest_pending_seconds"], int((now - oldest).total_seconds()))
+    return out
+
+
+SOURCES = ("acct", "sink", "mailbox", "ses", "sendgrid", "mailgun", "postmark")
+
+
+def _source_of():
+    """The source an intake row came in by, from its origin: acct (pipe, import), sink, mailbox,
+    or the ESP's name (esp:ses ...)."""
+    o = intake.c.origin
+    return case((intake.c.kind == "acct", "acct"), (o.like("sink:%"), "sink"), (o.like("mailbox:%"), "mailbox"),
+                (o.like("esp:%"), func.substr(o, 5)), else_="other")
+
+
+def intake_by_source(conn, now: datetime) -> dict[str, dict[str, dict[str, int]]]:
+    """{window: {source: {"items": intake rows, "records": records they carried}}} for the last hour
+    and day (the intake keeps raw input raw_retention_days, so longer windows are not kept here)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    source = _source_of().label("source")
+    for name in ("last_hour", "last_day"):
+        rows = conn.execute(select(source, func.count(), func.coalesce(func.sum(intake.c.records), 0))
+                            .where(intake.c.created_at >= now - WINDOWS[name]).group_by(source)).all()
+        out[name] = {s: {"items": int(n), "records": int(r)} for s, n, r in rows}
     return out
 
 
@@ -89,6 +112,7 @@ def status(conn, now: datetime | None = None) -> dict:
         "categories": events_by_category(conn, now),
         "suppressions": suppressions_by_reason(conn),
         "intake": intake_backlog(conn, now),
+        "sources": intake_by_source(conn, now),
         "quarantine": quarantine_summary(conn, now),
     }
     try:  # complaint rates per sending domain / IP / job (SMTP sink feature)

@@ -26,6 +26,7 @@ every connection, so a rotated password or token is picked up without a restart.
 """
 from __future__ import annotations
 
+import hashlib
 import imaplib
 import logging
 import poplib
@@ -372,8 +373,10 @@ def intake_committer(settings):
     from bounceproc import bootstrap
 
     def commit(raw: bytes, batch_key: str, origin: str) -> int:
-        return bootstrap.submit_intake(settings, "message", raw, origin=origin, batch_key=batch_key,
-                                       meta={"mail_from": "", "rcpt_tos": [], "peer": origin})
+        # intake.batch_key holds 64 characters: the mailbox's own key is hashed to fit
+        key = "mbx:" + hashlib.blake2b(batch_key.encode("utf-8", "replace"), digest_size=24).hexdigest()
+        return bootstrap.submit_intake(settings, "message", raw, origin=origin, batch_key=key,
+                                       meta={"mail_from": "", "rcpt_tos": [], "peer": origin, "mailbox_key": batch_key})
     return commit
 
 

@@ -188,3 +188,17 @@ def test_unconfigured_providers_answer_404(make_settings, sqlite_url):
         for provider in ("ses", "sendgrid", "mailgun", "postmark"):
             r = httpx.post(f"{url}/v1/ingest/{provider}", json={}, timeout=10)
             assert r.status_code == 404, provider
+
+
+def test_status_and_metrics_count_what_came_in_by_source(esp):
+    from bounceproc.app.status_report import status
+    s, c, certs, _ = esp
+    body = json.dumps(certs.sign(sns_notification(ses_bounce("src@example.com", "5.1.1", "smtp; 550 5.1.1 unknown"))))
+    assert c.post("/v1/ingest/ses", content=body).status_code == 200
+    spam = {"RecordType": "SpamComplaint", "ID": 7, "Email": "src2@example.com", "BouncedAt": iso()}
+    assert c.post("/v1/ingest/postmark/pm-path-0123456789", json=spam).status_code == 200
+    with bootstrap.engine(s).connect() as conn:
+        sources = status(conn)["sources"]["last_hour"]
+    assert sources["ses"] == {"items": 1, "records": 1} and sources["postmark"] == {"items": 1, "records": 1}
+    text = c.get("/metrics").text
+    assert 'bounceproc_received_records{source="ses",window="last_hour"} 1.0' in text

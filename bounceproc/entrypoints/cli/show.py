@@ -31,6 +31,11 @@ def _print_status(rep: dict) -> None:
              ["category", *status_report.WINDOWS]))
     w("\nSuppressions by reason\n")
     w(_table([{"reason": r, "count": n} for r, n in sorted(rep["suppressions"].items())], ["reason", "count"]))
+    w("\nReceived by source (intake rows / records they carried)\n")
+    srcs = sorted({src for win in rep["sources"].values() for src in win})
+    w(_table([{"source": src, **{k: "%d / %d" % (rep["sources"][k].get(src, {}).get("items", 0),
+                                               rep["sources"][k].get(src, {}).get("records", 0))
+                                 for k in rep["sources"]}} for src in srcs], ["source", *rep["sources"]]))
     i = rep["intake"]
     w(f"\nIntake backlog: {i['pending']} pending (oldest {i['oldest_pending_seconds']} s), {i['failed']} failed\n")
     q = rep["quarantine"]

@@ -47,6 +47,13 @@ class _StatusCollector:
                                 value=intake["failed"])
         yield GaugeMetricFamily("bounceproc_intake_oldest_pending_seconds", "Age of the oldest pending intake row",
                                 value=intake["oldest_pending_seconds"])
+        received = GaugeMetricFamily("bounceproc_received_records", "Records received in the window, by source "
+                                     "(acct, sink, mailbox, ses, sendgrid, mailgun, postmark)",
+                                     labels=["window", "source"])
+        for window, by_source in rep.get("sources", {}).items():
+            for src, counts in by_source.items():
+                received.add_metric([window, src], counts["records"])
+        yield received
         yield GaugeMetricFamily("bounceproc_quarantined_total", "Quarantined input lines and messages",
                                 value=rep["quarantine"]["total"])
 
