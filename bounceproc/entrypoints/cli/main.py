@@ -10,7 +10,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api",
+    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api", "mta",
 )
 
 
