@@ -36,6 +36,8 @@ def _scope_of(tag: str | None) -> str:
 
 
 def strip_comment(line: str) -> str:
+    if '"' not in line:
+        return line.split("#", 1)[0]
     out, quoted = [], False
     for ch in line:
         if ch == '"':
@@ -48,6 +50,8 @@ def strip_comment(line: str) -> str:
 
 def _words(text: str, where: Where, errors: list[str]) -> list[tuple[str, bool]]:
     """Split on blanks, honouring quotes; each word with `was quoted`."""
+    if '"' not in text:
+        return [(w, False) for w in text.split()]
     out, buf, quoted, was_quoted = [], [], False, False
     for ch in text:
         if ch == '"':
@@ -107,6 +111,9 @@ class _Reader:
             if not line:
                 continue
             pos, opened_here = 0, False
+            if "<" not in line:
+                self._text(line, where, stack, root, False, depth)
+                continue
             for m in _TAG.finditer(line):
                 self._text(line[pos:m.start()], where, stack, root, opened_here, depth)
                 pos = m.end()

@@ -35,6 +35,7 @@ from bounceproc.mta.hooks import SpooledMessage
 log = logging.getLogger("bounceproc.mta.spool")
 
 SEGMENT_BYTES = 64 * 1024 * 1024
+ROLL_EMPTY_BYTES = 1024 * 1024
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 _SEG = re.compile(r"seg-(\d{8})\.log\Z")
 
@@ -129,6 +130,16 @@ class Spool:
             self._queue.put(None)
             self._thread.join(30)
             self._thread = None
+        with self._lock:
+            if self._seg_fd >= 0:
+                os.close(self._seg_fd)
+                self._seg_fd = -1
+                if not self._live.get(self._seg):
+                    self._unlink(self._seg)
+            for fds in (self._read_fds, self._state_fds):
+                for fd in fds.values():
+                    os.close(fd)
+                fds.clear()
 
     async def store(self, meta: dict, data: bytes) -> SpooledMessage:
         """Append and fsync; returns once durable. Raises OSError if the disk refused."""
@@ -158,8 +169,9 @@ class Spool:
 
     def _write_batch(self, batch: list) -> None:
         try:
-            if self._seg_size >= SEGMENT_BYTES:
-                self._roll()
+            if self._seg_size >= SEGMENT_BYTES or (self._seg_size >= ROLL_EMPTY_BYTES
+                                                   and not self._live.get(self._seg)):
+                self._roll()  # a full segment, or an idle one whose messages are all finished
             chunks, results, pos = [], [], self._seg_size
             seg = self._seg
             for meta, data, fut, loop in batch:

@@ -245,6 +245,7 @@ def directive_names(scope: str) -> set[str]:
     return names | set(ALIASES.get(scope, {})) | {"include"}
 
 
+_MISS = object()
 _DOMAIN_PATTERN = re.compile(r"(\*|(\*\.|\[\*\.\])?[a-z0-9_$](?:[a-z0-9_.$-]*[a-z0-9_$])?|\[[0-9a-f:./]+\])\Z")
 
 
@@ -253,6 +254,15 @@ class _Builder:
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.macros: dict[str, list[str]] = {}
+        self._parsed: dict[tuple[str, str], Any] = {}
+
+    def parse(self, spec: Spec, text: str) -> Any:
+        """Values repeat across thousands of <domain> blocks: parse each distinct text once."""
+        key = (spec.key, text)
+        hit = self._parsed.get(key, _MISS)
+        if hit is _MISS:
+            hit = self._parsed[key] = spec.parse(text)
+        return list(hit) if isinstance(hit, list) else hit
 
     def err(self, where: Where, msg: str) -> None:
         self.errors.append(f"{where}: {msg}")
@@ -285,7 +295,7 @@ class _Builder:
                 out[spec.key] = _CLEARED
                 continue
             try:
-                value = spec.parse(node.value)
+                value = self.parse(spec, node.value)
             except ValueError as exc:
                 self.err(node.where, f"'{node.name}': {exc}")
                 continue
