@@ -99,7 +99,7 @@ class FakeMx:
             server.transport.close()
             return "421 closing"
         with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            self.received.append(Received("" if envelope.mail_from == "<>" else envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
         return "250 2.0.0 Ok"
 
     def rcpts(self) -> list[str]:

@@ -73,6 +73,9 @@ class Connection:
             except aiosmtplib.SMTPResponseException as exc:
                 await self._rset()
                 return TxResult([_reply(exc.code, exc.message, r, host, "mail") for r in rcpts])
+            except ValueError as exc:     # an address aiosmtplib will not send
+                return TxResult([Reply(553, "5.1.7", f"x-bounceproc;bad sender address: {exc}", r, host, "mail")
+                                 for r in rcpts])
             stage = "rcpt"
             replies: list[Reply | None] = []
             accepted = []
@@ -83,6 +86,8 @@ class Connection:
                     accepted.append(len(replies) - 1)
                 except aiosmtplib.SMTPResponseException as exc:
                     replies.append(_reply(exc.code, exc.message, r, host, "rcpt"))
+                except ValueError as exc:
+                    replies.append(Reply(553, "5.1.3", f"x-bounceproc;bad recipient address: {exc}", r, host, "rcpt"))
             if not accepted:
                 await self._rset()
                 return TxResult(replies)

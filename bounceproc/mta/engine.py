@@ -85,6 +85,9 @@ class DeliveryQueue:
             if self.state.mode is not QueueMode.PAUSED:
                 self.mta.wake_queue_at(self, min(self.state.retry_at, self._oldest_deadline(s)))
             return
+        if s.max_msg_rate and self.next_msg_at - now > MAX_RATE_WAIT_ON_CONN:
+            self.mta.wake_queue_at(self, self.next_msg_at)
+            return
         while self.ready and self.conns < max(s.max_smtp_out, 1) and self.conns < len(self.ready):
             if s.max_connect_rate and self.next_connect_at > now:
                 self.mta.wake_queue_at(self, self.next_connect_at)

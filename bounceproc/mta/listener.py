@@ -74,7 +74,7 @@ class InjectionHandler:
             return REPLY_SHUTTING_DOWN
         if not self._source(session).smtp_service:
             return REPLY_NO_SERVICE
-        envelope.mail_from = address
+        envelope.mail_from = address or "<>"     # aiosmtpd needs it non-empty; "<>" is the null sender
         envelope.mail_options.extend(options)
         return "250 2.1.0 Ok"
 
@@ -98,7 +98,7 @@ class InjectionHandler:
         vmta_name = control.get("x-virtual-mta", "") if src.process_x_virtual_mta else ""
         vmta, pool = self.mta.resolve_vmta(vmta_name or src.default_virtual_mta)
         peer = session.peer[0] if isinstance(session.peer, tuple) else ""
-        meta = {"from": envelope.mail_from or "", "rcpts": list(envelope.rcpt_tos), "ip": peer,
+        meta = {"from": "" if envelope.mail_from in ("<>", None) else envelope.mail_from, "rcpts": list(envelope.rcpt_tos), "ip": peer,
                 "vmta": vmta, "pool": pool,
                 "job": control.get("x-job", "") if src.process_x_job else "",
                 "envid": control.get("x-envid", "") if src.process_x_envid else ""}

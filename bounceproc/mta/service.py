@@ -104,7 +104,12 @@ class MtaService:
         return fut.result(30)
 
     def stop(self, timeout: float = 60.0) -> None:
-        if self.loop and self._stopped:
-            self.loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread:
-            self._thread.join(timeout)
+        if self._thread is None:
+            return
+        if self.loop and self._stopped and not self.loop.is_closed():
+            try:
+                self.loop.call_soon_threadsafe(self._stopped.set)
+            except RuntimeError:      # the loop closed meanwhile
+                pass
+        self._thread.join(timeout)
+        self._thread = None
