@@ -298,3 +298,58 @@ def test_reload_gives_queues_new_settings(harness, mxes):
     h.conf.write_text(h.conf.read_text().replace("max-smtp-out 3", "max-smtp-out 1"))
     h.svc.call(h.svc.reload)
     assert h.svc.call(lambda: h.mta.config.effective("example.net").max_smtp_out) == 1
+
+
+def test_a_clean_restart_resumes_deferred_recipients_and_never_resends_finished_ones(harness, mxes):
+    ok, grey = mxes(), mxes("tempfail")
+    body = route("ok.example", ok.port) + route("grey.example", grey.port, "  retry-after 10m\n")
+    h = harness(body, clock=FakeClock())
+    send(h.port, "app@sender.test", ["a@ok.example", "b@grey.example"])
+    wait_for(lambda: ok.received, what="delivery to ok.example")
+    h.wait_records("t", 1)
+    h.stop()
+    assert list((h.dir / "spool").glob("seg-*.log"))                 # b@grey.example is still spooled
+    grey.mode = "accept"
+    h2 = harness(body, clock=FakeClock())
+    q = h2.queue("grey.example")
+    assert h2.svc.call(lambda: q.waiting) == 1                        # recovered, waiting for its retry
+    assert h2.queue("ok.example") is None                             # a@ok.example is finished
+    h2.advance(600)
+    wait_for(lambda: grey.received, what="the retry after the restart")
+    assert len(ok.received) == 1
+
+
+def test_hooks_filter_prepare_and_observe(harness, mxes):
+    from bounceproc.domain.mta.queue_state import with_mode
+    from bounceproc.mta.hooks import Hooks, Refusal, Transaction
+
+    class Suppressions:
+        async def filter(self, queue, jobs):
+            return {j: Refusal("5.7.1", "x-bounceproc;suppressed") for j in jobs if j.rcpt.startswith("nope@")}
+
+    class Verp:
+        async def prepare(self, tx):
+            out = []
+            for j in tx.jobs:
+                local, _, dom = j.rcpt.partition("@")
+                out.append(Transaction(tx.queue, tx.settings, f"bounces+{local}={dom}@sender.test", [j],
+                                       b"X-Prepared: yes\r\n" + tx.data))
+            return out
+
+    class BackoffOn5xx:
+        def on_reply(self, queue, reply, state, now):
+            return with_mode(state, QueueMode.BACKOFF, now) if reply.code >= 500 else None
+
+    good, bad = mxes(), mxes("reject")
+    h = harness(route("example.net", good.port) + route("bad.example", bad.port),
+                hooks=Hooks(filters=[Suppressions()], preparers=[Verp()], observers=[BackoffOn5xx()]))
+    send(h.port, "<>", ["a@example.net", "nope@example.net", "b@example.net"])
+    wait_for(lambda: len(good.received) == 2, what="two deliveries")
+    assert sorted(m.mail_from for m in good.received) == ["bounces+a=example.net@sender.test",
+                                                          "bounces+b=example.net@sender.test"]
+    assert all(m.data.startswith(b"X-Prepared: yes\r\n") for m in good.received)
+    b = h.wait_records("b", 1)[0]
+    assert b["rcpt"] == "nope@example.net" and b["dsnDiag"] == "x-bounceproc;suppressed"
+    send(h.port, "<>", ["x@bad.example"])
+    q = wait_for(lambda: h.queue("bad.example"), what="the queue")
+    wait_for(lambda: h.svc.call(lambda: q.state.mode) is QueueMode.BACKOFF, what="backoff after a 5xx")
