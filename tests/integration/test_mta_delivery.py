@@ -148,7 +148,7 @@ def test_x_virtual_mta_and_x_job_are_honoured_and_removed(harness, mxes):
     assert b"X-Virtual-MTA" not in mx.received[0].data and b"X-Job" not in mx.received[0].data
     d = h.wait_records("d", 1)[0]
     assert d["vmta"] == "v1" and d["jobId"] == "job42" and d["queue"] == "example.net/v1"
-    assert d["dlvSourceIp"] == "127.0.0.1"
+    assert d["dlvSourceIp"] == "127.0.0.1" and mx.received[0].helo == "out1.mta.test"
 
 
 def test_5xx_bounces_at_once_with_a_dsn_to_the_sender_never_for_a_null_sender(harness, mxes):
@@ -262,20 +262,39 @@ def test_max_smtp_out_is_observed_by_the_mx(harness, mxes):
     assert 1 <= mx.peak <= 2
 
 
-def test_max_msg_rate_with_an_advanced_clock(harness, mxes):
+@pytest.mark.parametrize("limits", ["  max-msg-rate 1/h\n", "  max-connect-rate 1/h\n  max-msg-per-connection 1\n"])
+def test_rate_limits_with_an_advanced_clock(harness, mxes, limits):
     mx = mxes()
-    clock = FakeClock()
-    h = harness(route("example.net", mx.port, "  max-msg-rate 1/h\n"), clock=clock)
+    h = harness(route("example.net", mx.port, limits), clock=FakeClock())
     for i in range(3):
         send(h.port, "<>", [f"u{i}@example.net"])
-    wait_for(lambda: len(mx.received) == 1, what="the first message")
     q = h.queue("example.net")
-    wait_for(lambda: h.svc.call(lambda: q.conns == 0 and q.kick_at is not None), what="the queue waits for its rate")
-    assert len(mx.received) == 1
-    h.advance(3600)
-    wait_for(lambda: len(mx.received) == 2, what="the second message an hour later")
-    wait_for(lambda: h.svc.call(lambda: q.conns == 0 and q.kick_at is not None), what="the queue waits again")
-    assert len(mx.received) == 2
+    for n in (1, 2, 3):
+        wait_for(lambda: len(mx.received) == n, what=f"message {n}, an hour after the previous one")
+        if n < 3:
+            wait_for(lambda: h.svc.call(lambda: q.conns == 0 and q.kick_at is not None), what="the queue waits")
+            assert len(mx.received) == n
+            h.advance(3600)
+    assert mx.connections == 3      # a wait longer than a few seconds does not hold a connection open
+
+
+def test_opportunistic_starttls_and_require_starttls(harness, tmp_path):
+    from mta_testing import self_signed_context
+    ctx = self_signed_context(tmp_path)
+    if ctx is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS MX")
+    tls_mx, plain_mx = FakeMx(tls_context=ctx).start(), FakeMx().start()
+    try:
+        h = harness(route("tls.example", tls_mx.port)
+                    + route("plain.example", plain_mx.port, "  require-starttls yes\n"))
+        send(h.port, "<>", ["a@tls.example", "b@plain.example"])
+        assert wait_for(lambda: tls_mx.received, what="delivery over TLS")[0].tls
+        tq = h.wait_records("tq", 1)[0]
+        assert tq["queue"] == "plain.example/{default}" and "STARTTLS" in tq["dsnDiag"]
+        assert not plain_mx.received
+    finally:
+        tls_mx.stop()
+        plain_mx.stop()
 
 
 def test_paused_queue_holds_and_resumes(harness, mxes):
