@@ -69,6 +69,13 @@ class Settings:
     webhook_timeout_seconds: float = 15.0   # per delivery attempt; redirects are never followed
     webhook_lease_seconds: int = 60   # a delivery claimed by a sender that died is re-sent after this
     api_rate_limit_per_minute: int = 120000   # requests per API key per minute (0 = no limit)
+    # operations view (docs/operations.md)
+    dashboard_allow_cidrs: tuple[str, ...] = ()   # clients let in to /dashboard without a key
+    alert_complaint_rate: float = 0.003      # complaint rate over a day, per provider / sending domain
+    alert_complaint_min_delivered: int = 1000   # ... once this many were delivered
+    alert_block_count: int = 10              # blocks today per provider, virtual MTA and IP
+    alert_backlog_seconds: int = 300         # age of the oldest pending intake row
+    alert_webhook_backlog_seconds: int = 900  # age of an endpoint's oldest pending delivery
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

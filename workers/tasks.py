@@ -46,6 +46,9 @@ def sweep_intake() -> int:
     ids = service.pending_intake_ids(settings, settings.sweep_after_seconds)
     for i in range(0, len(ids), 20):
         ingest.apply_async(args=[ids[i:i + 20]], queue=settings.queue)
+    from bounceproc.app import alerts
+    with bootstrap.engine(settings).begin() as conn:     # announced once per change (alert_state)
+        alerts.evaluate(conn, settings)
     return len(ids)
 
 
