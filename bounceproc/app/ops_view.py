@@ -134,13 +134,16 @@ def _block_times(conn, now: datetime) -> dict[tuple, tuple[str, str]]:
 def suppression_panel(conn, now: datetime, reveal: bool = False) -> dict:
     """Suppressions by reason (the counts), new ones per day and reason over 30 days (the
     created_at index), and the latest 50 with their evidence."""
-    since = now - timedelta(days=30)
+    since = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = func.substr(cast(suppressions.c.created_at, String), 1, 10)     # the UTC date
-    growth: dict[str, dict[str, int]] = defaultdict(dict)
+    days = [(since + timedelta(days=i)).date().isoformat() for i in range(30)]
+    index = {d: i for i, d in enumerate(days)}
+    growth: dict[str, list[int]] = {}
     for d, reason, n in conn.execute(select(day, suppressions.c.reason, func.count())
                                      .where(suppressions.c.created_at >= since)
                                      .group_by(day, suppressions.c.reason)).all():
-        growth[reason][str(d)] = int(n)
+        if str(d) in index:
+            growth.setdefault(reason, [0] * len(days))[index[str(d)]] += int(n)
     latest = []
     for r in conn.execute(select(suppressions.c.address, suppressions.c.scope, suppressions.c.reason,
                                  suppressions.c.rule, suppressions.c.source, suppressions.c.status,
@@ -151,7 +154,8 @@ def suppression_panel(conn, now: datetime, reveal: bool = False) -> dict:
                        "reason": r["reason"], "rule": r["rule"], "source": r["source"], "status": r["status"],
                        "diagnostic": r["diagnostic"] if reveal else mask(r["diagnostic"]),
                        "created_at": r["created_at"].isoformat(timespec="seconds")})
-    return {"by_reason": status_report.suppressions_by_reason(conn), "growth": dict(growth), "latest": latest,
+    return {"by_reason": status_report.suppressions_by_reason(conn), "growth": {"days": days, "by_reason": growth},
+            "latest": latest,
             "revealed": reveal}
 
 

@@ -4,6 +4,7 @@
   "use strict";
   var PALETTE = ["#4a78c2", "#e07b39", "#3a9a5b", "#b54a9a", "#c2a23a", "#3ab0b5", "#8a5a3a", "#7a7ac2", "#999999"];
   var plots = [];
+  var bars = uPlot.paths.bars({ size: [0.8, 40] });
 
   function stacked(buckets, byProvider, providers) {
     // cumulative series, drawn from the top one down so each band shows its own provider
@@ -20,7 +21,7 @@
     var width = Math.max(240, el.clientWidth || 260);
     var series = [{}].concat(names.map(function (n, i) {
       var c = colours[i % colours.length];
-      return { label: n, stroke: c, fill: c + "cc", width: 1, points: { show: false } };
+      return { label: n, stroke: c, fill: c + "cc", width: 1, points: { show: false }, paths: bars };
     }));
     var opts = { width: width, height: 160, series: series, legend: { show: true },
                  scales: { y: { range: function (u, min, max) { return [0, Math.max(1, max)]; } } },
@@ -40,13 +41,9 @@
     });
     var g = document.querySelector(".plot[data-growth]");
     if (g) {
-      var days = {}, reasons = Object.keys(data.growth).sort();
-      reasons.forEach(function (r) { Object.keys(data.growth[r]).forEach(function (d) { days[d] = 1; }); });
-      var ds = Object.keys(days).sort();
-      var xs = ds.map(function (d) { return Date.parse(d + "T00:00:00Z") / 1000; });
-      var byReason = {};
-      reasons.forEach(function (r) { byReason[r] = ds.map(function (d) { return data.growth[r][d] || 0; }); });
-      var s = stacked(xs, byReason, reasons);
+      var xs = data.growth.days.map(function (d) { return Date.parse(d + "T00:00:00Z") / 1000; });
+      var reasons = Object.keys(data.growth.by_reason).sort();
+      var s = stacked(xs, data.growth.by_reason, reasons);
       draw(g, xs, s.names, s.layers, PALETTE);
     }
     document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
