@@ -1,8 +1,9 @@
-"""Receiving provider of a recipient domain: Gmail, Microsoft, Yahoo/AOL, Apple, else the domain.
+"""Receiving provider of a recipient domain: Gmail, Microsoft, Yahoo/AOL, Apple, ... else "other".
 
 Domain layer: pure, stdlib only. The table is data (rules/providers.toml).
 `provider_of(domain)` is what the per-minute traffic counts store, so the dashboard can stack
-deliveries, bounces and complaints by provider without reading events.
+deliveries, bounces and complaints by provider without reading events. Unlisted domains are
+"other", which keeps the counts' rows per minute bounded (see the table's header).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 
-MAX_LEN = 64      # the counts' provider column
+OTHER = "other"
 
 
 @lru_cache(maxsize=1)
@@ -19,12 +20,12 @@ def _table() -> dict[str, str]:
     return {d: name for name, domains in tomllib.loads(text)["providers"].items() for d in domains}
 
 
+@lru_cache(maxsize=1)
 def named_providers() -> tuple[str, ...]:
     """The providers with a name of their own, in the table's order."""
     return tuple(dict.fromkeys(_table().values()))
 
 
 def provider_of(domain: str) -> str:
-    """The provider's name for a (normalised) recipient domain; the domain itself when unknown."""
-    domain = domain.lower().rstrip(".")
-    return _table().get(domain) or domain[:MAX_LEN]
+    """The provider's name for a (normalised) recipient domain, or "other"."""
+    return _table().get(domain.lower().rstrip(".")) or OTHER

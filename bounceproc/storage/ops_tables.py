@@ -5,7 +5,9 @@ Adapter layer (SQLAlchemy Core). Created by migration 2026_12_03_01_ops_counts.
 - `traffic_counts`: deliveries, hard and soft bounces, deferrals and complaints per minute of
   occurrence, receiving provider (domain/providers.py), sending domain, virtual MTA, source IP
   and job; appended with every stored batch, like `event_counts` (one row per batch and key, no
-  shared counter row). The dashboard's traffic and complaint-rate panels sum these.
+  shared counter row). The dashboard's traffic and complaint-rate panels sum these. The hourly
+  prune folds rows older than two hours into 10-minute rows and rows older than two days into
+  day rows (`bucket`: the seconds a row covers), so a month is a few rows per day and key.
 - `rule_counts`: bounces per minute, taxonomy reason and classification rule, with one example
   diagnostic of the batch; the "top bounce reasons" panel and the classification metric.
 - `alert_state`: which alert conditions are firing, so each is announced once and again when it
@@ -13,7 +15,7 @@ Adapter layer (SQLAlchemy Core). Created by migration 2026_12_03_01_ops_counts.
 """
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint, text
 
 from bounceproc.storage.tables import TS, Id, metadata
 
@@ -28,6 +30,7 @@ traffic_counts = Table(
     Column("source_ip", String(64), nullable=False, server_default=""),
     Column("job_id", String(128), nullable=False, server_default=""),
     Column("n", Integer, nullable=False),
+    Column("bucket", Integer, nullable=False, server_default=text("60")),   # seconds the row covers
     Index("ix_traffic_counts_minute", "minute"),
 )
 
@@ -39,6 +42,7 @@ rule_counts = Table(
     Column("rule", String(64), nullable=False, server_default=""),
     Column("n", Integer, nullable=False),
     Column("example", Text, nullable=False, server_default=""),
+    Column("bucket", Integer, nullable=False, server_default=text("60")),
     Index("ix_rule_counts_minute", "minute"),
 )
 

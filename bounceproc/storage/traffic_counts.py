@@ -5,13 +5,13 @@ Adapter layer (SQLAlchemy Core). `add_traffic` appends one `traffic_counts` row 
 kind, provider, sending domain, vmta, source IP, job) of a batch, and one `rule_counts` row per
 (minute, reason, rule) of its bounces with one example diagnostic; `sign` -1 uncounts events that
 `bounceproc reprocess` replaces. The read side (`traffic_series`, `traffic_totals`, `rule_totals`)
-sums a window's rows, never the events.
+sums a window's rows, never the events. `fold_counts` (hourly prune) makes old rows coarser.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, func, select
 
@@ -94,6 +94,39 @@ def rule_totals(conn, since: datetime, until: datetime | None = None) -> list[tu
     if until is not None:
         stmt = stmt.where(rule_counts.c.minute < until)
     return [(r, rl, int(n or 0), ex or "") for r, rl, n, ex in conn.execute(stmt).all()]
+
+
+# (rows of this many seconds, folded into rows of that many, once older than this)
+FOLDS = ((60, 600, timedelta(hours=2)), (600, 86400, timedelta(days=2)))
+_KEYS = {"traffic_counts": ("kind", "provider", "sending_domain", "vmta", "source_ip", "job_id"),
+         "rule_counts": ("reason", "rule")}
+
+
+def fold_counts(conn, now: datetime) -> int:
+    """Fold old rows into coarser ones (FOLDS); returns how many rows were folded. The rows folded
+    are exactly those this call deleted, so rows written meanwhile are neither lost nor doubled."""
+    folded = 0
+    for table in (traffic_counts, rule_counts):
+        keys = _KEYS[table.name]
+        extra = ("example",) if table.name == "rule_counts" else ()
+        for fine, coarse, age in FOLDS:
+            cutoff = int((now - age).timestamp())
+            cutoff = datetime.fromtimestamp(cutoff - cutoff % coarse, timezone.utc)
+            sums: Counter = Counter()
+            examples: dict[tuple, str] = {}
+            cols = [table.c.minute, *(table.c[k] for k in keys), table.c.n, *(table.c[e] for e in extra)]
+            for row in conn.execute(table.delete().where(table.c.bucket == fine, table.c.minute < cutoff)
+                                    .returning(*cols)):
+                t = int(row[0].timestamp())
+                key = (datetime.fromtimestamp(t - t % coarse, timezone.utc), *row[1:1 + len(keys)])
+                sums[key] += row[1 + len(keys)]
+                if extra and row[-1]:
+                    examples.setdefault(key, row[-1])
+                folded += 1
+            bulk_insert(conn, table, [{"minute": k[0], **dict(zip(keys, k[1:])), "n": n, "bucket": coarse,
+                                       **({"example": examples.get(k, "")} if extra else {})}
+                                      for k, n in sorted(sums.items()) if n])
+    return folded
 
 
 def prune_traffic(conn, before: datetime) -> int:

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("source_ip", sa.String(length=64), server_default="", nullable=False),
         sa.Column("job_id", sa.String(length=128), server_default="", nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.Integer(), server_default=sa.text("60"), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_traffic_counts_minute", "traffic_counts", ["minute"], unique=False)
@@ -42,6 +43,7 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=64), server_default="", nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.Column("example", sa.Text(), server_default="", nullable=False),
+        sa.Column("bucket", sa.Integer(), server_default=sa.text("60"), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_rule_counts_minute", "rule_counts", ["minute"], unique=False)
@@ -57,8 +59,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("alert", "subject", name="uq_alert_state"),
     )
-    # The last two days of events, counted (provider = the recipient domain: the named providers'
-    # rollup is applied when the counts are read back through provider_of()).
+    # The last two days of events, counted (provider = the recipient domain: the rollup to named
+    # providers and "other" is applied when the counts are read back, ops_view.rollup).
     if op.get_bind().dialect.name == "postgresql":
         minute = "date_trunc('minute', occurred_at)"
         since = "now() - interval '2 days'"

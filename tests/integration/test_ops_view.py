@@ -196,3 +196,39 @@ def test_alerts_fire_once_and_clear_once(api, caplog):
         payload = json.loads(conn.execute(select(outbox.c.payload).where(outbox.c.type == "alert.backlog")
                                           .order_by(outbox.c.id.desc())).first()[0])
     assert payload["data"]["state"] == "cleared" and payload["data"]["subject"] == "intake"
+
+
+def test_folding_old_count_rows_keeps_every_total(fresh_pg_url, make_settings):
+    from sqlalchemy import func
+
+    from bounceproc.app import ops_view
+    from bounceproc.storage.ops_tables import rule_counts, traffic_counts
+    from bounceproc.storage.traffic_counts import fold_counts
+    settings = make_settings(database_url=fresh_pg_url)
+    now = datetime.now(timezone.utc)
+    eng = bootstrap.engine(settings)
+    for k, age in enumerate((timedelta(days=3, minutes=7), timedelta(days=3, minutes=31), timedelta(hours=3, minutes=2),
+                             timedelta(hours=3, minutes=44), timedelta(minutes=5))):
+        seed_at = now - age
+        evs = [Event(event_key("f", k, i), t, f"f{k}{i}@gmail.com", seed_at + timedelta(seconds=i), "acct",
+                     sender="b@s.example.org", reason="userunknown" if t == "bounced" else "", hard=t == "bounced",
+                     rule="r1" if t == "bounced" else "", diagnostic="550 5.1.1 unknown")
+               for i, t in enumerate(("delivered", "delivered", "bounced", "complained"))]
+        with eng.begin() as conn:
+            service.record_events(conn, evs, settings)
+
+    def snapshot():
+        with eng.connect() as conn:
+            return ({r: ops_view.traffic(conn, now, r)["totals"] for r in ops_view.RANGES},
+                    ops_view.top_reasons(conn, now), ops_view.complaint_rates(conn, now)["provider"],
+                    conn.execute(select(func.sum(traffic_counts.c.n))).scalar(),
+                    conn.execute(select(func.sum(rule_counts.c.n))).scalar())
+    before = snapshot()
+    with eng.begin() as conn:
+        assert fold_counts(conn, now) > 0
+        rows = conn.execute(select(traffic_counts.c.bucket, func.count()).group_by(traffic_counts.c.bucket)).all()
+    assert {b for b, _ in rows} == {60, 600, 86400}
+    assert snapshot() == before
+    with eng.begin() as conn:
+        assert fold_counts(conn, now) == 0          # nothing left to fold
+    assert before[0]["month"] == {"delivered": 10, "hard_bounce": 5, "soft_bounce": 0, "deferred": 0, "complained": 5}
