@@ -47,8 +47,7 @@ def sweep_intake() -> int:
     for i in range(0, len(ids), 20):
         ingest.apply_async(args=[ids[i:i + 20]], queue=settings.queue)
     from bounceproc.app import alerts
-    with bootstrap.engine(settings).begin() as conn:     # announced once per change (alert_state)
-        alerts.evaluate(conn, settings)
+    alerts.evaluate_now(settings)       # announced once per change (alert_state)
     return len(ids)
 
 

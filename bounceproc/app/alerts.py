@@ -92,6 +92,18 @@ def evaluate(conn, settings: Settings, now: datetime | None = None) -> list[dict
     return changes
 
 
+def evaluate_now(settings: Settings) -> list[dict]:
+    """`evaluate` in a transaction of its own; a failure is logged, not raised (the periodic
+    sweep that calls it must go on)."""
+    from bounceproc import bootstrap
+    try:
+        with bootstrap.engine(settings).begin() as conn:
+            return evaluate(conn, settings)
+    except Exception:
+        log.exception("alert evaluation failed")
+        return []
+
+
 def _flip(conn, row_id: int, firing: bool, value: float, detail: str, now: datetime) -> bool:
     res = conn.execute(update(alert_state).where(and_(alert_state.c.id == row_id, alert_state.c.firing == (not firing)))
                        .values(firing=firing, value=value, detail=detail or alert_state.c.detail, changed_at=now))

@@ -232,3 +232,20 @@ def test_folding_old_count_rows_keeps_every_total(fresh_pg_url, make_settings):
     with eng.begin() as conn:
         assert fold_counts(conn, now) == 0          # nothing left to fold
     assert before[0]["month"] == {"delivered": 10, "hard_bounce": 5, "soft_bounce": 0, "deferred": 0, "complained": 5}
+
+
+def test_dashboard_numbers_agree_with_show_status(api):
+    from bounceproc.app import ops_view, status_report
+    settings, base = api
+    now = datetime.now(timezone.utc)
+    seed(settings, now, domains=5, rules=4)
+    with bootstrap.engine(settings).connect() as conn:
+        status = status_report.status(conn, now)
+        totals = ops_view.traffic(conn, now, "hour")["totals"]
+        rates = ops_view.complaint_rates(conn, now)
+    hour = status["events"]["last_hour"]
+    assert totals["delivered"] == hour["delivered"] == 5 and totals["complained"] == hour["complained"] == 5
+    assert totals["hard_bounce"] + totals["soft_bounce"] == hour["bounced"] == 4
+    overall = [r for r in status["complaints"] if r["dimension"] == "all"][0]
+    assert sum(r["complaints"] for r in rates["provider"]) == overall["complaints"]
+    assert sum(r["delivered"] for r in rates["sending_domain"]) == overall["delivered"]

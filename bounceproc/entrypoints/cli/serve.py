@@ -71,8 +71,7 @@ class InlineWorker:
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
                     self.submit(service.pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
-                    with bootstrap.engine(self.settings).begin() as conn:
-                        alerts.evaluate(conn, self.settings)
+                    alerts.evaluate_now(self.settings)
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY
                     with bootstrap.engine(self.settings).begin() as conn:
