@@ -82,6 +82,13 @@ class Settings:
     esp_postmark_credentials: str = ""          # "user:password" of the webhook URL's basic auth
     esp_postmark_path_secret: str = ""          # or a secret path: POST /v1/ingest/postmark/<secret>
     esp_max_age_seconds: int = 600              # older (or future) signed timestamps are refused
+    # operations view (docs/operations.md)
+    dashboard_allow_cidrs: tuple[str, ...] = ()   # clients let in to /dashboard without a key
+    alert_complaint_rate: float = 0.003      # complaint rate over a day, per provider / sending domain
+    alert_complaint_min_delivered: int = 1000   # ... once this many were delivered
+    alert_block_count: int = 10              # blocks today per provider, virtual MTA and IP
+    alert_backlog_seconds: int = 300         # age of the oldest pending intake row
+    alert_webhook_backlog_seconds: int = 900  # age of an endpoint's oldest pending delivery
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

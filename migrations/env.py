@@ -10,6 +10,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from bounceproc.storage import api_tables  # noqa: F401 - registers the API's tables on `metadata`
+from bounceproc.storage import ops_tables  # noqa: F401 - the operations view's count tables
 from bounceproc.storage.tables import metadata
 
 config = context.config

@@ -46,6 +46,8 @@ def sweep_intake() -> int:
     ids = service.pending_intake_ids(settings, settings.sweep_after_seconds)
     for i in range(0, len(ids), 20):
         ingest.apply_async(args=[ids[i:i + 20]], queue=settings.queue)
+    from bounceproc.app import alerts
+    alerts.evaluate_now(settings)       # announced once per change (alert_state)
     return len(ids)
 
 

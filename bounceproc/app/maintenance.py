@@ -20,6 +20,7 @@ from bounceproc import bootstrap
 
 from bounceproc.app import service
 from bounceproc.storage.event_counts import prune_counts
+from bounceproc.storage.traffic_counts import fold_counts
 from bounceproc.storage.suppression_store import fold_suppression_counts
 from bounceproc.storage.tables import events, intake
 from bounceproc.config import Settings
@@ -37,6 +38,7 @@ def prune(conn, settings: Settings, now: datetime | None = None) -> int:
                       .where(intake.c.processed_at < now - timedelta(days=settings.raw_retention_days))
                       ).rowcount or 0
     n += prune_counts(conn, now - COUNTS_RETENTION)
+    fold_counts(conn, now)
     fold_suppression_counts(conn)
     return n
 

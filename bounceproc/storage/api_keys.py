@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from bounceproc.storage.api_tables import api_keys
 
-SCOPES = ("suppressions:read", "suppressions:write", "webhooks:admin", "admin")
+SCOPES = ("suppressions:read", "suppressions:write", "webhooks:admin", "dashboard:read", "admin")
 IMPLIED = {
     "admin": frozenset(SCOPES),
     "suppressions:write": frozenset({"suppressions:write", "suppressions:read"}),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, Table
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -25,6 +25,8 @@ def _pg_type(col) -> str:
         return "boolean"
     if isinstance(t, (BigInteger, Integer)):
         return "bigint"
+    if isinstance(t, Float):
+        return "float8"
     if isinstance(t, DateTime):
         return "timestamptz"
     if isinstance(t, JSON):

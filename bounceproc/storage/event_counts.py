@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, literal, select
 
 from bounceproc.storage.bulk import bulk_insert
 from bounceproc.storage.tables import complaint_counts, event_counts
+from bounceproc.storage.traffic_counts import add_traffic, prune_traffic
 from bounceproc.domain.events import Event
 
 
@@ -35,6 +36,8 @@ def add_counts(conn, evs: Sequence[Event]) -> None:
         # a batch shares a few times, senders, IPs and jobs: one tuple per event, then per key
         _append(conn, Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id)
                               for e in evs))
+        add_traffic(conn, ((1, e.occurred_at, e.type, e.hard, e.recipient_domain, sending_domain(e.sender),
+                            e.vmta, e.source_ip, e.job_id, e.reason, e.rule, e.diagnostic) for e in evs))
 
 
 def remove_counts(conn, rows: Iterable[Mapping]) -> None:
@@ -45,6 +48,9 @@ def remove_counts(conn, rows: Iterable[Mapping]) -> None:
         exact[(r["occurred_at"], r["type"], r["category"], r["sender"], r["source_ip"], r["job_id"])] -= 1
     if exact:
         _append(conn, exact)
+        add_traffic(conn, ((-1, r["occurred_at"], r["type"], r.get("hard"), r.get("recipient_domain", ""),
+                            sending_domain(r["sender"]), r.get("vmta", ""), r["source_ip"], r["job_id"],
+                            r.get("reason", ""), r.get("rule", ""), "") for r in rows))
 
 
 def _append(conn, exact: Counter) -> None:
@@ -88,4 +94,5 @@ def complaint_totals(conn, since: datetime, until: datetime | None, by: str) -> 
 
 def prune_counts(conn, before: datetime) -> int:
     n = conn.execute(delete(event_counts).where(event_counts.c.minute < before)).rowcount or 0
-    return n + (conn.execute(delete(complaint_counts).where(complaint_counts.c.minute < before)).rowcount or 0)
+    n += conn.execute(delete(complaint_counts).where(complaint_counts.c.minute < before)).rowcount or 0
+    return n + prune_traffic(conn, before)

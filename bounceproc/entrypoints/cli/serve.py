@@ -44,7 +44,7 @@ class InlineWorker:
 
     def _run(self) -> None:
         from bounceproc import bootstrap
-        from bounceproc.app import maintenance, service
+        from bounceproc.app import alerts, maintenance, service
         from bounceproc.app.message_intake import process_messages
         next_sweep, next_prune = time.monotonic(), time.monotonic() + 60
         while True:
@@ -71,6 +71,7 @@ class InlineWorker:
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
                     self.submit(service.pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
+                    alerts.evaluate_now(self.settings)
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY
                     with bootstrap.engine(self.settings).begin() as conn:

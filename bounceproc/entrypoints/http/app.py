@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bounceproc import bootstrap
-from bounceproc.entrypoints.http import esp, imports, suppressions, unsubscribe, webhook_admin
+from bounceproc.entrypoints.http import dashboard, esp, imports, suppressions, unsubscribe, webhook_admin
 from bounceproc.entrypoints.http.common import ApiContext
 from bounceproc.entrypoints.http.models import Problem as ProblemModel
 from bounceproc.entrypoints.http.fast_path import FastLookup
@@ -38,7 +38,7 @@ Authenticate with `Authorization: Bearer <api key>` (create one with `bounceproc
 def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = None) -> FastAPI:
     """The ASGI app for these settings. `kick_webhooks` wakes the webhook sender after a commit
     (default: a `bounceproc.deliver_webhooks` task when a broker is configured)."""
-    from fastapi.responses import HTMLResponse, Response
+    from fastapi.responses import Response
 
     from bounceproc.entrypoints.http import metrics
 
@@ -64,25 +64,20 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)
     app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute)
-    for module in (suppressions, imports, webhook_admin, unsubscribe, esp):
+    for module in (suppressions, imports, webhook_admin, unsubscribe, esp, dashboard):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
 
-    # Operational views for the postmaster on call and for Prometheus: counts only (no addresses),
-    # read from the database on each request. Bind the API to an internal address, or put these
-    # two paths behind your proxy's access rules.
+    # Prometheus: counts only (no addresses), read from the database on each scrape, no key (bind
+    # the API to an internal address or keep /metrics behind your proxy). The dashboard is in
+    # dashboard.py, behind a key or dashboard_allow_cidrs.
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics() -> Response:
         with eng.connect() as conn:
             return Response(metrics.render_metrics(conn), media_type=metrics.CONTENT_TYPE)
-
-    @app.get("/dashboard", include_in_schema=False)
-    def dashboard() -> HTMLResponse:
-        with eng.connect() as conn:
-            return HTMLResponse(metrics.render_dashboard(conn))
 
     def openapi() -> dict:
         if app.openapi_schema is None:

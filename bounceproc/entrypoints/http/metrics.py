@@ -1,20 +1,25 @@
-"""Prometheus metrics and the status dashboard page, both computed from the database on request.
+"""Prometheus metrics, computed from the database's count tables on each scrape.
 
-Adapter layer. Reads status_report (no counters kept in process memory), so every API process
-and every scrape sees the same numbers, whichever worker did the work.
-`render_metrics(conn)` returns the Prometheus text exposition; `render_dashboard(conn)` an HTML page.
+Adapter layer. Reads status_report and ops_view (no counters kept in process memory), so every
+API process and every scrape sees the same numbers, whichever worker did the work.
+`render_metrics(conn)` returns the Prometheus text exposition. Every label dimension holds at
+most MAX_SERIES values plus `other` (docs/operations.md lists the bounds); parts that run only
+sometimes (the sending core) add their families through app/ops_hooks.register_metrics.
 """
 from __future__ import annotations
 
-import html
-from datetime import datetime, timezone
+from collections import Counter
+from datetime import datetime, timedelta, timezone
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from bounceproc.app import status_report
+from bounceproc.app import ops_hooks, ops_view, status_report
+from bounceproc.storage import complaints
+from bounceproc.storage.traffic_counts import rule_totals, traffic_totals
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_SERIES = 20      # per label dimension: providers, sending domains, endpoints, rules (+ "other")
 
 
 def _per_window(name: str, doc: str, label: str, by_window: dict[str, dict[str, int]]) -> GaugeMetricFamily:
@@ -58,34 +63,75 @@ class _StatusCollector:
                                 value=rep["quarantine"]["total"])
 
 
+def _family(name: str, doc: str, labels: list[str], rows) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for *values, n in rows:
+        family.add_metric([str(v) for v in values], n)
+    return family
+
+
+def _bounded(counts: Counter, limit: int) -> list[tuple[str, int]]:
+    """The top `limit` keys, the rest summed as `other` (bounded label cardinality)."""
+    top = counts.most_common(limit)
+    rest = sum(counts.values()) - sum(n for _, n in top)
+    return top + ([("other", rest)] if rest else [])
+
+
+def _ops_families(conn, now: datetime) -> list[GaugeMetricFamily]:
+    """Complaints, webhooks, quarantine and classification series (label bounds: docs/operations.md)."""
+    out = []
+    rates = ops_view.complaint_rates(conn, now)
+    for dim, label in (("provider", "provider"), ("sending_domain", "sending_domain")):
+        rows = rates[dim][:MAX_SERIES]
+        out.append(_family(f"bounceproc_complaint_rate_by_{label}",
+                           f"Complaints / deliveries over the last day, by {label} (top {MAX_SERIES})",
+                           [label], [(r["key"], r["rate"] or 0.0) for r in rows]))
+        out.append(_family(f"bounceproc_complaints_by_{label}", f"Complaints over the last day, by {label}",
+                           [label], [(r["key"], r["complaints"]) for r in rows]))
+    overall = [r for r in complaints.complaint_rates(conn, now - timedelta(days=1)) if r["dimension"] == "all"]
+    out.append(GaugeMetricFamily("bounceproc_complaint_rate", "Complaints / deliveries over the last day",
+                                 value=(overall[0]["rate"] or 0.0) if overall else 0.0))
+    hooks = ops_view.webhook_health(conn, now)
+    for field, name, doc in (("delivered", "bounceproc_webhook_deliveries", "Webhook deliveries made, per endpoint"),
+                             ("failed", "bounceproc_webhook_failures", "Webhook deliveries given up, per endpoint"),
+                             ("backlog", "bounceproc_webhook_backlog", "Webhook deliveries pending, per endpoint"),
+                             ("oldest_pending_seconds", "bounceproc_webhook_oldest_pending_seconds",
+                              "Age of the endpoint's oldest pending delivery")):
+        out.append(_family(name, doc, ["endpoint"], [(w["endpoint"], w[field]) for w in hooks[:MAX_SERIES]]))
+    out.append(_family("bounceproc_quarantined", "Quarantined input by reason (top 10, the rest as other)",
+                       ["reason"], ops_view.quarantine_by_reason(conn).items()))
+    by_rule: Counter = Counter()
+    for reason, rule, n, _ in rule_totals(conn, now - timedelta(days=1)):
+        by_rule[(reason, rule)] += n
+    top = by_rule.most_common(MAX_SERIES)
+    rest = sum(by_rule.values()) - sum(n for _, n in top)
+    out.append(_family("bounceproc_classified", "Bounces over the last day by reason and rule (top rules, the rest as other)",
+                       ["reason", "rule"], [(r, rl, n) for (r, rl), n in top] + ([("other", "other", rest)] if rest else [])))
+    provider_kind: Counter = Counter()
+    for provider, kind, n in traffic_totals(conn, now - timedelta(hours=1), ("provider",)):
+        provider_kind[(ops_view.rollup(provider), kind)] += n
+    providers = _bounded(Counter({p: n for (p, _), n in provider_kind.items()}), MAX_SERIES)
+    shown = {p for p, _ in providers}
+    folded: Counter = Counter()
+    for (p, kind), n in provider_kind.items():
+        folded[(p if p in shown else "other", kind)] += n
+    out.append(_family("bounceproc_traffic_last_hour", "Deliveries, bounces, deferrals and complaints in the last "
+                       "hour, by receiving provider (top providers, the rest as other)", ["provider", "kind"],
+                       [(p, k, n) for (p, k), n in sorted(folded.items())]))
+    return out
+
+
 def render_metrics(conn) -> bytes:
+    now = datetime.now(timezone.utc)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatusCollector(status_report.status(conn)))
+    registry.register(_StatusCollector(status_report.status(conn, now)))
+    registry.register(_Families(_ops_families(conn, now) + ops_hooks.extra_metrics(conn)))
     return generate_latest(registry)
 
 
-def _rows(title: str, rows: list[tuple]) -> str:
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<h2>{html.escape(title)}</h2><table>{body or '<tr><td>(none)</td></tr>'}</table>"
+class _Families:
+    def __init__(self, families: list) -> None:
+        self.families = families
 
-
-def render_dashboard(conn) -> str:
-    now = datetime.now(timezone.utc)
-    rep = status_report.status(conn, now)
-    windows = list(status_report.WINDOWS)
-    types = sorted({t for w in rep["events"].values() for t in w})
-    parts = [
-        _rows("Events", [("type", *windows)] + [(t, *(rep["events"][w].get(t, 0) for w in windows)) for t in types]),
-        _rows("Suppressions by reason", sorted(rep["suppressions"].items())),
-        _rows("Blocks (never suppress recipients), last day",
-              [("domain", "vmta", "source ip", "reason", "count")]
-              + [(b["recipient_domain"], b["vmta"], b["source_ip"], b["reason"], b["count"])
-                 for b in status_report.top_blocks(conn, now)]),
-        _rows("Intake", [("pending", rep["intake"]["pending"]), ("failed", rep["intake"]["failed"]),
-                         ("oldest pending (s)", rep["intake"]["oldest_pending_seconds"]),
-                         ("quarantined", rep["quarantine"]["total"])]),
-    ]
-    return ("<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='30'>"
-            "<title>bounceproc status</title><style>body{font-family:sans-serif;margin:2em}"
-            "td{padding:2px 10px;border-bottom:1px solid #ddd}</style></head><body>"
-            f"<h1>bounceproc</h1><p>{html.escape(rep['at'])}</p>{''.join(parts)}</body></html>")
+    def collect(self):
+        yield from self.families

@@ -1,0 +1,134 @@
+"""Per-minute traffic and bounce-rule counts of the operations view: written with every stored
+batch (next to event_counts.add_counts), summed by the dashboard and /metrics.
+
+Adapter layer (SQLAlchemy Core). `add_traffic` appends one `traffic_counts` row per (minute,
+kind, provider, sending domain, vmta, source IP, job) of a batch, and one `rule_counts` row per
+(minute, reason, rule) of its bounces with one example diagnostic; `sign` -1 uncounts events that
+`bounceproc reprocess` replaces. The read side (`traffic_series`, `traffic_totals`, `rule_totals`)
+sums a window's rows, never the events. `fold_counts` (hourly prune) makes old rows coarser.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, func, select
+
+from bounceproc.domain.providers import provider_of
+from bounceproc.storage.bulk import bulk_insert
+from bounceproc.storage.ops_tables import rule_counts, traffic_counts
+
+KINDS = ("delivered", "hard_bounce", "soft_bounce", "deferred", "complained")
+FILTERS = ("sending_domain", "vmta", "source_ip", "job_id")
+
+
+def kind_of(type_: str, hard: bool) -> str | None:
+    """The traffic kind of an event (None: not traffic, e.g. an unsubscribe)."""
+    if type_ == "bounced":
+        return "hard_bounce" if hard else "soft_bounce"
+    return type_ if type_ in ("delivered", "deferred", "complained") else None
+
+
+def add_traffic(conn, items: Iterable[tuple]) -> None:
+    """Count items (sign, occurred_at, type, hard, recipient_domain, sending_domain, vmta,
+    source_ip, job_id, reason, rule, diagnostic); sign is +1, or -1 to uncount."""
+    traffic: Counter = Counter()
+    rules: Counter = Counter()
+    examples: dict[tuple, str] = {}
+    for sign, at, type_, hard, rdomain, sdomain, vmta, ip, job, reason, rule, diag in items:
+        kind = kind_of(type_, bool(hard))
+        if kind is None:
+            continue
+        minute = at.replace(second=0, microsecond=0)
+        traffic[(minute, kind, provider_of(rdomain or ""), (sdomain or "")[:255], vmta or "", ip or "",
+                 job or "")] += sign
+        if type_ == "bounced":
+            key = (minute, (reason or "")[:32], (rule or "")[:64])
+            rules[key] += sign
+            if sign > 0 and diag and key not in examples:
+                examples[key] = diag[:500]
+    bulk_insert(conn, traffic_counts, [
+        {"minute": m, "kind": k, "provider": p, "sending_domain": d, "vmta": v, "source_ip": ip,
+         "job_id": j, "n": n} for (m, k, p, d, v, ip, j), n in sorted(traffic.items()) if n])
+    bulk_insert(conn, rule_counts, [
+        {"minute": m, "reason": r, "rule": rl, "n": n, "example": examples.get((m, r, rl), "")}
+        for (m, r, rl), n in sorted(rules.items()) if n])
+
+
+def _filtered(stmt, filters: dict[str, str]):
+    for col, value in filters.items():
+        if col in FILTERS and value:
+            stmt = stmt.where(traffic_counts.c[col] == value)
+    return stmt
+
+
+def traffic_series(conn, since: datetime, bucket_seconds: int, filters: dict[str, str]) -> list[tuple]:
+    """(bucket start epoch seconds, kind, provider, n) for the minutes from the one holding `since`."""
+    rows = conn.execute(_filtered(
+        select(traffic_counts.c.minute, traffic_counts.c.kind, traffic_counts.c.provider,
+               func.sum(traffic_counts.c.n))
+        .where(traffic_counts.c.minute >= since.replace(second=0, microsecond=0))
+        .group_by(traffic_counts.c.minute, traffic_counts.c.kind, traffic_counts.c.provider), filters)).all()
+    out: Counter = Counter()
+    for minute, kind, provider, n in rows:
+        t = int(minute.timestamp())
+        out[(t - t % bucket_seconds, kind, provider)] += int(n or 0)
+    return [(t, k, p, n) for (t, k, p), n in sorted(out.items()) if n]
+
+
+def traffic_totals(conn, since: datetime, by: Sequence[str], filters: dict[str, str] | None = None) -> list[tuple]:
+    """(*values of `by`, kind, n) summed since the minute holding `since`."""
+    cols = [traffic_counts.c[b] for b in by] + [traffic_counts.c.kind]
+    stmt = (select(*cols, func.sum(traffic_counts.c.n))
+            .where(traffic_counts.c.minute >= since.replace(second=0, microsecond=0)).group_by(*cols))
+    return [(*r[:-1], int(r[-1] or 0)) for r in conn.execute(_filtered(stmt, filters or {})).all()]
+
+
+def rule_totals(conn, since: datetime, until: datetime | None = None) -> list[tuple[str, str, int, str]]:
+    """(reason, rule, bounces, an example diagnostic) from the minute holding `since` to `until`."""
+    stmt = (select(rule_counts.c.reason, rule_counts.c.rule, func.sum(rule_counts.c.n),
+                   func.max(rule_counts.c.example))
+            .where(rule_counts.c.minute >= since.replace(second=0, microsecond=0))
+            .group_by(rule_counts.c.reason, rule_counts.c.rule))
+    if until is not None:
+        stmt = stmt.where(rule_counts.c.minute < until)
+    return [(r, rl, int(n or 0), ex or "") for r, rl, n, ex in conn.execute(stmt).all()]
+
+
+# (rows of this many seconds, folded into rows of that many, once older than this)
+FOLDS = ((60, 600, timedelta(hours=2)), (600, 86400, timedelta(days=2)))
+_KEYS = {"traffic_counts": ("kind", "provider", "sending_domain", "vmta", "source_ip", "job_id"),
+         "rule_counts": ("reason", "rule")}
+
+
+def fold_counts(conn, now: datetime) -> int:
+    """Fold old rows into coarser ones (FOLDS); returns how many rows were folded. The rows folded
+    are exactly those this call deleted, so rows written meanwhile are neither lost nor doubled."""
+    folded = 0
+    for table in (traffic_counts, rule_counts):
+        keys = _KEYS[table.name]
+        extra = ("example",) if table.name == "rule_counts" else ()
+        for fine, coarse, age in FOLDS:
+            cutoff = int((now - age).timestamp())
+            cutoff = datetime.fromtimestamp(cutoff - cutoff % coarse, timezone.utc)
+            sums: Counter = Counter()
+            examples: dict[tuple, str] = {}
+            cols = [table.c.minute, *(table.c[k] for k in keys), table.c.n, *(table.c[e] for e in extra)]
+            for row in conn.execute(table.delete().where(table.c.bucket == fine, table.c.minute < cutoff)
+                                    .returning(*cols)):
+                t = int(row[0].timestamp())
+                key = (datetime.fromtimestamp(t - t % coarse, timezone.utc), *row[1:1 + len(keys)])
+                sums[key] += row[1 + len(keys)]
+                if extra and row[-1]:
+                    examples.setdefault(key, row[-1])
+                folded += 1
+            bulk_insert(conn, table, [{"minute": k[0], **dict(zip(keys, k[1:])), "n": n, "bucket": coarse,
+                                       **({"example": examples.get(k, "")} if extra else {})}
+                                      for k, n in sorted(sums.items()) if n])
+    return folded
+
+
+def prune_traffic(conn, before: datetime) -> int:
+    n = conn.execute(delete(traffic_counts).where(traffic_counts.c.minute < before)).rowcount or 0
+    return n + (conn.execute(delete(rule_counts).where(rule_counts.c.minute < before)).rowcount or 0)
