@@ -52,10 +52,10 @@ def test_random_tokens_neither_clear_nor_dodge_the_limit(make_settings, sqlite_u
     limiter = RateLimit(_ok, per_minute=5, keys=KeyStore(bootstrap.engine(settings)), max_keys=100,
                         clock=lambda: 1000.0)         # one window throughout
     assert _calls(limiter, [(key, "192.0.2.1")] * 5) == [200] * 5
-    # 1,001 requests with random tokens from 250 addresses, more than the table holds: the first
+    # 2,001 requests with random tokens from 250 addresses, more than the table holds: the first
     # 100 addresses get 5 each, the other 150 share one overflow window of 5; the table of real
     # keys is not touched
-    ips = [f"198.51.100.{i % 250}" for i in range(1_001)]
+    ips = [f"198.51.100.{i % 250}" for i in range(2_001)]
     codes = _calls(limiter, [(_random_token(), ip) for ip in ips])
     assert codes.count(200) == 100 * 5 + 5 and len(limiter.unknown) == 100 and len(limiter.known) == 1
     # the key at its limit stays there, from any address
