@@ -106,3 +106,11 @@ def test_oversize_body_is_413_declared_or_chunked(fresh_pg_url, make_settings):
         r = c.post("/v1/suppressions/check", content=iter([b'{"addresses": ["a@example.com"]}']),
                    headers={"content-type": "application/json"})
         assert r.status_code == 200 and r.json()["results"][0]["suppressed"] is False
+
+
+def test_a_forgetting_table_drops_the_least_recently_used_key():
+    w = Windows(window=60.0, max_keys=2, share_when_full=False)
+    w.hit("a", 0.0)
+    w.hit("b", 10.0)
+    w.hit("a", 11.0)
+    assert w.hit("c", 20.0)[0] == 1 and "b" not in w and "a" in w and len(w) == 2

@@ -30,10 +30,12 @@ UNKNOWN_PER_IP_PER_MINUTE = 600
 class Windows:
     """Fixed windows per key, at most `max_keys` of them. When the table is full, windows that have
     ended are dropped first (least recently used first); if the least recently used one is still
-    running, a new key shares one overflow window rather than push a live limit out."""
+    running, a new key shares one overflow window rather than push a live limit out, or with
+    `share_when_full=False` the least recently used key is forgotten (for limits where refusing
+    a newcomer costs more than forgetting an old count: one-click unsubscribes)."""
 
-    def __init__(self, window: float = WINDOW, max_keys: int = MAX_KEYS) -> None:
-        self.window, self.max_keys = window, max_keys
+    def __init__(self, window: float = WINDOW, max_keys: int = MAX_KEYS, share_when_full: bool = True) -> None:
+        self.window, self.max_keys, self.share_when_full = window, max_keys, share_when_full
         self._table: OrderedDict[Hashable, list] = OrderedDict()
         self._overflow = [float("-inf"), 0]
 
@@ -44,7 +46,8 @@ class Windows:
         if w is not None:
             table.move_to_end(key)
         else:
-            while table and len(table) >= self.max_keys and now - next(iter(table.values()))[0] >= self.window:
+            while table and len(table) >= self.max_keys and (
+                    not self.share_when_full or now - next(iter(table.values()))[0] >= self.window):
                 table.popitem(last=False)
             w = self._overflow if len(table) >= self.max_keys else table.setdefault(key, [now, 0])
         if now - w[0] >= self.window:

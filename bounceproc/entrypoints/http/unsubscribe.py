@@ -33,10 +33,12 @@ PER_TOKEN_PER_MINUTE = 10
 
 class Limits:
     """The one-click rate limits of this process: per client IP, and per token (keyed on what the
-    token says, so another spelling of it is no way around the limit). LRU-bounded tables."""
+    token says, so another spelling of it is no way around the limit). LRU-bounded tables that
+    forget the least recently used entry when full: a genuine unsubscribe is never refused for
+    want of room."""
 
     def __init__(self) -> None:
-        self.per_ip, self.per_token = Windows(), Windows()
+        self.per_ip, self.per_token = Windows(share_when_full=False), Windows(share_when_full=False)
 
     def allow_ip(self, ip: str, now: float) -> bool:
         return self.per_ip.allow(ip, now, PER_IP_PER_MINUTE)
