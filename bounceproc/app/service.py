@@ -32,6 +32,7 @@ from bounceproc.storage.intake_rows import pending_rows
 from bounceproc.storage.tables import intake, quarantine, suppressions
 from bounceproc.config import Settings
 from bounceproc.domain import policy
+from bounceproc.domain.address import normalise_address, try_normalise
 from bounceproc.domain.events import Event
 
 log = logging.getLogger("bounceproc.app.service")
@@ -124,7 +125,11 @@ def record_events(conn, evs: list[Event], settings: Settings, intake_id: int | N
         if d.action == "none":
             continue
         if d.action == "suppress":
-            wanted.setdefault((e.recipient, d.scope), (e, d))
+            key = try_normalise(e.recipient)      # the one normaliser guards the suppression table
+            if key is None:
+                log.warning("not suppressed, not an address: %r (event %s)", e.recipient, e.event_key)
+                continue
+            wanted.setdefault((key, d.scope), (e, d))
         elif d.action == "soft_count":
             res.soft_counted += 1
         elif d.action == "block_count":
@@ -300,6 +305,7 @@ def pending_intake_ids(settings: Settings, older_than_seconds: int, limit: int =
 def suppress(conn, address: str, scope: str, reason: str, origin: str, actor: str, note: str = "",
              expires_at: datetime | None = None, event_key: str = "") -> bool:
     """Upsert a manual suppression. Returns True if it was created (False: already present)."""
+    address = normalise_address(address)
     now = datetime.now(timezone.utc)
     created = store.insert_suppressions(conn, [{
         "address": address, "scope": scope, "reason": reason, "origin": origin, "category": "",
@@ -331,6 +337,7 @@ def suppress(conn, address: str, scope: str, reason: str, origin: str, actor: st
 
 def lift(conn, address: str, scope: str, why: str, actor: str) -> bool:
     """Delete a suppression (reactivation); the reason is kept in the history. True if it existed."""
+    address = normalise_address(address)
     row = store.get_suppression(conn, address, scope)
     if row is None or not store.delete_suppressions(conn, [row["id"]]):
         return False

@@ -19,11 +19,21 @@ would keep mailing a dead address.
 Rejected: no local part or domain; whitespace, control characters (C0, DEL, C1), U+FFFD (bytes
 that were not valid UTF-8: a guessed key would never match), or <> inside; a local part over 64
 characters, a domain over 253 or without a dot (RFC 5321 §4.5.3.1; `user@localhost` is never one
-of our recipients), a domain IDNA cannot encode. Lengths are checked after lower-casing and IDNA,
-so the result is itself a valid input and normalises to itself.
+of our recipients), a domain IDNA cannot encode, a domain with `[` or `]` that is not a whole
+address literal (`[192.0.2.1]`, `[ipv6:2001:db8::1]`, RFC 5321 §4.1.3; the IPv6 text is put in
+its compressed form). Lengths are checked after lower-casing and IDNA, so the result is itself a
+valid input and normalises to itself.
+
+This is the ONE validity rule (issue 13, item 7): every entry point accepts exactly what this
+function accepts. The parsers store what it accepts and quarantine the rest, and the API reads,
+writes and lifts every key it returns: an address that is odd but deliverable enough to have
+bounced (`a..b@example.com`, `a@b..com`, `user@exa_mple.com`, `a@-bad-.com`, `a@[192.0.2.1]`)
+is kept as a suppression rather than dropped, and the sender can check and lift it by the same
+spelling (the API refusing it would leave a sender unable to ask about a dead address it mails).
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 
@@ -41,8 +51,30 @@ _DOTS = ".\u3002\uff0e\uff61"       # the label separators of IDNA (RFC 3490 §3
 _BAD_CHAR = re.compile(r"[\s\x00-\x20\x7f-\x9f<>\ufffd]")
 
 
+# General-address-literal (RFC 5321 §4.1.3): Standardized-tag ":" 1*dcontent (printable but [\]).
+_GENERAL_LITERAL = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?:[\x21-\x5a\x5e-\x7e]+")
+
+
 def _fail(why: str, raw: str) -> AddressError:
     return AddressError(f"not an email address ({why}): {raw[:80]!r}")
+
+
+def _literal(domain: str, raw: str) -> str:
+    """The canonical form of an address literal `[...]` (RFC 5321 §4.1.3), or AddressError."""
+    if domain[0] != "[" or domain[-1] != "]" or domain.count("[") != 1 or domain.count("]") != 1:
+        raise _fail("brackets in the domain that are not an address literal", raw)
+    inner = domain[1:-1]
+    tag, colon, rest = inner.partition(":")
+    try:
+        if not colon:
+            return f"[{ipaddress.IPv4Address(inner)}]"
+        if tag == "ipv6":
+            return f"[ipv6:{ipaddress.IPv6Address(rest)}]"
+    except ValueError as exc:
+        raise _fail("invalid address literal", raw) from exc
+    if _GENERAL_LITERAL.fullmatch(inner):
+        return domain
+    raise _fail("invalid address literal", raw)
 
 
 def _unwrap(a: str, raw: str) -> str:
@@ -87,7 +119,11 @@ def normalise_address(raw: str) -> str:
         raise _fail(f"local part longer than {MAX_LOCAL} characters", raw)
     if not domain or len(domain) > MAX_DOMAIN:
         raise _fail(f"domain empty or longer than {MAX_DOMAIN} characters", raw)
-    if "." not in domain and domain[0] != "[":
+    if "[" in domain or "]" in domain:
+        literal = _literal(domain, raw)
+        if literal != domain:
+            domain, a = literal, f"{local}@{literal}"
+    elif "." not in domain:
         raise _fail("domain without a dot", raw)
     return a
 

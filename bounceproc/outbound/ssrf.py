@@ -6,7 +6,9 @@ In: a URL and the allow-list from settings (`webhook_allow`: host names, IPs or 
 Out: the resolved addresses, or UnsafeTarget with a human-readable reason.
 
 Only http and https are accepted; credentials in the URL are refused. An allow-list entry matches
-the URL's host name exactly, or any resolved address inside its network.
+the URL's host name exactly, or any resolved address inside its network. Public means outside the
+IANA special-purpose registries for IPv4 and IPv6 (tables below); an IPv6 address that embeds
+IPv4 (mapped, SIIT, NAT64, 6to4, Teredo) is judged by the IPv4 inside (issue 13, item 11).
 """
 from __future__ import annotations
 
@@ -37,11 +39,75 @@ def _networks(allow: Iterable[str]) -> tuple[set[str], list[ipaddress.IPv4Networ
     return hosts, nets
 
 
+# IANA IPv4 Special-Purpose Address Registry (RFC 6890 and its updates, as of 2026), with
+# multicast (224.0.0.0/4). Every block is refused, including the few the registry calls
+# globally reachable (AS112, AMT, PCP/TURN anycast): none of them is a webhook receiver.
+IPV4_SPECIAL = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8",            # "this network" (RFC 791)
+    "10.0.0.0/8",           # private (RFC 1918)
+    "100.64.0.0/10",        # shared address space, carrier-grade NAT (RFC 6598)
+    "127.0.0.0/8",          # loopback (RFC 1122)
+    "169.254.0.0/16",       # link local, cloud metadata (RFC 3927)
+    "172.16.0.0/12",        # private (RFC 1918)
+    "192.0.0.0/24",         # IETF protocol assignments, incl. 192.0.0.0/29 DS-Lite, 192.0.0.8,
+                            # 192.0.0.9/10 anycast, 192.0.0.170/171 NAT64 discovery (RFC 6890)
+    "192.0.2.0/24",         # documentation TEST-NET-1 (RFC 5737)
+    "192.31.196.0/24",      # AS112-v4 (RFC 7535)
+    "192.52.193.0/24",      # AMT (RFC 7450)
+    "192.88.99.0/24",       # deprecated 6to4 relay anycast (RFC 7526)
+    "192.168.0.0/16",       # private (RFC 1918)
+    "192.175.48.0/24",      # AS112 direct delegation (RFC 7534)
+    "198.18.0.0/15",        # benchmarking (RFC 2544)
+    "198.51.100.0/24",      # documentation TEST-NET-2 (RFC 5737)
+    "203.0.113.0/24",       # documentation TEST-NET-3 (RFC 5737)
+    "224.0.0.0/4",          # multicast (RFC 5771)
+    "240.0.0.0/4",          # reserved (RFC 1112), incl. 255.255.255.255 limited broadcast
+))
+
+# Only IPv6 global unicast (2000::/3) can be a target at all: that leaves out ::/128, ::1,
+# IPv4-compatible ::/96, 100::/64 and 100:0:0:1::/64 (discard, dummy), 64:ff9b:1::/48 (local-use
+# translation), fc00::/7 (unique local), fe80::/10 (link local), fec0::/10 (site local) and
+# ff00::/8 (multicast). Inside it, the IANA IPv6 Special-Purpose Address Registry blocks:
+IPV6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+IPV6_SPECIAL = tuple(ipaddress.IPv6Network(n) for n in (
+    "2001::/23",            # IETF protocol assignments (RFC 2928): benchmarking, ORCHID, AMT,
+                            # AS112, DRIP (Teredo, 2001::/32, is unwrapped before this is looked at)
+    "2001:db8::/32",        # documentation (RFC 3849)
+    "2620:4f:8000::/48",    # AS112 direct delegation (RFC 7534)
+    "3fff::/20",            # documentation (RFC 9637)
+    "5f00::/16",            # SRv6 SIDs (RFC 9602)
+))
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")           # IPv4-mapped (RFC 4291)
+_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")     # IPv4-translated, SIIT (RFC 2765)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")             # well-known NAT64 prefix (RFC 6052)
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")            # 6to4 (RFC 3056)
+_TEREDO = ipaddress.IPv6Network("2001::/32")               # Teredo (RFC 4380)
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address, ...] | None:
+    """The IPv4 addresses an IPv6 address stands for (mapped, translated, NAT64, 6to4, Teredo
+    server and client), or None when it embeds none."""
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in _MAPPED or ip in _TRANSLATED or ip in _NAT64:
+        return (low32,)
+    if ip in _SIXTOFOUR:
+        return (ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF),)
+    if ip in _TEREDO:
+        server = ipaddress.IPv4Address((int(ip) >> 64) & 0xFFFFFFFF)
+        return (server, ipaddress.IPv4Address(int(low32) ^ 0xFFFFFFFF))
+    return None
+
+
 def is_public(ip: IPAddress) -> bool:
-    """True for globally routable unicast addresses."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)
+    """True for an address a webhook may be sent to: outside every special-purpose block, and for
+    an IPv6 address that embeds IPv4, every embedded IPv4 address public too."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return not any(ip in net for net in IPV4_SPECIAL)
+    ip = ipaddress.IPv6Address(int(ip))            # without a zone id
+    inner = embedded_ipv4(ip)
+    if inner is not None:
+        return all(is_public(x) for x in inner)
+    return ip in IPV6_GLOBAL_UNICAST and not any(ip in net for net in IPV6_SPECIAL)
 
 
 def parse_target(url: str) -> tuple[str, str, int]:

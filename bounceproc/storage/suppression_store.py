@@ -217,3 +217,11 @@ def fold_suppression_counts(conn) -> None:
                                                                          suppression_counts.c.n)):
         totals[reason] += n
     count_suppressions(conn, totals)
+
+
+def last_lift_id(conn, address: str, scope: str) -> int:
+    """The history id of the latest lift (deleted or expired) of (address, scope); 0 if none."""
+    return conn.execute(select(func.max(suppression_history.c.id))
+                        .where(suppression_history.c.address == address)
+                        .where(suppression_history.c.scope == scope)
+                        .where(suppression_history.c.action.in_(("deleted", "expired")))).scalar() or 0

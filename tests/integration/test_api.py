@@ -129,7 +129,7 @@ def test_bulk_check_scopes_and_limits(api):
 def test_bad_input_is_a_problem_and_changes_nothing(api):
     settings, _, c = api
     before = (count(settings, suppressions), count(settings, suppression_history), count(settings, outbox))
-    for bad in ("not-an-address", "a@b", "a b@example.com", "x@-bad-.com", "@example.com", "a..b@example.com"):
+    for bad in ("not-an-address", "a@b", "a b@example.com", "@example.com", "a@[", "a@[192.0.2.999]"):
         assert_problem(c.put(f"/v1/suppressions/{bad}", json={}), 422)
     assert_problem(c.put("/v1/suppressions/a@example.com", json={"scope": "team:x"}), 422)
     assert_problem(c.put("/v1/suppressions/a@example.com", json={"reason": "because"}), 422)
@@ -323,3 +323,39 @@ def test_metrics_and_dashboard_show_counts_from_the_database(api):
         assert "bounceproc_intake_pending 0.0" in m.text
         assert anon.get("/dashboard").status_code == 401        # behind a key (tests/e2e/test_dashboard_browser.py)
         assert "metric@example.com" not in m.text                # counts only, no addresses
+
+
+ODD_BUT_STORED = ["a..b@example.com", "a@b..com", "a@[192.0.2.1]", "a@-bad-.com", "a(comment)@example.com",
+                  "a;b@example.com", "user@exa_mple.com"]
+
+
+def test_every_key_the_parsers_store_can_be_read_and_lifted(api):
+    """Issue 13, item 7: one validity rule. Hard bounces in the acct stream for these addresses are
+    suppressed, and the API (its fast path included) reads, checks and lifts each by the same
+    spelling; `a@[`, which no entry point accepts, is quarantined and refused."""
+    import csv
+    import io
+    from urllib.parse import quote
+
+    from bounceproc.domain.parse.acct import parse_acct_batch
+    settings, _, c = api
+    out = io.StringIO()
+    rows = [["b", "2026-12-01 10:00:00+0000", rcpt, "5.1.1 (bad destination mailbox address)",
+             "smtp;550 5.1.1 <x>: Recipient address rejected: User unknown", "bad-mailbox"]
+            for rcpt in ODD_BUT_STORED + ["a@["]]
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    evs, bad = parse_acct_batch("type,timeLogged,rcpt,dsnStatus,dsnDiag,bounceCat", out.getvalue().encode())
+    assert sorted(e.recipient for e in evs) == sorted(ODD_BUT_STORED)
+    assert len(bad) == 1 and "a@[" in bad[0].raw
+    with bootstrap.engine(settings).begin() as conn:
+        assert service.record_events(conn, evs, settings).suppressed == len(ODD_BUT_STORED)
+    assert_problem(c.get(f"/v1/suppressions/{quote('a@[', safe='@')}"), 422)
+    res = c.post("/v1/suppressions/check", json={"addresses": ODD_BUT_STORED}).json()["results"]
+    assert [r["suppressed"] for r in res] == [True] * len(ODD_BUT_STORED)
+    for address in ODD_BUT_STORED:
+        path = f"/v1/suppressions/{quote(address, safe='@')}"
+        got = c.get(path)
+        assert got.status_code == 200 and got.json()["address"] == address, (address, got.text)
+        assert c.delete(path, params={"reason": "fixed the typo"}).status_code == 200, address
+        assert_problem(c.get(path), 404)
+        assert c.put(path, json={}).status_code == 201           # and can be suppressed by hand

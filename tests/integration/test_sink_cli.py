@@ -54,3 +54,48 @@ def test_complaints_and_reprocess_commands(make_settings, sqlite_url):
 
     r = run(settings, "reprocess", "--since", "last tuesday")
     assert r.returncode == 2 and "--since" in r.stderr
+
+
+def _sink_accepts(settings, accept_args: list[str], rcpts: list[str]) -> list[int]:
+    """Start `bounceproc sink` with these --accept arguments; the RCPT TO reply code of each rcpt."""
+    import smtplib
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
+    env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_DATA_DIR=settings.data_dir, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("bounceproc")), "sink", "--listen", "127.0.0.1:0",
+                             *accept_args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = proc.stdout.readline()          # the ready line; the process exits (EOF) if it fails
+        assert "listening on 127.0.0.1:" in line, line + proc.stdout.read()
+        port = int(line.split("127.0.0.1:", 1)[1].split(",", 1)[0])
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.ehlo("test.example.org")
+            smtp.mail("")
+            return [smtp.rcpt(r)[0] for r in rcpts]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_sink_accept_is_repeatable_and_multi_valued(make_settings, sqlite_url):
+    """Issue 13, item 8: `--accept A --accept B` and `--accept A B` both accept A and B."""
+    settings = make_settings(database_url=sqlite_url)
+    rcpts = ["x@bounces.example.test", "fbl@example.test", "other@example.test"]
+    for accept in (["--accept", "bounces.example.test", "--accept", "fbl@example.test"],
+                   ["--accept", "bounces.example.test", "fbl@example.test"]):
+        codes = _sink_accepts(settings, accept, rcpts)
+        assert codes[:2] == [250, 250] and codes[2] >= 500, (accept, codes)
+
+
+def test_serve_and_sink_parse_both_accept_forms():
+    from bounceproc.entrypoints.cli.main import build_parser
+    parser = build_parser()
+    for command in ("sink", "serve"):
+        for argv in (["--accept", "a.example", "--accept", "b@example.net"], ["--accept", "a.example", "b@example.net"],
+                     ["--accept", "a.example", "--accept", "b@example.net", "c.example"]):
+            want = [a for a in argv if a != "--accept"]
+            assert parser.parse_args([command, *argv]).accept == want
+    assert parser.parse_args(["serve"]).accept is None

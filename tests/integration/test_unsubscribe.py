@@ -138,3 +138,90 @@ def test_posts_are_rate_limited_per_token(site):
     assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
     r = c.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=FORM)
     assert r.headers["retry-after"] == "60" and "location" not in r.headers
+
+
+def _click(c, token):
+    return c.post(f"/u/{token}", content=b"List-Unsubscribe=One-Click", headers=FORM)
+
+
+def test_mixed_case_token_suppresses_the_normalised_address(site):
+    """Issue 13, item 4: the suppression is stored under the key the API and the check use."""
+    from test_api_support import admin_key
+    settings, c = site
+    expires = datetime.now(timezone.utc) + timedelta(days=30)
+    from bounceproc.domain.unsubscribe_token import make_legacy_token
+    for to, list_id, token in (
+            ("Carol.Mixed@Example.COM", "", make_token(settings.secret(), "Carol.Mixed@Example.COM", "", expires)),
+            ("Dan.Old@Example.COM", "news", make_legacy_token(settings.secret(), "Dan.Old@Example.COM", "news", expires))):
+        assert _click(c, token).status_code == 200
+        key = to.lower()
+        assert _scopes(settings, key) == ["list:news" if list_id else "global"]
+        assert _scopes(settings, to) == []
+        c.headers["Authorization"] = f"Bearer {admin_key(settings)}"
+        scope = f"list:{list_id}" if list_id else "global"
+        assert c.get(f"/v1/suppressions/{to}", params={"scope": scope}).status_code == 200
+        res = c.post("/v1/suppressions/check", json={"addresses": [to], "scope": scope}).json()["results"]
+        assert res[0]["suppressed"] is True
+        del c.headers["Authorization"]
+
+
+def test_unsubscribe_after_a_resubscribe_takes_effect(site):
+    """Issue 13, item 5: a suppression lifted through the API, then the same link clicked again
+    the same day, suppresses again (and a repeated click still records nothing new)."""
+    from test_api_support import admin_key
+    settings, c = site
+    token = _token(settings, to="resub@example.com", list_id="news")
+    key = {"Authorization": f"Bearer {admin_key(settings)}"}
+    for round_ in range(3):
+        assert _click(c, token).status_code == 200
+        assert _scopes(settings, "resub@example.com") == ["list:news"], round_
+        before = _state(settings)
+        assert _click(c, token).status_code == 200          # a double click: nothing new
+        assert _state(settings) == before
+        r = c.delete("/v1/suppressions/resub@example.com", params={"scope": "list:news", "reason": "re-subscribed"},
+                     headers=key)
+        assert r.status_code == 200, r.text
+        assert _scopes(settings, "resub@example.com") == []
+    with bootstrap.engine(settings).connect() as conn:
+        n = conn.execute(events.select().where(events.c.recipient == "resub@example.com")).all()
+    assert len(n) == 3
+
+
+def test_other_spellings_of_a_token_are_refused_and_record_nothing(site):
+    """Issue 13, item 10: padding, a non-canonical last character or stray characters do not
+    make one click into several events."""
+    settings, c = site
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    token = None
+    for n in range(1, 8):         # a recipient whose token has spare bits in its last character
+        token = _token(settings, to=f"{'s' * n}@example.com")
+        if len(token) % 4 in (2, 3):
+            break
+    spare = {2: 15, 3: 3}[len(token) % 4]
+    spellings = [token + "=" * (-len(token) % 4), token + "=", token[:-1] + alphabet[alphabet.index(token[-1]) | spare],
+                 token[:4] + "%0A" + token[4:], token + "%20"]
+    before = _state(settings)
+    for other in spellings:
+        assert _click(c, other).status_code == 404, other
+        assert c.get(f"/u/{other}").status_code == 404
+    assert _state(settings) == before
+    assert _click(c, token).status_code == 200
+
+
+def test_tokens_are_opaque_and_old_tokens_still_work(site):
+    """Issue 13, item 16: the address cannot be read from a new link; links mailed before
+    (version 1 tokens) keep working until they expire."""
+    import base64
+    from bounceproc.domain.unsubscribe_token import make_legacy_token
+    settings, c = site
+    expires = datetime.now(timezone.utc) + timedelta(days=3)
+    new = make_token(settings.secret(), "opaque.reader@example.com", "news", expires)
+    raw = base64.urlsafe_b64decode(new + "=" * (-len(new) % 4))
+    assert b"opaque" not in raw and b"example" not in raw and b"news" not in raw
+    assert "opaque" not in c.get(f"/u/{new}").text.replace("o***@", "")     # the page masks it too
+    old = make_legacy_token(settings.secret(), "legacy@example.com", "news", expires)
+    assert _click(c, old).status_code == 200 and _scopes(settings, "legacy@example.com") == ["list:news"]
+    expired = make_legacy_token(settings.secret(), "legacy2@example.com", "news",
+                                datetime.now(timezone.utc) - timedelta(seconds=1))
+    assert _click(c, expired).status_code == 404
+    assert _click(c, new).status_code == 200 and _scopes(settings, "opaque.reader@example.com") == ["list:news"]

@@ -1,5 +1,6 @@
 """Address normalisation: the key every suppression and event uses, and the proof that every
-entry point (acct parser and its `d` row fast path, report parser) gives the same key."""
+entry point (acct parser and its `d` row fast path, report parser, the API) gives the same key
+and accepts the same addresses (one validity rule, issue 13 item 7)."""
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,17 @@ from bounceproc.domain.address import AddressError, normalise_address
 from bounceproc.domain.parse import acct
 from bounceproc.domain.parse.acct import normalize_address, parse_acct_batch
 from bounceproc.domain.parse.report_events import normalise_recipient
+from bounceproc.entrypoints.http.common import parse_address
+from bounceproc.entrypoints.http.problems import Problem
+
+
+def api_key_of(raw: str) -> str | None:
+    """The key the API uses for an address in a URL or body, None when it answers 422."""
+    try:
+        return parse_address(raw)
+    except Problem as exc:
+        assert exc.status == 422
+        return None
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -24,6 +36,9 @@ from bounceproc.domain.parse.report_events import normalise_recipient
     ("dan@bücher.example\u3002", "dan@xn--bcher-kva.example"),
     ("eve@example.com.", "eve@example.com"),
     ("\u212aim@example.com", "kim@example.com"),
+    ("a@[192.0.2.1]", "a@[192.0.2.1]"),
+    ("A@[IPv6:2001:DB8:0:0::1]", "a@[ipv6:2001:db8::1]"),
+    ("a@[x-tag:Anything]", "a@[x-tag:anything]"),
 ])
 def test_normalises(raw, expected):
     assert normalise_address(raw) == expected
@@ -32,7 +47,10 @@ def test_normalises(raw, expected):
 @pytest.mark.parametrize("raw", ["", "no-at-sign", "@example.com", "a@", "a b@example.com",
                                  "x" * 65 + "@example.com", "a@localhost", "a\n@example.com",
                                  "a\x85b@example.com", "a\ufffd@example.com", "a<b@example.com",
-                                 "a@" + "d" * 250 + ".com", "rfc822;mailto:smtp;<rfc822;a@example.com>"])
+                                 "a@" + "d" * 250 + ".com", "rfc822;mailto:smtp;<rfc822;a@example.com>",
+                                 "a@[", "a@[]", "a@[192.0.2.999]", "a@[ipv6:zz::1]", "a@[1.2.3.4]x",
+                                 "a@x.[1.2.3.4]", "a@exa[mple.com", "a@exa]mple.com", "a@[[1.2.3.4]]",
+                                 "a@[:x]"])
 def test_rejects(raw):
     with pytest.raises(AddressError):
         normalise_address(raw)
@@ -60,6 +78,7 @@ def assert_entry_points_agree(raw: str) -> None:
     except AddressError:
         want = None
     assert normalise_recipient(raw) == (want or "")
+    assert api_key_of(raw) == want          # the API reads and lifts exactly what the parsers store
     evs, bad = acct_d_row(raw)
     if want is None:
         assert evs == [] and len(bad) == 1
@@ -94,6 +113,10 @@ AWKWARD = [
     "a@" + "d" * 249 + ".com", "a@" + "d" * 250 + ".com", "a@" + ("d" * 63 + ".") * 4 + "com",
     "x" * 64 + "@" + ("d" * 60 + ".") * 4 + "com", "x" * 400 + "@example.com",
     "a@example.com\r", "a\r\n@example.com", "a,b@example.com", 'a"b@example.com',
+    # issue 13, item 7: the forms the API used to refuse although the parsers stored them
+    "a..b@example.com", "a@b..com", "a@[192.0.2.1]", "a@-bad-.com", "a(comment)@example.com",
+    "a;b@example.com", "user@exa_mple.com", "a@[", "a@[192.0.2.999]", "a@exa]mple.com", "A@[192.0.2.1]",
+    "a@[IPv6:2001:db8::1]",
 ]
 
 

@@ -625,13 +625,15 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                             # (Kelvin) lower-cases to ASCII "k". For ASCII, isprintable() rules
                             # out control characters and leaves the space to test; no ":" or ";"
                             # means no `mailto:`/`rfc822;` prefix; a dot after the last "@" and
-                            # none at the end is a domain with a dot and no trailing dot.
+                            # none at the end is a domain with a dot and no trailing dot; no
+                            # brackets: address literals are checked by the normaliser.
                             rcpt = rc.lower()
                             at = rcpt.rfind("@")
                             if not (rc.isascii() and 0 < at <= max_local and len(rcpt) - at <= max_domain1
                                     and rcpt.rfind(".") > at and rcpt[-1] != "." and rcpt.isprintable()
                                     and " " not in rcpt and "<" not in rcpt and ">" not in rcpt
-                                    and ":" not in rcpt and ";" not in rcpt):
+                                    and ":" not in rcpt and ";" not in rcpt
+                                    and "[" not in rcpt and "]" not in rcpt):
                                 try:
                                     rcpt = normalize_address(rc)
                                 except ValueError as e:

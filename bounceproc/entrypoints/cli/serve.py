@@ -208,6 +208,6 @@ def register(sub) -> None:
                        description=__doc__.splitlines()[0])
     p.add_argument("--api", metavar="HOST:PORT", help="API listen address (default api_listen, 127.0.0.1:8025)")
     p.add_argument("--smtp", metavar="HOST:PORT", help="SMTP sink listen address (default sink_listen, 127.0.0.1:2525)")
-    p.add_argument("--accept", action="append", metavar="DOMAIN_OR_ADDRESS",
-                   help="recipient domain or address the sink accepts (repeatable; default sink_accept)")
+    p.add_argument("--accept", action="extend", nargs="+", metavar="DOMAIN_OR_ADDRESS",
+                   help="recipient domains or addresses the sink accepts; repeatable (default sink_accept)")
     p.set_defaults(func=cmd_serve)

@@ -141,9 +141,9 @@ def register(sub) -> None:
                                    "listed domains/addresses are accepted (never a relay); each message "
                                    "is committed to the durable intake before it is answered 250.")
     p.add_argument("--listen", metavar="HOST:PORT", help="address to listen on (default sink_listen, 127.0.0.1:2525; port 0 = any free port)")
-    p.add_argument("--accept", nargs="+", metavar="DOMAIN_OR_ADDRESS",
+    p.add_argument("--accept", action="extend", nargs="+", metavar="DOMAIN_OR_ADDRESS",
                    help="recipient domains (bounces.example.net), subdomain suffixes (.example.net) or "
-                        "addresses (fbl@example.net) to accept (default sink_accept)")
+                        "addresses (fbl@example.net) to accept; repeatable (default sink_accept)")
     p.add_argument("--max-size", type=int, metavar="BYTES", help="largest message accepted (default 10 MiB)")
     p.add_argument("--max-recipients", type=int, metavar="N", help="recipients per message (default 50)")
     p.add_argument("--max-connections", type=int, metavar="N", help="concurrent connections (default 200)")

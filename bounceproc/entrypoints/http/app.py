@@ -57,13 +57,12 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     eng = bootstrap.engine(settings)
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
-    app.state.unsubscribe_limits = (unsubscribe.WindowLimiter(unsubscribe.PER_IP_PER_MINUTE),
-                                    unsubscribe.WindowLimiter(unsubscribe.PER_TOKEN_PER_MINUTE))
+    app.state.unsubscribe_limits = unsubscribe.Limits()
     install(app)
     app.add_middleware(BodyLimit)
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)
-    app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute)
+    app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute, keys=app.state.ctx.keys)
     for module in (suppressions, imports, webhook_admin, unsubscribe, esp, dashboard):
         app.include_router(module.router)
 

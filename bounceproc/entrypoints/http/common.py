@@ -1,7 +1,7 @@
 """What every API route shares: the app context, authentication, addresses, scopes, cursors, times.
 
-Adapter layer. Addresses are validated strictly here (the API is a front door) and normalised
-like everywhere else: trimmed, domain lower-cased and IDNA-encoded, local part kept as written.
+Adapter layer. Addresses are validated and normalised by the one normaliser
+(domain/address.py), like everywhere else.
 Scopes are written `global`, `list:<id>` or `domain:<sending domain>` in queries and bodies and
 shown as `{"type": ..., "id": ...}` in resources.
 """
@@ -25,11 +25,10 @@ from bounceproc.config import Settings
 from bounceproc.domain.address import AddressError, normalise_address
 
 MAX_SCOPE_ID = 255
-_LOCAL_BAD = re.compile(r"[\s\x00-\x1f\x7f<>()\[\],;:\\\"]")
-_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_HOST_LABEL}(?:\.{_HOST_LABEL})+")
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})+")
 _SCOPE_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
 
 
@@ -71,8 +70,8 @@ def require(scope: str):
 def parse_address(raw: str, field: str = "address") -> str:
     """The normalised address (domain/address.py), or a 422 problem naming the field.
 
-    Stricter than the parsers' normaliser: the API is a front door, so the local part must be a
-    plain dot-atom and the domain a host name.
+    The API accepts exactly what the one normaliser accepts, which is what the parsers store
+    (issue 13, item 7): every stored key can be read, written and lifted here.
     """
     if raw and len(raw) <= 254 and _PLAIN.fullmatch(raw):
         # Fast path for plain ASCII dot-atom addresses (the bulk check's common case); gives
@@ -80,22 +79,12 @@ def parse_address(raw: str, field: str = "address") -> str:
         local, _, domain = raw.rpartition("@")
         if len(local) <= 64:
             return raw.lower()
-    problem = None
     try:
-        address = normalise_address(raw or "")
-    except AddressError:
-        address, problem = "", "is not an email address (local@domain)"
-    if not problem:
-        local, _, domain = address.rpartition("@")
-        labels = domain.split(".")
-        if _LOCAL_BAD.search(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-            problem = "has characters that are not allowed in the local part"
-        elif len(labels) < 2 or not all(_LABEL.match(x) for x in labels):
-            problem = "has an invalid domain"
-    if problem:
+        return normalise_address(raw or "")
+    except AddressError as exc:
+        problem = "is not an email address (local@domain)"
         raise Problem(422, f"{field} {problem}", slug="invalid-address",
-                      errors=[{"field": field, "message": problem}])
-    return address
+                      errors=[{"field": field, "message": problem}]) from exc
 
 
 def parse_scope(raw: str | None, field: str = "scope") -> str:
@@ -107,10 +96,13 @@ def parse_scope(raw: str | None, field: str = "scope") -> str:
     if sep and kind == "list" and _SCOPE_ID.match(ident):
         return raw
     if sep and kind == "domain" and ident:
+        # a sending domain is a host name (stricter than a recipient's domain)
         try:
-            return "domain:" + parse_address("x@" + ident, field).split("@", 1)[1]
+            domain = parse_address("x@" + ident, field).split("@", 1)[1]
         except Problem:
-            pass
+            domain = ""
+        if _HOST_NAME.fullmatch(domain):
+            return "domain:" + domain
     raise Problem(422, f"{field} must be global, list:<id> or domain:<sending domain>",
                   slug="invalid-scope", errors=[{"field": field, "message": "invalid scope"}])
 

@@ -95,18 +95,38 @@ class BodyLimit:
                     too_big = True
                 if too_big:
                     return await self._reject(scope, receive, send, limit)
-        seen = 0
+        seen, over, started, replaced = 0, False, False, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise Problem(413, f"the request body exceeds {limit} bytes")
+                    over = True
+                    raise Problem(413, f"the request body exceeds {limit} bytes", slug="body-too-large")
             return message
 
-        return await self.app(scope, counted, send)
+        async def guarded(message) -> None:
+            # A body streamed without Content-Length (chunked) is found too big only while the
+            # app reads it, and the app may turn the error into a 400 ("cannot parse the body"):
+            # whatever it answers then is replaced by the 413 (issue 13, item 13).
+            nonlocal started, replaced
+            if replaced:
+                return
+            if over and not started:
+                replaced = True
+                return await self._reject(scope, receive, send, limit)
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if not over or started:
+                raise
+            if not replaced:
+                await self._reject(scope, receive, send, limit)
 
     async def _reject(self, scope, receive, send, limit: int) -> None:
         resp = problem_response(413, f"the request body exceeds {limit} bytes", "body-too-large")

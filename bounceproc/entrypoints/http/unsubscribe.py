@@ -4,9 +4,10 @@ Adapter layer. The POST needs no cookie, login, CSRF token or Origin check, and 
 directly (200, never a redirect: a redirected POST becomes a GET). The body must be
 `List-Unsubscribe=One-Click`, form-urlencoded or multipart. An unknown, forged or expired token
 gets the same 404 whatever the address, so nothing can be learned from it. The change is an
-`unsubscribed` Event through service.record_events; its event_key is derived from the token and
-the day, so a repeated POST records nothing new. POSTs are rate-limited per IP and per token
-(429 with Retry-After). A GET never changes state: link scanners and
+`unsubscribed` Event recorded by app/one_click.py: a repeated POST records nothing new, a POST
+after the suppression was lifted suppresses again. Only the canonical spelling of a token is
+accepted (domain/unsubscribe_token.py). POSTs are rate-limited per IP and per token (429 with
+Retry-After). A GET never changes state: link scanners and
 security gateways fetch every URL in a message.
 """
 from __future__ import annotations
@@ -20,9 +21,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from bounceproc.app import service
+from bounceproc.app import one_click
 from bounceproc.entrypoints.http.common import ApiContext, ctx
-from bounceproc.domain.events import Event, event_key
+from bounceproc.entrypoints.http.rate_limit import Windows
 from bounceproc.domain.unsubscribe_token import InvalidToken, UnsubscribeClaims, read_token
 
 router = APIRouter(tags=["unsubscribe"])
@@ -30,22 +31,22 @@ PER_IP_PER_MINUTE = 60
 PER_TOKEN_PER_MINUTE = 10
 
 
-class WindowLimiter:
-    """Fixed one-minute windows per key, in this process (RFC 8058 endpoints are rate-limited per
-    token and per IP, never per session). Memory is bounded: the table is reset when it is full."""
+class Limits:
+    """The one-click rate limits of this process: per client IP, and per token (keyed on what the
+    token says, so another spelling of it is no way around the limit). LRU-bounded tables that
+    forget the least recently used entry when full: a genuine unsubscribe is never refused for
+    want of room."""
 
-    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 100_000) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._counts: dict[str, tuple[float, int]] = {}
+    def __init__(self) -> None:
+        self.per_ip, self.per_token = Windows(share_when_full=False), Windows(share_when_full=False)
 
-    def allow(self, key: str, now: float) -> bool:
-        start, n = self._counts.get(key, (now, 0))
-        if now - start >= self.window:
-            start, n = now, 0
-        if len(self._counts) >= self.max_keys and key not in self._counts:
-            self._counts.clear()
-        self._counts[key] = (start, n + 1)
-        return n < self.limit
+    def allow_ip(self, ip: str, now: float) -> bool:
+        return self.per_ip.allow(ip, now, PER_IP_PER_MINUTE)
+
+    def allow_token(self, claims: UnsubscribeClaims, now: float) -> bool:
+        return self.per_token.allow(claims.identity, now, PER_TOKEN_PER_MINUTE)
+
+
 Ctx = Annotated[ApiContext, Depends(ctx)]
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
@@ -116,26 +117,24 @@ async def unsubscribe(c: Ctx, token: str, request: Request):
     """Unsubscribe in the token's scope. Repeating it is harmless."""
     limits = request.app.state.unsubscribe_limits
     now = time.monotonic()
-    ip = request.client.host if request.client else ""
-    if not (limits[0].allow(ip, now) and limits[1].allow(token[:200], now)):
+    claims, allowed = None, limits.allow_ip(request.client.host if request.client else "", now)
+    if allowed:
+        claims = _claims(c, token)
+        allowed = claims is None or limits.allow_token(claims, now)
+    if not allowed:
         page = _page("Too many requests", "<p>Please try again in a minute.</p>", 429)
         page.headers["Retry-After"] = "60"
         return page
-    claims = _claims(c, token)
     if claims is None:
         return _not_found()
     if not await _is_one_click(request):
         return _page("Not understood", "<p>The request body must be List-Unsubscribe=One-Click.</p>", 400)
     from starlette.concurrency import run_in_threadpool
-    await run_in_threadpool(record_unsubscribe, c, claims, token)
+    await run_in_threadpool(record_unsubscribe, c, claims)
     return _page("Unsubscribed", "<p>You are unsubscribed. You will not receive these mailings any more.</p>")
 
 
-def record_unsubscribe(c: ApiContext, claims: UnsubscribeClaims, token: str) -> None:
-    now = datetime.now(timezone.utc)
-    ev = Event(event_key=event_key("one-click", token, now.date().isoformat()), type="unsubscribed",
-               recipient=claims.recipient, occurred_at=now, source="unsubscribe", list_id=claims.list_id,
-               attrs={"method": "one_click"})
+def record_unsubscribe(c: ApiContext, claims: UnsubscribeClaims) -> None:
     with c.engine.begin() as conn:
-        service.record_events(conn, [ev], c.settings)
+        one_click.record_one_click(conn, claims, c.settings, datetime.now(timezone.utc))
     c.kick_webhooks()
