@@ -5,8 +5,9 @@ Adapter layer. Nothing happens at import time; each function wires what it needs
 Intake rule (DESIGN.md "durable before acknowledged"): `submit_intake` commits the raw input to
 the `intake` table first, and only then enqueues its id. If enqueueing fails the row stays
 `pending` and the periodic sweep (workers/tasks.py) re-enqueues it, so a broker outage delays
-work but never loses it. In the embedded default (no broker) the id is processed in-process,
-either by a dispatcher that `bounceproc serve` installs (a background thread) or synchronously.
+work but never loses it. In the embedded default (no broker) the ids go to the `inline`
+callable the caller passes in: the entrypoints build it (entrypoints/dispatch.py: process now,
+or `bounceproc serve`'s background worker). Wiring never calls the application layer itself.
 """
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ log = logging.getLogger("bounceproc")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-_inline_dispatcher: Callable[[list[int]], None] | None = None
 _celery_apps: dict[tuple[str, str], Any] = {}
+
+Dispatch = Callable[[list[int]], object]
+"""What processes committed intake ids in the embedded mode (see enqueue_intake)."""
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -135,8 +138,8 @@ def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str =
     return conn.execute(select(intake.c.id).where(intake.c.batch_key == batch_key)).scalar_one()
 
 
-def submit_intake(settings: Settings, kind: str, payload: bytes, *, origin: str, header: str = "",
-                  first_line: int = 0, meta: dict | None = None, records: int = 0,
+def submit_intake(settings: Settings, kind: str, payload: bytes, *, inline: Dispatch, origin: str,
+                  header: str = "", first_line: int = 0, meta: dict | None = None, records: int = 0,
                   batch_key: str | None = None) -> int:
     """Commit one raw item to the durable intake, then enqueue it. Returns the intake id.
 
@@ -149,15 +152,10 @@ def submit_intake(settings: Settings, kind: str, payload: bytes, *, origin: str,
                                   first_line=first_line, meta=meta, records=records,
                                   batch_key=batch_key)
     try:
-        enqueue_intake(settings, [intake_id])
+        enqueue_intake(settings, [intake_id], inline)
     except Exception as exc:  # broker down: the sweep re-enqueues pending rows
         log.warning("intake %s committed but not enqueued (%s); the sweep will pick it up", intake_id, exc)
     return intake_id
-
-
-def set_inline_dispatcher(fn: Callable[[list[int]], None] | None) -> None:
-    global _inline_dispatcher
-    _inline_dispatcher = fn
 
 
 def celery_app(settings: Settings):
@@ -174,16 +172,14 @@ def celery_app(settings: Settings):
     return app
 
 
-def enqueue_intake(settings: Settings, ids: Iterable[int]) -> None:
+def enqueue_intake(settings: Settings, ids: Iterable[int], inline: Dispatch) -> None:
+    """Hand committed intake ids on: to the broker's `bounceproc.ingest` task, or, in the
+    embedded mode (no broker), to `inline` (which processes them, now or on a thread)."""
     ids = [int(i) for i in ids]
     if not ids:
         return
     if settings.embedded:
-        if _inline_dispatcher is not None:
-            _inline_dispatcher(ids)
-        else:
-            from bounceproc.app.message_intake import process_messages
-            process_messages(settings, ids)
+        inline(ids)
         return
     celery_app(settings).send_task("bounceproc.ingest", args=[ids], queue=settings.queue,
                                    retry=False)

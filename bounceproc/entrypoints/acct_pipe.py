@@ -3,7 +3,7 @@
 Adapter layer (stdlib + bounceproc.bootstrap/SQLAlchemy). Records are not parsed here: each
 batch of raw lines is committed to the `intake` table with the header line in effect and the
 line number of its first line, and one task carrying the intake id is enqueued (or processed
-in-process in the embedded default). Parsing happens in the worker (service.process_intake).
+in-process in the embedded default). Parsing happens in the worker (app.intake.process_intake).
 
 `bounceproc pipe` (run_pipe): PowerMTA writes records to our stdin as they happen and blocks when
 we stop reading, and it drops records if the pipe dies. So:
@@ -44,6 +44,7 @@ from operator import methodcaller
 from pathlib import Path
 
 from bounceproc.domain.parse.acct import KNOWN_TYPES, is_header_line, starts_record
+from bounceproc.entrypoints.dispatch import process_now
 
 log = logging.getLogger("bounceproc.pipe")
 
@@ -420,6 +421,7 @@ class PipeRunner:
                         process_leftovers(self.settings)
                         self.schema_ready = True
                     bootstrap.submit_intake(self.settings, "acct", payload, origin="pipe",
+                                            inline=process_now(self.settings),
                                             header=meta.get("header", ""),
                                             first_line=int(meta.get("first_line", 1)),
                                             records=int(meta.get("lines", 0)),
@@ -544,7 +546,7 @@ def import_file(settings, path: Path, batch_lines: int | None = None, restart: b
             progress.submitted += b.lines
             progress.tick()
         try:
-            bootstrap.enqueue_intake(settings, [intake_id])
+            bootstrap.enqueue_intake(settings, [intake_id], process_now(settings))
         except Exception as exc:  # broker down: the sweep re-enqueues the pending row
             log.warning("intake %s committed but not enqueued (%s); the sweep will pick it up", intake_id, exc)
 
@@ -580,7 +582,7 @@ def process_leftovers(settings, limit: int = 100_000) -> int:
                                 .where(intake.c.kind == "acct").order_by(intake.c.id).limit(limit)).scalars())
     for i in ids:
         try:
-            bootstrap.enqueue_intake(settings, [i])
+            bootstrap.enqueue_intake(settings, [i], process_now(settings))
         except Exception as exc:   # recorded on the row (attempts/error); the next run retries
             log.warning("left-over intake %s failed again: %s", i, exc)
     return len(ids)

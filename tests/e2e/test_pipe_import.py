@@ -148,6 +148,7 @@ def test_batch_sent_again_after_a_crash_before_its_journal_delete_is_stored_once
     """The window between a batch's intake commit and its journal delete: the next pipe sends the
     batch again; its key makes that a no-op (no second intake row, no duplicate quarantine rows)."""
     from bounceproc.entrypoints.acct_pipe import Batcher, Journal
+    from bounceproc.entrypoints.dispatch import process_now
     data = stream(600, seed=26)
     keys, nbad = oracle(data)
     assert nbad > 0
@@ -158,7 +159,7 @@ def test_batch_sent_again_after_a_crash_before_its_journal_delete_is_stored_once
     for b in batcher.feed(data) + batcher.finish():
         path = journal.append(b)
         meta, payload = journal.read(path)
-        bootstrap.submit_intake(s, "acct", payload, origin="pipe", header=meta["header"],
+        bootstrap.submit_intake(s, "acct", payload, inline=process_now(s), origin="pipe", header=meta["header"],
                                 first_line=meta["first_line"], records=meta["lines"], batch_key=meta["key"])
     journal.close()                                  # "crash": committed, journal files still there
     first = db_state(s)

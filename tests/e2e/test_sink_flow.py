@@ -239,8 +239,9 @@ def test_kill_9_of_sink_and_worker_loses_nothing_and_duplicates_nothing(pg_setti
     assert done and left, "the worker was not killed mid-stream"
     with celery_worker(pg_settings):
         def sweep() -> None:
-            from bounceproc.app import service
-            bootstrap.enqueue_intake(pg_settings, service.pending_intake_ids(pg_settings, 1))
+            from bounceproc.app.intake import pending_intake_ids
+            from bounceproc.entrypoints.dispatch import process_now
+            bootstrap.enqueue_intake(pg_settings, pending_intake_ids(pg_settings, 1), process_now(pg_settings))
         sweep()
         wait_until_processed(pg_settings, timeout=180, on_poll=sweep)
 

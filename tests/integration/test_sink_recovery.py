@@ -16,7 +16,8 @@ from bounceproc.storage.complaints import complaint_rates, unattributed_complain
 from bounceproc.storage.event_counts import window_counts
 from bounceproc.storage.tables import events, intake, quarantine, suppressions
 from bounceproc.domain.events import Event, event_key
-from bounceproc.app.message_intake import process_messages, reprocess_messages
+from bounceproc.app.message_intake import reprocess_messages
+from bounceproc.app.intake import process_intake, process_messages
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sink"
 FBL = "fbl@example.net"
@@ -127,7 +128,7 @@ def test_unreadable_message_is_quarantined_not_retried(settings):
 
 def test_service_process_intake_uses_the_same_path(settings):
     i = submit(settings, "arf-redacted-tracking-header.eml", [FBL])
-    assert service.process_intake(settings, i) is not None
+    assert process_intake(settings, i) is not None
     assert {e["type"] for e in rows(settings, events, events.c.intake_id == i)} == {"complained", "unsubscribed"}
 
 

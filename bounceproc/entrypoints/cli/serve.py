@@ -44,8 +44,8 @@ class InlineWorker:
 
     def _run(self) -> None:
         from bounceproc import bootstrap
-        from bounceproc.app import maintenance, service
-        from bounceproc.app.message_intake import process_messages
+        from bounceproc.app import maintenance
+        from bounceproc.app.intake import pending_intake_ids, process_messages
         next_sweep, next_prune = time.monotonic(), time.monotonic() + 60
         while True:
             try:
@@ -70,7 +70,7 @@ class InlineWorker:
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
-                    self.submit(service.pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
+                    self.submit(pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY
                     with bootstrap.engine(self.settings).begin() as conn:
@@ -120,7 +120,6 @@ def cmd_serve(args) -> int:
     inline = loop = sink = None
     if settings.embedded:
         inline = InlineWorker(settings).start()
-        bootstrap.set_inline_dispatcher(inline.submit)
         loop = webhooks.DeliveryLoop(settings).start()
         say("mode embedded: intake, webhooks and expiry run in this process (no broker)")
     else:
@@ -128,7 +127,7 @@ def cmd_serve(args) -> int:
             "run `celery -A workers worker -B` to process them")
     try:
         from bounceproc.entrypoints import smtp_sink
-        sink = smtp_sink.start_sink(settings)
+        sink = smtp_sink.start_sink(settings, dispatch=inline.submit if inline is not None else None)
         accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
         say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
     except Exception as exc:  # the API still runs without the sink
@@ -151,7 +150,6 @@ def cmd_serve(args) -> int:
         if sink is not None:
             sink.stop()
         if inline is not None:
-            bootstrap.set_inline_dispatcher(None)
             inline.stop()
         if loop is not None:
             loop.stop()
