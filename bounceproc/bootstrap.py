@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from bounceproc.storage.dialect import conflict_insert
 from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
 
@@ -130,8 +129,7 @@ def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str =
            "created_at": now(), "batch_key": batch_key}
     if batch_key is None:
         return conn.execute(insert(intake).returning(intake.c.id), row).scalar_one()
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    new_id = conn.execute(ins(intake).on_conflict_do_nothing(index_elements=["batch_key"])
+    new_id = conn.execute(conflict_insert(conn, intake).on_conflict_do_nothing(index_elements=["batch_key"])
                           .returning(intake.c.id), row).scalar()
     if new_id is not None:
         return new_id

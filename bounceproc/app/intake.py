@@ -16,14 +16,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc.app import message_intake, service
 from bounceproc.bootstrap import engine
 from bounceproc.config import Settings
-from bounceproc.storage.intake_rows import pending_kinds, pending_rows
-from bounceproc.storage.tables import intake, quarantine
+from bounceproc.storage.intake_rows import insert_quarantine, pending_kinds, pending_rows
+from bounceproc.storage.tables import intake
 
 log = logging.getLogger("bounceproc.app.intake")
 
@@ -39,16 +37,6 @@ def _events_of(conn, row, settings: Settings):
     if row.kind == "message":
         return message_intake.events_from_message(conn, row, settings), []
     raise ValueError(f"unknown intake kind {row.kind!r}")
-
-
-def _quarantine(conn, row, items) -> None:
-    if not items:
-        return
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    now = datetime.now(timezone.utc)
-    rows = [{"intake_id": row.id, "origin": row.origin, "line_no": q.line_no, "reason": q.reason[:2000],
-             "raw": q.raw[:8000], "created_at": now} for q in items]
-    conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)
 
 
 def is_transient_db_error(exc: BaseException) -> bool:
@@ -113,7 +101,7 @@ def _process_intake_txn(settings: Settings, intake_id: int) -> service.RecordRes
             return None
         row = rows[0]
         evs, quarantined = _events_of(conn, row, settings)
-        _quarantine(conn, row, quarantined)
+        insert_quarantine(conn, row.id, row.origin, ((q.line_no, q.reason, q.raw) for q in quarantined))
         res = service.record_events(conn, evs, settings, intake_id=row.id)
         res.quarantined = len(quarantined)
         conn.execute(update(intake).where(intake.c.id == row.id).values(

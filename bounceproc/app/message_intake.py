@@ -17,11 +17,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc.storage.event_counts import remove_counts
 from bounceproc.storage.event_store import insert_events
+from bounceproc.storage.intake_rows import insert_quarantine
 from bounceproc.storage.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
@@ -90,15 +89,6 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
     return parse_message(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=verp)
 
 
-def quarantine_message(conn, row, reason: str) -> None:
-    """Keep a message the engine could not read in the quarantine (idempotent per intake row)."""
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    raw = bytes(row.payload[:8000]).decode("utf-8", "replace")
-    conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]),
-                 [{"intake_id": row.id, "origin": row.origin or "sink", "line_no": 0,
-                   "reason": reason[:2000], "raw": raw, "created_at": datetime.now(timezone.utc)}])
-
-
 def prepare(conn, row, settings):
     """(report, raw, meta, rcpt_tos) for a row, or None after quarantining an unreadable one."""
     raw = bytes(row.payload)
@@ -106,7 +96,9 @@ def prepare(conn, row, settings):
     rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
     report = parse_report(raw, rcpt_tos, settings)
     if getattr(report, "kind", "unknown") == "unknown":
-        quarantine_message(conn, row, "unreadable message: " + (getattr(report, "note", "") or "unknown format"))
+        reason = "unreadable message: " + (getattr(report, "note", "") or "unknown format")
+        raw_text = bytes(row.payload[:8000]).decode("utf-8", "replace")
+        insert_quarantine(conn, row.id, row.origin or "sink", [(0, reason, raw_text)])
         return None
     return report, raw, meta, rcpt_tos
 

@@ -94,10 +94,6 @@ class Batcher:
         self._committed_offset = offset  # offset after the last complete record or header
         self.started: float | None = None   # monotonic time of the batch's first record
 
-    @property
-    def pending_lines(self) -> int:
-        return self._nlines
-
     def feed(self, data: bytes) -> list[Batch]:
         out: list[Batch] = []
         if self._carry:
@@ -293,9 +289,6 @@ class Journal:
 
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
-
-    def sync(self) -> None:
-        os.fsync(self._dir_fd)
 
     def close(self) -> None:
         os.close(self._dir_fd)
@@ -497,13 +490,11 @@ def _load_checkpoint(conn, key: str):
 
 def _save_checkpoint(conn, key: str, path: str, offset: int, line_no: int, header: str) -> None:
     from datetime import datetime, timezone
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    from bounceproc.storage.dialect import conflict_insert
     from bounceproc.storage.tables import import_checkpoints as cp
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     values = {"file_key": key, "path": path, "offset": offset, "line_no": line_no, "header": header,
               "updated_at": datetime.now(timezone.utc)}
-    stmt = ins(cp).values(**values)
+    stmt = conflict_insert(conn, cp).values(**values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["file_key"], set_={
         k: stmt.excluded[k] for k in ("path", "offset", "line_no", "header", "updated_at")}))
 

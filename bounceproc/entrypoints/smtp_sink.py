@@ -50,7 +50,7 @@ from bounceproc.bootstrap import Dispatch
 from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
 from bounceproc.entrypoints.dispatch import process_now
-from bounceproc.domain.parse.report_events import normalise_recipient as normalise_address
+from bounceproc.domain.parse.report_events import normalise_recipient
 
 log = logging.getLogger("bounceproc.sink")
 
@@ -113,7 +113,7 @@ class AcceptList:
             if not entry:
                 continue
             if "@" in entry:
-                norm = normalise_address(entry)
+                norm = normalise_recipient(entry)
                 if norm:
                     addresses.add(norm.lower())
             elif entry.startswith("*.") or entry.startswith("."):
@@ -126,7 +126,7 @@ class AcceptList:
         return bool(self.addresses or self.domains or self.suffixes)
 
     def accepts(self, address: str) -> bool:
-        norm = normalise_address(address)
+        norm = normalise_recipient(address)
         if not norm:
             return False
         local, _, domain = norm.rpartition("@")
@@ -474,7 +474,7 @@ class SinkHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if not normalise_address(address):
+        if not normalise_recipient(address):
             self.counters.refused_rcpt += 1
             return REPLY_BAD_ADDRESS
         if not self.accept.accepts(address):

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc import bootstrap
+from bounceproc.storage.dialect import conflict_insert
 from bounceproc.storage.api_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from bounceproc.outbound.ssrf import UnsafeTarget, check_url
 from bounceproc.outbound.webhook_http import SendError, WebhookClient
@@ -67,10 +66,6 @@ def active_secrets(entries, now: datetime) -> list[str]:
     return out
 
 
-def _ins(conn):
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
 def fan_out(conn, limit: int = 2000) -> int:
     """Turn undispatched outbox rows into per-endpoint deliveries. Returns deliveries created."""
     stmt = select(outbox.c.id, outbox.c.webhook_id, outbox.c.type).where(outbox.c.dispatched.is_(False)) \
@@ -87,7 +82,7 @@ def fan_out(conn, limit: int = 2000) -> int:
             "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "last_error": ""}
            for r in rows for ep in endpoints if not ep.event_types or r.type in ep.event_types]
     created = 0
-    stmt = _ins(conn)(webhook_deliveries).on_conflict_do_nothing(
+    stmt = conflict_insert(conn, webhook_deliveries).on_conflict_do_nothing(
         index_elements=["endpoint_id", "outbox_id"]).returning(webhook_deliveries.c.id)
     for i in range(0, len(new), 500):
         created += len(conn.execute(stmt, new[i:i + 500]).all())

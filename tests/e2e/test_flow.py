@@ -7,7 +7,6 @@ verified with the independent `standardwebhooks` library.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -19,7 +18,7 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.storage.tables import events, suppressions
-from bp_testing import bin_path, settings_env
+from bp_testing import bin_path, free_port, settings_env
 
 ACCT = (
     "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
@@ -36,12 +35,6 @@ ACCT = (
     "blocked using zen.spamhaus.org\",mx.example.net (192.0.2.20),spam-related,smtp,app01 (192.0.2.5),smtp,"
     "198.51.100.7,192.0.2.20,,,vmta1,job42,,example.net/vmta1,pool1\r\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:

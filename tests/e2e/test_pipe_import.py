@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from bp_testing import bin_path, settings_env
-from test_pipe_support import Pipe, db_state, free_port, intake_coverage, oracle, stream, wait_drained
+from bp_testing import bin_path, free_port, settings_env
+from test_pipe_support import Pipe, db_state, intake_coverage, oracle, stream, wait_drained
 
 from bounceproc import bootstrap
 

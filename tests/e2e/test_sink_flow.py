@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bp_testing import settings_env
+
 from bounceproc import bootstrap
 from bounceproc.entrypoints import smtp_sink
 from bounceproc.storage.tables import events, intake, suppressions
@@ -35,16 +37,6 @@ ACCEPT = ("bounces.example.net", FBL)
 
 def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def settings_env(settings) -> dict[str, str]:
-    """Environment for a `bounceproc` subprocess using these settings (not via `from conftest
-    import`: with several conftest.py files that import is ambiguous)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
-    env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_BROKER_URL=settings.broker_url,
-               BOUNCEPROC_QUEUE=settings.queue, BOUNCEPROC_DATA_DIR=settings.data_dir,
-               BOUNCEPROC_SECRET_KEY=settings.secret_key, PYTHONUNBUFFERED="1")
-    return env
 
 
 def corpus_messages(corpus_dir, limit: int | None = None) -> list[tuple[str, bytes, list[str]]]:

@@ -9,7 +9,8 @@ import sys
 import time
 
 import httpx
-from test_api_support import free_port, receiver  # noqa: F401
+from bp_testing import free_port
+from test_api_support import receiver  # noqa: F401
 
 from bounceproc.domain.webhook_signing import verify
 

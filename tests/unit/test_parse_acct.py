@@ -11,7 +11,7 @@ import pytest
 from bounceproc.domain.classify import Classification
 from bounceproc.domain.events import Event, event_key
 from bounceproc.domain.parse import acct
-from bounceproc.domain.parse.acct import Quarantined, is_header_line, normalize_address, parse_acct_batch
+from bounceproc.domain.parse.acct import Quarantined, is_header_line, acct_address_key, parse_acct_batch
 from bounceproc.domain.parse.stamp import encode_stamp
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "acct"
@@ -194,13 +194,13 @@ def test_no_trailing_newline_and_blank_lines():
 
 
 def test_address_normalisation():
-    assert normalize_address(" <Alice@EXAMPLE.Com> ") == "alice@example.com"
-    assert normalize_address("user@Bücher.example") == "user@xn--bcher-kva.example"
-    assert normalize_address("<>") == ""
+    assert acct_address_key(" <Alice@EXAMPLE.Com> ") == "alice@example.com"
+    assert acct_address_key("user@Bücher.example") == "user@xn--bcher-kva.example"
+    assert acct_address_key("<>") == ""
     for badaddr in ("no-at-sign", "@example.com", "a@", "x" * 400 + "@example.com", "a\ufffd@example.com",
                     "a b@example.com", "user@localhost", "x" * 65 + "@example.com"):
         with pytest.raises(ValueError):
-            normalize_address(badaddr)
+            acct_address_key(badaddr)
 
 
 def test_recipient_the_canonical_normaliser_rejects_is_quarantined_with_its_reason():

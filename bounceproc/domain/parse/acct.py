@@ -265,7 +265,7 @@ def _key_time(s: str) -> str:
         return s
 
 
-def normalize_address(addr: str) -> str:
+def acct_address_key(addr: str) -> str:
     """The key of an acct address: domain/address.normalise_address, the one normaliser.
 
     Returns "" for an empty address (blank or `<>`: the caller looks elsewhere for the
@@ -282,7 +282,7 @@ def normalize_address(addr: str) -> str:
 
 def _rcpt(s: str) -> str:
     try:
-        return normalize_address(s)
+        return acct_address_key(s)
     except ValueError as e:
         raise _Bad(str(e)) from None
 
@@ -618,7 +618,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                          mid) = p.fast_get(row)
                         tl = times.get(tl)
                         if tl is not None and rc:
-                            # The common case (plain ASCII, nothing to trim) is normalize_address
+                            # The common case (plain ASCII, nothing to trim) is acct_address_key
                             # in a few C calls: accepted only when the canonical normaliser would
                             # return exactly rc.lower() (tests/unit/test_address.py checks it);
                             # anything else goes through it. rc.isascii(), not rcpt's: U+212A
@@ -633,7 +633,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                                     and " " not in rcpt and "<" not in rcpt and ">" not in rcpt
                                     and ":" not in rcpt and ";" not in rcpt):
                                 try:
-                                    rcpt = normalize_address(rc)
+                                    rcpt = acct_address_key(rc)
                                 except ValueError as e:
                                     quarantine(prev, end, str(e))
                                     prev = end

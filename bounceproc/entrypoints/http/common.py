@@ -30,7 +30,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_HOST_LABEL}(?:\.{_HOST_LABEL})+")
-_SCOPE_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
+_SCOPE_ID = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{MAX_SCOPE_ID}}}$")
 
 
 @dataclass
@@ -74,18 +74,14 @@ def parse_address(raw: str, field: str = "address") -> str:
     Stricter than the parsers' normaliser: the API is a front door, so the local part must be a
     plain dot-atom and the domain a host name.
     """
-    if raw and len(raw) <= 254 and _PLAIN.fullmatch(raw):
-        # Fast path for plain ASCII dot-atom addresses (the bulk check's common case); gives
-        # exactly what normalise_address would: nothing to trim, all lower-cased.
-        local, _, domain = raw.rpartition("@")
-        if len(local) <= 64:
-            return raw.lower()
     problem = None
     try:
         address = normalise_address(raw or "")
     except AddressError:
         address, problem = "", "is not an email address (local@domain)"
-    if not problem:
+    # The address rules (lengths, characters) are normalise_address's alone; a plain dot-atom
+    # result (the bulk check's common case) needs none of the stricter checks below.
+    if not problem and not _PLAIN.fullmatch(address):
         local, _, domain = address.rpartition("@")
         labels = domain.split(".")
         if _LOCAL_BAD.search(local) or local.startswith(".") or local.endswith(".") or ".." in local:
