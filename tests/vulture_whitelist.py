@@ -47,9 +47,6 @@ EVENT_TYPES  # unused variable
 W_CODE  # unused variable
 _.i_pool  # unused attribute
 
-# bounceproc/domain/parse/legacy.py
-_.disabled  # unused attribute
-
 # bounceproc/domain/parse/message.py
 KINDS  # unused variable
 
@@ -159,6 +156,7 @@ _.process_bind_param  # unused method
 _.process_result_value  # unused method
 
 # workers/celery_app.py
+_quiet_library_logs  # unused function
 _freeze_startup_objects  # unused function
 
 # workers/sink_tasks.py
@@ -170,3 +168,14 @@ sweep_intake  # unused function
 # workers/webhook_tasks.py
 deliver_webhooks  # unused function
 retry_webhooks  # unused function
+
+# workers/celery_config.py (Celery reads the module's names as its settings)
+task_default_queue  # unused variable
+task_acks_late  # unused variable
+task_reject_on_worker_lost  # unused variable
+worker_prefetch_multiplier  # unused variable
+task_ignore_result  # unused variable
+broker_connection_retry_on_startup  # unused variable
+worker_hijack_root_logger  # unused variable
+beat_schedule  # unused variable
+beat_schedule_filename  # unused variable

@@ -330,3 +330,17 @@ def test_classification_is_memoised_on_the_shape_of_the_failure():
 def test_the_same_bad_timestamp_twice_is_a_bad_timestamp_both_times():
     evs, bad = parse(V5 + "\n" + d_row(t="not a time") + "\n" + d_row(rcpt="bob@example.com", t="not a time") + "\n")
     assert evs == [] and [q.reason for q in bad] == ["bad timestamp 'not a time'"] * 2
+
+
+def test_a_failing_decoder_is_logged_not_swallowed(caplog):
+    from bounceproc.domain.parse.verp import VerpFormat
+    broken = VerpFormat(equals=None)          # decode_verp raises TypeError on it
+    hdr = "type,timeLogged,orig,rcpt,feedbackType,header_X-HmXmrOriginalRecipient"
+    with caplog.at_level("WARNING", logger="bounceproc.domain.parse.acct"):
+        evs, bad = parse(f"{hdr}\n"
+                         "f,2024-03-01 10:00:00+0000,bounces+amy=example.org@example.net,,abuse,\n",
+                         verp=broken)
+    assert evs == [] and len(bad) == 1 and "complaint without a recipient" in bad[0].reason
+    assert [r.getMessage() for r in caplog.records] == [
+        "acct VERP decoding failed (VERP: TypeError: 'in <string>' requires string as left operand, "
+        "not NoneType); record kept without it"]

@@ -128,11 +128,16 @@ def cmd_serve(args) -> int:
     try:
         from bounceproc.entrypoints import smtp_sink
         sink = smtp_sink.start_sink(settings, dispatch=inline.submit if inline is not None else None)
-        accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
-        say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
-    except Exception as exc:  # the API still runs without the sink
-        say(f"SMTP sink not available: {exc}")
-        sink = None
+    except Exception as exc:  # no SMTP intake: refuse to run half a service
+        log.error("SMTP sink could not start on %s: %s", settings.sink_listen, exc)
+        print(f"bounceproc serve: SMTP sink could not start on {settings.sink_listen}: {exc}", file=sys.stderr)
+        if inline is not None:
+            inline.stop()
+        if loop is not None:
+            loop.stop()
+        return 1
+    accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
+    say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
     public = settings.public_url or f"http://{settings.api_listen}"
     say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
         f"unsubscribe links under {public.rstrip('/')}/u/)")
