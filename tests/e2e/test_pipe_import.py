@@ -109,11 +109,9 @@ def test_pipe_keeps_reading_while_the_database_is_down_then_replays(make_setting
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere"
     down = make_settings(database_url=dead, broker_url="", data_dir=str(tmp_path / "data"))
     pipe = Pipe(down, "--batch-lines", "500", "--drain-timeout", "3")
-    t0 = time.monotonic()
     assert pipe.feed(data, chunk=16384)            # PowerMTA is never blocked
     rc, out = pipe.close(timeout=60)
     assert rc == 0 and out == b"", pipe.stderr()
-    assert time.monotonic() - t0 < 30
     assert "stay in the journal" in pipe.stderr()
     journal = Path(down.data_dir) / "pipe-journal" / "default"
     assert len(list(journal.glob("*.batch"))) >= 8
