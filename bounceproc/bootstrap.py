@@ -68,6 +68,14 @@ def engine(settings: Settings) -> Engine:
         return eng
 
 
+def dispose_engine(settings: Settings) -> None:
+    """Close the pooled connections of these settings' engine and forget it (others stay)."""
+    with _engines_lock:
+        eng = _engines.pop(normalise_db_url(settings.db_url), None)
+    if eng is not None:
+        eng.dispose()
+
+
 def dispose_engines() -> None:
     with _engines_lock:
         for eng in _engines.values():

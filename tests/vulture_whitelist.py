@@ -25,7 +25,8 @@ _.suppressed  # unused attribute
 _.keys_created  # unused attribute
 
 # bounceproc/bootstrap.py
-dispose_engines  # unused function
+dispose_engines  # unused function (tests, bench/)
+dispose_engine  # unused function (tests)
 
 # bounceproc/config.py
 sink_hostname  # unused variable
