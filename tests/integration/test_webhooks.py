@@ -72,7 +72,7 @@ def test_delivery_is_signed_and_verifies_with_the_reference_library(hooks):
     assert req["path"] == "/ok"
     msg = standardwebhooks.Webhook(ep["secret"]).verify(req["body"], req["headers"])
     assert msg["type"] == "recipient.suppressed" and msg["data"]["address"] == "w@example.com"
-    with pytest.raises(Exception):
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(other["secret"]).verify(req["body"], req["headers"])
     with bootstrap.engine(settings).connect() as conn:
         row = conn.execute(select(outbox)).mappings().one()
