@@ -149,6 +149,13 @@ def celery_worker():
         w.stop()
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """The random order's seed, also under -q (pytest-randomly prints it only in the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"random order: --randomly-seed={seed} replays it")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """With `CI` set, a test skipped because the labelled corpus is absent fails instead: CI must
