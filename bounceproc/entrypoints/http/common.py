@@ -22,7 +22,7 @@ from starlette.responses import Response
 from bounceproc.entrypoints.http.problems import Problem
 from bounceproc.storage.api_keys import ApiKey, KeyStore
 from bounceproc.config import Settings
-from bounceproc.domain.address import AddressError, normalise_address
+from bounceproc.domain.address import MAX_DOMAIN, MAX_LOCAL, MAX_TOTAL, AddressError, normalise_address
 
 MAX_SCOPE_ID = 255
 _LOCAL_BAD = re.compile(r"[\s\x00-\x1f\x7f<>()\[\],;:\\\"]")
@@ -74,6 +74,12 @@ def parse_address(raw: str, field: str = "address") -> str:
     Stricter than the parsers' normaliser: the API is a front door, so the local part must be a
     plain dot-atom and the domain a host name.
     """
+    if raw and _PLAIN.fullmatch(raw):
+        # The bulk check's common case: a plain ASCII dot-atom, which normalise_address would
+        # only lower-case, within its limits (domain/address.py's, not a copy of them).
+        local, _, domain = raw.rpartition("@")
+        if len(local) <= MAX_LOCAL and len(domain) <= MAX_DOMAIN and len(raw) <= MAX_TOTAL:
+            return raw.lower()
     problem = None
     try:
         address = normalise_address(raw or "")
