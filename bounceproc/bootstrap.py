@@ -5,8 +5,9 @@ Adapter layer. Nothing happens at import time; each function wires what it needs
 Intake rule (DESIGN.md "durable before acknowledged"): `submit_intake` commits the raw input to
 the `intake` table first, and only then enqueues its id. If enqueueing fails the row stays
 `pending` and the periodic sweep (workers/tasks.py) re-enqueues it, so a broker outage delays
-work but never loses it. In the embedded default (no broker) the id is processed in-process,
-either by a dispatcher that `bounceproc serve` installs (a background thread) or synchronously.
+work but never loses it. In the embedded default (no broker) the ids go to the `inline`
+callable the caller passes in: the entrypoints build it (entrypoints/dispatch.py: process now,
+or `bounceproc serve`'s background worker). Wiring never calls the application layer itself.
 """
 from __future__ import annotations
 
@@ -18,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
+from bounceproc.storage.dialect import conflict_insert
 from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
 
@@ -29,8 +29,10 @@ log = logging.getLogger("bounceproc")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
-_inline_dispatcher: Callable[[list[int]], None] | None = None
 _celery_apps: dict[tuple[str, str], Any] = {}
+
+Dispatch = Callable[[list[int]], object]
+"""What processes committed intake ids in the embedded mode (see enqueue_intake)."""
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -64,6 +66,14 @@ def engine(settings: Settings) -> Engine:
                 eng = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
             _engines[url] = eng
         return eng
+
+
+def dispose_engine(settings: Settings) -> None:
+    """Close the pooled connections of these settings' engine and forget it (others stay)."""
+    with _engines_lock:
+        eng = _engines.pop(normalise_db_url(settings.db_url), None)
+    if eng is not None:
+        eng.dispose()
 
 
 def dispose_engines() -> None:
@@ -127,16 +137,15 @@ def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str =
            "created_at": now(), "batch_key": batch_key}
     if batch_key is None:
         return conn.execute(insert(intake).returning(intake.c.id), row).scalar_one()
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    new_id = conn.execute(ins(intake).on_conflict_do_nothing(index_elements=["batch_key"])
+    new_id = conn.execute(conflict_insert(conn, intake).on_conflict_do_nothing(index_elements=["batch_key"])
                           .returning(intake.c.id), row).scalar()
     if new_id is not None:
         return new_id
     return conn.execute(select(intake.c.id).where(intake.c.batch_key == batch_key)).scalar_one()
 
 
-def submit_intake(settings: Settings, kind: str, payload: bytes, *, origin: str, header: str = "",
-                  first_line: int = 0, meta: dict | None = None, records: int = 0,
+def submit_intake(settings: Settings, kind: str, payload: bytes, *, inline: Dispatch, origin: str,
+                  header: str = "", first_line: int = 0, meta: dict | None = None, records: int = 0,
                   batch_key: str | None = None) -> int:
     """Commit one raw item to the durable intake, then enqueue it. Returns the intake id.
 
@@ -149,15 +158,10 @@ def submit_intake(settings: Settings, kind: str, payload: bytes, *, origin: str,
                                   first_line=first_line, meta=meta, records=records,
                                   batch_key=batch_key)
     try:
-        enqueue_intake(settings, [intake_id])
+        enqueue_intake(settings, [intake_id], inline)
     except Exception as exc:  # broker down: the sweep re-enqueues pending rows
         log.warning("intake %s committed but not enqueued (%s); the sweep will pick it up", intake_id, exc)
     return intake_id
-
-
-def set_inline_dispatcher(fn: Callable[[list[int]], None] | None) -> None:
-    global _inline_dispatcher
-    _inline_dispatcher = fn
 
 
 def celery_app(settings: Settings):
@@ -174,16 +178,14 @@ def celery_app(settings: Settings):
     return app
 
 
-def enqueue_intake(settings: Settings, ids: Iterable[int]) -> None:
+def enqueue_intake(settings: Settings, ids: Iterable[int], inline: Dispatch) -> None:
+    """Hand committed intake ids on: to the broker's `bounceproc.ingest` task, or, in the
+    embedded mode (no broker), to `inline` (which processes them, now or on a thread)."""
     ids = [int(i) for i in ids]
     if not ids:
         return
     if settings.embedded:
-        if _inline_dispatcher is not None:
-            _inline_dispatcher(ids)
-        else:
-            from bounceproc.app.message_intake import process_messages
-            process_messages(settings, ids)
+        inline(ids)
         return
     celery_app(settings).send_task("bounceproc.ingest", args=[ids], queue=settings.queue,
                                    retry=False)

@@ -6,6 +6,7 @@ venv's console scripts, and a real Celery worker process that tests start and ki
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,25 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(fn, timeout: float = 60.0, what: str = "condition", poll: float = 0.05):
+    """Poll `fn` until it returns something true (returned), for at most `timeout` seconds: a
+    wait on a condition, bounded in time, never a fixed sleep standing in for one."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago (bind to port 0, read it, close)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def settings_env(settings, **extra: str) -> dict[str, str]:

@@ -149,6 +149,26 @@ def celery_worker():
         w.stop()
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """The random order's seed, also under -q (pytest-randomly prints it only in the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"random order: --randomly-seed={seed} replays it")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With `CI` set, a test skipped because the labelled corpus is absent fails instead: CI must
+    run the corpus tests, and a moved ../shared/corpus must not turn them into silent skips."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI") and not (CORPUS / "labels.json").exists():
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if "corpus" in reason:
+            report.outcome = "failed"
+            report.longrepr = f"CI is set and the corpus is absent at {CORPUS}: {reason}"
+
+
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     if not (CORPUS / "labels.json").exists():

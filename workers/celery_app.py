@@ -1,43 +1,27 @@
-"""The Celery application and its settings, nothing else.
+"""The Celery application, nothing else.
 
-Broker from BOUNCEPROC_BROKER_URL (Redis by default: redis://127.0.0.1:6379/0); tasks consume
-the queue named by BOUNCEPROC_QUEUE. Tasks carry intake ids only: raw records and messages stay
-in the durable intake (PostgreSQL), so the broker holds nothing that cannot be recreated by the
-periodic sweep. Run a worker with `celery -A workers worker -B` (beat runs the sweeps) or a
-separate `celery -A workers beat`.
+Broker from BOUNCEPROC_BROKER_URL (required: no default); tasks consume the queue named by
+BOUNCEPROC_QUEUE. The configuration lives in workers/celery_config.py and is read when Celery
+first needs it, not when this module is imported. Tasks carry intake ids only: raw records and
+messages stay in the durable intake (PostgreSQL), so the broker holds nothing that cannot be
+recreated by the periodic sweep. Run a worker with `celery -A workers worker -B` (beat runs the
+sweeps) or a separate `celery -A workers beat`.
 """
 from __future__ import annotations
 
 import gc
-import os
 
 from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
-from bounceproc.config import load_settings
+app = Celery("bounceproc", include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"])
+app.config_from_object("workers.celery_config")   # imported lazily, on the first use of app.conf
 
-_settings = load_settings()
 
-app = Celery("bounceproc", broker=_settings.broker_url or "redis://127.0.0.1:6379/0",
-             include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"])
-app.conf.update(
-    task_default_queue=_settings.queue,
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=4,
-    task_ignore_result=True,
-    broker_connection_retry_on_startup=True,
-    worker_hijack_root_logger=False,
-    beat_schedule={
-        "sweep-intake": {"task": "bounceproc.sweep_intake", "schedule": 30.0,
-                         "options": {"queue": _settings.queue}},
-        "prune": {"task": "bounceproc.prune", "schedule": 3600.0,
-                  "options": {"queue": _settings.queue}},
-        "retry-webhooks": {"task": "bounceproc.retry_webhooks", "schedule": 5.0,
-                           "options": {"queue": _settings.queue}},
-    },
-    beat_schedule_filename=os.path.join(_settings.data_dir, "celerybeat-schedule"),
-)
+@worker_init.connect
+def _quiet_library_logs(**_) -> None:
+    from bounceproc.entrypoints.logs import quiet_library_logs
+    quiet_library_logs()
 
 
 @worker_init.connect

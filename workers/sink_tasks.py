@@ -1,13 +1,13 @@
 """Celery tasks of the SMTP sink: a few lines of glue each.
 
 bounceproc.ingest_messages  process message intake rows by id, many per transaction
-                            (bounceproc.app.message_intake.process_messages)
+                            (bounceproc.app.intake.process_messages)
 The sink enqueues it by default (setting `sink_task`); workers/celery_app.py includes this module.
 """
 from __future__ import annotations
 
 from bounceproc.config import load_settings
-from bounceproc.app.message_intake import process_messages
+from bounceproc.app.intake import process_messages
 from workers.celery_app import app
 
 

@@ -1,4 +1,4 @@
-"""Celery tasks: a few lines of glue each, calling bounceproc.app.service.
+"""Celery tasks: a few lines of glue each, calling bounceproc.app.
 
 bounceproc.ingest        process durable-intake rows by id (one transaction per row)
 bounceproc.sweep_intake  re-enqueue intake rows still pending after `sweep_after_seconds`
@@ -10,7 +10,7 @@ import time
 
 from bounceproc import bootstrap
 
-from bounceproc.app import service
+from bounceproc.app.intake import pending_intake_ids
 from bounceproc.config import load_settings
 from workers.celery_app import app
 
@@ -18,7 +18,7 @@ from workers.celery_app import app
 @app.task(name="bounceproc.ingest", acks_late=True)
 def ingest(intake_ids: list[int]) -> int:
     """Process intake rows: messages many per transaction, accounting batches one each."""
-    from bounceproc.app.message_intake import process_messages
+    from bounceproc.app.intake import process_messages
     settings = load_settings()
     done = process_messages(settings, intake_ids)
     if done:
@@ -43,7 +43,7 @@ def _kick_webhooks(settings) -> None:
 @app.task(name="bounceproc.sweep_intake")
 def sweep_intake() -> int:
     settings = load_settings()
-    ids = service.pending_intake_ids(settings, settings.sweep_after_seconds)
+    ids = pending_intake_ids(settings, settings.sweep_after_seconds)
     for i in range(0, len(ids), 20):
         ingest.apply_async(args=[ids[i:i + 20]], queue=settings.queue)
     from bounceproc.app import alerts

@@ -1,9 +1,9 @@
 """A raw message from the durable intake (received by the SMTP sink) -> events.
 
-Adapter glue, called by service.process_intake inside its transaction for intake rows of kind
-"message". It runs the classification engine (domain.parse.message.parse_message) on the stored
-bytes, looks up in the event log what we know about the original messages the report refers to
-(by Message-ID: recipient, list, job, virtual MTA, source IP of our send), and hands both to the
+Application layer, called by app.intake (process_intake, process_messages) inside their
+transaction for intake rows of kind "message". It runs the classification engine
+(domain.parse.forwarded.read_reports) on the stored bytes, looks up in the event log what we know
+about the original messages the report refers to (by Message-ID: recipient, list, job, virtual MTA, source IP of our send), and hands both to the
 pure translation domain.parse.report_events.report_events.
 
 The Message-ID lookup is the last resort of recipient recovery for ARF reports that redact the
@@ -13,22 +13,17 @@ configured to log it, and the sending core always records it.
 """
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc.storage.event_counts import remove_counts
 from bounceproc.storage.event_store import insert_events
-from bounceproc.storage.intake_rows import pending_kinds, pending_rows
+from bounceproc.storage.intake_rows import insert_quarantine
 from bounceproc.storage.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
-
-log = logging.getLogger("bounceproc.sink")
 
 SENT_TYPES = ("delivered", "received", "bounced", "deferred", "remote_status")
 MAX_LOOKUP_IDS = 200
@@ -101,16 +96,7 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
     return merged(parse_reports(raw, rcpt_tos, settings))
 
 
-def quarantine_message(conn, row, reason: str) -> None:
-    """Keep a message the engine could not read in the quarantine (idempotent per intake row)."""
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    raw = bytes(row.payload[:8000]).decode("utf-8", "replace")
-    conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]),
-                 [{"intake_id": row.id, "origin": row.origin or "sink", "line_no": 0,
-                   "reason": reason[:2000], "raw": raw, "created_at": datetime.now(timezone.utc)}])
-
-
-def _prepare(conn, row, settings) -> list:
+def prepare(conn, row, settings) -> list:
     """[(report, raw, meta, rcpt_tos)] for a row: one per report it carries (a forward of several
     reports gives several, each with its own raw bytes and so its own event keys), or [] after
     quarantining an unreadable one."""
@@ -119,14 +105,15 @@ def _prepare(conn, row, settings) -> list:
     rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
     found = parse_reports(raw, rcpt_tos, settings)
     if len(found) == 1 and getattr(found[0].report, "kind", "unknown") == "unknown":
-        quarantine_message(conn, row, "unreadable message: " + (getattr(found[0].report, "note", "")
-                                                                 or "unknown format"))
+        reason = "unreadable message: " + (getattr(found[0].report, "note", "") or "unknown format")
+        raw_text = bytes(row.payload[:8000]).decode("utf-8", "replace")
+        insert_quarantine(conn, row.id, row.origin or "sink", [(0, reason, raw_text)])
         return []
     # An unwrapped report's envelope was the forwarding mailbox, not the original return path.
     return [(w.report, w.raw, meta, rcpt_tos if w.position == 0 else []) for w in found]
 
 
-def _events_of(conn, row, prepared, sent) -> list:
+def message_events(conn, row, prepared, sent) -> list:
     """Events for the policy. Unattributed ones (no recipient) are stored here directly: there
     is no address for the policy to decide about, and they must never become a suppression."""
     evs = []
@@ -141,7 +128,7 @@ def _events_of(conn, row, prepared, sent) -> list:
     return evs
 
 
-def _original_ids(prepared) -> list[str]:
+def original_ids(prepared) -> list[str]:
     return [getattr(v, "original_message_id", "") for p in prepared for v in getattr(p[0], "recipients", ()) or ()]
 
 
@@ -152,73 +139,10 @@ def events_from_message(conn, row, settings) -> list:
     []); auto-replies and non-bounces give [] and are not errors: the raw message stays in the
     intake for its retention period either way.
     """
-    prepared = _prepare(conn, row, settings)
+    prepared = prepare(conn, row, settings)
     if not prepared:
         return []
-    return _events_of(conn, row, prepared, lookup_sent(conn, _original_ids(prepared)))
-
-
-def _process_message_batch(conn, settings, ids: list[int]) -> int:
-    """The message rows among `ids`, in the caller's transaction; returns how many."""
-    from sqlalchemy import bindparam, update
-
-    from bounceproc.app import service
-    from bounceproc.storage.tables import intake
-
-    rows = [r for r in pending_rows(conn, ids) if r.kind == "message"]
-    prepared = [(r, _prepare(conn, r, settings)) for r in rows]
-    mids = [m for _, p in prepared for m in _original_ids(p)]
-    sent = lookup_sent(conn, mids) if mids else {}
-    evs, counts = [], []
-    for r, p in prepared:
-        row_events = _events_of(conn, r, p, sent) if p else []
-        evs.extend(row_events)
-        counts.append({"rid": r.id, "n": len(row_events)})
-    service.record_events(conn, evs, settings)
-    if counts:
-        conn.execute(update(intake).where(intake.c.id == bindparam("rid")).values(
-            state="done", processed_at=datetime.now(timezone.utc), records=bindparam("n"),
-            attempts=intake.c.attempts + 1, error=""), counts)
-    return len(rows)
-
-
-def process_messages(settings, intake_ids) -> int:
-    """Process many message intake rows in ONE transaction (the worker's fast path).
-
-    Same result as service.process_intake on each id, at a fixed number of statements per batch:
-    one select (rows locked, SKIP LOCKED on PostgreSQL so two workers never share a row), one
-    Message-ID lookup, one record_events, one update. Rows of other kinds (acct batches) go
-    through service.process_intake, one transaction each; their kind is looked up first, so an
-    acct batch's payload is read once. If anything in the message batch fails, each row is
-    retried on its own through service.process_intake, so one bad message cannot hold the others
-    back. Rows already done are left alone. Returns the number of rows processed.
-    """
-    from bounceproc import bootstrap
-    from bounceproc.app import service
-
-    ids = sorted({int(i) for i in intake_ids})
-    if not ids:
-        return 0
-    eng = bootstrap.engine(settings)
-    with eng.connect() as conn:
-        kinds = pending_kinds(conn, ids)
-    others = [i for i, k in kinds.items() if k != "message"]
-    messages = [i for i, k in kinds.items() if k == "message"]
-    done = 0
-    if messages:
-        try:
-            with eng.begin() as conn:
-                done = _process_message_batch(conn, settings, messages)
-        except Exception:
-            log.exception("batch of %d messages failed; processing them one by one", len(messages))
-            others = sorted(others + messages)
-    for i in others:
-        try:
-            if service.process_intake(settings, i) is not None:
-                done += 1
-        except Exception:  # recorded on the row (attempts, error); the sweep retries it
-            log.warning("intake %s failed on its own too", i)
-    return done
+    return message_events(conn, row, prepared, lookup_sent(conn, original_ids(prepared)))
 
 
 # --- reprocessing stored messages with the current rules -------------------------------------

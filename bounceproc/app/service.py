@@ -8,37 +8,24 @@ Celery, SMTP or HTTP. Everything for one batch happens in the caller's transacti
 4. create suppressions (+ history), save soft states, bump block counters;
 5. write webhook outbox rows (of the types some enabled endpoint subscribes to), delivered after
    commit by their own task.
-`process_intake` wraps one durable-intake row: parse it, record its events, mark it done.
+Intake rows are turned into events by app.intake, which calls record_events.
 """
 from __future__ import annotations
 
-import gc
-import logging
-import random
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import lru_cache
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from bounceproc import bootstrap
 from bounceproc.storage import suppression_store as store
 from bounceproc.storage.event_store import insert_events
-from bounceproc.storage.intake_rows import pending_rows
-from bounceproc.storage.tables import intake, quarantine, suppressions
+from bounceproc.storage.tables import suppressions
 from bounceproc.config import Settings
 from bounceproc.domain import policy
 from bounceproc.domain.address import normalise_address, try_normalise
 from bounceproc.domain.events import Event
 
-log = logging.getLogger("bounceproc.app.service")
-
-MAX_ATTEMPTS = 5
-TRANSIENT_RETRIES = 3
 MANUAL_ORIGINS = ("api", "operator")
 
 
@@ -198,106 +185,6 @@ def verp_format(settings: Settings):
 def classifier_for(settings: Settings):
     """The classify callable to use: the default rules, or the user's rules file on top."""
     return _classifier(settings.rules_file) if settings.rules_file else None
-
-
-def _events_of(conn, row, settings: Settings):
-    if row.kind == "acct":
-        from bounceproc.domain.parse.acct import parse_acct_batch
-        return parse_acct_batch(row.header or "", bytes(row.payload), int(row.first_line or 1),
-                                classifier_for(settings), verp_format(settings))
-    if row.kind == "message":
-        from bounceproc.app.message_intake import events_from_message
-        return events_from_message(conn, row, settings), []
-    raise ValueError(f"unknown intake kind {row.kind!r}")
-
-
-def _quarantine(conn, row, items) -> None:
-    if not items:
-        return
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    now = datetime.now(timezone.utc)
-    rows = [{"intake_id": row.id, "origin": row.origin, "line_no": q.line_no, "reason": q.reason[:2000],
-             "raw": q.raw[:8000], "created_at": now} for q in items]
-    conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """Deadlock / serialization failure (PostgreSQL) or a busy SQLite file: worth retrying at once."""
-    orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", "") in ("40P01", "40001"):
-        return True
-    return "database is locked" in str(orig or "")
-
-
-def process_intake(settings: Settings, intake_id: int) -> RecordResult | None:
-    """Process one intake row in one transaction. Safe to call twice: a done row is skipped.
-
-    A deadlock or serialization failure with a concurrent worker is retried at once (a few times);
-    any other failure is recorded on the row (attempts, error) for the sweep to retry later.
-    """
-    for attempt in range(TRANSIENT_RETRIES + 1):
-        try:
-            return _process_intake_once(settings, intake_id)
-        except Exception as exc:
-            if attempt < TRANSIENT_RETRIES and is_transient_db_error(exc):
-                time.sleep(random.uniform(0.01, 0.1) * (attempt + 1))
-                continue
-            log.exception("intake %s failed", intake_id)
-            with bootstrap.engine(settings).begin() as conn:
-                conn.execute(update(intake).where(intake.c.id == intake_id).values(
-                    attempts=intake.c.attempts + 1, error=f"{type(exc).__name__}: {exc}"[:2000]))
-                conn.execute(update(intake).where(intake.c.id == intake_id)
-                             .where(intake.c.attempts >= MAX_ATTEMPTS).values(state="failed"))
-            raise
-    return None  # pragma: no cover - the loop returns or raises
-
-
-@contextmanager
-def gc_paused():
-    """Pause the cyclic garbage collector for one batch (restored after).
-
-    A 5,000-record batch allocates ~100,000 acyclic objects (events, rows, strings); the
-    collector's generation scans over them cost ~20% of a worker's CPU and free nothing that
-    reference counting does not free when the batch ends.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def _process_intake_once(settings: Settings, intake_id: int) -> RecordResult | None:
-    # The batch's objects are freed when _process_intake_txn returns, before the collector is
-    # back: otherwise its first pass would scan every one of them.
-    with gc_paused():
-        return _process_intake_txn(settings, intake_id)
-
-
-def _process_intake_txn(settings: Settings, intake_id: int) -> RecordResult | None:
-    with bootstrap.engine(settings).begin() as conn:
-        rows = pending_rows(conn, [intake_id])
-        if not rows:
-            return None
-        row = rows[0]
-        evs, quarantined = _events_of(conn, row, settings)
-        _quarantine(conn, row, quarantined)
-        res = record_events(conn, evs, settings, intake_id=row.id)
-        res.quarantined = len(quarantined)
-        conn.execute(update(intake).where(intake.c.id == row.id).values(
-            state="done", processed_at=datetime.now(timezone.utc), records=len(evs) + len(quarantined),
-            attempts=intake.c.attempts + 1, error=""))
-        return res
-
-
-def pending_intake_ids(settings: Settings, older_than_seconds: int, limit: int = 1000) -> list[int]:
-    cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than_seconds)
-    with bootstrap.engine(settings).connect() as conn:
-        return list(conn.execute(
-            select(intake.c.id).where(intake.c.state == "pending").where(intake.c.created_at <= cutoff)
-            .order_by(intake.c.id).limit(limit)).scalars())
 
 
 # -- manual changes (API, CLI): suppress and lift, with history and webhooks ---------------------

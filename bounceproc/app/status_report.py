@@ -47,9 +47,6 @@ def intake_backlog(conn, now: datetime) -> dict:
     return out
 
 
-SOURCES = ("acct", "sink", "mailbox", "ses", "sendgrid", "mailgun", "postmark")
-
-
 def _source_of():
     """The source an intake row came in by, from its origin: acct (pipe, import), sink, mailbox,
     or the ESP's name (esp:ses ...)."""

@@ -13,10 +13,9 @@ same input yields the same key and storage can skip it (idempotent writes).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 EVENT_TYPES = (
@@ -29,10 +28,6 @@ EVENT_TYPES = (
     "complained",      # acct f / ARF report
     "unsubscribed",    # one-click, API, complaint-driven unsubscribe
 )
-
-# Reasons that are facts about the recipient's address, not about us (taxonomy.md).
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -62,17 +57,6 @@ class Event:
     @property
     def recipient_domain(self) -> str:
         return self.recipient.rpartition("@")[2]
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["occurred_at"] = self.occurred_at.isoformat()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Event":
-        d = dict(d)
-        d["occurred_at"] = datetime.fromisoformat(d["occurred_at"])
-        return cls(**d)
 
 
 def timed_key(at: datetime, digest: str) -> str:

@@ -3,7 +3,7 @@
 Adapter layer (stdlib + bounceproc.bootstrap/SQLAlchemy). Records are not parsed here: each
 batch of raw lines is committed to the `intake` table with the header line in effect and the
 line number of its first line, and one task carrying the intake id is enqueued (or processed
-in-process in the embedded default). Parsing happens in the worker (service.process_intake).
+in-process in the embedded default). Parsing happens in the worker (app.intake.process_intake).
 
 `bounceproc pipe` (run_pipe): PowerMTA writes records to our stdin as they happen and blocks when
 we stop reading, and it drops records if the pipe dies. So:
@@ -44,6 +44,7 @@ from operator import methodcaller
 from pathlib import Path
 
 from bounceproc.domain.parse.acct import KNOWN_TYPES, is_header_line, starts_record
+from bounceproc.entrypoints.dispatch import process_now
 
 log = logging.getLogger("bounceproc.pipe")
 
@@ -92,10 +93,6 @@ class Batcher:
         self._first = line_no
         self._committed_offset = offset  # offset after the last complete record or header
         self.started: float | None = None   # monotonic time of the batch's first record
-
-    @property
-    def pending_lines(self) -> int:
-        return self._nlines
 
     def feed(self, data: bytes) -> list[Batch]:
         out: list[Batch] = []
@@ -293,9 +290,6 @@ class Journal:
     def remove(self, path: Path) -> None:
         path.unlink(missing_ok=True)
 
-    def sync(self) -> None:
-        os.fsync(self._dir_fd)
-
     def close(self) -> None:
         os.close(self._dir_fd)
         if self._lock_fh:
@@ -420,6 +414,7 @@ class PipeRunner:
                         process_leftovers(self.settings)
                         self.schema_ready = True
                     bootstrap.submit_intake(self.settings, "acct", payload, origin="pipe",
+                                            inline=process_now(self.settings),
                                             header=meta.get("header", ""),
                                             first_line=int(meta.get("first_line", 1)),
                                             records=int(meta.get("lines", 0)),
@@ -495,13 +490,11 @@ def _load_checkpoint(conn, key: str):
 
 def _save_checkpoint(conn, key: str, path: str, offset: int, line_no: int, header: str) -> None:
     from datetime import datetime, timezone
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    from bounceproc.storage.dialect import conflict_insert
     from bounceproc.storage.tables import import_checkpoints as cp
-    ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     values = {"file_key": key, "path": path, "offset": offset, "line_no": line_no, "header": header,
               "updated_at": datetime.now(timezone.utc)}
-    stmt = ins(cp).values(**values)
+    stmt = conflict_insert(conn, cp).values(**values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["file_key"], set_={
         k: stmt.excluded[k] for k in ("path", "offset", "line_no", "header", "updated_at")}))
 
@@ -544,7 +537,7 @@ def import_file(settings, path: Path, batch_lines: int | None = None, restart: b
             progress.submitted += b.lines
             progress.tick()
         try:
-            bootstrap.enqueue_intake(settings, [intake_id])
+            bootstrap.enqueue_intake(settings, [intake_id], process_now(settings))
         except Exception as exc:  # broker down: the sweep re-enqueues the pending row
             log.warning("intake %s committed but not enqueued (%s); the sweep will pick it up", intake_id, exc)
 
@@ -580,7 +573,7 @@ def process_leftovers(settings, limit: int = 100_000) -> int:
                                 .where(intake.c.kind == "acct").order_by(intake.c.id).limit(limit)).scalars())
     for i in ids:
         try:
-            bootstrap.enqueue_intake(settings, [i])
+            bootstrap.enqueue_intake(settings, [i], process_now(settings))
         except Exception as exc:   # recorded on the row (attempts/error); the next run retries
             log.warning("left-over intake %s failed again: %s", i, exc)
     return len(ids)

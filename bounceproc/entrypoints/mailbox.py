@@ -368,14 +368,17 @@ def _quote(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def intake_committer(settings):
-    """commit(raw, batch_key, origin) for these settings: the durable intake, like the sink."""
+def intake_committer(settings, dispatch=None):
+    """commit(raw, batch_key, origin) for these settings: the durable intake, like the sink.
+    Embedded, committed ids go to `dispatch` (default: processed at once, entrypoints.dispatch)."""
     from bounceproc import bootstrap
+    from bounceproc.entrypoints.dispatch import process_now
+    inline = dispatch or process_now(settings)
 
     def commit(raw: bytes, batch_key: str, origin: str) -> int:
         # intake.batch_key holds 64 characters: the mailbox's own key is hashed to fit
         key = "mbx:" + hashlib.blake2b(batch_key.encode("utf-8", "replace"), digest_size=24).hexdigest()
-        return bootstrap.submit_intake(settings, "message", raw, origin=origin, batch_key=key,
+        return bootstrap.submit_intake(settings, "message", raw, inline=inline, origin=origin, batch_key=key,
                                        meta={"mail_from": "", "rcpt_tos": [], "peer": origin, "mailbox_key": batch_key})
     return commit
 

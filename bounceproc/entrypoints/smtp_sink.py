@@ -46,9 +46,11 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from sqlalchemy import insert
 
 from bounceproc import bootstrap
+from bounceproc.bootstrap import Dispatch
 from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
-from bounceproc.domain.parse.report_events import normalise_recipient as normalise_address
+from bounceproc.entrypoints.dispatch import process_now
+from bounceproc.domain.parse.report_events import normalise_recipient
 
 log = logging.getLogger("bounceproc.sink")
 
@@ -111,7 +113,7 @@ class AcceptList:
             if not entry:
                 continue
             if "@" in entry:
-                norm = normalise_address(entry)
+                norm = normalise_recipient(entry)
                 if norm:
                     addresses.add(norm.lower())
             elif entry.startswith("*.") or entry.startswith("."):
@@ -124,7 +126,7 @@ class AcceptList:
         return bool(self.addresses or self.domains or self.suffixes)
 
     def accepts(self, address: str) -> bool:
-        norm = normalise_address(address)
+        norm = normalise_recipient(address)
         if not norm:
             return False
         local, _, domain = norm.rpartition("@")
@@ -163,8 +165,9 @@ class IntakeWriter:
     writer lock, so it gets one."""
 
     def __init__(self, settings: Settings, *, max_batch: int = MAX_BATCH, max_pending: int = MAX_PENDING,
-                 writers: int | None = None):
+                 writers: int | None = None, dispatch: Dispatch | None = None):
         self.settings = settings
+        self.dispatch = dispatch or process_now(settings)
         self.max_batch = max_batch
         self._q: queue.Queue[_Item | None] = queue.Queue(maxsize=max_pending)
         self._enq: queue.Queue[list[int] | None] = queue.Queue()
@@ -260,7 +263,7 @@ class IntakeWriter:
                     break
                 ids = ids + more
             try:
-                enqueue(self.settings, ids)
+                enqueue(self.settings, ids, self.dispatch)
             except Exception as exc:  # broker down: rows stay pending; the sweep re-enqueues them
                 self.stats.enqueue_failures += len(ids)
                 log.warning("%d intake rows committed but not enqueued (%s); the sweep will pick them up",
@@ -269,11 +272,11 @@ class IntakeWriter:
                 return
 
 
-def enqueue(settings: Settings, ids: list[int]) -> None:
-    """Hand committed ids to the worker: `sink_task` on the broker, or in-process when embedded."""
+def enqueue(settings: Settings, ids: list[int], inline: Dispatch) -> None:
+    """Hand committed ids to the worker: `sink_task` on the broker, or `inline` when embedded."""
     task = _setting(settings, "sink_task", "bounceproc.ingest")
     if settings.embedded or task == "bounceproc.ingest":
-        bootstrap.enqueue_intake(settings, ids)
+        bootstrap.enqueue_intake(settings, ids, inline)
         return
     bootstrap.celery_app(settings).send_task(task, args=[ids], queue=settings.queue, retry=False)
 
@@ -471,7 +474,7 @@ class SinkHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if not normalise_address(address):
+        if not normalise_recipient(address):
             self.counters.refused_rcpt += 1
             return REPLY_BAD_ADDRESS
         if not self.accept.accepts(address):
@@ -568,11 +571,13 @@ class SinkServer:
         await asyncio.get_running_loop().run_in_executor(None, self.writer.stop)
 
 
-async def start_sink_async(settings: Settings, listen: str | None = None) -> SinkServer:
-    """Start the sink in the running event loop (for `bounceproc serve` and tests)."""
+async def start_sink_async(settings: Settings, listen: str | None = None,
+                           dispatch: Dispatch | None = None) -> SinkServer:
+    """Start the sink in the running event loop (for `bounceproc serve` and tests). Embedded,
+    committed ids go to `dispatch` (default: processed at once, entrypoints.dispatch)."""
     host, port = parse_listen(listen or settings.sink_listen)
     handler_ctx = await asyncio.get_running_loop().run_in_executor(None, tls_context, settings)
-    writer = IntakeWriter(settings).start()
+    writer = IntakeWriter(settings, dispatch=dispatch).start()
     handler = SinkHandler(settings, writer)
     hostname = _setting(settings, "sink_hostname", "") or "bounceproc-sink"
     timeout = int(_setting(settings, "sink_timeout", DEFAULT_TIMEOUT))
@@ -602,9 +607,10 @@ async def _cancel_sessions() -> None:
 class SinkHandle:
     """A sink running on its own thread and event loop; `.stop()` from any thread."""
 
-    def __init__(self, settings: Settings, listen: str | None = None):
+    def __init__(self, settings: Settings, listen: str | None = None, dispatch: Dispatch | None = None):
         self.settings = settings
         self._listen = listen
+        self._dispatch = dispatch
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -622,7 +628,7 @@ class SinkHandle:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self.sink = self._loop.run_until_complete(start_sink_async(self.settings, self._listen))
+            self.sink = self._loop.run_until_complete(start_sink_async(self.settings, self._listen, self._dispatch))
         except BaseException as exc:  # reported to the starter by start()
             self._error = exc
             self._ready.set()
@@ -647,10 +653,10 @@ class SinkHandle:
             self._thread.join(timeout)
 
 
-def start_sink(settings: Settings, listen: str | None = None) -> SinkHandle:
+def start_sink(settings: Settings, listen: str | None = None, dispatch: Dispatch | None = None) -> SinkHandle:
     """Start the sink on a background thread with its own event loop; returns a handle with
     `.host`, `.port` (the bound port, useful with port 0) and `.stop()`."""
-    return SinkHandle(settings, listen).start()
+    return SinkHandle(settings, listen, dispatch).start()
 
 
 def run_sink(settings: Settings, listen: str | None = None, *, on_ready=None, max_seconds: float = 0) -> int:

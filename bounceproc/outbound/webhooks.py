@@ -24,14 +24,14 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc import bootstrap
+from bounceproc.storage.dialect import conflict_insert
 from bounceproc.storage.api_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from bounceproc.outbound.ssrf import UnsafeTarget, check_url
 from bounceproc.outbound.webhook_http import SendError, WebhookClient
@@ -67,11 +67,7 @@ def active_secrets(entries, now: datetime) -> list[str]:
     return out
 
 
-def _ins(conn):
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-
-
-def fan_out(conn, limit: int = 2000) -> int:
+def fan_out(conn, limit: int = 2000, now: datetime | None = None) -> int:
     """Turn undispatched outbox rows into per-endpoint deliveries. Returns deliveries created."""
     stmt = select(outbox.c.id, outbox.c.webhook_id, outbox.c.type).where(outbox.c.dispatched.is_(False)) \
         .order_by(outbox.c.id).limit(limit)
@@ -82,12 +78,12 @@ def fan_out(conn, limit: int = 2000) -> int:
         return 0
     endpoints = conn.execute(select(webhook_endpoints.c.id, webhook_endpoints.c.event_types)
                              .where(webhook_endpoints.c.enabled.is_(True))).all()
-    now = datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
     new = [{"endpoint_id": ep.id, "outbox_id": r.id, "webhook_id": r.webhook_id, "type": r.type,
             "state": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now, "last_error": ""}
            for r in rows for ep in endpoints if not ep.event_types or r.type in ep.event_types]
     created = 0
-    stmt = _ins(conn)(webhook_deliveries).on_conflict_do_nothing(
+    stmt = conflict_insert(conn, webhook_deliveries).on_conflict_do_nothing(
         index_elements=["endpoint_id", "outbox_id"]).returning(webhook_deliveries.c.id)
     for i in range(0, len(new), 500):
         created += len(conn.execute(stmt, new[i:i + 500]).all())
@@ -272,9 +268,16 @@ def lease_for(settings: Settings, batch: int = BATCH) -> int:
     return max(settings.webhook_lease_seconds, int(waves * settings.webhook_timeout_seconds) + 5)
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_batches: int = 10_000,
-                          batch: int = BATCH, client: WebhookClient | None = None) -> dict[str, int]:
-    """Fan out, then send every due delivery, batch after batch, until none is due or time is up."""
+                          batch: int = BATCH, client: WebhookClient | None = None,
+                          clock: Callable[[], datetime] = utc_now,
+                          rand: Callable[[], float] = random.random) -> dict[str, int]:
+    """Fan out, then send every due delivery, batch after batch, until none is due or time is up.
+    `clock` (what is due, when the next attempt is) and `rand` (the retry jitter) are for tests."""
     eng = bootstrap.engine(settings)
     totals = {"fanned_out": 0, "delivered": 0, "retrying": 0, "failed": 0, "disabled": 0}
     own = client is None        # made on first use: most kicks find nothing due
@@ -283,16 +286,16 @@ async def deliver_pending(settings: Settings, *, max_seconds: float = 50.0, max_
     try:
         for _ in range(max_batches):
             with eng.begin() as conn:
-                totals["fanned_out"] += fan_out(conn)
+                totals["fanned_out"] += fan_out(conn, now=clock())
             with eng.begin() as conn:
-                jobs = claim_due(conn, datetime.now(timezone.utc), batch, lease)
+                jobs = claim_due(conn, clock(), batch, lease)
             if not jobs:
                 break
             if client is None:
                 client = new_client(settings.webhook_timeout_seconds)   # context costs ~10 ms
             outcomes = await send_all(client, jobs, settings.webhook_allow)
             with eng.begin() as conn:
-                for k, v in record(conn, outcomes, datetime.now(timezone.utc)).items():
+                for k, v in record(conn, outcomes, clock(), rand).items():
                     totals[k] += v
             if time.monotonic() > deadline:
                 break
@@ -350,10 +353,11 @@ class DeliveryLoop:
             await client.aclose()
 
 
-def kicker(settings: Settings, loop: DeliveryLoop | None = None):
+def kicker(settings: Settings, loop: DeliveryLoop | None = None,
+           monotonic: Callable[[], float] = time.monotonic):
     """A callable that wakes the sender after a commit: the in-process loop when there is one,
     else a `bounceproc.deliver_webhooks` task on the broker (best effort: the periodic task
-    delivers anyway)."""
+    delivers anyway). `monotonic` is the coalescing clock (for tests)."""
     if loop is not None:
         return loop.kick
     if settings.embedded:
@@ -363,9 +367,9 @@ def kicker(settings: Settings, loop: DeliveryLoop | None = None):
 
     def send_task() -> None:
         # Coalesce: one task per KICK_EVERY seconds is enough, it drains everything that is due.
-        if time.monotonic() - last[0] < KICK_EVERY:
+        if monotonic() - last[0] < KICK_EVERY:
             return
-        last[0] = time.monotonic()
+        last[0] = monotonic()
         try:
             bootstrap.celery_app(settings).send_task("bounceproc.deliver_webhooks", queue=settings.queue,
                                                      retry=False)

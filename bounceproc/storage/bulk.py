@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bounceproc.storage import json_text
+from bounceproc.storage.dialect import conflict_insert
 
 
 def _pg_type(col) -> str:
@@ -84,8 +83,7 @@ def bulk_insert(conn, table: Table, rows: Sequence[dict], *, conflict: Sequence[
             return [tuple(r) for r in cur.fetchall()] if returning else []
         finally:
             cur.close()
-    ins = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    stmt = ins(table)
+    stmt = conflict_insert(conn, table)
     if conflict:
         sets = {c: stmt.excluded[c] for c in update}
         sets.update({c: table.c[c] + stmt.excluded[c] for c in increment})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bounceproc.storage.event_counts import complaint_totals
 from bounceproc.storage.tables import events
@@ -58,8 +58,3 @@ def unattributed_complaints(conn, since: datetime, limit: int = 200) -> list[dic
          .order_by(events.c.occurred_at.desc()).limit(limit))
     return [dict(r._mapping) for r in conn.execute(q)]
 
-
-def count_unattributed(conn, since: datetime) -> int:
-    q = select(func.count()).select_from(events).where(
-        events.c.type == "complained", events.c.recipient == "", events.c.occurred_at >= since)
-    return int(conn.execute(q).scalar() or 0)

@@ -1,4 +1,5 @@
-"""Reading durable-intake rows for processing (locked; payload fetched in binary on PostgreSQL).
+"""Reading durable-intake rows for processing (locked; payload fetched in binary on PostgreSQL),
+and keeping what could not be read in the quarantine.
 
 Adapter layer (SQLAlchemy Core + psycopg). An acct batch is a ~2 MB bytea; fetched through the
 text protocol PostgreSQL hex-encodes it and the client decodes it again, a measurable share of a
@@ -7,13 +8,15 @@ worker's time. On PostgreSQL rows are therefore read with a binary psycopg curso
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import select
 
 from bounceproc.storage.bulk import pg_cursor
-from bounceproc.storage.tables import intake
+from bounceproc.storage.dialect import conflict_insert
+from bounceproc.storage.tables import intake, quarantine
 
 _COLS = tuple(c.name for c in intake.columns)
 _PG_SELECT = (f"SELECT {', '.join(_COLS)} FROM intake WHERE id = ANY(%s) AND state = 'pending' "
@@ -45,3 +48,14 @@ def pending_kinds(conn, ids: Sequence[int]) -> dict[int, str]:
         return {}
     return {r.id: r.kind for r in conn.execute(
         select(intake.c.id, intake.c.kind).where(intake.c.id.in_(ids), intake.c.state == "pending"))}
+
+
+def insert_quarantine(conn, intake_id: int, origin: str, items: Iterable[tuple[int, str, str]]) -> None:
+    """Keep unreadable input of one intake row in the quarantine: (line_no, reason, raw) per item
+    (line 0 for a whole message). Idempotent per (intake row, line); long texts are cut."""
+    now = datetime.now(timezone.utc)
+    rows = [{"intake_id": intake_id, "origin": origin, "line_no": line_no, "reason": reason[:2000],
+             "raw": raw[:8000], "created_at": now} for line_no, reason, raw in items]
+    if rows:
+        conn.execute(conflict_insert(conn, quarantine)
+                     .on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)

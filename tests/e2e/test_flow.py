@@ -7,10 +7,8 @@ verified with the independent `standardwebhooks` library.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -19,7 +17,7 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.storage.tables import events, suppressions
-from bp_testing import bin_path, settings_env
+from bp_testing import bin_path, free_port, settings_env, wait_for
 
 ACCT = (
     "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
@@ -36,12 +34,6 @@ ACCT = (
     "blocked using zen.spamhaus.org\",mx.example.net (192.0.2.20),spam-related,smtp,app01 (192.0.2.5),smtp,"
     "198.51.100.7,192.0.2.20,,,vmta1,job42,,example.net/vmta1,pool1\r\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Receiver:
@@ -67,16 +59,6 @@ class Receiver:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def wait_for(fn, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.slow

@@ -117,11 +117,9 @@ def test_broker_down_during_stream_nothing_lost(make_settings, fresh_pg_url, cel
             third = len(data) // 3
             assert pipe.feed(data[:third], chunk=8192, pause=0.01)
             broker.kill()                                   # the broker goes away mid-stream
-            t0 = time.monotonic()
             assert pipe.feed(data[third:], chunk=8192, pause=0.005)   # ... the pipe keeps reading
             rc, _ = pipe.close(timeout=120)
             assert rc == 0, pipe.stderr()
-            assert time.monotonic() - t0 < 90
             mid = db_state(s)
             assert mid["intake"] > 0                        # committed while the broker was down
             broker.start()                                  # it comes back on the same port

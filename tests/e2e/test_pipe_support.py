@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from bp_testing import bin_path, settings_env
+from bp_testing import bin_path, free_port, settings_env
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
@@ -163,12 +162,6 @@ class Pipe:
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivateRedis:

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bp_testing import settings_env
+
 from bounceproc import bootstrap
 from bounceproc.entrypoints import smtp_sink
 from bounceproc.storage.tables import events, intake, suppressions
@@ -35,16 +37,6 @@ ACCEPT = ("bounces.example.net", FBL)
 
 def bin_path(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
-
-
-def settings_env(settings) -> dict[str, str]:
-    """Environment for a `bounceproc` subprocess using these settings (not via `from conftest
-    import`: with several conftest.py files that import is ambiguous)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
-    env.update(BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_BROKER_URL=settings.broker_url,
-               BOUNCEPROC_QUEUE=settings.queue, BOUNCEPROC_DATA_DIR=settings.data_dir,
-               BOUNCEPROC_SECRET_KEY=settings.secret_key, PYTHONUNBUFFERED="1")
-    return env
 
 
 def corpus_messages(corpus_dir, limit: int | None = None) -> list[tuple[str, bytes, list[str]]]:
@@ -239,8 +231,9 @@ def test_kill_9_of_sink_and_worker_loses_nothing_and_duplicates_nothing(pg_setti
     assert done and left, "the worker was not killed mid-stream"
     with celery_worker(pg_settings):
         def sweep() -> None:
-            from bounceproc.app import service
-            bootstrap.enqueue_intake(pg_settings, service.pending_intake_ids(pg_settings, 1))
+            from bounceproc.app.intake import pending_intake_ids
+            from bounceproc.entrypoints.dispatch import process_now
+            bootstrap.enqueue_intake(pg_settings, pending_intake_ids(pg_settings, 1), process_now(pg_settings))
         sweep()
         wait_until_processed(pg_settings, timeout=180, on_poll=sweep)
 

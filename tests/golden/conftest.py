@@ -2,7 +2,8 @@
 
 The option is registered here (not in the top-level conftest). pytest only reads pytest_addoption
 from conftest files it loads at start-up, which includes this one when tests/golden is named on
-the command line; BOUNCEPROC_UPDATE_GOLDEN=1 does the same from any invocation.
+the command line; BOUNCEPROC_UPDATE_GOLDEN=1 does the same from any invocation. Neither works
+where `CI` is set: there a golden is checked, never rewritten (the test fails instead).
 """
 from __future__ import annotations
 
@@ -22,4 +23,8 @@ def update_golden(request) -> bool:
         flag = bool(request.config.getoption("--update-golden"))
     except ValueError:
         flag = False
-    return flag or os.environ.get("BOUNCEPROC_UPDATE_GOLDEN") == "1"
+    flag = flag or os.environ.get("BOUNCEPROC_UPDATE_GOLDEN") == "1"
+    if flag and os.environ.get("CI"):
+        pytest.fail("goldens are not rewritten in CI (CI is set): unset BOUNCEPROC_UPDATE_GOLDEN / "
+                    "--update-golden, or update them on a workstation and commit them")
+    return flag

@@ -3,11 +3,10 @@ bad input answered with problem documents and no change of state."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from bp_testing import subscribe_webhooks
+from bp_testing import subscribe_webhooks, wait_for
 from test_api_support import admin_key, assert_problem, client, count, serve_api
 
 from bounceproc import bootstrap
@@ -170,12 +169,10 @@ def test_batch_with_idempotency_key(api):
 
 
 def _wait_job(c, job_id: str) -> dict:
-    for _ in range(200):
+    def finished():
         job = c.get(f"/v1/imports/{job_id}").json()
-        if job["state"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError("import job did not finish")
+        return job if job["state"] in ("done", "failed") else None
+    return wait_for(finished, 120, f"import job {job_id} to finish")
 
 
 def test_csv_import_job_and_streamed_export(api):

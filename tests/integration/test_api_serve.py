@@ -9,7 +9,8 @@ import sys
 import time
 
 import httpx
-from test_api_support import free_port, receiver  # noqa: F401
+from bp_testing import free_port
+from test_api_support import receiver  # noqa: F401
 
 from bounceproc.domain.webhook_signing import verify
 
@@ -74,3 +75,17 @@ def test_serve_refuses_a_bad_listen_address(tmp_path):
     r = subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "serve", "--api", "nonsense"], env=_env(tmp_path),
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert r.returncode == 2 and "HOST:PORT" in r.stderr
+
+
+def test_serve_fails_when_the_sink_cannot_start(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        smtp_port = taken.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "serve",
+                               "--api", f"127.0.0.1:{free_port()}", "--smtp", f"127.0.0.1:{smtp_port}"],
+                              env=_env(tmp_path), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"SMTP sink could not start on 127.0.0.1:{smtp_port}" in proc.stderr
+    assert "API listening" not in proc.stdout

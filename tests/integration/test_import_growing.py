@@ -46,5 +46,5 @@ def test_a_file_imported_while_it_grows_gets_every_event_once(tmp_path: Path, cu
     import_file(settings, acct, batch_lines=batch_lines)
     with bootstrap.engine(settings).connect() as conn:
         keys = list(conn.execute(select(events.c.event_key)).scalars())
-    bootstrap.dispose_engines()
+    bootstrap.dispose_engine(settings)             # this example's engine only: others stay pooled
     assert len(keys) == len(set(keys)) and set(keys) == EXPECTED, (cut, CONTENT[:cut][-60:])

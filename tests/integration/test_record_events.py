@@ -75,7 +75,10 @@ def test_soft_threshold_and_reset_by_delivery(settings):
         for day in (2, 3, 4):
             service.record_events(conn, [ev("bounced", a, "mailboxfull", at=T0 + timedelta(days=day))], settings)
         row = conn.execute(select(suppressions)).one()
-        assert row.reason == "soft_bounce_threshold" and row.expires_at is not None
+        assert row.reason == "soft_bounce_threshold"
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
+        # The third bouncing day (T0 + 4 days) plus soft_suppression_days.
+        assert expires == T0 + timedelta(days=4 + settings.soft_suppression_days)
 
 
 def test_manual_suppress_and_lift_keep_history(settings):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bounceproc import bootstrap
-from bounceproc.app.message_intake import process_messages
+from bounceproc.app.intake import process_messages
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "sink"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from forwarding import digest, wrap
 from test_sink_recovery import rows, settings, submit  # noqa: F401 - `settings` is a fixture
 
-from bounceproc.app.message_intake import process_messages
+from bounceproc.app.intake import process_messages
 from bounceproc.storage.tables import events, intake, suppressions
 
 OWN = Path(__file__).resolve().parents[2] / "fixtures"

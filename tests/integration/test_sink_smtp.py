@@ -12,9 +12,9 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pytest
+from bp_testing import wait_for
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
@@ -192,10 +192,12 @@ def test_client_that_disconnects_mid_data_stores_nothing(sink):
     f.readline()
     assert up_to_data(s, f).startswith(b"354")
     s.sendall(b"Subject: half\r\n\r\nonly part of the body")
+    f.close()                                     # the file holds the socket open otherwise
     s.close()
-    time.sleep(0.3)
+    wait_for(lambda: not h.sink.handler.connections, 10, "the sink to see the client go")
     assert intake_count(h.settings) == 0
     still_serves(h)
+    assert intake_count(h.settings) == 1          # the complete message only
 
 
 def test_too_many_connections_from_one_address_get_421(sink):
@@ -206,7 +208,7 @@ def test_too_many_connections_from_one_address_get_421(sink):
     s.close()
     for c in held:
         c.quit()
-    time.sleep(0.2)
+    wait_for(lambda: not h.sink.handler.connections, 10, "the sink to close the held connections")
     still_serves(h)
 
 
@@ -308,14 +310,12 @@ def test_embedded_sink_processes_what_it_accepted(sink):
            b"Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n--b--\r\n")
     assert c.data(dsn)[0] == 250
     c.quit()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def dsn_events():
         with bootstrap.engine(h.settings).connect() as conn:
-            rows = conn.execute(select(events.c.type, events.c.recipient, events.c.status)
+            return conn.execute(select(events.c.type, events.c.recipient, events.c.status)
                                 .where(events.c.source == "dsn")).all()
-        if rows:
-            break
-        time.sleep(0.1)
+    rows = wait_for(dsn_events, 10, "the DSN's events")
     assert [tuple(r) for r in rows] == [("bounced", "bob@example.com", "5.1.1")]
 
 

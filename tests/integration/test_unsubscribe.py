@@ -114,7 +114,6 @@ def test_token_for_one_list_does_not_touch_another(site):
 
 def test_cli_prints_a_working_header_pair(site, tmp_path):
     settings, c = site
-    from test_api_support import free_port  # noqa: F401 - keeps the helper import local
     env_settings = {"BOUNCEPROC_DATABASE_URL": settings.db_url, "BOUNCEPROC_SECRET_KEY": settings.secret_key,
                     "BOUNCEPROC_PUBLIC_URL": "https://unsub.example.net", "BOUNCEPROC_DATA_DIR": str(tmp_path)}
     import os

@@ -48,12 +48,6 @@ def _deliveries(settings) -> list[dict]:
         return [dict(r) for r in conn.execute(select(webhook_deliveries).order_by(webhook_deliveries.c.id)).mappings()]
 
 
-def _make_due(settings) -> None:
-    with bootstrap.engine(settings).begin() as conn:
-        conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.state == "pending")
-                     .values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
-
-
 def test_private_targets_are_refused_unless_allowed(fresh_pg_url, make_settings):
     settings = make_settings(database_url=fresh_pg_url)
     with serve_api(settings) as base, client(base, admin_key(settings)) as c:
@@ -78,7 +72,7 @@ def test_delivery_is_signed_and_verifies_with_the_reference_library(hooks):
     assert req["path"] == "/ok"
     msg = standardwebhooks.Webhook(ep["secret"]).verify(req["body"], req["headers"])
     assert msg["type"] == "recipient.suppressed" and msg["data"]["address"] == "w@example.com"
-    with pytest.raises(Exception):
+    with pytest.raises(standardwebhooks.WebhookVerificationError):
         standardwebhooks.Webhook(other["secret"]).verify(req["body"], req["headers"])
     with bootstrap.engine(settings).connect() as conn:
         row = conn.execute(select(outbox)).mappings().one()
@@ -90,26 +84,39 @@ def test_delivery_is_signed_and_verifies_with_the_reference_library(hooks):
     assert c.get(f"/v1/webhook-endpoints/{other['id']}/deliveries").json()["data"] == []
 
 
+class Clock:
+    """A clock the test moves by hand (webhooks.deliver_pending's `clock`)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+NO_JITTER = 0.5        # rand() = 0.5: the schedule's delay exactly (jitter is +-10 % around it)
+
+
 def test_failures_follow_the_retry_schedule_until_it_is_exhausted(hooks):
     settings, c, rec = hooks
     _endpoint(c, rec, "/fail")
     _suppress(c)
-    t0 = datetime.now(timezone.utc)
-    webhooks.deliver_now(settings)
+    clock = Clock()
+    t0 = clock.now
+    webhooks.deliver_now(settings, clock=clock, rand=lambda: NO_JITTER)
     [d] = _deliveries(settings)
     assert (d["state"], d["attempts"], d["last_status"]) == ("pending", 1, 500)
-    wait = (webhooks._utc(d["next_attempt_at"]) - t0).total_seconds()
-    assert 4.4 <= wait <= 6.0
-    webhooks.deliver_now(settings)                       # not due yet: nothing is sent
+    assert webhooks._utc(d["next_attempt_at"]) == t0 + timedelta(seconds=5)
+    webhooks.deliver_now(settings, clock=clock, rand=lambda: NO_JITTER)   # not due yet: nothing is sent
     assert len(rec.requests) == 1
-    _make_due(settings)
-    webhooks.deliver_now(settings)
+    clock.now = t0 + timedelta(seconds=5)
+    webhooks.deliver_now(settings, clock=clock, rand=lambda: NO_JITTER)
     [d] = _deliveries(settings)
-    assert d["attempts"] == 2 and 269 <= (webhooks._utc(d["next_attempt_at"]) - t0).total_seconds() <= 331
+    assert d["attempts"] == 2 and webhooks._utc(d["next_attempt_at"]) == clock.now + timedelta(seconds=300)
     with bootstrap.engine(settings).begin() as conn:
         conn.execute(update(webhook_deliveries).values(attempts=9))
-    _make_due(settings)
-    webhooks.deliver_now(settings)
+    clock.now += timedelta(seconds=300)
+    webhooks.deliver_now(settings, clock=clock, rand=lambda: NO_JITTER)
     [d] = _deliveries(settings)
     assert (d["state"], d["attempts"]) == ("failed", 10)
     assert len(rec.requests) == 3 and len({r["headers"]["webhook-id"] for r in rec.requests}) == 1
@@ -147,10 +154,10 @@ def test_retry_after_is_honoured_on_503(hooks):
     settings, c, rec = hooks
     _endpoint(c, rec, "/busy")
     _suppress(c)
-    t0 = datetime.now(timezone.utc)
-    webhooks.deliver_now(settings)
+    clock = Clock()
+    webhooks.deliver_now(settings, clock=clock, rand=lambda: NO_JITTER)
     [d] = _deliveries(settings)
-    assert 115 <= (webhooks._utc(d["next_attempt_at"]) - t0).total_seconds() <= 125
+    assert webhooks._utc(d["next_attempt_at"]) == clock.now + timedelta(seconds=120)
 
 
 def test_endpoint_failing_for_five_days_is_disabled(hooks):
@@ -228,17 +235,12 @@ def test_sender_killed_mid_delivery_redelivers_the_same_webhook_id(hooks, tmp_pa
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(10)
-    claimed_at = time.monotonic()
     rec.slow_seconds = 0.0
     webhooks.deliver_now(settings)                      # leased by the dead sender: not yet
     assert len(rec.requests) == 1
     lease = webhooks.lease_for(load_settings(webhook_timeout_seconds=2, webhook_lease_seconds=1))
-    time.sleep(max(0.0, claimed_at + lease - 0.5 - time.monotonic()))
-    for _ in range(40):
-        webhooks.deliver_now(settings)
-        if len(rec.requests) > 1:
-            break
-        time.sleep(0.25)
+    after_lease = datetime.now(timezone.utc) + timedelta(seconds=lease + 1)
+    webhooks.deliver_now(settings, clock=lambda: after_lease)
     assert len(rec.requests) == 2
     first, second = rec.requests
     assert first["headers"]["webhook-id"] == second["headers"]["webhook-id"]
@@ -253,7 +255,9 @@ def test_celery_worker_delivers_and_a_killed_worker_is_replaced(fresh_pg_url, ma
                              webhook_timeout_seconds=2.0)
     env = {"BOUNCEPROC_WEBHOOK_ALLOW": "127.0.0.0/8", "BOUNCEPROC_WEBHOOK_TIMEOUT_SECONDS": "2",
            "BOUNCEPROC_WEBHOOK_LEASE_SECONDS": "1"}
-    with serve_api(settings, kick=webhooks.kicker(settings)) as base, client(base, admin_key(settings)) as c:
+    ticks = [webhooks.KICK_EVERY]                        # the kicker's coalescing clock, moved by hand
+    kick = webhooks.kicker(settings, monotonic=lambda: ticks[0])
+    with serve_api(settings, kick=kick) as base, client(base, admin_key(settings)) as c:
         ep = _endpoint(c, receiver, "/ok")
         with celery_worker(settings, extra_env=env):
             _suppress(c, "first@example.com")            # the API kicks bounceproc.deliver_webhooks
@@ -265,7 +269,7 @@ def test_celery_worker_delivers_and_a_killed_worker_is_replaced(fresh_pg_url, ma
         receiver.slow_seconds = 8.0
         c.patch(f"/v1/webhook-endpoints/{ep['id']}", json={"url": receiver.url("/slow")})
         with celery_worker(settings, extra_env=env) as worker:
-            time.sleep(0.6)                               # let the kick coalescing window pass
+            ticks[0] += webhooks.KICK_EVERY              # past the kick coalescing window
             _suppress(c, "second@example.com")
             deadline = time.monotonic() + 30
             while not receiver.on("/slow") and time.monotonic() < deadline:

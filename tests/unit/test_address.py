@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from bounceproc.domain.address import AddressError, normalise_address
 from bounceproc.domain.parse import acct
-from bounceproc.domain.parse.acct import normalize_address, parse_acct_batch
+from bounceproc.domain.parse.acct import acct_address_key, parse_acct_batch
 from bounceproc.domain.parse.report_events import normalise_recipient
 from bounceproc.entrypoints.http.common import parse_address
 from bounceproc.entrypoints.http.problems import Problem
@@ -84,12 +84,12 @@ def assert_entry_points_agree(raw: str) -> None:
         assert evs == [] and len(bad) == 1
         if raw.strip().strip("<>").strip():     # blank is "no rcpt", not an error
             with pytest.raises(ValueError):
-                normalize_address(raw)
+                acct_address_key(raw)
         else:
-            assert normalize_address(raw) == ""
+            assert acct_address_key(raw) == ""
     else:
         assert [e.recipient for e in evs] == [want] and bad == []
-        assert normalize_address(raw) == want
+        assert acct_address_key(raw) == want
         assert normalise_address(want) == want          # a key normalises to itself
 
 
@@ -156,6 +156,6 @@ def test_entry_points_agree_on_generated_addresses(raw):
 @pytest.mark.parametrize("raw", ["alice@example.com", "Bob.Smith+tag@Mail.Example.co.uk",
                                  "x" * 64 + "@" + "d" * 249 + ".com"])
 def test_plain_ascii_recipient_takes_the_fast_path(raw):
-    with mock.patch.object(acct, "normalize_address", side_effect=AssertionError("fell back")):
+    with mock.patch.object(acct, "acct_address_key", side_effect=AssertionError("fell back")):
         evs, bad = acct_d_row(raw)
     assert [e.recipient for e in evs] == [raw.lower()] and bad == []

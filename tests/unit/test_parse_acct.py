@@ -11,7 +11,7 @@ import pytest
 from bounceproc.domain.classify import Classification
 from bounceproc.domain.events import Event, event_key
 from bounceproc.domain.parse import acct
-from bounceproc.domain.parse.acct import Quarantined, is_header_line, normalize_address, parse_acct_batch
+from bounceproc.domain.parse.acct import Quarantined, is_header_line, acct_address_key, parse_acct_batch
 from bounceproc.domain.parse.stamp import encode_stamp
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "acct"
@@ -194,13 +194,13 @@ def test_no_trailing_newline_and_blank_lines():
 
 
 def test_address_normalisation():
-    assert normalize_address(" <Alice@EXAMPLE.Com> ") == "alice@example.com"
-    assert normalize_address("user@Bücher.example") == "user@xn--bcher-kva.example"
-    assert normalize_address("<>") == ""
+    assert acct_address_key(" <Alice@EXAMPLE.Com> ") == "alice@example.com"
+    assert acct_address_key("user@Bücher.example") == "user@xn--bcher-kva.example"
+    assert acct_address_key("<>") == ""
     for badaddr in ("no-at-sign", "@example.com", "a@", "x" * 400 + "@example.com", "a\ufffd@example.com",
                     "a b@example.com", "user@localhost", "x" * 65 + "@example.com"):
         with pytest.raises(ValueError):
-            normalize_address(badaddr)
+            acct_address_key(badaddr)
 
 
 def test_recipient_the_canonical_normaliser_rejects_is_quarantined_with_its_reason():
@@ -330,3 +330,17 @@ def test_classification_is_memoised_on_the_shape_of_the_failure():
 def test_the_same_bad_timestamp_twice_is_a_bad_timestamp_both_times():
     evs, bad = parse(V5 + "\n" + d_row(t="not a time") + "\n" + d_row(rcpt="bob@example.com", t="not a time") + "\n")
     assert evs == [] and [q.reason for q in bad] == ["bad timestamp 'not a time'"] * 2
+
+
+def test_a_failing_decoder_is_logged_not_swallowed(caplog):
+    from bounceproc.domain.parse.verp import VerpFormat
+    broken = VerpFormat(equals=None)          # decode_verp raises TypeError on it
+    hdr = "type,timeLogged,orig,rcpt,feedbackType,header_X-HmXmrOriginalRecipient"
+    with caplog.at_level("WARNING", logger="bounceproc.domain.parse.acct"):
+        evs, bad = parse(f"{hdr}\n"
+                         "f,2024-03-01 10:00:00+0000,bounces+amy=example.org@example.net,,abuse,\n",
+                         verp=broken)
+    assert evs == [] and len(bad) == 1 and "complaint without a recipient" in bad[0].reason
+    assert [r.getMessage() for r in caplog.records] == [
+        "acct VERP decoding failed (VERP: TypeError: 'in <string>' requires string as left operand, "
+        "not NoneType); record kept without it"]

@@ -51,6 +51,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gc
+import logging
 import re
 from operator import itemgetter
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ from hashlib import blake2b
 
 from bounceproc.domain.address import MAX_DOMAIN, MAX_LOCAL, AddressError, normalise_address
 from bounceproc.domain.events import Event, timed_key
+
+log = logging.getLogger("bounceproc.domain.parse.acct")
 
 SOURCE = "acct"
 MAX_RAW = 8192            # characters of a bad line kept in the quarantine
@@ -265,7 +268,7 @@ def _key_time(s: str) -> str:
         return s
 
 
-def normalize_address(addr: str) -> str:
+def acct_address_key(addr: str) -> str:
     """The key of an acct address: domain/address.normalise_address, the one normaliser.
 
     Returns "" for an empty address (blank or `<>`: the caller looks elsewhere for the
@@ -282,7 +285,7 @@ def normalize_address(addr: str) -> str:
 
 def _rcpt(s: str) -> str:
     try:
-        return normalize_address(s)
+        return acct_address_key(s)
     except ValueError as e:
         raise _Bad(str(e)) from None
 
@@ -309,22 +312,30 @@ def _mid(s: str) -> str:
     return s[:W_MID]
 
 
-def _stamp(value: str) -> dict | None:
-    try:
-        from bounceproc.domain.parse.stamp import decode_stamp
-    except ImportError:  # pragma: no cover - stamp.py is part of the package
-        return None
+def _decode_failed(attrs: dict, what: str, exc: Exception) -> None:
+    """A decoder raised (input that is simply not ours gives None, not an exception): the record
+    goes on without that clue, the failure is logged and kept on the event (attrs
+    "decode_errors"), where it can be counted."""
+    note = f"{what}: {type(exc).__name__}: {exc}"[:200]
+    attrs.setdefault("decode_errors", []).append(note)
+    log.warning("acct %s decoding failed (%s); record kept without it", what, note)
+
+
+def _stamp(value: str, attrs: dict) -> dict | None:
+    from bounceproc.domain.parse.stamp import decode_stamp
     try:
         return decode_stamp(value)
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the record
+        _decode_failed(attrs, "tracking stamp", exc)
         return None
 
 
-def _verp(addr: str, fmt) -> str | None:
+def _verp(addr: str, fmt, attrs: dict) -> str | None:
+    from bounceproc.domain.parse.verp import DEFAULT, decode_verp
     try:
-        from bounceproc.domain.parse.verp import DEFAULT, decode_verp
         return decode_verp(addr, fmt or DEFAULT)
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the record
+        _decode_failed(attrs, "VERP", exc)
         return None
 
 
@@ -411,8 +422,8 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
     list_id = row[p.i_list]
     if not job and p.i_xjob < p.n:
         job = row[p.i_xjob].strip()
-    stamp = _stamp(row[p.i_stamp]) if p.i_stamp < p.n and row[p.i_stamp].strip() else None
     attrs: dict = {"env_id": env} if env else {}
+    stamp = _stamp(row[p.i_stamp], attrs) if p.i_stamp < p.n and row[p.i_stamp].strip() else None
     if kind != "d":
         attrs["pmta_type"] = kind
         if queue:
@@ -431,7 +442,7 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
             rcpt = _rcpt(stamp["r"])
             attrs["recipient_from"] = "X-Bounceproc-Ref"
         if not rcpt and orig:
-            v = _verp(orig, verp)
+            v = _verp(orig, verp, attrs)
             if v:
                 rcpt = _rcpt(v)
                 attrs["recipient_from"] = "verp"
@@ -618,7 +629,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                          mid) = p.fast_get(row)
                         tl = times.get(tl)
                         if tl is not None and rc:
-                            # The common case (plain ASCII, nothing to trim) is normalize_address
+                            # The common case (plain ASCII, nothing to trim) is acct_address_key
                             # in a few C calls: accepted only when the canonical normaliser would
                             # return exactly rc.lower() (tests/unit/test_address.py checks it);
                             # anything else goes through it. rc.isascii(), not rcpt's: U+212A
@@ -635,7 +646,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                                     and ":" not in rcpt and ";" not in rcpt
                                     and "[" not in rcpt and "]" not in rcpt):
                                 try:
-                                    rcpt = normalize_address(rc)
+                                    rcpt = acct_address_key(rc)
                                 except ValueError as e:
                                     quarantine(prev, end, str(e))
                                     prev = end

@@ -31,7 +31,6 @@ from bounceproc.domain.classify import find_reply_code, find_status, normalise_s
 from bounceproc.domain.events import Event, event_key
 from bounceproc.domain.parse.report_events import normalise_message_id, normalise_recipient
 
-PROVIDERS = ("ses", "sendgrid", "mailgun", "postmark")
 MAX_EVENTS = 10_000           # events taken from one POST (SendGrid batches up to a few thousand)
 _MAX_TEXT = 2000
 

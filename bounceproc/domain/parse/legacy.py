@@ -139,13 +139,11 @@ def flufl_addresses(raw_message) -> list[str]:
     """Addresses flufl.bounce finds (for formats our scan does not cover)."""
     try:
         import email
-        import logging
         from email.policy import compat32
 
         from flufl.bounce import scan_message
-        # flufl.bounce logs a traceback for every detector that trips on odd input; we only
-        # want its answer (the stream goes on either way).
-        logging.getLogger("flufl.bounce").disabled = True
+        # flufl.bounce logs a traceback for every detector that trips on odd input; the
+        # processes quiet its logger where they configure logging (entrypoints/logs.py).
         found = scan_message(email.message_from_bytes(raw_message[:1_000_000], policy=compat32))
     except Exception:  # noqa: BLE001 - a third-party heuristic must never stop a parse
         return []

@@ -13,6 +13,8 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 
+from bounceproc.domain.unsubscribe_token import DEFAULT_LIFETIME
+
 
 def _settings():
     from bounceproc import bootstrap
@@ -111,7 +113,8 @@ def register(sub) -> None:
     u = sub.add_parser("unsubscribe-url", help="print the RFC 8058 List-Unsubscribe header pair for a recipient")
     u.add_argument("--to", required=True, metavar="ADDRESS", help="the recipient")
     u.add_argument("--list", metavar="LIST_ID", help="the list to unsubscribe from (default: every list)")
-    u.add_argument("--days", type=int, default=365, help="validity of the link in days (default 365)")
+    u.add_argument("--days", type=int, default=DEFAULT_LIFETIME.days,
+                   help=f"validity of the link in days (default {DEFAULT_LIFETIME.days})")
     u.add_argument("--mailto", metavar="ADDRESS", help="also offer a mailto: unsubscribe address")
     u.add_argument("--json", action="store_true", help="print {url, headers, expires_at} as JSON")
     u.set_defaults(func=cmd_unsubscribe_url)

@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         import os
         os.environ["BOUNCEPROC_CONFIG"] = args.config
+    from bounceproc.entrypoints.logs import quiet_library_logs
+    quiet_library_logs()
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

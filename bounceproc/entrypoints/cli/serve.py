@@ -44,8 +44,8 @@ class InlineWorker:
 
     def _run(self) -> None:
         from bounceproc import bootstrap
-        from bounceproc.app import alerts, maintenance, service
-        from bounceproc.app.message_intake import process_messages
+        from bounceproc.app import alerts, maintenance
+        from bounceproc.app.intake import pending_intake_ids, process_messages
         next_sweep, next_prune = time.monotonic(), time.monotonic() + 60
         while True:
             try:
@@ -70,7 +70,7 @@ class InlineWorker:
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
-                    self.submit(service.pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
+                    self.submit(pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
                     alerts.evaluate_now(self.settings)
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY
@@ -121,7 +121,6 @@ def cmd_serve(args) -> int:
     inline = loop = sink = None
     if settings.embedded:
         inline = InlineWorker(settings).start()
-        bootstrap.set_inline_dispatcher(inline.submit)
         loop = webhooks.DeliveryLoop(settings).start()
         say("mode embedded: intake, webhooks and expiry run in this process (no broker)")
     else:
@@ -129,13 +128,18 @@ def cmd_serve(args) -> int:
             "run `celery -A workers worker -B` to process them")
     try:
         from bounceproc.entrypoints import smtp_sink
-        sink = smtp_sink.start_sink(settings)
-        accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
-        say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
-    except Exception as exc:  # the API still runs without the sink
-        say(f"SMTP sink not available: {exc}")
-        sink = None
-    mailboxes = _start_mailboxes(settings, say)
+        sink = smtp_sink.start_sink(settings, dispatch=inline.submit if inline is not None else None)
+    except Exception as exc:  # no SMTP intake: refuse to run half a service
+        log.error("SMTP sink could not start on %s: %s", settings.sink_listen, exc)
+        print(f"bounceproc serve: SMTP sink could not start on {settings.sink_listen}: {exc}", file=sys.stderr)
+        if inline is not None:
+            inline.stop()
+        if loop is not None:
+            loop.stop()
+        return 1
+    accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
+    say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
+    mailboxes = _start_mailboxes(settings, say, inline)
     mta = _start_mta(settings, say)
     public = settings.public_url or f"http://{settings.api_listen}"
     say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
@@ -157,19 +161,18 @@ def cmd_serve(args) -> int:
         if mta is not None:
             mta.stop()
         if inline is not None:
-            bootstrap.set_inline_dispatcher(None)
             inline.stop()
         if loop is not None:
             loop.stop()
     return 0
 
 
-def _start_mailboxes(settings, say) -> threading.Event:
+def _start_mailboxes(settings, say, inline=None) -> threading.Event:
     """A reader thread per configured mailbox (settings `mailboxes`); returns their stop event."""
     from bounceproc.entrypoints.mailbox import MailboxReader, intake_committer, specs_from_settings
     stop = threading.Event()
     for spec in specs_from_settings(settings):
-        reader = MailboxReader(spec, intake_committer(settings), stop)
+        reader = MailboxReader(spec, intake_committer(settings, inline.submit if inline else None), stop)
         threading.Thread(target=reader.run, name=f"mailbox {spec.name}", daemon=True).start()
         say(f"reading mailbox {spec.scheme}://{spec.name}")
     return stop

@@ -22,14 +22,14 @@ from starlette.responses import Response
 from bounceproc.entrypoints.http.problems import Problem
 from bounceproc.storage.api_keys import ApiKey, KeyStore
 from bounceproc.config import Settings
-from bounceproc.domain.address import AddressError, normalise_address
+from bounceproc.domain.address import MAX_DOMAIN, MAX_LOCAL, MAX_TOTAL, AddressError, normalise_address
 
 MAX_SCOPE_ID = 255
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _PLAIN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_HOST_LABEL}(?:\.{_HOST_LABEL})+")
 _HOST_NAME = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})+")
-_SCOPE_ID = re.compile(r"^[^\s\x00-\x1f\x7f]{1,255}$")
+_SCOPE_ID = re.compile(rf"^[^\s\x00-\x1f\x7f]{{1,{MAX_SCOPE_ID}}}$")
 
 
 @dataclass
@@ -73,11 +73,11 @@ def parse_address(raw: str, field: str = "address") -> str:
     The API accepts exactly what the one normaliser accepts, which is what the parsers store
     (issue 13, item 7): every stored key can be read, written and lifted here.
     """
-    if raw and len(raw) <= 254 and _PLAIN.fullmatch(raw):
-        # Fast path for plain ASCII dot-atom addresses (the bulk check's common case); gives
-        # exactly what normalise_address would: nothing to trim, all lower-cased.
+    if raw and _PLAIN.fullmatch(raw):
+        # The bulk check's common case: a plain ASCII dot-atom, which normalise_address would
+        # only lower-case, within its limits (domain/address.py's, not a copy of them).
         local, _, domain = raw.rpartition("@")
-        if len(local) <= 64:
+        if len(local) <= MAX_LOCAL and len(domain) <= MAX_DOMAIN and len(raw) <= MAX_TOTAL:
             return raw.lower()
     try:
         return normalise_address(raw or "")

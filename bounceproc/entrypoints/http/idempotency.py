@@ -11,14 +11,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from starlette.responses import Response
 
 from bounceproc.entrypoints.http.common import ApiContext, json_response
 from bounceproc.entrypoints.http.problems import Problem
 from bounceproc.storage.api_keys import ApiKey
 from bounceproc.storage.api_tables import idempotency_keys
+from bounceproc.storage.dialect import conflict_insert
 
 RETENTION = timedelta(hours=24)
 MAX_KEY = 255
@@ -46,11 +45,10 @@ def run_once(c: ApiContext, key: ApiKey, idem: str | None, request_id: str,
                         headers={"Idempotent-Replayed": "true"})
     status, body = write()
     text = json.dumps(body, separators=(",", ":"), default=str)
-    ins = pg_insert if c.engine.dialect.name == "postgresql" else sqlite_insert
     with c.engine.begin() as conn:
         conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < now - RETENTION)
                      .where(idempotency_keys.c.api_key_id == key.key_id))
-        conn.execute(ins(idempotency_keys).on_conflict_do_nothing(), {
+        conn.execute(conflict_insert(conn, idempotency_keys).on_conflict_do_nothing(), {
             "api_key_id": key.key_id, "key": idem, "request_hash": digest, "status_code": status,
             "body": text, "created_at": now})
     return Response(text, status_code=status, media_type="application/json")

@@ -12,9 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REASONS = ("hard_bounce", "soft_bounce_threshold", "complaint", "unsubscribe", "manual", "import")
 Reason = Literal["hard_bounce", "soft_bounce_threshold", "complaint", "unsubscribe", "manual", "import"]
-EVENT_TYPES = ("recipient.hard_bounced", "recipient.soft_bounced", "recipient.complained",
-               "recipient.unsubscribed", "recipient.suppressed", "recipient.reactivated",
-               "domain.blocked")
 EventType = Literal["recipient.hard_bounced", "recipient.soft_bounced", "recipient.complained",
                     "recipient.unsubscribed", "recipient.suppressed", "recipient.reactivated",
                     "domain.blocked"]
