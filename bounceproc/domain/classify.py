@@ -35,8 +35,10 @@ import functools
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
+
+from bounceproc.domain import precedence
 
 # Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
@@ -44,7 +46,7 @@ _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
 MAX_DIAGNOSTIC = 2000
 
-HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+HARD_REASONS = precedence.HARD_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class Classification:
     category: str    # PowerMTA bounceCat
     hard: bool       # the address itself is bad (taxonomy.md)
     rule: str        # id of the rule that decided
+    step: str = field(default="rule", compare=False)     # precedence step that decided (precedence.py)
+    evidence: str = field(default="", compare=False)     # what that step saw
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +100,8 @@ def category_for(reason: str) -> str:
 
 
 def is_hard(reason: str, status: str = "", reply_code: str = "") -> bool:
-    """taxonomy.md: userunknown/hostunknown/hasmoved always; notaccept unless temporary (4xx)."""
-    if reason not in HARD_REASONS:
-        return False
-    if reason == "notaccept":
-        return not (status.startswith("4") or (not status and reply_code.startswith("4")))
-    return True
+    """taxonomy.md: userunknown/hostunknown/hasmoved/notaccept, never under a temporary (4xx) code."""
+    return precedence.is_hard(reason, status, reply_code)
 
 
 def pseudo_status(reason: str, temporary: bool = False) -> str:
@@ -519,8 +519,9 @@ class Classifier:
         st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
         c = self._memo(st, rc, diag, mta)
         rule = next((r for r in self.rules if r.id == c.rule), None)
+        step = f" [precedence {c.step}: {c.evidence}]" if c.step != "rule" else " [precedence: rule stood]"
         if rule is None:
-            return f"no rule matched status={st or '-'} reply={rc or '-'}"
+            return f"no rule matched status={st or '-'} reply={rc or '-'}{step}"
         ev = []
         if rule.status:
             ev.append(f"status {st} ~ {rule.status}")
@@ -531,7 +532,7 @@ class Classifier:
         if rule.diagnostic:
             m = re.search(rule.diagnostic, diag, re.S)
             ev.append("diagnostic says %r" % (m.group(0)[:80] if m else ""))
-        return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"])
+        return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"]) + step
 
     def rule_index(self, status: str, reply: str, diag: str, mta: str) -> int:
         """Index of the winning rule for normalised inputs (len(rules): none): the lowest-numbered
@@ -582,9 +583,9 @@ class Classifier:
             reason, rule_id = "undefined", "none"
         else:
             reason, rule_id = self.rules[best].reason, self.rules[best].id
-        info = self.reasons.get(reason)
-        return Classification(reason, info.category if info else "other",
-                              is_hard(reason, status, reply), rule_id)
+        v = precedence.decide(reason, rule_id, status, reply, diag)
+        info = self.reasons.get(v.reason)
+        return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
 
 
 def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> tuple[str, str, str, str]:
@@ -603,8 +604,12 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     return st, rc, diag, mta
 
 
+RULE_FILES = ("wordings.toml", "bounces.toml")   # in order: receiver-documented wordings first
+
+
 def default_rules() -> list[Rule]:
-    return parse_rules(_data_path("bounces.toml").read_text(encoding="utf-8"), "bounces.toml")
+    return [rule for name in RULE_FILES
+            for rule in parse_rules(_data_path(name).read_text(encoding="utf-8"), name)]
 
 
 def load_classifier(extra_rules: str | os.PathLike | None = None) -> Classifier:
