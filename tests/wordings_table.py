@@ -150,7 +150,9 @@ def _row(section: str, header: list[str], cells: list[str], n: int) -> list[Entr
     if not frags:
         return []
     if section.startswith("3"):
-        reasons, classes, overrides = [frozenset({"blocked"})], [frozenset({"SNDR"})], {}
+        # "All `blocked`, class SNDR", unless the row names another reason ("→ spamdetected").
+        named = frozenset(re.findall(r"→ ([a-z]+)", " ".join(cells))) & REASONS
+        reasons, classes, overrides = [named or frozenset({"blocked"})], [frozenset({"SNDR"})], {}
     elif r is None or k is None:
         return []
     else:
