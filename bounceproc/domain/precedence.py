@@ -41,7 +41,7 @@ _TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
-_DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|\bmx\b|domain")
+_DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -74,6 +74,10 @@ def is_hard(reason: str, status: str = "", reply: str = "") -> bool:
 def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdict:
     """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring)."""
     if reason not in HARD_REASONS:
+        if reason == "filtered" and _GENERIC_UNKNOWN.search(diag):
+            m = _AFTER_DATA.search(diag)
+            if m:   # a rule written for this step decided it (e.g. text-unknown-after-data)
+                return Verdict(reason, False, "3-stage", f"'user unknown' refused {m.group(0)!r}: rule {rule} agrees")
         return Verdict(reason, False, "rule")
     side, words = sender_side_evidence(diag)
     if side:
@@ -100,7 +104,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
 
 def expired_by_action(reason: str, status: str, action: str, diag: str) -> bool:
     """Step 4: `Action: failed` with a 4.x.x status is an expiry (the last deferral's code), unless
-    the text names a cause of its own: only a connection-level failure (networkerror, not DNS) or
-    nothing at all (onhold / undefined) is read as the retry period running out."""
-    return (action.lower() == "failed" and status.startswith("4.") and reason in ("networkerror", "onhold", "undefined")
+    the text names a cause of its own: only a connection-level failure (networkerror, not DNS) is
+    read as the retry period running out."""
+    return (action.lower() == "failed" and status.startswith("4.") and reason == "networkerror"
             and not _DNS_WORDS.search(diag.lower()))

@@ -14,17 +14,24 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands whose module is imported alone when they are asked for (start-up time: `classify`
+# must not import SQLAlchemy and the service layer that the other subcommands need).
+LIGHT_COMMANDS = {"classify": "classify", "rules": "classify"}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in (only,) if only else COMMAND_MODULES:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    args_in = sys.argv[1:] if argv is None else argv
+    first = args_in[0] if args_in else ""
+    parser = build_parser(LIGHT_COMMANDS.get(first))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
