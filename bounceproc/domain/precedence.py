@@ -41,6 +41,7 @@ _TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
+_DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?server")
 _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
@@ -84,7 +85,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
         return Verdict(side, False, "1-sender-side",
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
     if reason == "hostunknown":
-        m = _TRY_AGAIN.search(diag)
+        # The temporary wording must be about the lookup: near the DNS words when there are some
+        # (a flattened transcript may carry another host's "timed out" further on).
+        at = _DNS_FAILURE.search(diag)
+        m = _TRY_AGAIN.search(diag, max(0, at.start() - 60), at.end() + 120) if at else _TRY_AGAIN.search(diag)
         if m or temporary(status, reply):
             why = f"{m.group(0)!r}" if m else f"temporary code {status or reply}"
             return Verdict("networkerror", False, "2-temporary-dns", f"{why} beats rule {rule} (hostunknown)")
