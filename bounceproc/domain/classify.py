@@ -35,8 +35,9 @@ import functools
 import os
 import re
 import tomllib
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, field
+
+from bounceproc.domain import precedence
 
 # Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
@@ -44,7 +45,7 @@ _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
 MAX_DIAGNOSTIC = 2000
 
-HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+HARD_REASONS = precedence.HARD_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,8 @@ class Classification:
     category: str    # PowerMTA bounceCat
     hard: bool       # the address itself is bad (taxonomy.md)
     rule: str        # id of the rule that decided
+    step: str = field(default="rule", compare=False)     # precedence step that decided (precedence.py)
+    evidence: str = field(default="", compare=False)     # what that step saw
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,12 @@ class RulesError(ValueError):
 
 
 def _data_path(name: str):
+    """The packaged rules file (a plain path: importlib.resources costs start-up time)."""
+    from pathlib import Path
+    path = Path(__file__).with_name("rules") / name
+    if path.is_file():
+        return path
+    from importlib import resources     # a zipped install
     return resources.files("bounceproc.domain").joinpath("rules", name)
 
 
@@ -96,12 +105,8 @@ def category_for(reason: str) -> str:
 
 
 def is_hard(reason: str, status: str = "", reply_code: str = "") -> bool:
-    """taxonomy.md: userunknown/hostunknown/hasmoved always; notaccept unless temporary (4xx)."""
-    if reason not in HARD_REASONS:
-        return False
-    if reason == "notaccept":
-        return not (status.startswith("4") or (not status and reply_code.startswith("4")))
-    return True
+    """taxonomy.md: userunknown/hostunknown/hasmoved/notaccept, never under a temporary (4xx) code."""
+    return precedence.is_hard(reason, status, reply_code)
 
 
 def pseudo_status(reason: str, temporary: bool = False) -> str:
@@ -423,37 +428,31 @@ class Classifier:
     """An ordered rule list compiled once (see module docstring)."""
 
     def __init__(self, rules: list[Rule]):
-        problems = [p for p in check_rules(rules) if "unreachable" not in p and "upper-case" not in p]
-        if problems:
-            raise RulesError("; ".join(problems))
         self.rules = tuple(rules)
         self.reasons = load_reasons()
-        key_alts = []
-        self._cond: list[re.Pattern | None] = []
+        plan = _load_plan(rules)
+        if plan is None:
+            # The packaged rules are checked by the test suite (test_default_rules_pass_the_checker);
+            # only a user's rules are checked here (start-up without a cache).
+            own = [r for r in rules if r.source not in RULE_FILES]
+            problems = [p for p in check_rules(own) if "unreachable" not in p and "upper-case" not in p]
+            if problems:
+                raise RulesError("; ".join(problems))
+            plan = self._make_plan(rules)
+            _save_plan(rules, plan)
+        key_alts = plan["key_alts"]
+        # Patterns are compiled when first used (start-up: one file rarely needs most of them).
+        self._cond = _LazyPatterns(plan["cond"], 0)
         # Every top-level alternative of every diagnostic pattern is a "unit", numbered in rule
         # order: _unit_rule[u] is its rule, _unit_rx[u] its compiled pattern.
-        self._unit_rule: list[int] = []
-        self._unit_rx: list[re.Pattern] = []
-        self._unit_reach: list[int | None] = []      # see pattern_anchors
-        always: list[int] = []                       # units without an anchor: always run
+        self._unit_rule: list[int] = [u[0] for u in plan["units"]]
+        self._unit_rx = _LazyPatterns([u[1] for u in plan["units"]], re.S)
+        self._unit_reach: list[int | None] = [u[2] for u in plan["units"]]      # see pattern_anchors
+        always = [n for n, u in enumerate(plan["units"]) if not u[3]]           # no anchor: always run
         by_anchor: dict[str, list[int]] = {}
-        for i, rule in enumerate(rules):
-            cond = self._key_condition(rule)
-            self._cond.append(re.compile(cond) if cond else None)
-            if not rule.diagnostic:
-                key_alts.append(f"{cond}(?P<r{i}>)")
-                continue
-            for alt in split_alternatives(rule.diagnostic):
-                u = len(self._unit_rule)
-                self._unit_rule.append(i)
-                self._unit_rx.append(re.compile(alt, re.S))
-                found = pattern_anchors(alt)
-                anchors, reach = found if found is not None else ((), None)
-                self._unit_reach.append(reach)
-                if not anchors:
-                    always.append(u)
-                for a in anchors:
-                    by_anchor.setdefault(a, []).append(u)
+        for n, u in enumerate(plan["units"]):
+            for anchor in u[3]:
+                by_anchor.setdefault(anchor, []).append(n)
         self._diag_rules = tuple(sorted(set(self._unit_rule)))
         self._always = frozenset(always)
         # Anchors are looked up by their first trigram among the trigrams of the text, and
@@ -472,13 +471,34 @@ class Classifier:
         self._by_gram = {g: tuple(v) for g, v in by_gram.items()}
         self._gram_keys = frozenset(by_gram)
         self._short = tuple(short)
-        self._keys = re.compile("(?:%s)" % "|".join(key_alts), re.S) if key_alts else None
+        self._keys_source = "(?:%s)" % "|".join(key_alts) if key_alts else None
         self._plan = functools.lru_cache(maxsize=4096)(self._plan_for_key)
         # Two memo levels: the raw 4-tuple (a stream repeats identical diagnostics) and the
         # normalised one (diagnostics that differ only by the address in them).
         self._raw_memo = functools.lru_cache(maxsize=65536)(self._classify_raw)
         self._memo = functools.lru_cache(maxsize=65536)(self._classify_normalised)
         self._explain_memo = functools.lru_cache(maxsize=4096)(self._explain_raw)
+
+    @staticmethod
+    def _make_plan(rules: list[Rule]) -> dict:
+        """Everything the engine derives from the rule texts, as plain data (cached, see _load_plan):
+        per rule its code / MTA condition; per unit (rule, source, reach, anchors)."""
+        key_alts, cond, units = [], [], []
+        for i, rule in enumerate(rules):
+            c = Classifier._key_condition(rule)
+            cond.append(c)
+            if not rule.diagnostic:
+                key_alts.append(f"{c}(?P<r{i}>)")
+                continue
+            for alt in split_alternatives(rule.diagnostic):
+                found = pattern_anchors(alt)
+                anchors, reach = found if found is not None else ((), None)
+                units.append([i, alt, reach, list(anchors)])
+        return {"key_alts": key_alts, "cond": cond, "units": units}
+
+    @functools.cached_property
+    def _keys(self) -> re.Pattern | None:
+        return re.compile(self._keys_source, re.S) if self._keys_source else None
 
     @staticmethod
     def _key_condition(rule: Rule) -> str:
@@ -519,8 +539,9 @@ class Classifier:
         st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
         c = self._memo(st, rc, diag, mta)
         rule = next((r for r in self.rules if r.id == c.rule), None)
+        step = f" [precedence {c.step}: {c.evidence}]" if c.step != "rule" else " [precedence: rule stood]"
         if rule is None:
-            return f"no rule matched status={st or '-'} reply={rc or '-'}"
+            return f"no rule matched status={st or '-'} reply={rc or '-'}{step}"
         ev = []
         if rule.status:
             ev.append(f"status {st} ~ {rule.status}")
@@ -531,7 +552,7 @@ class Classifier:
         if rule.diagnostic:
             m = re.search(rule.diagnostic, diag, re.S)
             ev.append("diagnostic says %r" % (m.group(0)[:80] if m else ""))
-        return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"])
+        return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"]) + step
 
     def rule_index(self, status: str, reply: str, diag: str, mta: str) -> int:
         """Index of the winning rule for normalised inputs (len(rules): none): the lowest-numbered
@@ -582,9 +603,83 @@ class Classifier:
             reason, rule_id = "undefined", "none"
         else:
             reason, rule_id = self.rules[best].reason, self.rules[best].id
-        info = self.reasons.get(reason)
-        return Classification(reason, info.category if info else "other",
-                              is_hard(reason, status, reply), rule_id)
+        v = precedence.decide(reason, rule_id, status, reply, diag)
+        info = self.reasons.get(v.reason)
+        return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
+
+
+class _LazyPatterns:
+    """A list of regex sources compiled on first access ("" -> None)."""
+
+    __slots__ = ("_src", "_rx", "_flags")
+
+    def __init__(self, sources: list[str], flags: int):
+        self._src, self._flags = sources, flags
+        self._rx: list = [False] * len(sources)
+
+    def __len__(self) -> int:
+        return len(self._src)
+
+    def __getitem__(self, i: int) -> re.Pattern | None:
+        rx = self._rx[i]
+        if rx is False:
+            rx = self._rx[i] = re.compile(self._src[i], self._flags) if self._src[i] else None
+        return rx
+
+
+# The plan of the default rules is cached between processes (start-up of `bounceproc classify`):
+# a JSON file keyed by a hash of the rules and of this module, in BOUNCEPROC_CACHE_DIR, else
+# $XDG_CACHE_HOME/bounceproc, else ~/.cache/bounceproc. Any problem with it: computed again.
+_PLAN_VERSION = "plan-1"
+
+
+def _signature(rules: list[Rule]) -> str:
+    """Everything the plan depends on: this module's size and mtime, Python, the rules' texts."""
+    import sys
+    try:
+        st = os.stat(__file__)
+    except OSError:
+        return ""
+    head = f"{_PLAN_VERSION} {st.st_size} {st.st_mtime_ns} {sys.version}"
+    return "\n".join([head] + [repr((r.id, r.reason, r.status, r.reply_code, r.diagnostic, r.remote_mta))
+                              for r in rules])
+
+
+def _plan_file(signature: str) -> str:
+    import zlib
+    base = os.environ.get("BOUNCEPROC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bounceproc")
+    return os.path.join(base, f"rules-{zlib.crc32(signature.encode()):08x}-{len(signature)}.json")
+
+
+def _load_plan(rules: list[Rule]) -> dict | None:
+    import json
+    sig = _signature(rules)
+    if not sig:
+        return None
+    try:
+        with open(_plan_file(sig), encoding="utf-8") as fh:
+            plan = json.load(fh)
+        # The file name is only a hash: the full signature inside must match exactly.
+        return plan if plan.get("signature") == sig else None
+    except (OSError, TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _save_plan(rules: list[Rule], plan: dict) -> None:
+    import json
+    sig = _signature(rules)
+    if not sig:
+        return
+    path = _plan_file(sig)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(dict(plan, signature=sig), fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> tuple[str, str, str, str]:
@@ -603,8 +698,12 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     return st, rc, diag, mta
 
 
+RULE_FILES = ("wordings.toml", "bounces.toml")   # in order: receiver-documented wordings first
+
+
 def default_rules() -> list[Rule]:
-    return parse_rules(_data_path("bounces.toml").read_text(encoding="utf-8"), "bounces.toml")
+    return [rule for name in RULE_FILES
+            for rule in parse_rules(_data_path(name).read_text(encoding="utf-8"), name)]
 
 
 def load_classifier(extra_rules: str | os.PathLike | None = None) -> Classifier:

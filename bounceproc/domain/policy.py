@@ -8,16 +8,21 @@ The table of what each bounce reason does is data (rules/actions.toml):
 - hard bounce of the address (userunknown, hostunknown, hasmoved, permanent notaccept) -> suppress;
 - complaint (ARF abuse/fraud/...) -> suppress globally;
 - unsubscribe -> suppress in the scope asked for (a list, or global);
-- soft bounce (mailbox full, suspended, expired, ...) -> count one per day; suppress once there are
+- soft bounce (only suspend, mailboxfull, exceedlimit) -> count one per day; suppress once there are
   `threshold` distinct days within `window_days` (a burst on one day is not a dead mailbox);
-- blocks that say nothing about the address (reputation, spam filtering, policy, auth, rate) ->
-  never suppress; count per receiving domain and virtual MTA / source IP;
+- everything that says nothing about the address (reputation, spam filtering, policy, auth, rate,
+  and expired / network / system / mailer errors, onhold, undefined) -> never suppress; count per
+  receiving domain and virtual MTA / source IP;
+- safety net, independent of the rules: a hard verdict whose text carries sender-side evidence
+  (blocklists, reputation, rate, spam, policy, SPF/DKIM/DMARC, "blocked"), or a hostunknown saying
+  "try again", is counted as a block instead of suppressing (`safety_net`, flagged in `why`);
 - a later delivery resets the soft-bounce count.
 Deferrals (one failed attempt of a message still queued) change nothing about the recipient,
 but a block-type deferral is counted like a block.
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -70,10 +75,37 @@ def _table() -> dict:
 
 
 def action_for(reason: str, hard: bool) -> str:
-    act = _table()["reasons"].get(reason, SOFT)
+    act = _table()["reasons"].get(reason, BLOCK)
     if act == SUPPRESS and not hard:
         return SOFT
     return act
+
+
+_URL = re.compile(r"\S*(?:https?://|www\.)\S*")
+
+
+@lru_cache(maxsize=1)
+def _safety_patterns() -> tuple[re.Pattern, re.Pattern]:
+    net = _table()["safety_net"]
+    return (re.compile("|".join(f"(?:{p})" for p in net["sender_side"]), re.I),
+            re.compile("|".join(f"(?:{p})" for p in net["temporary_dns"]), re.I))
+
+
+def safety_net(reason: str, hard: bool, diagnostic: str) -> str:
+    """Why a hard verdict must not suppress ("" when it may): sender-side evidence in its text, or a
+    hostunknown that says "try again". Independent of the classification rules (actions.toml)."""
+    if not hard or not diagnostic:
+        return ""
+    sender, dns = _safety_patterns()
+    text = _URL.sub(" ", diagnostic[:4000])
+    m = sender.search(text)
+    if m:
+        return f"safety net: hard {reason} downgraded, sender-side evidence {m.group(0)!r} in the text"
+    if reason == "hostunknown":
+        m = dns.search(text)
+        if m:
+            return f"safety net: hostunknown downgraded, temporary DNS evidence {m.group(0)!r} in the text"
+    return ""
 
 
 def is_complaint(feedback_type: str) -> bool:
@@ -117,6 +149,9 @@ def decide(state: SoftState, event: Event, params: PolicyParams) -> tuple[SoftSt
             return state, Decision("block_count", why=f"{event.reason}: queue-level block")
         return state, NOTHING
     act = action_for(event.reason, event.hard)
+    net = safety_net(event.reason, event.hard, event.diagnostic) if act == SUPPRESS else ""
+    if net:
+        return state, Decision("block_count", why=f"{net}; counted as a block, not suppressed")
     if act == BLOCK:
         return state, Decision("block_count",
                                why=f"{event.reason} ({event.category}) says nothing about the address")

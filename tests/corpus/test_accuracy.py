@@ -1,16 +1,17 @@
 """Accuracy on the labelled development corpus (../shared/corpus, read in place), scored with the
 project's own scorer (../shared/tools/score.py) - also with every message fed in CRLF form.
 
-The issue's targets are detection >= 0.98, reason >= 0.95, hard/soft >= 0.98, status >= 0.95 and no
-false positive. The targets met (detection, no false positive) are plain assertions; until the
-engine reaches the others, test_meets_issue_targets is an expected failure that reports the
-figures; test_no_regression fails if any metric drops below what was measured when this test
-was last updated (FLOOR). Skips when the corpus is absent.
+Issue 12's corpus targets are hard/soft >= 0.97, reason >= 0.92 and no recipient that the corpus
+labels soft FOR A SENDER-SIDE REASON called hard. The last is a plain assertion (it holds), as are
+detection and no false positive; test_no_regression fails if any metric drops below what was
+measured when this test was last updated (FLOOR); the reason and hard/soft targets are not reached
+(test_meets_issue_targets, an expected failure that reports the figures). Skips when the corpus
+is absent.
 
-Measured 2026-11-25 (LF and CRLF alike): detection 0.997, reason 0.910, hard/soft 0.955,
-status 0.939 (0.990 leaving out the labels' invented x.0.9xx / x.9.x codes), no false positive.
-Most of the remaining reason misses are labels that disagree with the message's own words or
-code, or with another corpus file worded identically (see the README classify section).
+Measured 2026-12-03 (LF and CRLF alike): detection 0.997, reason 0.891, hard/soft 0.952,
+status 0.936, no false positive, no sender-side soft label called hard. The rules now follow
+reference/wordings.md and the precedence of reference/taxonomy.md where the corpus labels
+disagree with them; every such disagreement and its precedence step is in docs/accuracy.md.
 """
 from __future__ import annotations
 
@@ -28,8 +29,12 @@ SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 SCORER = SHARED / "tools" / "score.py"
 MET_TARGETS = {"detection_rate": 0.98}
-TARGETS = {"reason_accuracy": 0.95, "hard_soft_agreement": 0.98, "status_exact": 0.95}
-FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.909, "hard_soft_agreement": 0.954, "status_exact": 0.938}
+TARGETS = {"reason_accuracy": 0.92, "hard_soft_agreement": 0.97}
+FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.890, "hard_soft_agreement": 0.951, "status_exact": 0.935}
+# taxonomy.md precedence step 1: reasons about our side, never about the address.
+SENDER_SIDE = {"blocked", "badreputation", "spamdetected", "policyviolation", "authfailure", "speeding",
+               "rejected", "requireptr", "securityerror", "norelaying", "toomanyconn", "virusdetected",
+               "contenterror", "failedstarttls", "notcompliantrfc", "syntaxerror", "mesgtoobig"}
 
 pytestmark = pytest.mark.skipif(not (CORPUS / "labels.json").is_file() or not SCORER.is_file(),
                                 reason=f"labelled corpus or scorer absent under {SHARED}")
@@ -42,21 +47,33 @@ def _scorer():
     return mod
 
 
-def _metrics(crlf: bool) -> dict[str, float]:
-    score = _scorer()
-    labels = score.load_labels(str(CORPUS / "labels.json"))
-    not_files = sorted(os.path.relpath(p, CORPUS) for p in glob.glob(str(CORPUS / "maildir" / "not" / "*.eml")))
+def _predictions(labels, files, crlf: bool) -> dict[str, list[dict]]:
     preds = {}
-    for rel in sorted(labels) + not_files:
+    for rel in files:
         raw = (CORPUS / rel).read_bytes()
         if crlf:
             raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         preds[rel] = [{"address": v.address, "status": v.status, "reason": v.reason, "hard": v.hard,
                        "feedback_type": v.feedback_type} for v in parse_message(raw).recipients]
+    return preds
+
+
+def _metrics(crlf: bool) -> dict[str, float]:
+    score = _scorer()
+    labels = score.load_labels(str(CORPUS / "labels.json"))
+    not_files = sorted(os.path.relpath(p, CORPUS) for p in glob.glob(str(CORPUS / "maildir" / "not" / "*.eml")))
+    preds = _predictions(labels, sorted(labels) + not_files, crlf)
+    # Labels carry no address: in a file with soft sender-side labels, the hard verdicts must fit
+    # on the other labels (else one of them went to a sender-side recipient).
+    sender_side_hard = sorted(
+        rel for rel, e in labels.items()
+        if any(r["reason"] in SENDER_SIDE and not r["hardbounce"] for r in e["recipients"])
+        and sum(p["hard"] for p in preds.get(rel, [])) > sum(
+            not (r["reason"] in SENDER_SIDE and not r["hardbounce"]) for r in e["recipients"]))
     ov, _fam, _pr, _conf, _nonb, fp, _mism = score.score(labels, preds, str(CORPUS), not_files)
     return {"detection_rate": ov.r(ov.detected, ov.files), "reason_accuracy": ov.r(ov.reason, ov.recips),
             "hard_soft_agreement": ov.r(ov.hard, ov.recips), "status_exact": ov.r(ov.status, ov.recips),
-            "false_positives": fp["with_output"]}
+            "false_positives": fp["with_output"], "sender_side_called_hard": sender_side_hard}
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["lf", "crlf"])
@@ -66,6 +83,10 @@ def metrics(request):
 
 def test_no_false_positive_on_non_bounces(metrics):
     assert metrics["false_positives"] == 0
+
+
+def test_no_soft_sender_side_recipient_is_called_hard(metrics):
+    assert metrics["sender_side_called_hard"] == []
 
 
 def test_meets_the_issue_targets_already_reached(metrics):
@@ -78,7 +99,8 @@ def test_no_regression(metrics):
     assert low == {}, f"below the measured floor {FLOOR}: {low}"
 
 
-@pytest.mark.xfail(reason="issue 3 targets not reached yet (see README classify section for the figures)",
+@pytest.mark.xfail(reason="issue 12 reason / hard-soft targets not reached (figures and label disagreements: "
+                          "docs/accuracy.md)",
                    strict=False)
 def test_meets_issue_targets(metrics):
     short = {k: round(metrics[k], 3) for k, target in TARGETS.items() if metrics[k] < target}

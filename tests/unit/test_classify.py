@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 
+import sys
+
 from bounceproc.domain import classify as cl
 from bounceproc.domain.classify import (Classification, RulesError, category_for, check_rules, classify,
                                         default_rules, load_classifier, parse_rules)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import wordings_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures"
 CORPUS = ROOT.parent / "shared" / "corpus"
 ACCT_SAMPLES = FIXTURES / "dsn" / "pmta-acct-diagnostics.csv"
+WORDINGS = ROOT.parent / "shared" / "reference" / "wordings.md"
 TAXONOMY = {"userunknown", "hostunknown", "hasmoved", "notaccept", "suspend", "mailboxfull", "exceedlimit",
             "mesgtoobig", "systemfull", "filtered", "rejected", "blocked", "badreputation", "requireptr",
             "spamdetected", "virusdetected", "contenterror", "policyviolation", "authfailure", "securityerror",
@@ -124,6 +130,9 @@ def _rule_hits() -> set[str]:
             hits.update(v.rule for v in parse_message(fh.read()).recipients)
     for row in csv.DictReader(ACCT_SAMPLES.open(encoding="utf-8")):
         hits.add(classify(row["dsnStatus"], "", row["dsnDiag"]).rule)
+    if WORDINGS.is_file():      # the documented wordings justify the rules written from them
+        for e in wordings_table.parse(WORDINGS):
+            hits.add(classify(e.status, e.reply, wordings_table.as_diagnostic(e)).rule)
     return hits
 
 
@@ -146,7 +155,7 @@ WORDING_CASES = [
  ("5.7.1", "550-5.7.1 Our system has detected that this message is likely unsolicited mail", "spamdetected"),
  ("5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)", "blocked"),
  ("4.7.650", "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation", "badreputation"),
- ("5.7.708", "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP", "blocked"),
+ ("5.7.708", "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP", "badreputation"),  # wordings.md 1.2: 5.7.708
  ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "userunknown"),
  ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "userunknown"),
  ("", "554 delivery error: dd This user doesn't have a yahoo.com account", "userunknown"),
@@ -164,7 +173,7 @@ WORDING_CASES = [
  ("5.4.6", "554 5.4.6 Hop count exceeded - possible mail loop", "networkerror"),
  ("5.3.4", "552 5.3.4 Message size exceeds fixed limit", "mesgtoobig"),
  ("5.2.3", "552 5.2.3 Message exceeds maximum size for this recipient", "exceedlimit"),
- ("5.7.0", "530 5.7.0 Must issue a STARTTLS command first", "failedstarttls"),
+ ("5.7.0", "530 5.7.0 Must issue a STARTTLS command first", "securityerror"),  # wordings.md 1.1
  ("5.7.57", "530 5.7.57 Client not authenticated to send mail", "securityerror"),
  ("5.7.1", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using Barracuda Reputation", "blocked"),
  ("5.7.1", "550 5.7.1 Message rejected as spam by Content Filtering", "spamdetected"),
@@ -173,7 +182,7 @@ WORDING_CASES = [
  ("5.1.2", "553 5.1.2 We weren't able to find the recipient domain", "hostunknown"),
  ("5.1.0", "556 5.1.10 Recipient address has null MX", "notaccept"),
  ("4.4.7", "Delivery expired (message too old)", "expired"),
- ("4.4.1", "451 4.4.1 Connection timed out", "expired"),
+ ("4.4.1", "451 4.4.1 Connection timed out", "networkerror"),  # wordings.md 1.3 (one attempt)
  ("5.0.0", "550 Requested action not taken: mailbox unavailable", "userunknown"),
  ("", "552 1 Requested mail action aborted, mailbox not found", "userunknown"),
  ("5.5.1", "501 5.5.1 Invalid command", "syntaxerror"),
@@ -201,7 +210,7 @@ WORDING_CASES = [
  ("4.4.7", "Deferred: Name server: mx.example.net.: host name lookup failure; message could not be delivered for 5 days", "networkerror"),
  ("4.4.3", "451 4.4.3 Unable to contact the directory server, message has been in the queue too long", "systemerror"),
  ("", "550 Insecure mail relay", "norelaying"),
- ("", "The account or domain may not exist, they may be blacklisted, or missing the proper dns entries.", "hostunknown"),
+ ("", "The account or domain may not exist, they may be blacklisted, or missing the proper dns entries.", "blocked"),  # precedence 1
  ("", "552 Message line limit exceeded", "mesgtoobig"),
  ("5.0.0", "550 u@example.com Rejected", "userunknown"),
  ("5.0.0", "550 Address rejected", "userunknown"),
@@ -244,8 +253,8 @@ WORDING_CASES = [
  ("5.4.310", "550 5.4.310 DNS domain nowhere.example.com does not exist [Message=InfoDomainNonexistent]", "hostunknown"),
  ("5.7.520", "550 5.7.520 Access denied, Your organization does not allow external forwarding. AS(7555)", "policyviolation"),
  ("5.7.511", "550 5.7.511 Access denied, banned sender[192.0.2.1]. To request removal from this list, contact the receiver", "blocked"),
- ("5.7.510", "550 5.7.510 Access denied, example.com does not accept email over IPv6", "blocked"),
- ("5.7.1", "550 5.7.1 Access denied", "securityerror"),
+ ("5.7.510", "550 5.7.510 Access denied, example.com does not accept email over IPv6", "networkerror"),  # wordings.md 1.2
+ ("5.7.1", "550 5.7.1 Access denied", "blocked"),  # wordings.md 4.3: access db
  ("4.0.0", "host mx.example.com[192.0.2.1] refused to talk to me: 421 Too many connections, slow down", "toomanyconn"),
  ("5.7.1", "554 5.7.1 cxr.mx.example.com ERROR: 192.0.2.10 rejected - no rDNS", "requireptr"),
  ("5.0.0", "554 Your access to this mail system has been rejected due to the sending MTA's poor reputation", "badreputation"),
@@ -324,6 +333,8 @@ def test_every_rule_names_an_existing_sample():
         if r.sample.startswith("corpus:"):
             if CORPUS.is_dir():
                 assert (CORPUS / r.sample[len("corpus:"):]).is_file(), r.id
+        elif r.sample.startswith("wordings:"):
+            assert r.source == "wordings.toml", r.id     # justified by reference/wordings.md entries
         else:
             assert (FIXTURES / r.sample).is_file(), r.id
 

@@ -52,3 +52,42 @@ def test_rules_check(capsys, tmp_path):
     assert main(["rules", "check", str(bad)]) == 1
     out = capsys.readouterr().out
     assert "unknown reason 'nope'" in out and "b: unreachable, shadowed by earlier rule a" in out
+
+
+def _bounce(diag: str, status: str, action: str = "failed") -> bytes:
+    return ("From: MAILER-DAEMON@mx.example.net\nTo: s@example.org\nSubject: Undelivered Mail\n"
+            "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+            "--B\nContent-Type: text/plain\n\nfailed\n\n--B\nContent-Type: message/delivery-status\n\n"
+            "Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; u@example.com\n"
+            f"Action: {action}\nStatus: {status}\nDiagnostic-Code: smtp; {diag}\n\n--B--\n").encode()
+
+
+def test_explain_names_the_precedence_step_and_both_sides(capsys, tmp_path):
+    f = tmp_path / "b.eml"
+    # The status-first rule says hostunknown; the text names a blocklist.
+    f.write_bytes(_bounce("553 5.1.2 client host 192.0.2.1 rejected, see our blocklist", "5.1.2"))
+    assert main(["classify", "--json", "--explain", str(f)]) == 0
+    r = json.loads(capsys.readouterr().out)["recipients"][0]
+    assert r["reason"] == "blocked" and not r["hard"]
+    assert "precedence 1-sender-side" in r["explain"] and "blocklist" in r["explain"] and "hostunknown" in r["explain"]
+
+
+def test_explain_names_the_stage_and_the_action_steps(capsys, tmp_path):
+    data = tmp_path / "data.eml"
+    data.write_bytes(_bounce("550 Unknown user (in reply to end of DATA command)", "5.0.0"))
+    expired = tmp_path / "expired.eml"
+    expired.write_bytes(_bounce("connect to mx.example.com[192.0.2.1]:25: Connection timed out", "4.4.1"))
+    assert main(["classify", "--json", "--explain", str(data), str(expired)]) == 0
+    first, second = (json.loads(x)["recipients"][0] for x in capsys.readouterr().out.splitlines())
+    assert first["reason"] == "filtered" and "precedence 3-stage" in first["explain"]
+    assert second["reason"] == "expired" and "precedence 4-action-failed" in second["explain"]
+
+
+def test_classify_imports_neither_sqlalchemy_nor_the_service_layer():
+    import subprocess
+    import sys
+    code = ("import sys; from bounceproc.entrypoints.cli.main import main; "
+            f"main(['classify', '--json', {str(FIXTURES / 'dsn' / 'postfix-user-unknown.eml')!r}]); "
+            "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'bounceproc.app', 'bounceproc.storage'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

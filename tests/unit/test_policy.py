@@ -143,3 +143,62 @@ def test_any_history_suppresses_exactly_when_the_address_is_at_fault(events, thr
             if suppressed:
                 assert d.suppression_reason == "soft_bounce_threshold"
                 days = set()
+
+
+# -- issue 12: only mailbox reasons count; the safety net against hard verdicts on blocks ---------
+
+def test_only_suspend_mailboxfull_exceedlimit_count_toward_the_threshold():
+    assert set(_SOFTS) == {"suspend", "mailboxfull", "exceedlimit"}
+    for reason in ("expired", "networkerror", "systemerror", "mailererror", "onhold", "undefined", "systemfull"):
+        state = policy.EMPTY
+        for day in range(10):
+            state, d = policy.decide(state, ev(reason=reason, hard=False, at=T0 + timedelta(days=day)), P)
+            assert d.action == "block_count", (reason, d)
+        assert state == policy.EMPTY
+
+
+def test_a_reason_missing_from_the_table_never_suppresses():
+    assert policy.action_for("some-new-reason", False) == policy.BLOCK
+
+
+HARD_TEXTS = ["550 5.1.1 user unknown", "553 5.1.2 host not found", "521 5.7.1 mail not accepted",
+              "556 5.1.10 domain does not accept mail", "551 user has moved", "550 no such recipient"]
+SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "poor IP reputation",
+               "rate limit exceeded", "message looks like SPAM", "rejected by policy", "DMARC policy reject",
+               "SPF check failed", "DKIM signature invalid", "your IP is BLOCKED", "Barracuda Reputation",
+               "on our blocklist", "in a black list at", "too many messages, rate too high", "unsolicited mail"]
+FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(HARD_TEXTS), st.sampled_from(SENDER_SIDE), FILLER, FILLER,
+       st.sampled_from(sorted(_HARDS)), st.booleans())
+def test_safety_net_never_suppresses_a_hard_verdict_with_sender_side_evidence(hard_text, evidence, a, b,
+                                                                              reason, evidence_first):
+    text = f"{a} {evidence} {b} {hard_text}" if evidence_first else f"{hard_text} {a} {evidence} {b}"
+    state, d = policy.decide(policy.EMPTY, ev(reason=reason, hard=True, diagnostic=text), P)
+    assert d.action == "block_count" and d.why.startswith("safety net"), (text, d)
+    assert state == policy.EMPTY
+
+
+@settings(max_examples=200, deadline=None)
+@given(FILLER, FILLER, st.sampled_from(["Host not found, try again", "SERVFAIL", "temporary failure in name resolution",
+                                        "lookup timed out", "Try again later"]))
+def test_safety_net_never_suppresses_a_hostunknown_that_says_try_again(a, b, dns):
+    text = f"{a} Host or domain name not found. {dns} {b}"
+    _, d = policy.decide(policy.EMPTY, ev(reason="hostunknown", hard=True, diagnostic=text), P)
+    assert d.action == "block_count" and "safety net" in d.why, (text, d)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(HARD_TEXTS), st.text(alphabet="acdeghmnoqsuvwxyz ,.", max_size=40))
+def test_a_hard_verdict_without_sender_side_evidence_still_suppresses(hard_text, filler):
+    if policy.safety_net("userunknown", True, f"{hard_text} {filler}"):
+        return      # the random filler spelled an evidence word ("spam", "rate", ...)
+    _, d = policy.decide(policy.EMPTY, ev(reason="userunknown", hard=True, diagnostic=f"{hard_text} {filler}"), P)
+    assert d.action == "suppress" and d.suppression_reason == "hard_bounce"
+
+
+def test_links_are_not_evidence():
+    text = "550 5.1.1 user unknown, see https://postmaster.example.com/policy/spam-faq.html"
+    assert policy.safety_net("userunknown", True, text) == ""

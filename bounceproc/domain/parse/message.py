@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from bounceproc.domain.classify import (Classifier, default_classifier, find_reply_code, find_status,
+from bounceproc.domain.classify import (Classifier, category_for, default_classifier, find_reply_code, find_status,
                                         is_hard, normalise_status, pseudo_status, strip_type)
+from bounceproc.domain import precedence
 from bounceproc.domain.parse import arf as arf_mod
 from bounceproc.domain.parse import autoreply, dsn, legacy
 from bounceproc.domain.parse.mime import Part, decode_header, parse_entity, parse_message_bytes
@@ -347,8 +348,13 @@ class _Reader:
             # A failure report we cannot explain: taxonomy "onhold" (too little to decide).
             code = status or find_status(used) or pseudo_status("onhold", temporary)
             c = type(c)("onhold", "other", False, c.rule)
-        hard = is_hard(c.reason, code, reply)
+        hard = c.hard and is_hard(c.reason, code, reply)
         explain = self.classifier.explain(status, reply, used, mta)
+        if precedence.expired_by_action(c.reason, code, action, used):
+            # taxonomy.md precedence 4: the last deferral's code in a final failure = expiry.
+            explain += f" [precedence 4-action-failed: Action failed + {code} -> expired, not {c.reason}]"
+            c = type(c)("expired", category_for("expired"), False, c.rule, "4-action-failed")
+            hard = False
         return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_NOTES.sub("", diag)),
                        remote_mta=mta, action=action, reason=c.reason, category=c.category, hard=hard,
                        rule=c.rule, parser=parser, explain=explain, recovered_by=recovered_by, **extra)

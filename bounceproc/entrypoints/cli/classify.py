@@ -2,6 +2,8 @@
 
 Adapter layer: reads files and stdin, prints; the decisions are bounceproc.domain's.
 `bounceproc classify [--json] [--explain] [--rules FILE] FILE...` prints one JSON line per file
+(--explain: the deciding rule, the taxonomy.md precedence step with the evidence on each side, and
+the policy's safety net when it would not suppress a hard verdict)
 (`-` reads one message from stdin) or, without --json, a readable table. An unreadable file is
 reported on stderr and the run goes on; the exit status is then 1.
 `bounceproc rules check FILE` reports unknown reasons, bad patterns, duplicate ids and rules
@@ -44,10 +46,18 @@ def _read(name: str) -> bytes:
         return fh.read(MAX_MESSAGE)
 
 
+def explain_line(v) -> str:
+    """The verdict's explanation, plus the policy's safety net when it would refuse to suppress."""
+    from bounceproc.domain.policy import safety_net
+    net = safety_net(v.reason, v.hard, v.diagnostic)
+    return f"{v.explain} [{net}: policy counts it as a block]" if net else v.explain
+
+
 def report_to_dict(name: str, report, explain: bool = False) -> dict:
     fields = JSON_FIELDS + (EXPLAIN_FIELDS + ("recovered_by",) if explain else ())
     out = {"file": name, "kind": report.kind,
-           "recipients": [{k: getattr(v, k) for k in fields} for v in report.recipients]}
+           "recipients": [{k: (explain_line(v) if k == "explain" else getattr(v, k)) for k in fields}
+                          for v in report.recipients]}
     if explain and report.note:
         out["note"] = report.note
     return out
@@ -86,7 +96,7 @@ def run_classify(args) -> int:
                 name[-40:], report.kind, (v.address or "-")[:32], v.status or "-", v.reason,
                 "hard" if v.hard else "soft", v.rule))
             if args.explain:
-                out.write("    parser=%s %s\n" % (v.parser, v.explain))
+                out.write("    parser=%s %s\n" % (v.parser, explain_line(v)))
     out.flush()
     return status
 

@@ -14,19 +14,24 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser(names: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
+# Subcommands whose module is imported alone when they are asked for (start-up time: `classify`
+# must not import SQLAlchemy and the service layer; `mta check-config` must answer fast).
+LIGHT_COMMANDS = {"classify": "classify", "rules": "classify", "mta": "mta"}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in names:
+    for name in (only,) if only else COMMAND_MODULES:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    # `bounceproc mta check-config` must answer fast: load only the command asked for
-    parser = build_parser(("mta",) if argv[:1] == ["mta"] else COMMAND_MODULES)
+    args_in = sys.argv[1:] if argv is None else argv
+    first = args_in[0] if args_in else ""
+    parser = build_parser(LIGHT_COMMANDS.get(first))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

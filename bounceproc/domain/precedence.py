@@ -1,0 +1,114 @@
+"""When the evidence disagrees: the precedence of reference/taxonomy.md, applied after the rules.
+
+Domain layer: pure, stdlib only.
+In: the reason the first matching rule gave, the codes and the normalised (lowercased, one-line)
+diagnostic. Out: a `Verdict(reason, hard, step, evidence)`: the final reason, whether it is hard,
+the precedence step that decided, and the evidence on each side (for `classify --explain`).
+
+Steps, first that applies wins (numbers as in taxonomy.md):
+1 sender-side wording beats any code: a hard reason whose text names a blocklist, reputation, a
+  rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address;
+2 temporary DNS ("try again", SERVFAIL, timeouts, a 4xx code) is networkerror, never hostunknown;
+3 stage: "user unknown" after DATA is a recipient-side filter unless the status is x.1.1;
+4 a DSN with Action: failed and a 4.x.x status is an expiry (`expired_by_action`, used by the
+  message reader, which alone sees the Action field);
+5 receiver-specific meanings are rules (rules/wordings.toml, tried before the generic rules);
+6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard.
+Step "rule" means the rule's verdict stood.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+
+# Sender-side evidence: (reason it points to, pattern). URLs are removed before searching, so a
+# link to "…/policy/…" or "…?p=spam" is not evidence.
+SENDER_SIDE = (
+    ("blocked", r"spamhaus|spamcop|sorbs|barracuda|\brbl\b|dnsbl|\bcbl\b|black ?list|block ?list|deny ?list"
+                r"|(?<!not )listed (?:at|in|on|by)|\bblocked\b"),
+    ("badreputation", r"reputation|sender ?score"),
+    ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)|throttl|frequency"),
+    ("spamdetected", r"\bspam|unsolicited"),
+    ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
+    ("policyviolation", r"\bpolic(?:y|ies)\b"),
+)
+_SENDER = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in SENDER_SIDE))
+_URL = re.compile(r"\S*(?:https?://|www\.)\S*|\S+\.(?:html?|aspx?|php)\S*")
+_TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar|timed? ?out|name lookup failure"
+                        r"|lookup did not complete|\bdeferred\b")
+# The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
+_GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
+                              r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
+_DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?server")
+_DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
+_AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
+                         r"|in reply to data command|after data\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    reason: str
+    hard: bool
+    step: str            # "1-sender-side", "2-temporary-dns", "3-stage", "6-doubt-soft", "rule"
+    evidence: str = ""   # what the deciding step saw, and what the rule had seen
+
+
+def sender_side_evidence(text: str) -> tuple[str, str]:
+    """(reason, words) of the first sender-side evidence in `text` (lowercased), ("", "") if none."""
+    m = _SENDER.search(_URL.sub(" ", text))
+    if not m:
+        return "", ""
+    return m.lastgroup or "", m.group(0)
+
+
+def temporary(status: str, reply: str) -> bool:
+    return status.startswith("4") or (not status and reply.startswith("4"))
+
+
+def is_hard(reason: str, status: str = "", reply: str = "") -> bool:
+    """taxonomy.md: userunknown/hostunknown/hasmoved/notaccept, and never under a temporary code."""
+    return reason in HARD_REASONS and not temporary(status, reply)
+
+
+def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdict:
+    """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring)."""
+    if reason not in HARD_REASONS:
+        if reason == "filtered" and _GENERIC_UNKNOWN.search(diag):
+            m = _AFTER_DATA.search(diag)
+            if m:   # a rule written for this step decided it (e.g. text-unknown-after-data)
+                return Verdict(reason, False, "3-stage", f"'user unknown' refused {m.group(0)!r}: rule {rule} agrees")
+        return Verdict(reason, False, "rule")
+    side, words = sender_side_evidence(diag)
+    if side:
+        return Verdict(side, False, "1-sender-side",
+                       f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
+    if reason == "hostunknown":
+        # The temporary wording must be about the lookup: near the DNS words when there are some
+        # (a flattened transcript may carry another host's "timed out" further on).
+        at = _DNS_FAILURE.search(diag)
+        m = _TRY_AGAIN.search(diag, max(0, at.start() - 60), at.end() + 120) if at else _TRY_AGAIN.search(diag)
+        if m or temporary(status, reply):
+            why = f"{m.group(0)!r}" if m else f"temporary code {status or reply}"
+            return Verdict("networkerror", False, "2-temporary-dns", f"{why} beats rule {rule} (hostunknown)")
+    if reason == "userunknown" and not status.endswith(".1.1"):
+        m = _AFTER_DATA.search(diag)
+        if m and _GENERIC_UNKNOWN.search(diag):
+            return Verdict("filtered", False, "3-stage",
+                           f"refused {m.group(0)!r} (status {status or '-'}, not x.1.1) beats rule {rule} (userunknown)")
+    if temporary(status, reply):
+        return Verdict(reason, False, "6-doubt-soft", f"temporary code {status or reply}: not hard")
+    if reason == "userunknown" and status[1:4] in (".2.0", ".2.1"):
+        # The status says the mailbox exists (x.2.x) while the text says it does not: soft.
+        return Verdict("filtered" if status[1:4] == ".2.0" else "suspend", False, "6-doubt-soft",
+                       f"status {status} (mailbox exists) against rule {rule} (userunknown)")
+    return Verdict(reason, True, "rule")
+
+
+def expired_by_action(reason: str, status: str, action: str, diag: str) -> bool:
+    """Step 4: `Action: failed` with a 4.x.x status is an expiry (the last deferral's code), unless
+    the text names a cause of its own: only a connection-level failure (networkerror, not DNS) is
+    read as the retry period running out."""
+    return (action.lower() == "failed" and status.startswith("4.") and reason == "networkerror"
+            and not _DNS_WORDS.search(diag.lower()))
