@@ -25,6 +25,7 @@ from bounceproc.storage.event_counts import remove_counts
 from bounceproc.storage.event_store import insert_events
 from bounceproc.storage.intake_rows import pending_kinds, pending_rows
 from bounceproc.storage.tables import events, quarantine
+from bounceproc.domain.storable import escape_unstorable
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
 
@@ -97,7 +98,7 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
 def quarantine_message(conn, row, reason: str) -> None:
     """Keep a message the engine could not read in the quarantine (idempotent per intake row)."""
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    raw = bytes(row.payload[:8000]).decode("utf-8", "replace")
+    raw = escape_unstorable(bytes(row.payload[:8000]).decode("utf-8", "replace"))   # NULs too
     conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]),
                  [{"intake_id": row.id, "origin": row.origin or "sink", "line_no": 0,
                    "reason": reason[:2000], "raw": raw, "created_at": datetime.now(timezone.utc)}])
