@@ -95,13 +95,15 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
     return parse_message(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=verp)
 
 
-def quarantine_message(conn, row, reason: str) -> None:
-    """Keep a message the engine could not read in the quarantine (idempotent per intake row)."""
+def quarantine_message(conn, row, reason: str, line_no: int = 0) -> None:
+    """Keep a message the engine could not read (line_no 0), or a note of what a limit left
+    unread in one it read (line_no 1), in the quarantine (idempotent per intake row)."""
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     raw = escape_unstorable(bytes(row.payload[:8000]).decode("utf-8", "replace"))   # NULs too
     conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]),
-                 [{"intake_id": row.id, "origin": row.origin or "sink", "line_no": 0,
-                   "reason": reason[:2000], "raw": raw, "created_at": datetime.now(timezone.utc)}])
+                 [{"intake_id": row.id, "origin": row.origin or "sink",
+                   "line_no": line_no, "reason": reason[:2000], "raw": raw,
+                   "created_at": datetime.now(timezone.utc)}])
 
 
 def _prepare(conn, row, settings):
@@ -113,6 +115,8 @@ def _prepare(conn, row, settings):
     if getattr(report, "kind", "unknown") == "unknown":
         quarantine_message(conn, row, "unreadable message: " + (getattr(report, "note", "") or "unknown format"))
         return None
+    if getattr(report, "cuts", ()):      # read, but not all of it: say what was left out
+        quarantine_message(conn, row, "partly read: " + "; ".join(report.cuts), line_no=1)
     return report, raw, meta, rcpt_tos
 
 
