@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import subprocess
 
-from bp_testing import bin_path, settings_env
+from bp_testing import bin_path, settings_env, text_notice
 from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.domain.parse import legacy
 from bounceproc.storage.tables import events, quarantine
 
-
-def text_notice(n: int) -> bytes:
-    body = "".join(f"<user{i}@example.com>: host mx.example.com said: 550 5.1.1 user unknown\r\n\r\n" for i in range(n))
-    return ("From: MAILER-DAEMON@mx.example.com\r\nTo: bounces@bounces.example.net\r\n"
-            "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <cut-notice@mx.example.com>\r\n\r\n"
-            "This is the mail system at host mx.example.com.\r\n\r\nI'm sorry to have to inform you that your "
-            "message could not be delivered to one or more recipients.\r\n\r\n" + body).encode()
 
 
 def test_recipients_past_the_limit_are_quarantined_with_the_reason_and_counted(make_settings, sqlite_url):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bp_testing import text_notice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -185,13 +186,6 @@ def _big_dsn(n: int, header_bytes: int = 0) -> bytes:
             + rcpts + "\r\n--BB--\r\n").encode()
 
 
-def _text_notice(n: int) -> bytes:
-    body = "".join(f"<user{i}@example.com>: host mx.example.com said: 550 5.1.1 user unknown\r\n\r\n" for i in range(n))
-    return ("From: MAILER-DAEMON@mx.example.com\r\nTo: bounces@bounces.example.net\r\n"
-            "Subject: Undelivered Mail Returned to Sender\r\n\r\n"
-            "This is the mail system at host mx.example.com.\r\n\r\nI'm sorry to have to inform you that your "
-            "message could not be delivered to one or more recipients.\r\n\r\n" + body).encode()
-
 
 def test_a_dsn_with_600_recipients_reports_all_of_them():
     r = parse_message(_big_dsn(600))
@@ -199,7 +193,7 @@ def test_a_dsn_with_600_recipients_reports_all_of_them():
 
 
 def test_a_text_notice_with_150_recipients_reports_all_of_them():
-    r = parse_message(_text_notice(150))
+    r = parse_message(text_notice(150))
     assert r.kind == "dsn" and len(r.recipients) == 150 and r.cuts == ()
 
 
