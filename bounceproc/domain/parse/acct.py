@@ -253,6 +253,10 @@ def _time(s: str) -> tuple[datetime, str, str]:
         v = _TIMES[s]
     except KeyError:
         v = _parse_time(s)
+        if len(s) > 64:                # no real timestamp is this long: not kept
+            if v is None:
+                raise _Bad(f"bad timestamp {s[:40]!r}") from None
+            return v
         if len(_TIMES) > 50_000:
             _TIMES.clear()
         _TIMES[s] = v
@@ -363,7 +367,8 @@ def _fast_key(parts: tuple) -> str:
 _SHAPE_ADDRESS = re.compile(r"[\w.+=-]++@[\w.-]++", re.ASCII)
 _SHAPE_TOKEN = re.compile(r"\d{1,3}+(?:\.\d{1,3}+){3}+|\b(?=\w{6})[a-z_]*+\d\w*+", re.ASCII | re.I)
 _MEMO: dict = {}
-_MEMO_MAX = 200_000
+_MEMO_MAX = 20_000          # shapes per classifier (a real stream has hundreds); then cleared
+_MEMO_MAX_KEY = 2048        # characters of a shaped key; a longer one is not memoised
 
 
 def _shape(text: str) -> str:
@@ -382,6 +387,8 @@ def _classified(classifier, status: str, reply: str, diag: str, mta: str):
     c = memo.get(key)
     if c is None:
         c = classifier(status, reply, diag, mta)
+        if len(key[2]) + len(key[3]) > _MEMO_MAX_KEY:
+            return c            # message-specific text this long never repeats: not kept
         if len(memo) >= _MEMO_MAX:
             memo.clear()
         memo[key] = c
