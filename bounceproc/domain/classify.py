@@ -429,12 +429,22 @@ def _straddles(gram: str) -> bool:
 
 
 class _WordGrams(dict):
-    """word -> trigrams of " word " (memo; words repeat across diagnostics)."""
+    """word -> trigrams of " word " (memo; words repeat across diagnostics).
+
+    Only words that can repeat are kept: ids, queue ids, IPs and host numbers (any word with a
+    digit) and long tokens are unique to a message, and each kept word costs ~1 KB (its trigram
+    set). Kept: at most WORDS_MAX words, then the memo starts again (issue 13, item 9: 100,000
+    one-off ids held ~120 MB in every worker)."""
+
+    WORDS_MAX = 20_000
+    WORD_MAX_LEN = 24
 
     def __missing__(self, word: str) -> frozenset[str]:
         padded = f" {word} "
         grams = frozenset(map("".join, zip(padded, padded[1:], padded[2:])))
-        if len(self) < 100_000:
+        if len(word) <= self.WORD_MAX_LEN and (word.isalpha() or not any(map(str.isdigit, word))):
+            if len(self) >= self.WORDS_MAX:
+                self.clear()
             self[word] = grams
         return grams
 
@@ -493,7 +503,7 @@ class Classifier:
         self._gram_keys = frozenset(by_gram)
         self._short = tuple(short)
         self._keys = re.compile("(?:%s)" % "|".join(key_alts), re.S) if key_alts else None
-        self._plan = bounded_memo(self._plan_for_key, 4096)
+        self._plan = bounded_memo(self._plan_for_key, 1024)   # keyed by the MTA's name too
         # Two memo levels: the raw 4-tuple (a stream repeats identical diagnostics) and the
         # normalised one (diagnostics that differ only by the address in them). Both bounded.
         self._raw_memo = bounded_memo(self._classify_raw)

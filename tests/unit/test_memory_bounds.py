@@ -46,3 +46,14 @@ def test_the_acct_memos_are_bounded():
     n = len(acct._TIMES)
     parse_acct_batch("", (hdr + "\nb," + "9" * 200 + ",u@example.com,5.1.1,x\n").encode())
     assert len(acct._TIMES) == n                                # a junk "timestamp" is not kept
+
+
+def test_the_word_trigram_memo_keeps_no_ids_and_stays_bounded():
+    c = cl.Classifier(cl.default_rules())
+    c.classify("5.1.1", "550", "550 5.1.1 user unknown q3si124a7 BN8PR11MB4321 ab12cd34ef56 mailbox", "mx.example.com")
+    kept = set(c._word_grams)
+    assert {"user", "unknown", "mailbox"} <= kept and not any(any(ch.isdigit() for ch in w) for w in kept)
+    words = c._word_grams
+    for i in range(words.WORDS_MAX + 10):
+        words["w" + "".join(chr(97 + int(d)) for d in str(i))]      # letters only: kept
+    assert len(words) <= words.WORDS_MAX
