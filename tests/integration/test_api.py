@@ -169,13 +169,16 @@ def test_batch_with_idempotency_key(api):
     assert r3.json()["results"][0]["result"] == "removed"
 
 
-def _wait_job(c, job_id: str) -> dict:
-    for _ in range(200):
+def _wait_job(c, job_id: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout      # bounded; 10 s was too short on a loaded machine
+    for _ in range(int(timeout / 0.05) + 1):
         job = c.get(f"/v1/imports/{job_id}").json()
-        if job["state"] in ("done", "failed"):
-            return job
+        if job["state"] in ("done", "failed") or time.monotonic() > deadline:
+            break
         time.sleep(0.05)
-    raise AssertionError("import job did not finish")
+    if job["state"] not in ("done", "failed"):
+        raise AssertionError(f"import job did not finish: {job}")
+    return job
 
 
 def test_csv_import_job_and_streamed_export(api):
