@@ -24,6 +24,7 @@ from sqlalchemy.engine import Engine
 from bounceproc.storage.dialect import conflict_insert
 from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
+from bounceproc.domain.storable import escape_unstorable
 
 log = logging.getLogger("bounceproc")
 
@@ -132,7 +133,9 @@ def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str =
                   batch_key: str | None = None) -> int:
     """Insert one intake row and return its id. With a `batch_key` already stored (the same
     batch sent again), nothing is inserted and the id of the stored row is returned."""
-    row = {"kind": kind, "origin": origin, "header": header, "first_line": first_line,
+    # Text columns hold no NUL / lone surrogate (PostgreSQL refuses them): escaped, never fatal.
+    row = {"kind": kind, "origin": escape_unstorable(origin), "header": escape_unstorable(header),
+           "first_line": first_line,
            "payload": payload, "meta": meta, "state": "pending", "records": records,
            "created_at": now(), "batch_key": batch_key}
     if batch_key is None:

@@ -60,7 +60,8 @@ class Settings:
     sink_max_connections_per_ip: int = 20
     # bundled sending core (docs/sending-core.md): PowerMTA-syntax config file; "" = not run by serve
     mta_config: str = ""
-    sink_max_commands: int = 5000      # per SMTP command name per connection
+    sink_max_commands: int = 5000      # per connection, of each command outside a message (EHLO, VRFY, HELP, ...)
+    sink_max_messages: int = 1_000_000  # messages (MAIL transactions) per connection; then 421, reconnect
     sink_timeout: int = 120            # idle seconds per SMTP command
     sink_task: str = "bounceproc.ingest_messages"  # batched (workers.sink_tasks); "bounceproc.ingest" = one row per transaction
     sink_proxy_protocol: bool = False  # expect a PROXY v1/v2 header (behind HAProxy / a load balancer)

@@ -128,3 +128,12 @@ class CeleryWorker:
         self._log.close()
 
 
+
+
+def text_notice(n: int) -> bytes:
+    """A Postfix-style text bounce notice naming `n` failed recipients (no delivery-status part)."""
+    body = "".join(f"<user{i}@example.com>: host mx.example.com said: 550 5.1.1 user unknown\r\n\r\n" for i in range(n))
+    return ("From: MAILER-DAEMON@mx.example.com\r\nTo: bounces@bounces.example.net\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <notice@mx.example.com>\r\n\r\n"
+            "This is the mail system at host mx.example.com.\r\n\r\nI'm sorry to have to inform you that your "
+            "message could not be delivered to one or more recipients.\r\n\r\n" + body).encode()

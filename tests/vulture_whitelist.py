@@ -225,3 +225,7 @@ _.handle_MAIL  # unused method (bounceproc/mta/listener.py:72)
 _.ports  # unused property (bounceproc/mta/service.py:36)
 _.call  # unused method (bounceproc/mta/service.py:93)
 _.segments  # unused method (bounceproc/mta/spool.py:265)
+
+# issue 13 (defects-a): read by name through _setting(); lru_cache attribute set on the memo wrapper
+sink_max_messages  # unused variable (bounceproc/config.py)
+_.maxsize  # unused attribute (bounceproc/domain/classify.py)

@@ -16,10 +16,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import DataError
 
 from bounceproc.app import message_intake, service
 from bounceproc.bootstrap import engine
 from bounceproc.config import Settings
+from bounceproc.domain.events import Event
+from bounceproc.domain.parse.acct import Quarantined
+from bounceproc.domain.storable import has_unstorable, storable_value
+from bounceproc.storage import json_text
 from bounceproc.storage.intake_rows import insert_quarantine, pending_kinds, pending_rows
 from bounceproc.storage.tables import intake
 
@@ -32,8 +37,9 @@ TRANSIENT_RETRIES = 3
 def _events_of(conn, row, settings: Settings):
     if row.kind == "acct":
         from bounceproc.domain.parse.acct import parse_acct_batch
+        arrival = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=timezone.utc)
         return parse_acct_batch(row.header or "", bytes(row.payload), int(row.first_line or 1),
-                                service.classifier_for(settings), service.verp_format(settings))
+                                service.classifier_for(settings), service.verp_format(settings), arrival)
     if row.kind == "message":
         return message_intake.events_from_message(conn, row, settings), []
     raise ValueError(f"unknown intake kind {row.kind!r}")
@@ -91,16 +97,41 @@ def _process_intake_once(settings: Settings, intake_id: int) -> service.RecordRe
     # The batch's objects are freed when _process_intake_txn returns, before the collector is
     # back: otherwise its first pass would scan every one of them.
     with gc_paused():
-        return _process_intake_txn(settings, intake_id)
+        try:
+            return _process_intake_txn(settings, intake_id)
+        except DataError:
+            # The database refused a value (a NUL, a lone surrogate from a parser we did not
+            # foresee): once more, with every event holding such a value quarantined, so one
+            # record never blocks the rest of its batch (issue 13, item 2).
+            log.warning("intake %s: a value could not be stored; quarantining such events", intake_id)
+            return _process_intake_txn(settings, intake_id, salvage=True)
 
 
-def _process_intake_txn(settings: Settings, intake_id: int) -> service.RecordResult | None:
+def _unstorable_events(evs: list[Event]) -> tuple[list[Event], list[Quarantined]]:
+    """Split off the events holding a value no text column can store, as quarantine items
+    (line_no -1, -2, ... by position: stable if the row is processed again)."""
+    keep, bad = [], []
+    for i, e in enumerate(evs):
+        values = {f: getattr(e, f) for f in e.__slots__ if isinstance(getattr(e, f), str)}
+        if any(has_unstorable(v) for v in values.values()) or has_unstorable(repr(e.attrs)):
+            values["attrs"] = storable_value(e.attrs)
+            bad.append(Quarantined(-(i + 1), "a value no text column can store (NUL or lone surrogate; escaped here)",
+                                   json_text.dumps(storable_value(values))))
+        else:
+            keep.append(e)
+    return keep, bad
+
+
+def _process_intake_txn(settings: Settings, intake_id: int, salvage: bool = False) -> service.RecordResult | None:
     with engine(settings).begin() as conn:
         rows = pending_rows(conn, [intake_id])
         if not rows:
             return None
         row = rows[0]
         evs, quarantined = _events_of(conn, row, settings)
+        if salvage:
+            evs, unstorable = _unstorable_events(evs)
+            quarantined = list(quarantined) + unstorable
         insert_quarantine(conn, row.id, row.origin, ((q.line_no, q.reason, q.raw) for q in quarantined))
         res = service.record_events(conn, evs, settings, intake_id=row.id)
         res.quarantined = len(quarantined)

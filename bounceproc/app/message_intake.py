@@ -109,6 +109,10 @@ def prepare(conn, row, settings) -> list:
         raw_text = bytes(row.payload[:8000]).decode("utf-8", "replace")
         insert_quarantine(conn, row.id, row.origin or "sink", [(0, reason, raw_text)])
         return []
+    cuts = [c for w in found for c in getattr(w.report, "cuts", ())]
+    if cuts:      # read, but not all of it: say what was left out
+        raw_text = bytes(row.payload[:8000]).decode("utf-8", "replace")
+        insert_quarantine(conn, row.id, row.origin or "sink", [(1, "partly read: " + "; ".join(cuts), raw_text)])
     # An unwrapped report's envelope was the forwarding mailbox, not the original return path.
     return [(w.report, w.raw, meta, rcpt_tos if w.position == 0 else []) for w in found]
 

@@ -25,6 +25,9 @@ from bounceproc.config import Settings
 from bounceproc.domain import policy
 from bounceproc.domain.address import normalise_address, try_normalise
 from bounceproc.domain.events import Event
+from bounceproc.domain.parse.acct import Quarantined
+from bounceproc.domain.storable import has_unstorable, storable_value
+from bounceproc.storage import json_text
 
 MANUAL_ORIGINS = ("api", "operator")
 

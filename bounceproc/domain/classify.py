@@ -44,6 +44,26 @@ _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
 MAX_DIAGNOSTIC = 2000
+# Memos are bounded in entries AND in key size: diagnostics carry message-specific text (ids,
+# addresses, a whole notice for a one-recipient report), so a memo keyed on them grows with the
+# mail that arrives (issue 13, item 9: a worker grew from 78 to 324 MB). An input longer than
+# MEMO_MAX_KEY characters is classified without the memo (such text never repeats anyway).
+MEMO_ENTRIES = 8192
+MEMO_MAX_KEY = 2048
+
+
+def bounded_memo(fn, entries: int = MEMO_ENTRIES, max_key: int = MEMO_MAX_KEY):
+    """`fn(*str_args)` memoised in an LRU of `entries`, skipped for args longer than `max_key`
+    characters in all: at most entries x max_key characters of keys are ever held."""
+    cached = functools.lru_cache(maxsize=entries)(fn)
+
+    def call(*args):
+        if sum(map(len, args)) > max_key:
+            return fn(*args)
+        return cached(*args)
+
+    call.cache_info, call.cache_clear, call.maxsize, call.max_key = cached.cache_info, cached.cache_clear, entries, max_key
+    return call
 
 HARD_REASONS = precedence.HARD_REASONS
 
@@ -414,12 +434,22 @@ def _straddles(gram: str) -> bool:
 
 
 class _WordGrams(dict):
-    """word -> trigrams of " word " (memo; words repeat across diagnostics)."""
+    """word -> trigrams of " word " (memo; words repeat across diagnostics).
+
+    Only words that can repeat are kept: ids, queue ids, IPs and host numbers (any word with a
+    digit) and long tokens are unique to a message, and each kept word costs ~1 KB (its trigram
+    set). Kept: at most WORDS_MAX words, then the memo starts again (issue 13, item 9: 100,000
+    one-off ids held ~120 MB in every worker)."""
+
+    WORDS_MAX = 20_000
+    WORD_MAX_LEN = 24
 
     def __missing__(self, word: str) -> frozenset[str]:
         padded = f" {word} "
         grams = frozenset(map("".join, zip(padded, padded[1:], padded[2:])))
-        if len(self) < 100_000:
+        if len(word) <= self.WORD_MAX_LEN and (word.isalpha() or not any(map(str.isdigit, word))):
+            if len(self) >= self.WORDS_MAX:
+                self.clear()
             self[word] = grams
         return grams
 
@@ -472,12 +502,12 @@ class Classifier:
         self._gram_keys = frozenset(by_gram)
         self._short = tuple(short)
         self._keys_source = "(?:%s)" % "|".join(key_alts) if key_alts else None
-        self._plan = functools.lru_cache(maxsize=4096)(self._plan_for_key)
+        self._plan = bounded_memo(self._plan_for_key, 1024)   # keyed by the MTA's name too
         # Two memo levels: the raw 4-tuple (a stream repeats identical diagnostics) and the
-        # normalised one (diagnostics that differ only by the address in them).
-        self._raw_memo = functools.lru_cache(maxsize=65536)(self._classify_raw)
-        self._memo = functools.lru_cache(maxsize=65536)(self._classify_normalised)
-        self._explain_memo = functools.lru_cache(maxsize=4096)(self._explain_raw)
+        # normalised one (diagnostics that differ only by the address in them). Both bounded.
+        self._raw_memo = bounded_memo(self._classify_raw)
+        self._memo = bounded_memo(self._classify_normalised, 2 * MEMO_ENTRIES)
+        self._explain_memo = bounded_memo(self._explain_raw, 2048)
 
     @staticmethod
     def _make_plan(rules: list[Rule]) -> dict:
@@ -725,6 +755,8 @@ def classify(status: str = "", reply_code: str = "", diagnostic: str = "", remot
     return _classify_cached(status, reply_code, diagnostic, remote_mta)
 
 
-@functools.lru_cache(maxsize=65536)
-def _classify_cached(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> Classification:
+def _classify_default(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> Classification:
     return default_classifier().classify(status, reply_code, diagnostic, remote_mta)
+
+
+_classify_cached = bounded_memo(_classify_default)

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
 
-from bounceproc.domain.parse.acct import KNOWN_TYPES, is_header_line, starts_record
+from bounceproc.domain.parse.acct import KNOWN_TYPES, is_header_line, looks_like_record, starts_record
+from bounceproc.domain.storable import escape_unstorable
 from bounceproc.entrypoints.dispatch import process_now
 
 log = logging.getLogger("bounceproc.pipe")
@@ -93,6 +94,9 @@ class Batcher:
         self._first = line_no
         self._committed_offset = offset  # offset after the last complete record or header
         self.started: float | None = None   # monotonic time of the batch's first record
+        # Whether any line so far looks like an accounting record (asked line by line only
+        # until one does): a stream with none is not PowerMTA's (a binary, another CSV).
+        self.seen_record = False
 
     def feed(self, data: bytes) -> list[Batch]:
         out: list[Batch] = []
@@ -133,6 +137,8 @@ class Batcher:
                 self._first = self.line_no
             take = min(n - i, self.max_lines - self._nlines)
             part = lines[i:i + take]
+            if not self.seen_record:
+                self.seen_record = any(looks_like_record(x, self.header) for x in part)
             size = sum(map(len, part)) + take
             self._lines.append(b"\n".join(part) + b"\n")
             self._nlines += take
@@ -184,7 +190,10 @@ class Batcher:
             b = self.cut()
             if b:
                 out.append(b)
-            self.header = line.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")
+            self.header = escape_unstorable(line.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n"))
+            if b"\x00" in line:       # not storable: the line also goes to the parser, which
+                self._add([line], out)  # quarantines it (escaped); the escaped header stays in effect
+                return
             self.line_no += 1
             self._first = self.line_no
             self._committed_offset = self.offset
@@ -200,6 +209,8 @@ class Batcher:
         self._add(rec, out)
 
     def _add(self, rec: list[bytes], out: list[Batch]) -> None:
+        if not self.seen_record:
+            self.seen_record = looks_like_record(rec[0], self.header)
         if self._nlines == 0:
             self.started = time.monotonic()
             self._first = self.line_no
@@ -335,6 +346,7 @@ class PipeRunner:
         self.wake = threading.Event()
         self.schema_ready = False
         self.error_count = 0
+        self.seen_record = True        # until the reader, at its end, says otherwise
 
     # reader thread ---------------------------------------------------------------------------
     def read_loop(self) -> None:
@@ -369,6 +381,7 @@ class PipeRunner:
                         self._journal(b)
             for b in batcher.finish():
                 self._journal(b)
+            self.seen_record = batcher.seen_record
         except Exception:
             log.exception("pipe reader failed")
         finally:
@@ -453,6 +466,8 @@ class PipeRunner:
         if left:
             print(f"bounceproc pipe: {left} batches stay in the journal {self.journal.dir}; "
                   f"the next `bounceproc pipe` sends them", file=sys.stderr, flush=True)
+        if self.progress.lines and not self.seen_record:
+            print(f"bounceproc pipe: {no_records_message(self.progress.lines)}", file=sys.stderr, flush=True)
         self.journal.close()
         return 0
 
@@ -492,7 +507,8 @@ def _save_checkpoint(conn, key: str, path: str, offset: int, line_no: int, heade
     from datetime import datetime, timezone
     from bounceproc.storage.dialect import conflict_insert
     from bounceproc.storage.tables import import_checkpoints as cp
-    values = {"file_key": key, "path": path, "offset": offset, "line_no": line_no, "header": header,
+    values = {"file_key": key, "path": escape_unstorable(path), "offset": offset, "line_no": line_no,
+              "header": escape_unstorable(header),
               "updated_at": datetime.now(timezone.utc)}
     stmt = conflict_insert(conn, cp).values(**values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["file_key"], set_={
@@ -500,8 +516,9 @@ def _save_checkpoint(conn, key: str, path: str, offset: int, line_no: int, heade
 
 
 def import_file(settings, path: Path, batch_lines: int | None = None, restart: bool = False,
-                progress: Progress | None = None) -> tuple[int, list[int]]:
-    """Import one file from its checkpoint. Returns (lines submitted, intake ids)."""
+                progress: Progress | None = None) -> tuple[int, list[int], bool]:
+    """Import one file from its checkpoint. Returns (lines submitted, intake ids, whether any
+    of those lines looked like an accounting record)."""
     from bounceproc import bootstrap
     eng = bootstrap.engine(settings)
     key = file_key(path)
@@ -557,7 +574,7 @@ def import_file(settings, path: Path, batch_lines: int | None = None, restart: b
     if batcher.offset > last_saved[0]:
         with eng.begin() as conn:
             _save_checkpoint(conn, key, str(path), batcher.offset, batcher.line_no, batcher.header)
-    return lines, ids
+    return lines, ids, batcher.seen_record
 
 
 def process_leftovers(settings, limit: int = 100_000) -> int:
@@ -589,16 +606,19 @@ def run_import(settings, paths: list[str], batch_lines: int | None = None, resta
               file=sys.stderr, flush=True)
     progress = Progress("bounceproc import", quiet=quiet)
     all_ids: list[int] = []
-    failed = 0
+    failed = no_records = 0
     for p in paths:
         path = Path(p)
         try:
-            n, ids = import_file(settings, path, batch_lines, restart, progress)
+            n, ids, seen_record = import_file(settings, path, batch_lines, restart, progress)
         except OSError as exc:
             print(f"bounceproc import: {p}: {exc.strerror or exc}", file=sys.stderr)
             failed += 1
             continue
         all_ids += ids
+        if n and not seen_record:
+            no_records += 1
+            print(f"bounceproc import: {p}: {no_records_message(n)}", file=sys.stderr, flush=True)
         if not quiet:
             print(f"bounceproc import: {p}: {n} lines in {len(ids)} batches"
                   + ("" if n else " (nothing new since the checkpoint)"), file=sys.stderr, flush=True)
@@ -608,7 +628,17 @@ def run_import(settings, paths: list[str], batch_lines: int | None = None, resta
         if left:
             print(f"bounceproc import: {left} batches not processed yet after {wait:.0f}s "
                   f"(workers running?)", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_UNREADABLE if failed else EXIT_NO_RECORDS if no_records else 0
+
+
+EXIT_UNREADABLE = 1     # a file could not be read (docs/powermta.md, "import exit codes")
+EXIT_NO_RECORDS = 3     # a file had lines, none of them an accounting record
+
+
+def no_records_message(lines: int) -> str:
+    return (f"no valid accounting record in {lines} lines (no `type,...` header line, or no line of a "
+            f"known record type with a readable time): not a PowerMTA acct file? Every line is "
+            f"quarantined; see docs/powermta.md")
 
 
 def wait_processed(settings, ids: list[int], timeout: float) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bounceproc.storage.bulk import pg_cursor
 from bounceproc.storage.dialect import conflict_insert
+from bounceproc.domain.storable import escape_unstorable
 from bounceproc.storage.tables import intake, quarantine
 
 _COLS = tuple(c.name for c in intake.columns)
@@ -52,10 +53,12 @@ def pending_kinds(conn, ids: Sequence[int]) -> dict[int, str]:
 
 def insert_quarantine(conn, intake_id: int, origin: str, items: Iterable[tuple[int, str, str]]) -> None:
     """Keep unreadable input of one intake row in the quarantine: (line_no, reason, raw) per item
-    (line 0 for a whole message). Idempotent per (intake row, line); long texts are cut."""
+    (line 0 for a whole message). Idempotent per (intake row, line); long texts are cut, and what
+    no text column can store (NUL, lone surrogates) is escaped, so the quarantine never refuses."""
     now = datetime.now(timezone.utc)
-    rows = [{"intake_id": intake_id, "origin": origin, "line_no": line_no, "reason": reason[:2000],
-             "raw": raw[:8000], "created_at": now} for line_no, reason, raw in items]
+    rows = [{"intake_id": intake_id, "origin": escape_unstorable(origin), "line_no": line_no,
+             "reason": escape_unstorable(reason[:2000]), "raw": escape_unstorable(raw[:8000]),
+             "created_at": now} for line_no, reason, raw in items]
     if rows:
         conn.execute(conflict_insert(conn, quarantine)
                      .on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)

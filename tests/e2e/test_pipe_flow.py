@@ -73,7 +73,13 @@ def test_kill9_pipe_and_worker_mid_stream_then_replay(make_settings, fresh_pg_ur
         stop = threading.Event()
         writer = threading.Thread(target=pipe.feed, args=(data,), kwargs={"chunk": 8192, "pause": 0.01, "stop": stop})
         writer.start()
-        time.sleep(rnd.uniform(0.5, 1.5))
+        # kill only once the pipe has journalled something (it may take seconds to start on a
+        # loaded machine: killed before, it left nothing to replay and step 2 had nothing to check)
+        journal = Path(s.data_dir) / "pipe-journal" / "default"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (db_state(s)["intake"] or list(journal.glob("*.batch"))):
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0.2, 1.0))
         worker.kill()
         time.sleep(rnd.uniform(0.3, 1.5))
         pipe.kill9()

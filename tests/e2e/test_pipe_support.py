@@ -97,11 +97,14 @@ def db_state(settings) -> dict:
 
 
 def wait_drained(settings, timeout: float = 120.0) -> dict:
+    """The state once no intake row is pending (or at the timeout). db_state's queries are not one
+    snapshot: the events it read may predate the commit that made `pending` 0 (a worker finishing
+    the last batch in between: "keys missing" with pending 0), so the state is read again then."""
     deadline = time.monotonic() + timeout
     state = db_state(settings)
     for _ in range(int(timeout * 2) + 1):
         if state["intake"] and not state["pending"]:
-            return state
+            return db_state(settings)
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)

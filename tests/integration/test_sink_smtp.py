@@ -356,9 +356,32 @@ def test_without_proxy_header_when_one_is_expected_the_connection_is_dropped(sin
 
 def test_too_many_commands_on_one_connection_end_it_with_421(sink):
     h = sink(sink_max_commands=3)
-    c = client(h)                              # EHLO is the first
-    assert [c.noop()[0] for _ in range(3)] == [250, 250, 250]
-    code, text = c.noop()
+    c = client(h)                              # commands outside a message: HELP, VRFY, ...
+    assert [c.docmd("HELP")[0] for _ in range(3)] == [250, 250, 250]
+    code, text = c.docmd("HELP")
     assert code == 421 and text.startswith(b"4.7.0")
     c.close()
     still_serves(h)
+
+
+def test_messages_and_commands_are_counted_apart(sink):
+    # issue 13, item 15: 5,000 MAIL commands used to end a busy MTA's connection with
+    # "421 4.7.0 MAIL sent too many times"; messages have their own limit and a clear reply
+    h = sink(sink_max_commands=3, sink_max_messages=5)
+    c = client(h)
+    for i in range(5):                          # more MAIL/RCPT/DATA/RSET/NOOP than max_commands
+        c.mail("<>")
+        assert c.rcpt(f"bounces+u{i}=example.com@bounces.example.net")[0] == 250
+        assert c.data(MSG)[0] == 250
+        assert c.rset()[0] == 250 and c.noop()[0] == 250
+    code, text = c.mail("<>")
+    assert (code, text) == (421, b"4.7.0 Too many messages on this connection, reconnect")
+    c.close()
+    assert intake_count(h.settings) == 5
+    still_serves(h)
+
+
+def test_the_default_message_limit_is_out_of_reach_of_a_busy_host():
+    from bounceproc.config import load_settings
+    assert load_settings().sink_max_messages >= 1_000_000
+    assert smtp_sink.DEFAULT_MAX_MESSAGES >= 1_000_000

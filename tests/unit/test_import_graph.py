@@ -140,7 +140,7 @@ ALLOWED = {
     "config": set(),
     "storage": {"config", "domain", "bootstrap"},
     "outbound": {"config", "domain", "storage", "bootstrap"},
-    "bootstrap": {"config", "storage"},
+    "bootstrap": {"config", "domain", "storage"},
     "app": {"config", "domain", "storage", "outbound", "bootstrap"},
     # The bundled sending core (bounceproc/mta/): its own room of adapters (listener, spool,
     # delivery), driven by the entry points, driving the use cases like they do.

@@ -344,3 +344,54 @@ def test_a_failing_decoder_is_logged_not_swallowed(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "acct VERP decoding failed (VERP: TypeError: 'in <string>' requires string as left operand, "
         "not NoneType); record kept without it"]
+
+
+def test_a_nul_in_any_column_quarantines_that_line_escaped_and_never_the_next_ones():
+    # issue 13, item 2: every text column, not just the diagnostic
+    cols = [c for c in V5.split(",") if c not in ("type", "timeLogged")]
+    rows = [V5]
+    for i, col in enumerate(cols):
+        r = d_row(f"u{i}@example.com", type="b", dsnStatus="5.1.1", dsnDiag="smtp;550 5.1.1 no such user")
+        rows.append(_with(r, col, "x\x00y"))
+    rows.append(d_row("after@example.com"))
+    evs, bad = parse("\n".join(rows) + "\n")
+    assert [e.recipient for e in evs] == ["after@example.com"]
+    assert sorted(q.line_no for q in bad) == list(range(2, 2 + len(cols)))
+    assert all("\x00" not in q.raw and "x\\x00y" in q.raw and "NUL" in q.reason for q in bad)
+    for e in evs:
+        assert not any("\x00" in str(getattr(e, f.name)) for f in dataclasses.fields(e))
+
+
+def _with(row: str, col: str, value: str) -> str:
+    vals = row.split(",")
+    idx = V5.split(",").index(col)
+    vals[idx] = value
+    return ",".join(vals)
+
+
+def test_a_damaged_tracking_stamp_with_a_nul_is_ignored():
+    hdr = V5 + ",header_X-Bounceproc-Ref"
+    stamp = encode_stamp("bob@example.com", list_id="li\x00st", job_id="j")
+    evs, bad = parse(hdr + "\n" + d_row(type="b", dsnStatus="5.1.1") + "," + stamp + "\n")
+    assert bad == [] and evs[0].list_id == "" and "\x00" not in evs[0].job_id
+
+
+def test_without_timelogged_or_timequeued_records_are_dated_by_arrival_and_keyed_without_it():
+    hdr = "type,rcpt,dsnStatus,dsnDiag"
+    row = "b,gone@example.com,5.1.1,smtp;550 5.1.1 user unknown"
+    t1, t2 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC), datetime(2027, 1, 5, 23, 59, tzinfo=UTC)
+    (e1,), bad = parse(hdr + "\n" + row + "\n", arrival=t1, classifier=user_unknown)
+    (e2,), _ = parse(hdr + "\n" + row + "\n", arrival=t2, classifier=user_unknown)
+    assert bad == [] and e1.occurred_at == t1 and e1.attrs["time_from"] == "arrival"
+    assert e1.event_key == e2.event_key            # a replay on another day is the same record
+    evs, bad = parse(hdr + "\n" + row + "\n")       # no arrival given: says why
+    assert evs == [] and "no timeLogged or timeQueued" in bad[0].reason
+
+
+def test_unstorable_events_are_split_off_escaped():
+    from bounceproc.app.intake import _unstorable_events
+    evs, _ = parse(V5 + "\n" + d_row() + "\n" + d_row("bob@example.com") + "\n")
+    broken = dataclasses.replace(evs[1], job_id="j\x00b", attrs={"x": "\ud800"})
+    keep, bad = _unstorable_events([evs[0], broken])
+    assert keep == [evs[0]] and bad[0].line_no == -2
+    assert "\x00" not in bad[0].raw and "j\\\\x00b" in bad[0].raw

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bp_testing import text_notice
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -168,3 +169,43 @@ def test_a_report_with_neither_recipient_nor_cause_is_undefined():
            b"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n--b--\n")
     r = parse_message(raw)
     assert [(v.address, v.reason, v.status) for v in r.recipients] == [("", "undefined", "5.0.900")]
+
+
+# --- issue 13, item 14: limits that real reports reach ----------------------------------------
+
+def _big_dsn(n: int, header_bytes: int = 0) -> bytes:
+    rcpts = "".join(f"\r\nFinal-Recipient: rfc822; user{i}@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+                    f"Diagnostic-Code: smtp; 550 5.1.1 user{i}@example.com: no such user\r\n" for i in range(n))
+    recv = "".join(f"Received: from relay{i}.example.net (relay{i}.example.net [192.0.2.{i % 250}]) by "
+                   f"mx.example.com with ESMTP id abc{i}\r\n" for i in range(header_bytes // 110 + 1)) if header_bytes else ""
+    return (recv + "From: MAILER-DAEMON@mx.example.com\r\nTo: bounces@bounces.example.net\r\n"
+            "Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="BB"\r\n\r\n'
+            "--BB\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--BB\r\n"
+            "Content-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.com\r\n"
+            + rcpts + "\r\n--BB--\r\n").encode()
+
+
+
+def test_a_dsn_with_600_recipients_reports_all_of_them():
+    r = parse_message(_big_dsn(600))
+    assert r.kind == "dsn" and len(r.recipients) == 600 and r.cuts == ()
+
+
+def test_a_text_notice_with_150_recipients_reports_all_of_them():
+    r = parse_message(text_notice(150))
+    assert r.kind == "dsn" and len(r.recipients) == 150 and r.cuts == ()
+
+
+def test_a_bounce_with_an_outer_header_over_1_mb_is_read():
+    raw = _big_dsn(3, header_bytes=1_200_000)
+    assert len(raw) > 1_200_000
+    r = parse_message(raw)
+    assert r.kind == "dsn" and len(r.recipients) == 3 and r.cuts == ()
+
+
+def test_what_a_limit_cuts_is_reported():
+    from bounceproc.domain.parse import dsn
+    r = parse_message(_big_dsn(dsn.MAX_RECIPIENTS + 5))
+    assert len(r.recipients) == dsn.MAX_RECIPIENTS
+    assert len(r.cuts) == 1 and "not read" in r.cuts[0]

@@ -9,7 +9,8 @@ on bad input.
 Standard: RFC 4180 CSV as PowerMTA writes it (reference/powermta.md §1): a header line
 (`type,timeLogged,...`) first and again whenever the pipe restarts, so a header line may appear
 mid-stream and re-maps the columns; any `record-fields` subset, including `header_<Name>` fields;
-old headers with `timeImprinted`; union headers of several record types (each row fills the
+old headers with `timeImprinted`; headers without `timeLogged` (the record is dated by
+`timeQueued`, else by the batch's arrival: attrs["time_from"] says which); union headers of several record types (each row fills the
 columns of its own type); quoted fields with commas, doubled quotes and CR/LF inside; timestamps
 as `2024-03-01 10:00:02+0000` (iso-times) or UNIX epoch seconds; CRLF or LF; UTF-8, invalid bytes
 replaced rather than fatal.
@@ -34,8 +35,10 @@ Non-obvious choices:
   key nothing else would produce; the rest of the batch is unaffected. An empty rcpt (`<>`) is
   not an error here: the recipient is looked for elsewhere (X-Bounceproc-Ref, VERP).
 - Values are trimmed to the event log's column widths here, so one over-long field cannot fail
-  a whole batch's transaction downstream; NUL characters (not storable in PostgreSQL text)
-  become U+FFFD.
+  a whole batch's transaction downstream. A line holding a NUL (no text column can store it) is
+  quarantined with the NUL escaped (domain/storable.py) and read as a blank line, so it never
+  blocks the lines after it; a header given with one is read with it escaped (that column name
+  then matches nothing).
 - A multi-line record with the wrong number of columns, or one whose later lines are records (or
   a header line) by themselves, is a stray quote on its first line that swallowed the following
   lines: that line is read alone and reading resumes on the next one, so only the broken line is
@@ -60,11 +63,13 @@ from hashlib import blake2b
 
 from bounceproc.domain.address import MAX_DOMAIN, MAX_LOCAL, AddressError, normalise_address
 from bounceproc.domain.events import Event, timed_key
+from bounceproc.domain.storable import escape_unstorable, has_unstorable
 
 log = logging.getLogger("bounceproc.domain.parse.acct")
 
 SOURCE = "acct"
 MAX_RAW = 8192            # characters of a bad line kept in the quarantine
+NUL_REASON = "NUL byte (0x00) in the line: no text column can store it (kept escaped as \\x00)"
 _UTC = timezone.utc
 
 # Event log column widths (storage/tables.py); longer values are cut here, not by the database.
@@ -134,7 +139,7 @@ class _Plan:
                  "i_action", "i_status", "i_diag", "i_mta", "i_cat", "i_srcip", "i_dstip", "i_vmta",
                  "i_job", "i_env", "i_queue", "i_pool", "i_fbtype", "i_format", "i_agent",
                  "i_repmta", "i_repdom", "i_repip", "i_dsnrep", "i_mid", "i_list", "i_hm",
-                 "i_stamp", "i_xjob", "extra_headers", "has_time", "fast", "fast_get")
+                 "i_stamp", "i_xjob", "extra_headers", "has_time", "i_when", "fast", "fast_get")
 
     def __init__(self, names: list[str], header: str):
         self.header = header
@@ -152,6 +157,8 @@ class _Plan:
         self.i_time = index.get("timeLogged", n)
         self.i_queued = index.get("timeQueued", index.get("timeImprinted", n))
         self.has_time = self.i_time < n
+        # the time a record happened: timeLogged, else timeQueued (else the batch's arrival)
+        self.i_when = self.i_time if self.has_time else self.i_queued
         self.i_orig, self.i_rcpt, self.i_orcpt = get("orig"), get("rcpt"), get("orcpt")
         self.i_action, self.i_status, self.i_diag = get("dsnAction"), get("dsnStatus"), get("dsnDiag")
         self.i_mta, self.i_cat = get("dsnMta"), get("bounceCat")
@@ -249,6 +256,10 @@ def _time(s: str) -> tuple[datetime, str, str]:
         v = _TIMES[s]
     except KeyError:
         v = _parse_time(s)
+        if len(s) > 64:                # no real timestamp is this long: not kept
+            if v is None:
+                raise _Bad(f"bad timestamp {s[:40]!r}") from None
+            return v
         if len(_TIMES) > 50_000:
             _TIMES.clear()
         _TIMES[s] = v
@@ -324,10 +335,13 @@ def _decode_failed(attrs: dict, what: str, exc: Exception) -> None:
 def _stamp(value: str, attrs: dict) -> dict | None:
     from bounceproc.domain.parse.stamp import decode_stamp
     try:
-        return decode_stamp(value)
+        stamp = decode_stamp(value)
     except Exception as exc:  # noqa: BLE001 - a decoder bug must not lose the record
         _decode_failed(attrs, "tracking stamp", exc)
         return None
+    if stamp and any(has_unstorable(v) for v in stamp.values()):
+        return None             # damaged: a NUL or a lone surrogate could not be stored
+    return stamp
 
 
 def _verp(addr: str, fmt, attrs: dict) -> str | None:
@@ -364,7 +378,8 @@ def _fast_key(parts: tuple) -> str:
 _SHAPE_ADDRESS = re.compile(r"[\w.+=-]++@[\w.-]++", re.ASCII)
 _SHAPE_TOKEN = re.compile(r"\d{1,3}+(?:\.\d{1,3}+){3}+|\b(?=\w{6})[a-z_]*+\d\w*+", re.ASCII | re.I)
 _MEMO: dict = {}
-_MEMO_MAX = 200_000
+_MEMO_MAX = 20_000          # shapes per classifier (a real stream has hundreds); then cleared
+_MEMO_MAX_KEY = 2048        # characters of a shaped key; a longer one is not memoised
 
 
 def _shape(text: str) -> str:
@@ -383,6 +398,8 @@ def _classified(classifier, status: str, reply: str, diag: str, mta: str):
     c = memo.get(key)
     if c is None:
         c = classifier(status, reply, diag, mta)
+        if len(key[2]) + len(key[3]) > _MEMO_MAX_KEY:
+            return c            # message-specific text this long never repeats: not kept
         if len(memo) >= _MEMO_MAX:
             memo.clear()
         memo[key] = c
@@ -404,11 +421,23 @@ def _classify(classifier, status, reply, diag, mta, bounce_cat, attrs):
     return reason[:W_CAT], (category or "")[:W_CAT], hard, (rule or "")[:W_RULE]
 
 
-def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
+def _when(p: _Plan, row: list[str], arrival: datetime | None) -> tuple[datetime, str, str, str]:
+    """(time, canonical epoch text, key prefix, where it came from) of a record: timeLogged;
+    without that column timeQueued; without a timeQueued value the batch's arrival time, which
+    is no part of the record's identity (its key has no time, so a replay still dedupes)."""
+    if p.has_time:
+        return (*_time(row[p.i_time]), "")
+    if p.i_queued < p.n and row[p.i_queued].strip():
+        return (*_time(row[p.i_queued]), "timeQueued")
+    if arrival is None:
+        raise _Bad("no timeLogged or timeQueued, and no arrival time")
+    return arrival.astimezone(_UTC), "", "00000000", "arrival"
+
+
+def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None,
+           arrival: datetime | None = None) -> Event:
     """One padded row of a known type -> Event; raises _Bad. The general path for every type."""
-    if not p.has_time:
-        raise _Bad("header has no timeLogged column")
-    occurred, tcanon, tprefix = _time(row[p.i_time])
+    occurred, tcanon, tprefix, time_from = _when(p, row, arrival)
     rcpt_raw = row[p.i_rcpt]
     orig_raw = row[p.i_orig]
     orig = orig_raw.strip()
@@ -424,6 +453,8 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
         job = row[p.i_xjob].strip()
     attrs: dict = {"env_id": env} if env else {}
     stamp = _stamp(row[p.i_stamp], attrs) if p.i_stamp < p.n and row[p.i_stamp].strip() else None
+    if time_from:
+        attrs["time_from"] = time_from
     if kind != "d":
         attrs["pmta_type"] = kind
         if queue:
@@ -527,14 +558,16 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None) -> Event:
 
 
 def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
-                     classifier=None, verp=None) -> tuple[list[Event], list[Quarantined]]:
+                     classifier=None, verp=None, arrival: datetime | None = None,
+                     ) -> tuple[list[Event], list[Quarantined]]:
     """Raw acct-file CSV -> (events, quarantined records).
 
     `header` is the header line in effect at the start of the batch ("" when the payload starts
     with one); `payload` the raw bytes (may hold further header lines); `first_line` the line
     number of the payload's first line. `classifier(status, reply_code, diagnostic, remote_mta)`
     defaults to bounceproc.domain.classify.classify; `verp` (a verp.VerpFormat, default DEFAULT)
-    reads the recipient of a complaint from a VERP `orig`.
+    reads the recipient of a complaint from a VERP `orig`. `arrival` (when the batch was
+    received) dates records of a header with neither timeLogged nor timeQueued.
     """
     if classifier is None:
         classifier = _default_classifier()
@@ -545,14 +578,17 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
             text = bytes(payload).decode("utf-8")
         except UnicodeDecodeError:
             text = bytes(payload).decode("utf-8", "replace")
-    if "\x00" in text:
-        text = text.replace("\x00", "\ufffd")
     if isinstance(header, (bytes, bytearray)):
         header = bytes(header).decode("utf-8", "replace")
-    plan = _plan_from_header(header or "")
+    plan = _plan_from_header(escape_unstorable(header or ""))
     events: list[Event] = []
     bad: list[Quarantined] = []
     lines = text.split("\n")
+    if "\x00" in text:         # rare: one scan of the batch finds there is nothing to do
+        for k, line in enumerate(lines):
+            if "\x00" in line:  # quarantined, escaped; the line is read as blank
+                bad.append(Quarantined(first_line + k, NUL_REASON, escape_unstorable(line.rstrip("\r"))[:MAX_RAW]))
+                lines[k] = ""
 
     def raw(start: int, end: int) -> str:
         return "\n".join(lines[start:end]).rstrip("\r\n")[:MAX_RAW]
@@ -577,7 +613,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
         else:
             row.append("")
             try:
-                events.append(_event(p, row, kind, classifier, verp))
+                events.append(_event(p, row, kind, classifier, verp, arrival))
             except _Bad as e:
                 quarantine(start, end, str(e) + note)
             except Exception as e:  # never let one record stop the batch
@@ -707,16 +743,16 @@ def _starts_record(line: str, p: _Plan | None) -> bool:
     line = line.rstrip("\r")
     if is_header_line(line):
         return True
-    if p is None or not p.has_time or line.split(",", 1)[0] not in KNOWN_TYPES:
+    if p is None or p.i_when >= p.n or line.split(",", 1)[0] not in KNOWN_TYPES:
         return False
     try:
         row = next(csv.reader([line]), [])
     except csv.Error:
         return False
-    if len(row) <= p.i_time:
+    if len(row) <= p.i_when:
         return False
     try:
-        _time(row[p.i_time])
+        _time(row[p.i_when])
     except _Bad:
         return False
     return True
@@ -729,6 +765,23 @@ def starts_record(line: bytes | str, header: str) -> bool:
     if isinstance(line, (bytes, bytearray)):
         line = bytes(line).decode("utf-8", "replace")
     return _starts_record(line.rstrip("\r\n"), _plan_from_header(header) if header else None)
+
+
+def looks_like_record(line: bytes | str, header: str) -> bool:
+    """Whether a physical line is, by its look, a record of `header`: a known type and, when the
+    header has a time column, a readable time there. The pipe and `import` ask it until one line
+    says yes, to tell a file with no accounting record at all (a binary, another CSV)."""
+    if not header:
+        return False
+    if isinstance(line, (bytes, bytearray)):
+        line = bytes(line).decode("utf-8", "replace")
+    line = line.rstrip("\r\n")
+    p = _plan_from_header(header)
+    if p is None or is_header_line(line):
+        return False
+    if p.i_when >= p.n:
+        return line.split(",", 1)[0] in KNOWN_TYPES
+    return _starts_record(line, p)
 
 
 def _reread(lines: list[str], start: int, end: int) -> list[str] | None:

@@ -15,7 +15,10 @@ import re
 
 from bounceproc.domain.parse.mime import decode_header
 
-MAX_RECIPIENTS = 500
+# Recipients read from one delivery-status part. A DSN for a message to a whole list at one
+# domain carries one block per recipient (~150 bytes each): 10,000 fit in the sink's default
+# 10 MiB message. Whatever is beyond is reported as cut (message.Report.cuts -> quarantine).
+MAX_RECIPIENTS = 10_000
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9\-]*)\s*:\s?(.*)$")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
 
@@ -53,7 +56,7 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
             break
     if current:
         _close(current, message, blocks)
-    return message, blocks
+    return message, blocks[:MAX_RECIPIENTS]
 
 
 def _done_after_final(fields: dict[str, str]) -> bool:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 
-MAX_TEXT = 20000
-MAX_RECIPIENTS = 100
+MAX_TEXT = 400_000          # characters of a notice's text read (1,000 recipients' sections)
+MAX_RECIPIENTS = 1_000     # recipients read from a text notice (beyond: reported as cut)
 MAX_SECTION = 1200
 
 ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{0,63}@"

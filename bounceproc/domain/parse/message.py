@@ -26,7 +26,8 @@ from bounceproc.domain.classify import (Classifier, category_for, default_classi
 from bounceproc.domain import precedence
 from bounceproc.domain.parse import arf as arf_mod
 from bounceproc.domain.parse import autoreply, dsn, legacy
-from bounceproc.domain.parse.mime import Part, decode_header, parse_entity, parse_message_bytes
+from bounceproc.domain.parse.mime import (MAX_BYTES, MAX_HEADER_LINES, Part, decode_header, header_lines,
+                                          normalise_newlines, parse_entity, parse_message_bytes)
 from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp
 from bounceproc.domain.parse.verp import DEFAULT as DEFAULT_VERP
 from bounceproc.domain.parse.verp import VerpFormat, decode_verp
@@ -100,6 +101,7 @@ class Report:
     kind: str
     recipients: tuple[Verdict, ...] = ()
     note: str = ""
+    cuts: tuple[str, ...] = ()     # what a limit left unread (the intake quarantines the reasons)
 
 
 def parse_message(raw: bytes, *, envelope_to: Sequence[str] = (), classifier: Classifier | None = None,
@@ -110,11 +112,26 @@ def parse_message(raw: bytes, *, envelope_to: Sequence[str] = (), classifier: Cl
             raw = raw.encode("utf-8", "surrogateescape")
         if not raw or not raw.strip():
             return Report("unknown", (), "empty message")
-        return _Reader(raw, envelope_to, classifier or default_classifier(), verp or DEFAULT_VERP).read()
+        reader = _Reader(raw, envelope_to, classifier or default_classifier(), verp or DEFAULT_VERP)
+        report = reader.read()
+        cuts = tuple(reader.cuts) + _size_cuts(raw)
+        return dataclasses.replace(report, cuts=cuts) if cuts else report
     except RecursionError:
         return Report("unknown", (), "message nested too deeply")
     except Exception as exc:  # noqa: BLE001 - the stream must go on; the note names the bug
         return Report("unknown", (), f"internal error: {type(exc).__name__}: {exc}"[:300])
+
+
+def _size_cuts(raw: bytes) -> tuple[str, ...]:
+    """The message-wide limits `raw` went past (mime.MAX_BYTES, mime.MAX_HEADER_LINES)."""
+    cuts = []
+    if len(raw) > MAX_BYTES:
+        cuts.append(f"message over {MAX_BYTES} bytes ({len(raw)}): the rest was not read")
+    if raw.count(b"\n", 0, min(len(raw), MAX_BYTES)) > MAX_HEADER_LINES:
+        n = header_lines(normalise_newlines(raw[:MAX_BYTES]))
+        if n > MAX_HEADER_LINES:
+            cuts.append(f"header over {MAX_HEADER_LINES} lines ({n}): later header fields were not read")
+    return tuple(cuts)
 
 
 _REDACTED_LOCAL = re.compile(r"^(?:[x*#][x*#.\-_]{2,}|.*redacted.*|\[.*\])$", re.I)
@@ -164,6 +181,7 @@ class _Reader:
         self._text: str | None = None
         self._note: str | None = None
         self.depth = 0
+        self.cuts: list[str] = []       # limits this message went past (Report.cuts)
 
     # ------------------------------------------------------------------ shared pieces
     def original(self) -> Part | None:
@@ -476,6 +494,9 @@ class _Reader:
             if p.ctype in _DSN_TYPES or (p.ctype == "text/plain" and not p.children and
                                           dsn.looks_like_dsn(p.text())):
                 msg, b = dsn.parse_fields(p.text())
+                if len(b) >= dsn.MAX_RECIPIENTS:
+                    self.cuts.append(f"delivery-status part with {dsn.MAX_RECIPIENTS} recipient blocks, "
+                                     "the limit: any after them were not read")
                 blocks.extend(b)
                 for k, v in msg.items():
                     message_fields.setdefault(k, v)
@@ -595,6 +616,11 @@ class _Reader:
         note = self.notification_text()
         own = self.own_addresses() | self.original_senders()
         preamble, secs = legacy.sections(note, own)
+        if len(secs) >= legacy.MAX_RECIPIENTS:
+            self.cuts.append(f"text notice naming {legacy.MAX_RECIPIENTS} recipients, the limit: "
+                             "any after them were not read")
+        if len(self.body_text()) >= legacy.MAX_TEXT:
+            self.cuts.append(f"notice text over {legacy.MAX_TEXT} characters: the rest was not read")
         failed_hdr = [a for v in self.root.get_all("x-failed-recipients") for a in legacy.ADDRESS.findall(v)]
         how = "text"
         if not secs and failed_hdr:

@@ -20,10 +20,10 @@ import quopri
 import re
 from dataclasses import dataclass, field
 
-MAX_BYTES = 1_000_000      # bytes of a message that are read at all
+MAX_BYTES = 12 * 1024 * 1024  # bytes of a message that are read at all (> the sink's 10 MiB default)
 MAX_DEPTH = 6              # multipart / message/* nesting
 MAX_PARTS = 64             # parts per message
-MAX_HEADER_LINES = 400
+MAX_HEADER_LINES = 50_000  # lines of one header block (a 1 MB+ Received chain is ~10,000)
 MAX_HEADER_VALUE = 8192    # bytes kept of one header field
 _NOT_BASE64 = bytes(c for c in range(256) if not (chr(c).isalnum() and c < 128 or c in b"+/"))
 
@@ -285,6 +285,12 @@ def parse_entity(data: bytes, depth: int = 0, default_type: str = "text/plain",
         head, inner_body = split_head(inner.lstrip(b"\n"))
         part.children.append(Part(None, "text/plain", {}, inner_body, _head=head[:200_000]))
     return part
+
+
+def header_lines(data: bytes) -> int:
+    """Lines in the header block of LF-normalised `data` (counted up to MAX_HEADER_LINES + 1)."""
+    head, _ = split_head(data.lstrip(b"\n"))
+    return head.count(b"\n", 0) + 1 if head else 0
 
 
 def split_multipart(body: bytes, boundary: str) -> list[bytes]:

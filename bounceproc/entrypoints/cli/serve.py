@@ -19,6 +19,7 @@ log = logging.getLogger("bounceproc.serve")
 
 SWEEP_EVERY = 30.0
 PRUNE_EVERY = 3600.0
+GRACEFUL_SECONDS = 5        # requests still open when SIGTERM comes get this long to finish
 
 
 class InlineWorker:
@@ -118,11 +119,13 @@ def cmd_serve(args) -> int:
     say("schema is up to date" if not settings.is_postgres or settings.auto_migrate
         else "schema not migrated here (set auto_migrate or run `bounceproc db upgrade`)")
 
-    inline = loop = sink = None
+    inline = loop = sink = imports = None
     if settings.embedded:
+        from bounceproc.entrypoints.http.imports import ImportRunner
         inline = InlineWorker(settings).start()
         loop = webhooks.DeliveryLoop(settings).start()
-        say("mode embedded: intake, webhooks and expiry run in this process (no broker)")
+        imports = ImportRunner(settings, webhooks.kicker(settings, loop)).start()   # resumes unfinished jobs
+        say("mode embedded: intake, webhooks, imports and expiry run in this process (no broker)")
     else:
         say(f"mode broker: tasks go to queue {settings.queue!r} on {_redacted(settings.broker_url)}; "
             "run `celery -A workers worker -B` to process them")
@@ -145,9 +148,10 @@ def cmd_serve(args) -> int:
     say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
         f"unsubscribe links under {public.rstrip('/')}/u/)")
     say("create an API key with `bounceproc apikey create --scope admin`; Ctrl-C stops")
-    app = create_app(settings, kick_webhooks=webhooks.kicker(settings, loop))
+    app = create_app(settings, kick_webhooks=webhooks.kicker(settings, loop), import_runner=imports)
     server = uvicorn.Server(uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
-                                           access_log=False, lifespan="on"))
+                                           access_log=False, lifespan="on",
+                                           timeout_graceful_shutdown=GRACEFUL_SECONDS))
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
     # sink, the inline worker and the webhook loop below are stopped too.
     signal.signal(signal.SIGTERM, _exit_on_term)
@@ -155,6 +159,8 @@ def cmd_serve(args) -> int:
         server.run()
     finally:
         say("stopping")
+        if imports is not None:
+            imports.stop()          # the running import returns after its chunk; resumed at start
         if sink is not None:
             sink.stop()
         mailboxes.set()

@@ -35,9 +35,10 @@ Authenticate with `Authorization: Bearer <api key>` (create one with `bounceproc
 `cursor`; pass the `next_cursor` of a page to get the next one."""
 
 
-def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = None) -> FastAPI:
+def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = None, import_runner=None) -> FastAPI:
     """The ASGI app for these settings. `kick_webhooks` wakes the webhook sender after a commit
-    (default: a `bounceproc.deliver_webhooks` task when a broker is configured)."""
+    (default: a `bounceproc.deliver_webhooks` task when a broker is configured); `import_runner` is the
+    ImportRunner that runs CSV import jobs (embedded; without one they run as background tasks)."""
     from fastapi.responses import Response
 
     from bounceproc.entrypoints.http import metrics
@@ -56,7 +57,8 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
                   docs_url="/docs", redoc_url=None, lifespan=lifespan)
     eng = bootstrap.engine(settings)
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
-                               kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader)
+                               kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader,
+                               imports=import_runner)
     app.state.unsubscribe_limits = unsubscribe.Limits()
     install(app)
     app.add_middleware(BodyLimit)

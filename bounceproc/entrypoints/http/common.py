@@ -39,6 +39,7 @@ class ApiContext:
     keys: KeyStore
     kick_webhooks: Any          # callable() -> None, wakes the webhook sender after a commit
     reader: Any = None          # PgReader for the hot reads on PostgreSQL, None elsewhere
+    imports: Any = None         # imports.ImportRunner of `bounceproc serve` (embedded), else None
 
 
 async def ctx(request: Request) -> ApiContext:

@@ -5,6 +5,12 @@ Adapter layer. The upload (CSV with a header row: `address` required; `reason`, 
 in-process in the embedded default, by the `bounceproc.run_import` task with a broker. Rows are
 applied in transactions of IMPORT_CHUNK through the same path as the batch endpoint; a bad row
 is counted and reported (the first MAX_ERRORS), never stops the rest.
+
+Resumable (issue 13, item 6): each chunk commits together with the job's counts and errors, so
+`total` is always the number of data rows applied. A job interrupted by a restart (kill -9, or
+SIGTERM, which stops it between two chunks) stays "running"; `ImportRunner`, which runs jobs on
+its own thread in `bounceproc serve` (embedded), picks every unfinished job up again at start and
+skips the rows already applied: a resumed job applies each row once.
 """
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ import csv
 import hashlib
 import io
 import logging
+import queue
 import secrets
+import threading
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
@@ -84,7 +92,9 @@ async def create_import(c: Ctx, key: Annotated[ApiKey, Depends(require("suppress
                                                "default_scope": default_scope, "actor": key.actor,
                                                "payload": data, "created_at": now, "errors": []})
             row = conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id)).mappings().one()
-        if c.settings.embedded:
+        if c.settings.embedded and c.imports is not None:
+            c.imports.submit(job_id)              # `bounceproc serve`: the import thread
+        elif c.settings.embedded:
             background.add_task(run_import, c.settings, job_id, c.kick_webhooks)
         else:
             bootstrap.celery_app(c.settings).send_task("bounceproc.run_import", args=[job_id],
@@ -117,22 +127,34 @@ def get_import(c: Ctx, key: Annotated[ApiKey, Depends(require("suppressions:read
     return json_response(_job(row))
 
 
-def run_import(settings: Settings, job_id: str, kick=lambda: None) -> None:
-    """Process a queued import job to the end (idempotent per row; a re-run only redoes counts)."""
+def unfinished_imports(settings: Settings) -> list[str]:
+    """Jobs queued or interrupted while running (oldest first): what a restart must resume."""
+    with bootstrap.engine(settings).connect() as conn:
+        return list(conn.execute(select(import_jobs.c.job_id).where(import_jobs.c.state.in_(("queued", "running")))
+                                 .order_by(import_jobs.c.id)).scalars())
+
+
+def run_import(settings: Settings, job_id: str, kick=lambda: None, stop: threading.Event | None = None) -> None:
+    """Process a queued import job to the end, or resume an interrupted one after the rows it
+    already applied (their count is committed with each chunk). With `stop` set, it returns
+    between two chunks and leaves the job "running" for the next start to resume."""
     eng = bootstrap.engine(settings)
     with eng.begin() as conn:
         row = conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id)).mappings().first()
         if row is None or row["state"] not in ("queued", "running"):
             return
         conn.execute(update(import_jobs).where(import_jobs.c.id == row["id"]).values(state="running"))
-    counts = {"total": 0, "changed": 0, "unchanged": 0, "failed": 0}
-    errors: list[dict] = []
+    counts = {k: int(row[k] or 0) for k in ("total", "changed", "unchanged", "failed")}
+    errors: list[dict] = list(row["errors"] or [])
+    applied = counts["total"]                 # data rows applied before an interruption
     try:
         text = row["payload"].decode("utf-8-sig", errors="replace").replace("\x00", "")
         reader = csv.DictReader(io.StringIO(text))
         reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
         chunk: list[tuple[int, dict]] = []
         for line_no, rec in enumerate(reader, start=2):
+            if line_no - 2 < applied:
+                continue
             if line_no > MAX_ROWS + 1:
                 errors.append({"line": line_no, "message": f"stopped after {MAX_ROWS} rows"})
                 break
@@ -140,6 +162,9 @@ def run_import(settings: Settings, job_id: str, kick=lambda: None) -> None:
             if len(chunk) >= IMPORT_CHUNK:
                 _apply_chunk(eng, row, chunk, counts, errors)
                 chunk = []
+                if stop is not None and stop.is_set():
+                    log.info("import %s interrupted after %d rows; it resumes at the next start", job_id, counts["total"])
+                    return
         _apply_chunk(eng, row, chunk, counts, errors)
         state = "done"
     except (csv.Error, UnicodeError) as exc:
@@ -157,6 +182,7 @@ def run_import(settings: Settings, job_id: str, kick=lambda: None) -> None:
 
 
 def _apply_chunk(eng, job, chunk, counts: dict, errors: list) -> None:
+    """Apply rows and record the job's counts and errors in ONE transaction (the resume point)."""
     if not chunk:
         return
     with eng.begin() as conn:
@@ -177,5 +203,43 @@ def _apply_chunk(eng, job, chunk, counts: dict, errors: list) -> None:
                 counts["unchanged"] += 1
             else:
                 counts["changed"] += 1
-    with eng.begin() as conn:
-        conn.execute(update(import_jobs).where(import_jobs.c.id == job["id"]).values(**counts))
+        conn.execute(update(import_jobs).where(import_jobs.c.id == job["id"]).values(
+            errors=errors[:MAX_ERRORS], **counts))
+
+
+class ImportRunner:
+    """Runs import jobs one after another on a thread of its own (`bounceproc serve`, embedded).
+
+    Not request background tasks: the server's graceful shutdown waits for those, so a long
+    import held SIGTERM for as long as it ran. `start()` queues every unfinished job (resume
+    after a restart); `stop()` makes the running job return after its current chunk."""
+
+    def __init__(self, settings: Settings, kick=lambda: None) -> None:
+        self.settings, self.kick = settings, kick
+        self._jobs: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bounceproc-imports", daemon=True)
+
+    def start(self) -> "ImportRunner":
+        for job_id in unfinished_imports(self.settings):
+            self._jobs.put(job_id)
+        self._thread.start()
+        return self
+
+    def submit(self, job_id: str) -> None:
+        self._jobs.put(job_id)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._jobs.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        for _ in iter(int, 1):                  # until stop(): one job at a time
+            job_id = self._jobs.get()
+            if job_id is None or self._stop.is_set():
+                return
+            try:
+                run_import(self.settings, job_id, self.kick, self._stop)
+            except Exception:  # the job stays queued/running; the next start resumes it
+                log.exception("import %s could not run", job_id)
