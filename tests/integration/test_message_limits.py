@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.domain.parse import legacy
+from bounceproc.entrypoints.dispatch import process_now
 from bounceproc.storage.tables import events, quarantine
 
 
@@ -16,6 +17,7 @@ from bounceproc.storage.tables import events, quarantine
 def test_recipients_past_the_limit_are_quarantined_with_the_reason_and_counted(make_settings, sqlite_url):
     s = make_settings(database_url=sqlite_url, broker_url="")
     iid = bootstrap.submit_intake(s, "message", text_notice(legacy.MAX_RECIPIENTS + 20), origin="sink:192.0.2.9",
+                                  inline=process_now(s),
                                   meta={"mail_from": "", "rcpt_tos": ["bounces@bounces.example.net"]})
     with bootstrap.engine(s).connect() as conn:
         n = conn.execute(select(func.count()).select_from(events).where(events.c.intake_id == iid)).scalar_one()
