@@ -113,3 +113,18 @@ def test_suppression_skip_scope_and_record():
     d = skip_diag("list:news", "unsubscribe")
     assert d == "x-bounceproc;suppressed (list:news: unsubscribe)" and is_skip_diag(d)
     assert not is_skip_diag("smtp;550 5.7.1 suppressed by policy") and SKIP_STATUS == "5.7.1"
+
+
+def test_a_skip_record_reads_back_as_a_skipped_event_the_policy_ignores():
+    from bounceproc.domain.parse.acct import parse_acct_batch
+    from bounceproc.domain.policy import EMPTY, NOTHING, PolicyParams, decide
+    header = ("type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,"
+              "srcType,srcMta,dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,envId,"
+              "queue,vmtaPool")
+    row = ("b,2026-12-03 10:00:00+0000,2026-12-03 09:59:00+0000,news@example.net,alice@example.com,,failed,"
+           f"\"5.7.1 (delivery not authorized, message refused)\",\"{skip_diag('global', 'hard_bounce')}\",,"
+           "policy-related,smtp,,smtp,,,,,vmta1,,,example.com/vmta1,")
+    events, bad = parse_acct_batch(header, (header + "\r\n" + row + "\r\n").encode())
+    assert bad == [] and [e.type for e in events] == ["skipped"]
+    assert events[0].recipient == "alice@example.com" and events[0].reason == ""
+    assert decide(EMPTY, events[0], PolicyParams()) == (EMPTY, NOTHING)
