@@ -58,6 +58,8 @@ class Settings:
     sink_tls_cert: str = ""
     sink_tls_key: str = ""
     sink_max_connections_per_ip: int = 20
+    # bundled sending core (docs/sending-core.md): PowerMTA-syntax config file; "" = not run by serve
+    mta_config: str = ""
     sink_max_commands: int = 5000      # per SMTP command name per connection
     sink_timeout: int = 120            # idle seconds per SMTP command
     sink_task: str = "bounceproc.ingest_messages"  # batched (workers.sink_tasks); "bounceproc.ingest" = one row per transaction

@@ -10,21 +10,23 @@ import importlib
 import sys
 
 COMMAND_MODULES = (
-    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api",
+    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api", "mta",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(names: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in names:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # `bounceproc mta check-config` must answer fast: load only the command asked for
+    parser = build_parser(("mta",) if argv[:1] == ["mta"] else COMMAND_MODULES)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

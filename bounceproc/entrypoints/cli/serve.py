@@ -134,6 +134,7 @@ def cmd_serve(args) -> int:
     except Exception as exc:  # the API still runs without the sink
         say(f"SMTP sink not available: {exc}")
         sink = None
+    mta = _start_mta(settings, say)
     public = settings.public_url or f"http://{settings.api_listen}"
     say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
         f"unsubscribe links under {public.rstrip('/')}/u/)")
@@ -150,12 +151,32 @@ def cmd_serve(args) -> int:
         say("stopping")
         if sink is not None:
             sink.stop()
+        if mta is not None:
+            mta.stop()
         if inline is not None:
             bootstrap.set_inline_dispatcher(None)
             inline.stop()
         if loop is not None:
             loop.stop()
     return 0
+
+
+def _start_mta(settings, say):
+    """The bundled MTA (docs/sending-core.md) when `mta_config` is set; SIGHUP reloads its config."""
+    if not settings.mta_config:
+        return None
+    from bounceproc.mta.service import MtaService
+    try:
+        mta = MtaService(settings.mta_config).start()
+    except Exception as exc:  # the API still runs without the MTA
+        say(f"MTA not started ({settings.mta_config}): {exc}")
+        return None
+    for w in mta.config.warnings:
+        say(w)
+    signal.signal(signal.SIGHUP, lambda *_: mta.loop.call_soon_threadsafe(mta.reload))
+    say(f"MTA listening on {', '.join(f'{l.host}:{l.port}' for l in mta.config.listeners)} "
+        f"(config {settings.mta_config}, spool {mta.config.spool_dir})")
+    return mta
 
 
 def _exit_on_term(_signum, _frame) -> None:

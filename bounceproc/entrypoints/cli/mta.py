@@ -1,0 +1,107 @@
+"""`bounceproc mta` (run the bundled MTA) and `bounceproc mta check-config FILE`.
+
+Adapter layer: argument parsing only; the work is in bounceproc.mta.service and
+bounceproc.mta.config_reader. More `mta` subcommands register in MTA_COMMANDS.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+DEFAULT_CONFIG = "/etc/bounceproc/mta.conf"
+
+
+def config_path(args) -> str:
+    if getattr(args, "mta_config", None):
+        return args.mta_config
+    from bounceproc.config import load_settings
+    return load_settings().mta_config or DEFAULT_CONFIG
+
+
+def _run(args) -> int:
+    from bounceproc.domain.mta.config import ConfigError
+    from bounceproc.mta.service import MtaService
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    path = config_path(args)
+    try:
+        service = MtaService(path)
+    except ConfigError as exc:
+        print(f"{path}: configuration errors:\n{exc}", file=sys.stderr)
+        return 1
+    for w in service.config.warnings:
+        print(w, file=sys.stderr)
+    return service.run()
+
+
+def _check(args) -> int:
+    from bounceproc.domain.mta.config import ConfigError
+    from bounceproc.domain.mta.units import format_duration
+    from bounceproc.mta.config_reader import read_config
+    path = args.file or config_path(args)
+    try:
+        cfg = read_config(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        print(f"{path}: {len(exc.errors)} error(s)", file=sys.stderr)
+        return 1
+    for w in cfg.warnings:
+        print(w, file=sys.stderr)
+    print(f"{path}: ok ({len(cfg.domains)} domain blocks, {len(cfg.vmtas)} virtual MTAs, "
+          f"{len(cfg.pools)} pools, {len(cfg.sources)} sources, {len(cfg.acct_files)} acct-files; "
+          f"spool {cfg.spool_dir})")
+    if args.domain:
+        if args.vmta and args.vmta not in cfg.vmtas and args.vmta not in cfg.pools:
+            print(f"unknown virtual-mta {args.vmta}", file=sys.stderr)
+            return 1
+        vmta, pool = (args.vmta, None) if args.vmta in cfg.vmtas else (None, args.vmta)
+        s = cfg.effective(args.domain, vmta, pool)
+        print(f"effective settings of queue {args.domain}/{args.vmta or '{default}'}:")
+        for name, value in _settings_lines(s, format_duration):
+            print(f"  {name} {value}")
+    return 0
+
+
+def _settings_lines(s, fmt):
+    import dataclasses
+    for f in dataclasses.fields(s):
+        v = getattr(s, f.name)
+        if f.name == "extra":
+            for k, x in v:
+                yield k.replace("_", "-"), x
+            continue
+        if f.name == "retry_after":
+            v = ",".join(fmt(x) for x in v)
+        elif f.name in ("bounce_after", "connect_timeout", "smtp_greeting_timeout", "data_send_timeout"):
+            v = fmt(v)
+        elif f.name == "smtp_hosts":
+            v = "; ".join(", ".join(str(h) for h in lv) for lv in v) or "(MX lookup)"
+        elif v is None:
+            v = "unlimited"
+        elif isinstance(v, bool):
+            v = "yes" if v else "no"
+        yield f.name.replace("_", "-"), v
+
+
+MTA_COMMANDS = []   # (name, register(sub)) added by other modules (part 2: `mta show ...`)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("mta", help="run the bundled sending core (PowerMTA-syntax config)",
+                       description="Run the bundled MTA: accept mail over SMTP from allowed sources, "
+                                   "spool it durably and deliver it with retry schedules. "
+                                   "See docs/sending-core.md.")
+    p.add_argument("--config", dest="mta_config", metavar="FILE",
+                   help=f"MTA config file (default: mta_config setting, else {DEFAULT_CONFIG})")
+    p.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    p.set_defaults(func=_run)
+    msub = p.add_subparsers(dest="mta_command", metavar="SUBCOMMAND")
+    c = msub.add_parser("check-config", help="validate a config; print a queue's effective settings",
+                        description="Validate an MTA config file (errors with file:line, non-zero exit).")
+    c.add_argument("file", nargs="?", help="config file (default as for `bounceproc mta`)")
+    c.add_argument("--domain", metavar="NAME", help="print the effective settings of this destination domain")
+    c.add_argument("--vmta", metavar="NAME", help="... as sent through this virtual MTA or pool")
+    c.set_defaults(func=_check)
+    for _name, reg in MTA_COMMANDS:
+        reg(msub)

@@ -1,0 +1,174 @@
+"""Test helpers for the bundled MTA: fake remote MXes (aiosmtpd on loopback), a loopback DNS
+server (dnslib), config writing, bounded waits on conditions. No sleeps as synchronisation."""
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout: float = 30.0, what: str = "condition"):
+    """Poll `cond` until truthy (bounded in time); return its value or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpts: list[str]
+    data: bytes
+
+
+@dataclass
+class FakeMx:
+    """An aiosmtpd server playing a remote MX. `mode`: accept, reject (550 5.1.1), tempfail
+    (451 4.2.0 always), tempfail-once (451 per recipient first time, then accept), drop-data
+    (closes the connection mid-DATA)."""
+    mode: str = "accept"
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    active: int = 0
+    peak: int = 0
+    connections: int = 0
+    seen: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> "FakeMx":
+        self.port = self.port or free_port()
+        mx = self
+
+        class _Tracked(SMTP):
+            def connection_made(self, transport):
+                with mx.lock:
+                    mx.active += 1
+                    mx.connections += 1
+                    mx.peak = max(mx.peak, mx.active)
+                super().connection_made(transport)
+
+            def connection_lost(self, exc):
+                with mx.lock:
+                    mx.active -= 1
+                super().connection_lost(exc)
+
+        class _Ctl(Controller):
+            def factory(self):
+                return _Tracked(self.handler, hostname="mx.test")
+
+        self.controller = _Ctl(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    async def handle_RCPT(self, server, session, envelope, address, options):
+        if self.mode == "reject":
+            return "550 5.1.1 <%s>: no such user" % address
+        if self.mode == "tempfail":
+            return "451 4.2.0 try again later"
+        if self.mode == "tempfail-once":
+            with self.lock:
+                n = self.seen.get(address, 0)
+                self.seen[address] = n + 1
+            if n == 0:
+                return "451 4.7.1 greylisted, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.mode == "drop-data":
+            server.transport.close()
+            return "421 closing"
+        with self.lock:
+            self.received.append(Received("" if envelope.mail_from == "<>" else envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok"
+
+    def rcpts(self) -> list[str]:
+        with self.lock:
+            return [r for m in self.received for r in m.rcpts]
+
+
+class SilentServer:
+    """Accepts TCP connections and never says anything (greeting timeout)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(50)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._t = threading.Thread(target=self._accept, daemon=True)
+        self._t.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+
+    def stop(self) -> None:
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+class DnsServer:
+    """A UDP DNS server on loopback answering from a zone dict: {(name, type): [rdata...]}."""
+
+    def __init__(self, records: dict) -> None:
+        from dnslib.server import DNSServer
+        self.records = records
+        self.port = free_port()
+        self.server = DNSServer(self, port=self.port, address="127.0.0.1")
+        self.server.start_thread()
+
+    def resolve(self, request, handler):
+        from dnslib import QTYPE, RCODE, RR, A, MX
+        reply = request.reply()
+        qname = str(request.q.qname).rstrip(".").lower()
+        qtype = QTYPE[request.q.qtype]
+        known = any(n == qname for n, _ in self.records)
+        for rdata in self.records.get((qname, qtype), []):
+            if qtype == "MX":
+                pref, host = rdata
+                reply.add_answer(RR(qname, QTYPE.MX, rdata=MX(host, pref), ttl=60))
+            elif qtype == "A":
+                reply.add_answer(RR(qname, QTYPE.A, rdata=A(rdata), ttl=60))
+        if not known:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def send(port: int, mail_from: str, rcpts: list[str], body: bytes | str = b"Subject: hi\r\n\r\nhello\r\n",
+         host: str = "127.0.0.1", source: str | None = None):
+    with smtplib.SMTP(host, port, timeout=30, source_address=(source, 0) if source else None) as s:
+        return s.sendmail(mail_from, rcpts, body)
+
+
+def write_config(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
