@@ -69,6 +69,14 @@ def _settings_lines(s, fmt):
         v = getattr(s, f.name)
         if f.name == "extra":
             for k, x in v:
+                if isinstance(x, tuple) and all(isinstance(i, float) for i in x):
+                    x = ",".join(fmt(i) for i in x)
+                elif isinstance(x, bool):
+                    x = "yes" if x else "no"
+                elif isinstance(x, float):
+                    x = fmt(x)
+                elif x is None:
+                    x = "never"
                 yield k.replace("_", "-"), x
             continue
         if f.name == "retry_after":
