@@ -86,3 +86,54 @@ def sql_fetch(engine) -> Fetch:
         with engine.connect() as conn:
             return active_suppressions(conn, addresses, datetime.now(timezone.utc))
     return fetch
+
+
+class SuppressionFilter:
+    """The pre-delivery RecipientFilter (bounceproc.mta.hooks): suppressed recipients are refused.
+
+    `mta()` gives the running engine: its queues supply the upcoming recipients to prefetch, its
+    spool the message head when only a list-scoped suppression could apply (the list id of a
+    message is read once and remembered while the message is queued).
+    """
+
+    def __init__(self, cache: SuppressionCache, mta: Callable[[], object], activity=None) -> None:
+        self.cache, self.mta, self.activity = cache, mta, activity
+        self._list_ids: dict[str, str] = {}
+
+    def _upcoming(self, queue):
+        mta = self.mta()
+        own = mta.queues.get(queue)
+        if own is not None:
+            yield from (j.rcpt for j in own.ready)
+        for key, q in list(mta.queues.items()):
+            if key != queue:
+                yield from (j.rcpt for j in q.ready)
+
+    def _list_id(self, msg) -> str:
+        from bounceproc.domain.mta.outgoing import message_headers, message_list_id
+        hit = self._list_ids.get(msg.id)
+        if hit is None:
+            head = self.mta().spool.read(msg)
+            hit = message_list_id(message_headers(head))
+            if len(self._list_ids) > 100_000:
+                self._list_ids.clear()
+            self._list_ids[msg.id] = hit
+        return hit
+
+    async def filter(self, queue, jobs: list) -> dict:
+        from bounceproc.domain.mta.suppression_skip import SKIP_STATUS, skip_diag, suppressing
+        from bounceproc.mta.hooks import Refusal
+        found = await self.cache.scopes([j.rcpt for j in jobs], self._upcoming(queue))
+        refused = {}
+        for job in jobs:
+            scopes = found.get(job.rcpt)
+            if not scopes:
+                continue
+            list_id = "" if "global" in scopes else self._list_id(job.msg)
+            hit = suppressing(scopes, list_id)
+            if hit is not None:
+                refused[job] = Refusal(SKIP_STATUS, skip_diag(*hit), notify_sender=False)
+                if self.activity is not None:
+                    self.activity.add("skipped", str(queue), job.rcpt, f"suppressed ({hit[0]}: {hit[1]})",
+                                      self.mta().clock.now())
+        return refused

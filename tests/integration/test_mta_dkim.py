@@ -1,5 +1,5 @@
 """DKIM signing (dkimpy, RSA and Ed25519, relaxed/relaxed) verified by dkimpy against TXT records
-served by a DNS server this test runs on loopback (dnslib), looked up with dnspython."""
+served by a DNS server this test runs on loopback (dnslib, tests/mta_testing.py), looked up with dnspython."""
 from __future__ import annotations
 
 import base64
@@ -7,9 +7,9 @@ import shutil
 import subprocess
 
 import dkim
-import dns.resolver
 import nacl.signing
 import pytest
+from mta_testing import DnsServer
 
 from bounceproc.domain.mta.dkim_keys import DomainKey
 from bounceproc.mta.dkim_signer import DkimSigner, KeyFileError, read_key
@@ -20,47 +20,15 @@ MSG = (b"From: News <news@example.net>\r\nTo: alice@example.com\r\nSubject: week
        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\nHello  there \r\n\r\n")
 
 
-class TxtServer:
-    """UDP DNS on 127.0.0.1 answering TXT from a dict {name: text}; NXDOMAIN otherwise."""
-
-    def __init__(self, records: dict[str, str]):
-        from dnslib.server import DNSServer
-        self.records = records
-        self.server = DNSServer(self, port=0, address="127.0.0.1")
-        self.port = self.server.server.server_address[1]
-        self.server.start_thread()
-
-    def resolve(self, request, handler):
-        from dnslib import QTYPE, RCODE, RR, TXT
-        reply = request.reply()
-        name = str(request.q.qname).rstrip(".").lower()
-        text = self.records.get(name)
-        if text is None:
-            reply.header.rcode = RCODE.NXDOMAIN
-        elif QTYPE[request.q.qtype] == "TXT":
-            chunks = [text[i:i + 255].encode() for i in range(0, len(text), 255)]
-            reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(chunks), ttl=60))
-        return reply
-
-    def dnsfunc(self, name, timeout=5):
-        r = dns.resolver.Resolver(configure=False)
-        r.nameservers, r.port, r.lifetime = ["127.0.0.1"], self.port, timeout
-        name = name.decode() if isinstance(name, bytes) else name
-        try:
-            answer = r.resolve(name.rstrip("."), "TXT")
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-            return None
-        return b"".join(answer[0].strings)
-
-    def stop(self):
-        self.server.stop()
-
-
 @pytest.fixture
 def dns_txt():
-    server = TxtServer({})
+    server = DnsServer({})
     yield server
     server.stop()
+
+
+def publish(server, name, record):
+    server.records[(name, "TXT")] = [record]
 
 
 def ed25519_key(tmp_path, pkcs8: bool):
@@ -91,7 +59,7 @@ def test_signature_verifies_against_the_published_key(tmp_path, dns_txt, kind):
         keyfile, record = rsa_key(tmp_path, traditional=kind == "rsa-pkcs1")
     else:
         keyfile, record = ed25519_key(tmp_path, pkcs8=kind == "ed25519-pkcs8")
-    dns_txt.records["s2026._domainkey.example.net"] = record
+    publish(dns_txt, "s2026._domainkey.example.net", record)
     signed = DkimSigner().sign(MSG, DomainKey("s2026", "*", keyfile), "example.net")
     assert signed.startswith(b"DKIM-Signature: ") and signed.endswith(MSG)
     sig = signed[:signed.index(b"\r\nFrom:")].decode()
@@ -100,20 +68,20 @@ def test_signature_verifies_against_the_published_key(tmp_path, dns_txt, kind):
     h = sig.split("h=", 1)[1].split(";", 1)[0].replace("\r\n", "").replace(" ", "")
     assert h.split(":") == ["from", "to", "subject", "date", "message-id", "list-unsubscribe",
                             "list-unsubscribe-post", "from"]
-    assert dkim.verify(signed, dnsfunc=dns_txt.dnsfunc)
+    assert dkim.verify(signed, dnsfunc=dns_txt.dkim_dnsfunc)
     # relaxed/relaxed survives re-folding whitespace; a changed body or an added From does not
-    assert dkim.verify(signed.replace(b"Subject: weekly", b"Subject:   weekly"), dnsfunc=dns_txt.dnsfunc)
-    assert not dkim.verify(signed.replace(b"Hello", b"Jello"), dnsfunc=dns_txt.dnsfunc)
+    assert dkim.verify(signed.replace(b"Subject: weekly", b"Subject:   weekly"), dnsfunc=dns_txt.dkim_dnsfunc)
+    assert not dkim.verify(signed.replace(b"Hello", b"Jello"), dnsfunc=dns_txt.dkim_dnsfunc)
     assert not dkim.verify(signed.replace(b"\r\n\r\nHello", b"\r\nFrom: evil@example.org\r\n\r\nHello"),
-                           dnsfunc=dns_txt.dnsfunc)
+                           dnsfunc=dns_txt.dkim_dnsfunc)
 
 
 def test_lf_messages_are_signed_in_their_own_line_ending(tmp_path, dns_txt):
     keyfile, record = ed25519_key(tmp_path, pkcs8=False)
-    dns_txt.records["s1._domainkey.example.net"] = record
+    publish(dns_txt, "s1._domainkey.example.net", record)
     msg = MSG.replace(b"\r\n", b"\n")
     signed = DkimSigner().sign(msg, DomainKey("s1", "example.net", keyfile), "example.net")
-    assert b"\r\n" not in signed and dkim.verify(signed, dnsfunc=dns_txt.dnsfunc)
+    assert b"\r\n" not in signed and dkim.verify(signed, dnsfunc=dns_txt.dkim_dnsfunc)
 
 
 def test_a_replaced_key_file_is_picked_up(tmp_path, dns_txt):
@@ -123,8 +91,8 @@ def test_a_replaced_key_file_is_picked_up(tmp_path, dns_txt):
     import os
     _, record2 = ed25519_key(tmp_path, pkcs8=False)        # same path, new key
     os.utime(keyfile, (1, 1))
-    dns_txt.records["s1._domainkey.example.net"] = record2
-    assert dkim.verify(signer.sign(MSG, DomainKey("s1", "*", keyfile), "example.net"), dnsfunc=dns_txt.dnsfunc)
+    publish(dns_txt, "s1._domainkey.example.net", record2)
+    assert dkim.verify(signer.sign(MSG, DomainKey("s1", "*", keyfile), "example.net"), dnsfunc=dns_txt.dkim_dnsfunc)
 
 
 def test_bad_key_files_say_why(tmp_path):

@@ -30,9 +30,18 @@ def _run(args) -> int:
     except ConfigError as exc:
         print(f"{path}: configuration errors:\n{exc}", file=sys.stderr)
         return 1
+    close_the_loop(service)
     for w in service.config.warnings:
         print(w, file=sys.stderr)
     return service.run()
+
+
+def close_the_loop(service) -> None:
+    """Suppressions, VERP, List-Unsubscribe, DKIM and backoff (bounceproc.mta.closing_loop)."""
+    from bounceproc.config import load_settings
+    from bounceproc.mta.closing_loop import build_hooks
+    parts = build_hooks(load_settings(), lambda: service.mta)
+    service.hooks, service.loop_parts = parts.hooks, parts
 
 
 def _check(args) -> int:
