@@ -29,6 +29,15 @@ class LoopParts:
     preparer: OutgoingPreparer
     policy: ReplyPolicy
 
+    def counters(self) -> dict:
+        """Part 2's counters for `mta show status` and /metrics."""
+        c = {"dkim_signed": self.preparer.signed, "dkim_errors": self.preparer.unsigned_errors,
+             "skipped_suppressed": self.activity.totals.get("skipped", 0),
+             "backoff_entered": self.activity.totals.get("backoff", 0)}
+        if self.suppressions is not None:
+            c["suppression_lookups"] = self.suppressions.lookups
+        return c
+
 
 def build_hooks(settings, mta, *, check_suppressions: bool = True, suppression_ttl: float = 30.0) -> LoopParts:
     """`mta()` returns the running engine (it exists only once the service has started)."""

@@ -490,10 +490,11 @@ class Mta:
         self.spool.deferred(job.msg, job.index, job.failures, due)
         self._push_timer(due, q, job)
 
-    def bounce_queue(self, q: DeliveryQueue, reply: Reply) -> None:
-        """`bounce-queue`: every recipient waiting in the queue (ready or on the timer) bounces."""
+    def bounce_queue(self, q: DeliveryQueue, reply: Reply, diag: str = "") -> None:
+        """`bounce-queue` (and an operator's delete): every recipient waiting in the queue (ready
+        or on the timer) bounces, with `diag` or "bounce-queue after: <the reply>"."""
         why = Reply(0, reply.status if reply.status[:1] == "5" else "5.0.0",
-                    f"x-bounceproc;bounce-queue after: {reply.text}", remote_host=reply.remote_host,
+                    diag or f"x-bounceproc;bounce-queue after: {reply.text}", remote_host=reply.remote_host,
                     category=reply.category)
         while q.ready:
             job = q.ready.popleft()

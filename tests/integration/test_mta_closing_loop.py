@@ -22,6 +22,7 @@ from bounceproc.domain.parse.verp import decode_verp, for_settings
 from bounceproc.domain.unsubscribe_token import read_token
 from bounceproc.mta.clock import FakeClock
 from bounceproc.mta.closing_loop import build_hooks
+from bounceproc.mta.management import Management
 from bounceproc.mta.service import MtaService
 from bounceproc.storage.suppression_store import insert_suppressions
 from bounceproc.storage.api_tables import webhook_endpoints
@@ -53,6 +54,8 @@ host-name mta.test
         self.svc = MtaService(str(conf), clock=clock)
         self.parts = build_hooks(settings, lambda: self.svc.mta)
         self.svc.hooks = self.parts.hooks
+        self.svc.management = self.mgmt = Management(self.svc, self.parts.activity, self.parts.counters)
+        self.conf = conf
         self.svc.start()
         self.engine = create_engine(settings.db_url)
 
@@ -258,3 +261,73 @@ def test_pattern_list_actions(loop, mx):
     q = wait_for(lambda: (lambda q: q if q.state.mode is QueueMode.BACKOFF else None)(lp.queue("example.org")),
                  what="backoff by pattern")
     assert q.state.retry_at > clock.now()                                       # defer-queue holds the queue
+
+
+def http(port: int, method: str, path: str, key: str = "") -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/{path}", method=method,
+                                 data=b"" if method == "POST" else None, headers={"X-API-Key": key} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_operating_the_mta_show_pause_mode_delete_rotate_metrics_and_access_control(loop, mx, tmp_path):
+    import subprocess
+    import sys
+    m = mx(BlockingMx)
+    m.answer = "451 4.3.0 mailbox temporarily unavailable"
+    clock = FakeClock()
+    port = free_port()
+    lp = loop(f"http-mgmt-port {port}\nhttp-access 127.0.0.1 monitor\nhttp-api-key k-123\n"
+              + route("example.org", m.port, "  retry-after 1h\n"), clock=clock)
+    for i in range(3):
+        send(lp.port, "news@example.net", [f"w{i}@example.org"], NEWS)
+    lp.wait_records("t", 3)
+    code, body = http(port, "GET", "queues?format=json")
+    assert code == 200
+    (q,) = json.loads(body)["data"]
+    assert (q["queue"], q["rcpt"], q["mode"]) == ("example.org/{default}", 3, "normal") and q["conn"] <= 1
+    assert q["last_error"] == "" or "4.3.0" in q["last_error"]
+    code, text = http(port, "GET", "queues")
+    assert text.decode().splitlines()[0].split() == ["queue", "#rcpt", "kbytes", "conn", "mode", "retry", "last", "error"]
+    status = json.loads(http(port, "GET", "status?format=json")[1])["data"]
+    assert status["queue"]["smtp"]["rcp"] == 3 and status["traffic"]["total"]["in"]["rcpt"] == 3
+    assert status["traffic"]["last_min"]["in"]["msg"] == 3
+    # monitor may read, not act; the API key may do everything
+    assert http(port, "POST", "pause?queue=example.org")[0] == 403
+    assert http(port, "POST", "pause?queue=example.org", key="wrong")[0] == 403
+    assert http(port, "POST", "pause?queue=example.org", key="k-123")[0] == 200
+    assert lp.queue("example.org").state.mode is QueueMode.PAUSED
+    cli = [sys.executable, "-m", "bounceproc", "mta", "--config", str(lp.conf)]
+    out = subprocess.run(cli + ["show", "domains", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)[0]["mode"] == "paused"
+    out = subprocess.run(cli + ["set", "queue", "--mode=backoff", "example.org"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert lp.queue("example.org").state.mode is QueueMode.BACKOFF
+    metrics = http(port, "GET", "metrics")[1].decode()
+    assert 'bounceproc_mta_queue_rcpts{domain="example.org"} 3' in metrics
+    assert "bounceproc_mta_queues_in_backoff 1" in metrics and 'outcome="deferred"} 3' in metrics
+    assert http(port, "POST", "resume?queue=example.org/{default}", key="k-123")[0] == 200
+    assert http(port, "POST", "delete?queue=example.org", key="k-123")[0] == 200
+    b = lp.wait_records("b", 3)
+    assert {r["rcpt"] for r in b} == {"w0@example.org", "w1@example.org", "w2@example.org"}
+    assert b[0]["dsnDiag"] == "x-bounceproc;deleted by the operator"
+    before = len(glob.glob(str(tmp_path / "acct" / "acct-*.csv")))
+    out = subprocess.run(cli + ["rotate", "acct"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: len(glob.glob(str(tmp_path / "acct" / "acct-*.csv"))) > before, what="a new acct file")
+    vm = json.loads(http(port, "GET", "vmtas?format=json")[1])["data"]
+    assert vm[0]["name"] == "{default}" and vm[0]["rcpt"] == 0
+    assert http(port, "GET", "nothing")[0] == 404
+
+
+def test_management_access_is_denied_without_a_matching_cidr_or_key(loop):
+    port = free_port()
+    lp = loop(f"http-mgmt-port {port}\nhttp-access 127.0.0.1 none\nhttp-api-key k-9\n")
+    assert http(port, "GET", "status")[0] == 403
+    assert http(port, "GET", "status", key="k-9")[0] == 200

@@ -40,8 +40,10 @@ def close_the_loop(service) -> None:
     """Suppressions, VERP, List-Unsubscribe, DKIM and backoff (bounceproc.mta.closing_loop)."""
     from bounceproc.config import load_settings
     from bounceproc.mta.closing_loop import build_hooks
+    from bounceproc.mta.management import Management
     parts = build_hooks(load_settings(), lambda: service.mta)
     service.hooks, service.loop_parts = parts.hooks, parts
+    service.management = Management(service, parts.activity, parts.counters)
 
 
 def _check(args) -> int:
@@ -122,3 +124,5 @@ def register(sub) -> None:
     c.set_defaults(func=_check)
     for _name, reg in MTA_COMMANDS:
         reg(msub)
+    from bounceproc.entrypoints.cli import mta_ops
+    mta_ops.register(msub)
