@@ -39,7 +39,7 @@ class LoopParts:
         return c
 
 
-def build_hooks(settings, mta, *, check_suppressions: bool = True, suppression_ttl: float = 30.0) -> LoopParts:
+def build_hooks(settings, mta, *, check_suppressions: bool = True) -> LoopParts:
     """`mta()` returns the running engine (it exists only once the service has started)."""
     activity = Activity()
     from bounceproc import bootstrap
@@ -56,8 +56,11 @@ def build_hooks(settings, mta, *, check_suppressions: bool = True, suppression_t
     cache = None
     hooks = Hooks(preparers=[preparer], observers=[policy], judges=[policy])
     if check_suppressions:
-        cache = SuppressionCache(sql_fetch(engine), lambda: mta().clock.now(), ttl=suppression_ttl)
-        hooks.filters.append(SuppressionFilter(cache, mta, activity))
+        cache = SuppressionCache(sql_fetch(engine), lambda: mta().clock.now(),
+                                 ttl=lambda: mta().config.suppression_cache_ttl)
+        sfilter = SuppressionFilter(cache, mta, activity)
+        hooks.filters.append(sfilter)
+        hooks.observers.append(sfilter)
     return LoopParts(hooks, activity, cache, preparer, policy)
 
 

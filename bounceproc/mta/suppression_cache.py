@@ -8,7 +8,8 @@ bounceproc.domain.mta.suppression_skip.
 - One lookup serves many sends: on a miss, up to `prefetch` more addresses that are not fresh in
   the cache are taken from `upcoming` and fetched in the same query, so a queue of 10,000
   recipients costs about 10,000 / prefetch queries, not one per transaction.
-- Entries live `ttl` seconds on the MTA's clock. A recipient whose next attempt comes after a
+- Entries live `ttl` seconds on the MTA's clock (`suppression-cache-ttl`, default 30s; 0 = ask
+  the database before every transaction). A recipient whose next attempt comes after a
   retry interval longer than the ttl is looked up again, so a suppression made while a message
   waits in the queue is honoured at its next attempt. One lookup runs at a time; callers that
   missed wait for it and then read the cache.
@@ -27,9 +28,10 @@ Fetch = Callable[[list[str]], dict[str, dict[str, str]]]
 
 
 class SuppressionCache:
-    def __init__(self, fetch: Fetch, now: Callable[[], float], *, ttl: float = 30.0,
+    def __init__(self, fetch: Fetch, now: Callable[[], float], *, ttl: float | Callable[[], float] = 30.0,
                  prefetch: int = 2000, max_entries: int = 500_000) -> None:
-        self.fetch, self.now, self.ttl = fetch, now, ttl
+        self.fetch, self.now = fetch, now
+        self.ttl = ttl if callable(ttl) else (lambda: ttl)
         self.prefetch, self.max_entries = prefetch, max_entries
         self._entries: dict[str, tuple[float, dict[str, str]]] = {}   # insertion order = age
         self._lock = asyncio.Lock()
@@ -51,12 +53,17 @@ class SuppressionCache:
                 missing = {k for k in missing if self._fresh(k, now) is None}
                 if missing:
                     await self._load(missing, upcoming, now)
-        now = self.now()
         out = {}
         for r, k in keys.items():
             entry = self._entries.get(k) if k else None
             out[r] = entry[1] if entry is not None else {}
         return out
+
+    def forget(self, recipient: str) -> None:
+        """Drop one address: after a bounce a suppression is likely on its way (DSN, acct pipe)."""
+        key = try_normalise(recipient)
+        if key:
+            self._entries.pop(key, None)
 
     async def _load(self, missing: set[str], upcoming: Iterable[str], now: float) -> None:
         wanted = set(missing)
@@ -68,7 +75,7 @@ class SuppressionCache:
         found = await asyncio.to_thread(self.fetch, sorted(wanted))
         self.lookups += 1
         self.addresses_fetched += len(wanted)
-        expires = self.now() + self.ttl
+        expires = self.now() + self.ttl()
         for a in wanted:
             self._entries.pop(a, None)
             self._entries[a] = (expires, found.get(a, {}))
@@ -119,6 +126,12 @@ class SuppressionFilter:
                 self._list_ids.clear()
             self._list_ids[msg.id] = hit
         return hit
+
+    def on_reply(self, queue, reply, state, now):
+        """ReplyObserver: a recipient that just bounced is looked up afresh next time."""
+        if reply.rcpt and reply.code >= 500:
+            self.cache.forget(reply.rcpt)
+        return None
 
     async def filter(self, queue, jobs: list) -> dict:
         from bounceproc.domain.mta.suppression_skip import SKIP_STATUS, skip_diag, suppressing

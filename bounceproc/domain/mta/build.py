@@ -186,6 +186,7 @@ DIRECTIVES: dict[str, Spec] = {
     "smtp-source-host": _spec("smtp_source_host", _source_host, G, VMTA),
     "dns-server": _spec("dns_servers", _dns_server, G, repeat=True),   # bounceproc extension
     "http-api-key": _spec("http_api_key", _text, G),
+    "suppression-cache-ttl": _spec("suppression_cache_ttl", parse_duration, G),   # bounceproc extension
     "domain-key": _spec("domain_keys", parse_domain_key, G, VMTA, POOL, repeat=True),
     # <smtp-pattern-list N>
     "reply": _spec("replies", parse_reply_pattern, PATTERNS, repeat=True),
@@ -378,7 +379,8 @@ def build_config(nodes: list) -> MtaConfig:
     for key in ("listeners", "postmasters", "http_access", "dns_servers"):
         if key in g and g[key] is not _CLEARED:
             setattr(cfg, key, g[key])
-    for key in ("host_name", "http_mgmt_port", "smtp_source_host", "http_api_key", "domain_keys"):
+    for key in ("host_name", "http_mgmt_port", "smtp_source_host", "http_api_key", "domain_keys",
+                "suppression_cache_ttl"):
         if key in g and g[key] is not _CLEARED:
             setattr(cfg, key, g[key])
     spools = []

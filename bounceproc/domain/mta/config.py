@@ -200,6 +200,7 @@ class MtaConfig:
     http_mgmt_port: int = 8080
     http_access: list[tuple[str, str]] = field(default_factory=list)
     http_api_key: str = ""                                  # X-API-Key for the management HTTP
+    suppression_cache_ttl: float = 30.0                     # seconds a suppression lookup is reused
     domain_keys: list = field(default_factory=list)         # global `domain-key` lines [DomainKey]
     pattern_lists: dict[str, list] = field(default_factory=dict)   # <smtp-pattern-list N> -> [ReplyPattern]
     dns_servers: list[tuple[str, int]] = field(default_factory=list)  # [] = the system's
