@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
 from bounceproc.domain.address import try_normalise
 
+log = logging.getLogger("bounceproc.mta")
 Fetch = Callable[[list[str]], dict[str, dict[str, str]]]
 
 
@@ -100,12 +103,16 @@ class SuppressionFilter:
 
     `mta()` gives the running engine: its queues supply the upcoming recipients to prefetch, its
     spool the message head when only a list-scoped suppression could apply (the list id of a
-    message is read once and remembered while the message is queued).
+    message is read once and remembered while the message is queued). When the database cannot
+    be read the recipients are sent unchecked (logged once a minute, counted in `unchecked`):
+    mail keeps flowing, and the acct records still reach bounceproc.
     """
 
     def __init__(self, cache: SuppressionCache, mta: Callable[[], object], activity=None) -> None:
         self.cache, self.mta, self.activity = cache, mta, activity
         self._list_ids: dict[str, str] = {}
+        self._last_error_log = 0.0
+        self.unchecked = 0            # recipients sent without a check (database errors)
 
     def _upcoming(self, queue):
         mta = self.mta()
@@ -136,7 +143,15 @@ class SuppressionFilter:
     async def filter(self, queue, jobs: list) -> dict:
         from bounceproc.domain.mta.suppression_skip import SKIP_STATUS, skip_diag, suppressing
         from bounceproc.mta.hooks import Refusal
-        found = await self.cache.scopes([j.rcpt for j in jobs], self._upcoming(queue))
+        try:
+            found = await self.cache.scopes([j.rcpt for j in jobs], self._upcoming(queue))
+        except Exception as exc:  # noqa: BLE001 - the database is away: deliver rather than stall
+            now = time.monotonic()
+            if now - self._last_error_log > 60:
+                self._last_error_log = now
+                log.error("suppression check failed, sending unchecked: %s", exc)
+            self.unchecked += len(jobs)
+            return {}
         refused = {}
         for job in jobs:
             scopes = found.get(job.rcpt)

@@ -41,7 +41,10 @@ def close_the_loop(service) -> None:
     from bounceproc.config import load_settings
     from bounceproc.mta.closing_loop import build_hooks
     from bounceproc.mta.management import Management
-    parts = build_hooks(load_settings(), lambda: service.mta)
+    from bounceproc import bootstrap
+    settings = load_settings()
+    bootstrap.ensure_schema(settings)         # the embedded SQLite file is created and migrated here
+    parts = build_hooks(settings, lambda: service.mta)
     service.hooks, service.loop_parts = parts.hooks, parts
     service.management = Management(service, parts.activity, parts.counters)
 
