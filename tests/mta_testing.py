@@ -36,6 +36,8 @@ class Received:
     mail_from: str
     rcpts: list[str]
     data: bytes
+    helo: str = ""
+    tls: bool = False
 
 
 @dataclass
@@ -51,6 +53,7 @@ class FakeMx:
     connections: int = 0
     seen: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tls_context: object = None     # an ssl.SSLContext: offer STARTTLS
 
     def start(self) -> "FakeMx":
         self.port = self.port or free_port()
@@ -71,10 +74,12 @@ class FakeMx:
 
         class _Ctl(Controller):
             def factory(self):
-                return _Tracked(self.handler, hostname="mx.test")
+                return _Tracked(self.handler, hostname="mx.test", tls_context=mx.tls_context)
 
         self.controller = _Ctl(self, hostname="127.0.0.1", port=self.port)
         self.controller.start()
+        with self.lock:                  # the controller's own start-up probe is not a client
+            self.connections = self.peak = 0
         return self
 
     def stop(self) -> None:
@@ -99,7 +104,8 @@ class FakeMx:
             server.transport.close()
             return "421 closing"
         with self.lock:
-            self.received.append(Received("" if envelope.mail_from == "<>" else envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+            self.received.append(Received("" if envelope.mail_from == "<>" else envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                                          session.host_name or "", session.ssl is not None))
         return "250 2.0.0 Ok"
 
     def rcpts(self) -> list[str]:
@@ -176,6 +182,21 @@ class DnsServer:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def self_signed_context(tmp_path):
+    """A server SSLContext with a throwaway self-signed certificate (openssl CLI)."""
+    import shutil
+    import ssl
+    import subprocess
+    if not shutil.which("openssl"):
+        return None
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=mx.test"], check=True, capture_output=True, timeout=60)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(cert), str(key))
+    return ctx
 
 
 def send(port: int, mail_from: str, rcpts: list[str], body: bytes | str = b"Subject: hi\r\n\r\nhello\r\n",

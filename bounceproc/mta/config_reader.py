@@ -16,7 +16,7 @@ import os
 import re
 
 from bounceproc.domain.mta.build import (
-    ALIASES, DIRECTIVES, Block, Directive, build_config, directive_names,
+    Block, Directive, build_config, directive_names,
 )
 from bounceproc.domain.mta.config import ConfigError, MtaConfig, Where
 

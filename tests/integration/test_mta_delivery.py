@@ -148,7 +148,7 @@ def test_x_virtual_mta_and_x_job_are_honoured_and_removed(harness, mxes):
     assert b"X-Virtual-MTA" not in mx.received[0].data and b"X-Job" not in mx.received[0].data
     d = h.wait_records("d", 1)[0]
     assert d["vmta"] == "v1" and d["jobId"] == "job42" and d["queue"] == "example.net/v1"
-    assert d["dlvSourceIp"] == "127.0.0.1"
+    assert d["dlvSourceIp"] == "127.0.0.1" and mx.received[0].helo == "out1.mta.test"
 
 
 def test_5xx_bounces_at_once_with_a_dsn_to_the_sender_never_for_a_null_sender(harness, mxes):
@@ -262,20 +262,39 @@ def test_max_smtp_out_is_observed_by_the_mx(harness, mxes):
     assert 1 <= mx.peak <= 2
 
 
-def test_max_msg_rate_with_an_advanced_clock(harness, mxes):
+@pytest.mark.parametrize("limits", ["  max-msg-rate 1/h\n", "  max-connect-rate 1/h\n  max-msg-per-connection 1\n"])
+def test_rate_limits_with_an_advanced_clock(harness, mxes, limits):
     mx = mxes()
-    clock = FakeClock()
-    h = harness(route("example.net", mx.port, "  max-msg-rate 1/h\n"), clock=clock)
+    h = harness(route("example.net", mx.port, limits), clock=FakeClock())
     for i in range(3):
         send(h.port, "<>", [f"u{i}@example.net"])
-    wait_for(lambda: len(mx.received) == 1, what="the first message")
     q = h.queue("example.net")
-    wait_for(lambda: h.svc.call(lambda: q.conns == 0 and q.kick_at is not None), what="the queue waits for its rate")
-    assert len(mx.received) == 1
-    h.advance(3600)
-    wait_for(lambda: len(mx.received) == 2, what="the second message an hour later")
-    wait_for(lambda: h.svc.call(lambda: q.conns == 0 and q.kick_at is not None), what="the queue waits again")
-    assert len(mx.received) == 2
+    for n in (1, 2, 3):
+        wait_for(lambda: len(mx.received) == n, what=f"message {n}, an hour after the previous one")
+        if n < 3:
+            wait_for(lambda: h.svc.call(lambda: q.conns == 0 and q.kick_at is not None), what="the queue waits")
+            assert len(mx.received) == n
+            h.advance(3600)
+    assert mx.connections == 3      # a wait longer than a few seconds does not hold a connection open
+
+
+def test_opportunistic_starttls_and_require_starttls(harness, tmp_path):
+    from mta_testing import self_signed_context
+    ctx = self_signed_context(tmp_path)
+    if ctx is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS MX")
+    tls_mx, plain_mx = FakeMx(tls_context=ctx).start(), FakeMx().start()
+    try:
+        h = harness(route("tls.example", tls_mx.port)
+                    + route("plain.example", plain_mx.port, "  require-starttls yes\n"))
+        send(h.port, "<>", ["a@tls.example", "b@plain.example"])
+        assert wait_for(lambda: tls_mx.received, what="delivery over TLS")[0].tls
+        tq = h.wait_records("tq", 1)[0]
+        assert tq["queue"] == "plain.example/{default}" and "STARTTLS" in tq["dsnDiag"]
+        assert not plain_mx.received
+    finally:
+        tls_mx.stop()
+        plain_mx.stop()
 
 
 def test_paused_queue_holds_and_resumes(harness, mxes):
@@ -298,3 +317,58 @@ def test_reload_gives_queues_new_settings(harness, mxes):
     h.conf.write_text(h.conf.read_text().replace("max-smtp-out 3", "max-smtp-out 1"))
     h.svc.call(h.svc.reload)
     assert h.svc.call(lambda: h.mta.config.effective("example.net").max_smtp_out) == 1
+
+
+def test_a_clean_restart_resumes_deferred_recipients_and_never_resends_finished_ones(harness, mxes):
+    ok, grey = mxes(), mxes("tempfail")
+    body = route("ok.example", ok.port) + route("grey.example", grey.port, "  retry-after 10m\n")
+    h = harness(body, clock=FakeClock())
+    send(h.port, "app@sender.test", ["a@ok.example", "b@grey.example"])
+    wait_for(lambda: ok.received, what="delivery to ok.example")
+    h.wait_records("t", 1)
+    h.stop()
+    assert list((h.dir / "spool").glob("seg-*.log"))                 # b@grey.example is still spooled
+    grey.mode = "accept"
+    h2 = harness(body, clock=FakeClock())
+    q = h2.queue("grey.example")
+    assert h2.svc.call(lambda: q.waiting) == 1                        # recovered, waiting for its retry
+    assert h2.queue("ok.example") is None                             # a@ok.example is finished
+    h2.advance(600)
+    wait_for(lambda: grey.received, what="the retry after the restart")
+    assert len(ok.received) == 1
+
+
+def test_hooks_filter_prepare_and_observe(harness, mxes):
+    from bounceproc.domain.mta.queue_state import with_mode
+    from bounceproc.mta.hooks import Hooks, Refusal, Transaction
+
+    class Suppressions:
+        async def filter(self, queue, jobs):
+            return {j: Refusal("5.7.1", "x-bounceproc;suppressed") for j in jobs if j.rcpt.startswith("nope@")}
+
+    class Verp:
+        async def prepare(self, tx):
+            out = []
+            for j in tx.jobs:
+                local, _, dom = j.rcpt.partition("@")
+                out.append(Transaction(tx.queue, tx.settings, f"bounces+{local}={dom}@sender.test", [j],
+                                       b"X-Prepared: yes\r\n" + tx.data))
+            return out
+
+    class BackoffOn5xx:
+        def on_reply(self, queue, reply, state, now):
+            return with_mode(state, QueueMode.BACKOFF, now) if reply.code >= 500 else None
+
+    good, bad = mxes(), mxes("reject")
+    h = harness(route("example.net", good.port) + route("bad.example", bad.port),
+                hooks=Hooks(filters=[Suppressions()], preparers=[Verp()], observers=[BackoffOn5xx()]))
+    send(h.port, "<>", ["a@example.net", "nope@example.net", "b@example.net"])
+    wait_for(lambda: len(good.received) == 2, what="two deliveries")
+    assert sorted(m.mail_from for m in good.received) == ["bounces+a=example.net@sender.test",
+                                                          "bounces+b=example.net@sender.test"]
+    assert all(m.data.startswith(b"X-Prepared: yes\r\n") for m in good.received)
+    b = h.wait_records("b", 1)[0]
+    assert b["rcpt"] == "nope@example.net" and b["dsnDiag"] == "x-bounceproc;suppressed"
+    send(h.port, "<>", ["x@bad.example"])
+    q = wait_for(lambda: h.queue("bad.example"), what="the queue")
+    wait_for(lambda: h.svc.call(lambda: q.state.mode) is QueueMode.BACKOFF, what="backoff after a 5xx")

@@ -6,7 +6,6 @@ bounceproc.mta.config_reader. More `mta` subcommands register in MTA_COMMANDS.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 DEFAULT_CONFIG = "/etc/bounceproc/mta.conf"
