@@ -113,6 +113,11 @@ suppression-cache-ttl 0
         send(mta_port, "bounces@bounce.example.net", ["bob@example.org"], NEWS % b"m3")
         wait_for(lambda: [r for r in b_records() if r["rcpt"] == "bob@example.org"], 60, "bob skipped")
         assert [m.rcpts for m in mx.received].count(["bob@example.org"]) == 1
+        # the MTA's counters are in the API's /metrics too
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=30) as resp:
+            metrics = resp.read().decode()
+        assert 'bounceproc_mta_outcomes_total{outcome="skipped"} 2' in metrics
+        assert "bounceproc_mta_queues_in_backoff 0" in metrics
     finally:
         proc.terminate()
         try:

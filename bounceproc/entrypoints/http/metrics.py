@@ -51,10 +51,21 @@ class _StatusCollector:
                                 value=rep["quarantine"]["total"])
 
 
+# Text providers appended to /metrics: `bounceproc serve` adds the bundled MTA's counters here
+# when it runs the MTA in the same process (bounceproc.mta.management, docs/sending-core.md).
+EXTRA_METRICS: list = []
+
+
 def render_metrics(conn) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatusCollector(status_report.status(conn)))
-    return generate_latest(registry)
+    out = generate_latest(registry)
+    for provider in EXTRA_METRICS:
+        try:
+            out += provider().encode()
+        except Exception:  # noqa: BLE001 - the MTA stopping must not break the scrape
+            continue
+    return out
 
 
 def _rows(title: str, rows: list[tuple]) -> str:
