@@ -8,6 +8,7 @@ In: message bytes, the DomainKey and the d= domain. Out: the message with DKIM-S
 Key files: RSA as PEM (PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8 `BEGIN PRIVATE KEY`, as
 `openssl genrsa` writes); Ed25519 (RFC 8463) as PKCS#8 PEM (`openssl genpkey -algorithm
 ed25519`) or the bare base64 32-byte seed dkimpy uses. The algorithm follows from the key.
+RSA's modular arithmetic is handed to OpenSSL when `cryptography` is installed (_openssl_rsa).
 """
 from __future__ import annotations
 
@@ -24,6 +25,39 @@ from bounceproc.domain.mta.outgoing import message_headers
 # PKCS#8 PrivateKeyInfo of an Ed25519 key (RFC 8410): this DER prefix, then the 32-byte seed.
 _ED25519_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
 CANONICALIZE = (b"relaxed", b"relaxed")
+
+
+def _openssl_rsa(pure_python):
+    """dkimpy's RSASSA-PKCS1-v1_5 signing step done by OpenSSL (the `cryptography` package) when it
+    is installed: dkimpy computes RSA in pure Python (~28 ms per RSA-2048 signature, bench/mta_checks);
+    OpenSSL takes ~1 ms. Same inputs (the hash object, dkimpy's parsed key), same bytes out; dkimpy
+    still canonicalises, hashes and builds the header. Without `cryptography`, dkimpy's own."""
+    try:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+    except ImportError:
+        return pure_python
+    algorithms = {"sha256": hashes.SHA256, "sha1": hashes.SHA1}
+    keys: dict[int, object] = {}
+
+    def sign(hash, private_key):
+        algorithm = algorithms.get(getattr(hash, "name", ""))
+        if algorithm is None:
+            return pure_python(hash, private_key)
+        n = private_key["modulus"]
+        key = keys.get(n)
+        if key is None:
+            key = keys[n] = rsa.RSAPrivateNumbers(
+                private_key["prime1"], private_key["prime2"], private_key["privateExponent"],
+                private_key["exponent1"], private_key["exponent2"], private_key["coefficient"],
+                rsa.RSAPublicNumbers(private_key["publicExponent"], n)).private_key()
+        return key.sign(hash.digest(), padding.PKCS1v15(), utils.Prehashed(algorithm()))
+    sign.pure_python = pure_python
+    return sign
+
+
+if not hasattr(dkim.RSASSA_PKCS1_v1_5_sign, "pure_python"):
+    dkim.RSASSA_PKCS1_v1_5_sign = _openssl_rsa(dkim.RSASSA_PKCS1_v1_5_sign)
 
 
 class KeyFileError(ValueError):

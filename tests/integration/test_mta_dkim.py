@@ -106,3 +106,14 @@ def test_bad_key_files_say_why(tmp_path):
     pem.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
     with pytest.raises(KeyFileError, match="not an RSA or Ed25519"):
         read_key(str(pem))
+
+
+def test_the_openssl_rsa_step_gives_dkimpys_own_bytes(tmp_path):
+    import hashlib
+    import bounceproc.mta.dkim_signer  # noqa: F401 - installs the OpenSSL step
+    keyfile, _ = rsa_key(tmp_path, traditional=False)
+    pk = dkim.crypto.parse_pem_private_key(open(keyfile, "rb").read())
+    fast = dkim.RSASSA_PKCS1_v1_5_sign
+    assert hasattr(fast, "pure_python")
+    h = hashlib.sha256(b"relaxed header block")
+    assert fast(h.copy(), pk) == fast.pure_python(h.copy(), pk)
