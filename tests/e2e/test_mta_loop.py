@@ -113,6 +113,16 @@ suppression-cache-ttl 0
         send(mta_port, "bounces@bounce.example.net", ["bob@example.org"], NEWS % b"m3")
         wait_for(lambda: [r for r in b_records() if r["rcpt"] == "bob@example.org"], 60, "bob skipped")
         assert [m.rcpts for m in mx.received].count(["bob@example.org"]) == 1
+        # 4. a remote MTA's late bounce that names nobody, sent to the VERP return path: the sink
+        #    decodes the recipient from the envelope and suppresses it
+        send(mta_port, "bounces@bounce.example.net", ["carol@example.org"], NEWS % b"m4")
+        carol = wait_for(lambda: [m for m in mx.received if m.rcpts == ["carol@example.org"]], what="carol's copy")
+        late = (b"From: MAILER-DAEMON@mx.example.org\r\nTo: " + carol[0].mail_from.encode() +
+                b"\r\nSubject: Undelivered Mail Returned to Sender\r\nContent-Type: text/plain\r\n\r\n"
+                b"This is the mail system at host mx.example.org.\r\n\r\nI'm sorry to have to inform you that "
+                b"your message could not be delivered.\r\n\r\n    550 5.1.1 mailbox unavailable: user unknown\r\n")
+        send(sink_port, "", [carol[0].mail_from], late)
+        wait_for(lambda: suppressed("carol@example.org", "global"), 60, "suppression decoded from VERP")
         # the MTA's counters are in the API's /metrics too
         with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=30) as resp:
             metrics = resp.read().decode()
