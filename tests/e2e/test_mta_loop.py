@@ -4,7 +4,9 @@ bounces@bounce.example.net, `verp-default yes`) is refused by a fake MX with 550
 DSN goes to the envelope sender, whose domain routes to the sink; the sink's DSN suppresses the
 recipient; a second message to it is skipped by the MTA (a `b` record
 `x-bounceproc;suppressed`). A one-click POST to the List-Unsubscribe URL of a delivered message
-suppresses that recipient for the list, and the next list message to it is skipped too."""
+suppresses that recipient for the list, and the next list message to it is skipped too. A late
+remote bounce naming nobody, sent to the VERP return path of a delivered copy, is attributed by
+the sink from the envelope and suppresses that recipient."""
 from __future__ import annotations
 
 import csv
