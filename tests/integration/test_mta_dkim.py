@@ -117,3 +117,14 @@ def test_the_openssl_rsa_step_gives_dkimpys_own_bytes(tmp_path):
     assert hasattr(fast, "pure_python")
     h = hashlib.sha256(b"relaxed header block")
     assert fast(h.copy(), pk) == fast.pure_python(h.copy(), pk)
+
+
+def test_check_config_reports_unusable_domain_keys(tmp_path):
+    from bounceproc.entrypoints.cli.mta import _unreadable_keys
+    from bounceproc.mta.config_reader import read_config
+    good, _ = ed25519_key(tmp_path, pkcs8=True)
+    conf = tmp_path / "mta.conf"
+    conf.write_text(f"domain-key s1,*,{good}\n<virtual-mta v1>\n  domain-key s2,example.net,{tmp_path}/nope.key\n"
+                    "</virtual-mta>\n<domain *>\n  dkim-sign yes\n</domain>\n")
+    errors = _unreadable_keys(read_config(str(conf)))
+    assert len(errors) == 1 and "s2,example.net" in errors[0] and "cannot read" in errors[0]

@@ -61,6 +61,11 @@ def _check(args) -> int:
         return 1
     for w in cfg.warnings:
         print(w, file=sys.stderr)
+    key_errors = _unreadable_keys(cfg)
+    if key_errors:
+        print("\n".join(key_errors), file=sys.stderr)
+        print(f"{path}: {len(key_errors)} error(s)", file=sys.stderr)
+        return 1
     print(f"{path}: ok ({len(cfg.domains)} domain blocks, {len(cfg.vmtas)} virtual MTAs, "
           f"{len(cfg.pools)} pools, {len(cfg.sources)} sources, {len(cfg.acct_files)} acct-files; "
           f"spool {cfg.spool_dir})")
@@ -74,6 +79,20 @@ def _check(args) -> int:
         for name, value in _settings_lines(s, format_duration):
             print(f"  {name} {value}")
     return 0
+
+
+def _unreadable_keys(cfg) -> list[str]:
+    """`domain-key` files that cannot be used for DKIM signing, one error line each."""
+    from bounceproc.mta.dkim_signer import KeyFileError, read_key
+    keys = list(cfg.domain_keys) + [k for v in cfg.vmtas.values() for k in v.domain_keys] \
+        + [k for p in cfg.pools.values() for k in p.domain_keys]
+    errors = []
+    for key in {k.keyfile: k for k in keys}.values():
+        try:
+            read_key(key.keyfile)
+        except KeyFileError as exc:
+            errors.append(f"domain-key {key.selector},{key.domain}: {exc}")
+    return errors
 
 
 def _settings_lines(s, fmt):
