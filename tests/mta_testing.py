@@ -150,7 +150,7 @@ class DnsServer:
         self.server.start_thread()
 
     def resolve(self, request, handler):
-        from dnslib import QTYPE, RCODE, RR, A, MX
+        from dnslib import QTYPE, RCODE, RR, TXT, A, MX
         reply = request.reply()
         qname = str(request.q.qname).rstrip(".").lower()
         qtype = QTYPE[request.q.qtype]
@@ -161,9 +161,24 @@ class DnsServer:
                 reply.add_answer(RR(qname, QTYPE.MX, rdata=MX(host, pref), ttl=60))
             elif qtype == "A":
                 reply.add_answer(RR(qname, QTYPE.A, rdata=A(rdata), ttl=60))
+            elif qtype == "TXT":
+                chunks = [rdata[i:i + 255].encode() for i in range(0, len(rdata), 255)]
+                reply.add_answer(RR(qname, QTYPE.TXT, rdata=TXT(chunks), ttl=60))
         if not known:
             reply.header.rcode = RCODE.NXDOMAIN
         return reply
+
+    def dkim_dnsfunc(self, name, timeout=5):
+        """dkimpy's `dnsfunc`: the TXT record of `name` from this server (dnspython), or None."""
+        import dns.resolver
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers, r.port, r.lifetime = ["127.0.0.1"], self.port, timeout
+        name = name.decode() if isinstance(name, bytes) else name
+        try:
+            answer = r.resolve(name.rstrip("."), "TXT")
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return None
+        return b"".join(answer[0].strings)
 
     def stop(self) -> None:
         self.server.stop()

@@ -229,3 +229,12 @@ _.segments  # unused method (bounceproc/mta/spool.py:265)
 # issue 13 (defects-a): read by name through _setting(); lru_cache attribute set on the memo wrapper
 sink_max_messages  # unused variable (bounceproc/config.py)
 _.maxsize  # unused attribute (bounceproc/domain/classify.py)
+
+# the sending core, part 2 (issue 11): counters read by tests and the management view
+_.enters_backoff  # unused property (bounceproc/domain/mta/backoff.py:46)
+_.loop_parts  # unused attribute (bounceproc/entrypoints/cli/mta.py:47)
+MAX_REQUEST  # unused variable (bounceproc/mta/management.py:31)
+_.addresses_fetched  # unused attribute (bounceproc/mta/suppression_cache.py:42)
+_.addresses_fetched  # unused attribute (bounceproc/mta/suppression_cache.py:80)
+_.unchecked  # unused attribute (bounceproc/mta/suppression_cache.py:115)
+_.unchecked  # unused attribute (bounceproc/mta/suppression_cache.py:153)

@@ -6,7 +6,7 @@ Out: consumed by policy.decide() and stored append-only by the event log.
 
 One dataclass serves every kind of fact; `type` is the past-tense name of what happened
 (`delivered`, `bounced`, `deferred`, `complained`, `unsubscribed`, `received`,
-`queue_deferred`, `remote_status`). Fields are named after the standards they come from
+`queue_deferred`, `remote_status`, `skipped`). Fields are named after the standards they come from
 (RFC 3464 status/diagnostic, RFC 5965 feedback_type, PowerMTA acct fields).
 `event_key` is a deterministic hash of the source and the fact's identity, so replaying the
 same input yields the same key and storage can skip it (idempotent writes).
@@ -27,6 +27,7 @@ EVENT_TYPES = (
     "remote_status",   # acct rs / DSN delivered or relayed notices
     "complained",      # acct f / ARF report
     "unsubscribed",    # one-click, API, complaint-driven unsubscribe
+    "skipped",         # our MTA did not send to a suppressed recipient (acct b, x-bounceproc;suppressed)
 )
 
 @dataclass(frozen=True, slots=True)

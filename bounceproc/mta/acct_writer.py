@@ -161,6 +161,9 @@ class _PipeTarget(_Target):
             log.error('"|%s" did not exit within %ss after end of input', self.spec.target, timeout)
 
 
+_ROTATE = object()
+
+
 class AcctWriter:
     """Fan records out to every configured acct-file, off the event loop."""
 
@@ -181,6 +184,11 @@ class AcctWriter:
         if outcome.type in self.wanted and self._started:
             self._queue.put(outcome)
 
+    def rotate(self) -> None:
+        """`rotate acct`: every file target starts a new file (done on the writer thread)."""
+        if self._started:
+            self._queue.put(_ROTATE)
+
     def _run(self) -> None:
         stop = False
         while not stop:
@@ -194,6 +202,12 @@ class AcctWriter:
             for o in batch:
                 if o is None:
                     stop = True
+                    continue
+                if o is _ROTATE:
+                    for t in self.targets:
+                        if isinstance(t, _FileTarget):
+                            t.flush()
+                            t.rotate()
                     continue
                 for t in self.targets:
                     if o.type in t.spec.records:

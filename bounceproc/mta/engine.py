@@ -16,6 +16,7 @@ connection up to `max-msg-per-connection` messages, and waits for `max-msg-rate`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -28,12 +29,12 @@ from bounceproc.domain.mta.dsn import FailedRecipient, build_dsn
 from bounceproc.domain.mta.queue_state import (
     QueueState, after_delivery, after_queue_failure, settings_in_mode, with_mode, QueueMode,
 )
-from bounceproc.domain.mta.schedule import expires_at, next_attempt
+from bounceproc.domain.mta.schedule import expires_at, next_attempt, retry_delay
 from bounceproc.mta.acct_writer import AcctWriter
 from bounceproc.mta.clock import RealClock
 from bounceproc.mta.delivery import Connection, ConnectFailed, TxResult, open_connection
 from bounceproc.mta.dns import DnsTemporaryError, Resolver
-from bounceproc.mta.hooks import Hooks, QueueKey, RcptJob, Refusal, Reply, SpooledMessage, Transaction
+from bounceproc.mta.hooks import Hooks, QueueKey, RcptJob, Refusal, Reply, SpooledMessage, Transaction, Verdict
 from bounceproc.mta.spool import Spool, new_id
 
 log = logging.getLogger("bounceproc.mta")
@@ -53,7 +54,8 @@ class DeliveryQueue:
         self.next_connect_at = 0.0
         self.kick_at: float | None = None
         self.work = asyncio.Event()
-        self.counters = {"delivered": 0, "bounced": 0, "deferred": 0, "connections": 0}
+        self.counters = {"delivered": 0, "bounced": 0, "deferred": 0, "connections": 0, "skipped": 0}
+        self.skip_hosts: dict[str, float] = {}   # MX hosts a `skip-mx` pattern sent us away from, until
 
     @property
     def settings(self) -> DomainSettings:
@@ -157,7 +159,7 @@ class DeliveryQueue:
                 for tx in await self.mta.prepare(self, s, batch):
                     result = await conn.send(tx.mail_from, [j.rcpt for j in tx.jobs], tx.data, s)
                     self.mta.settle(self, tx.jobs, result, conn)
-                    if result.connection_lost:
+                    if result.connection_lost or conn.remote_host in self.skip_hosts:
                         await conn.close()
                         conn = None
                         break
@@ -184,6 +186,8 @@ class DeliveryQueue:
                 mta.bounce(self, job, Reply(0, "5.1.10", "x-bounceproc;recipient domain has a null MX (RFC 7505)",
                                             job.rcpt, stage="connect"))
             return None
+        if self.skip_hosts and isinstance(levels, list):
+            levels = self._without_skipped(levels)
         if levels == "nxdomain":
             for job in batch:
                 mta.bounce(self, job, Reply(0, "5.1.2", f"x-bounceproc;domain {self.key.domain} does not exist",
@@ -195,6 +199,14 @@ class DeliveryQueue:
             self._queue_failure(batch, exc.status, exc.diag, exc.remote)
             return None
         return conn
+
+    def _without_skipped(self, levels: list) -> list:
+        """Hosts a `skip-mx` pattern sent us away from are left out while that lasts (unless none is left)."""
+        now = self.mta.clock.now()
+        self.skip_hosts = {h: t for h, t in self.skip_hosts.items() if t > now}
+        kept = [tuple(h for h in lv if h[0] not in self.skip_hosts) for lv in levels]
+        kept = [lv for lv in kept if lv]
+        return kept or levels
 
     def _queue_failure(self, batch: list[RcptJob], status: str, diag: str, remote: str) -> None:
         mta, now = self.mta, self.mta.clock.now()
@@ -381,8 +393,9 @@ class Mta:
             refused: dict[RcptJob, Refusal] = await f.filter(q.key, batch)
             if refused:
                 for job, why in refused.items():
+                    q.counters["skipped"] += 1
                     self.bounce(q, job, Reply(0, why.status, why.diag, job.rcpt, stage="filter"),
-                                notify=why.notify_sender)
+                                notify=why.notify_sender, count=False)
                 batch = [j for j in batch if j not in refused]
         return batch
 
@@ -402,14 +415,35 @@ class Mta:
         return state
 
     # -- outcomes --------------------------------------------------------------------------
+    def judge(self, q: DeliveryQueue, reply: Reply) -> tuple[str, Reply, str]:
+        """(outcome, reply with its category, queue action): the judges' word, else the code's."""
+        outcome = "deliver" if 200 <= reply.code < 300 else "bounce" if reply.code >= 500 else "defer"
+        action = ""
+        for j in self.hooks.judges:
+            v: Verdict | None = j.judge(q.key, reply, q.settings)
+            if v is not None:
+                outcome = v.outcome or outcome
+                action = v.queue_action or action
+                if v.category:
+                    reply = dataclasses.replace(reply, category=v.category)
+        return outcome, reply, action
+
     def settle(self, q: DeliveryQueue, jobs: list[RcptJob], result: TxResult, conn: Connection) -> None:
+        actions = set()
         for job, reply in zip(jobs, result.replies):
-            if 200 <= reply.code < 300:
+            outcome, reply, action = self.judge(q, reply)
+            actions.add((action, reply))
+            if outcome == "deliver":
                 self.delivered(q, job, reply, conn)
-            elif reply.code >= 500:
+            elif outcome == "bounce":
                 self.bounce(q, job, reply, conn=conn)
             else:
                 self.defer(q, job, reply, conn)
+        for action, reply in actions:
+            if action == "bounce-queue":
+                self.bounce_queue(q, reply)
+            elif action == "skip-mx" and conn is not None:
+                q.skip_hosts[conn.remote_host] = self.clock.now() + retry_delay(1, q.settings.retry_after)
         state = q.state
         for reply in result.replies:
             state = self.observe(q, reply, state)
@@ -425,7 +459,7 @@ class Mta:
             status=reply.status, diag=reply.text, remote_host=conn.remote_host if conn else reply.remote_host,
             remote_ip=conn.remote_ip if conn else "", source_ip=conn.source_ip if conn else "",
             source_host=msg.source_ip, esmtp=conn.esmtp if conn else "", size=msg.size, vmta=msg.vmta,
-            pool=msg.pool, job_id=msg.job_id, env_id=msg.env_id, queue=str(q.key)))
+            pool=msg.pool, job_id=msg.job_id, env_id=msg.env_id, queue=str(q.key), category=reply.category))
         log.info("%s %s msg=%s rcpt=%s queue=%s mx=%s %s", {"d": "delivered", "b": "bounced", "t": "deferred"}[rtype],
                  reply.status, msg.id, job.rcpt, q.key, conn.remote_host if conn else "-", reply.text)
 
@@ -435,9 +469,10 @@ class Mta:
         self._outcome("d", q, job, reply, conn)
 
     def bounce(self, q: DeliveryQueue, job: RcptJob, reply: Reply, conn: Connection | None = None,
-               notify: bool = True) -> None:
+               notify: bool = True, count: bool = True) -> None:
         self.spool.finished(job.msg, job.index)
-        q.counters["bounced"] += 1
+        if count:
+            q.counters["bounced"] += 1
         self._outcome("b", q, job, reply, conn)
         if notify and job.msg.mail_from:
             self.spawn(self._send_dsn(job, reply, conn.remote_host if conn else reply.remote_host))
@@ -454,6 +489,26 @@ class Mta:
         job.due = due
         self.spool.deferred(job.msg, job.index, job.failures, due)
         self._push_timer(due, q, job)
+
+    def bounce_queue(self, q: DeliveryQueue, reply: Reply, diag: str = "") -> None:
+        """`bounce-queue` (and an operator's delete): every recipient waiting in the queue (ready
+        or on the timer) bounces, with `diag` or "bounce-queue after: <the reply>"."""
+        why = Reply(0, reply.status if reply.status[:1] == "5" else "5.0.0",
+                    diag or f"x-bounceproc;bounce-queue after: {reply.text}", remote_host=reply.remote_host,
+                    category=reply.category)
+        while q.ready:
+            job = q.ready.popleft()
+            self.bounce(q, job, dataclasses.replace(why, rcpt=job.rcpt))
+        kept = []
+        for entry in self._timers:
+            if entry[2] is q and entry[3] is not None:
+                q.waiting -= 1
+                self.bounce(q, entry[3], dataclasses.replace(why, rcpt=entry[3].rcpt))
+            else:
+                kept.append(entry)
+        if len(kept) != len(self._timers):
+            heapq.heapify(kept)
+            self._timers[:] = kept
 
     def expire(self, q: DeliveryQueue, job: RcptJob, last_error: str) -> None:
         text = last_error.split(";", 1)[-1].strip() if last_error else "no delivery before bounce-after"

@@ -11,6 +11,10 @@ Adapter layer: Protocols and small data classes only. The engine (bounceproc.mta
 3. ReplyObserver.on_reply(queue, reply, state, now) after every remote reply that decides an
    outcome (and every queue-level failure): return a new QueueState (for example
    `with_mode(state, QueueMode.BACKOFF, now)`) or None to leave it.
+4. ReplyJudge.judge(queue, reply, settings) before a reply decides a recipient's outcome: a
+   Verdict overrides the outcome the code alone gives (a block 5xx is retried, `bounce-rcpt`
+   bounces a 4xx), names the category the records carry, and may ask for a queue action
+   (`bounce-queue`, `skip-mx`).
 
 Hooks run on the MTA's event loop: no blocking I/O inside (use asyncio.to_thread).
 """
@@ -93,6 +97,15 @@ class Reply:
     rcpt: str = ""                # "" for queue-level outcomes
     remote_host: str = ""
     stage: str = ""               # "connect", "mail", "rcpt", "data"
+    category: str = ""            # bounceCat for the records ("" = from the status code)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A judge's word on one reply: "deliver" | "bounce" | "defer" ("" = by the code)."""
+    outcome: str = ""
+    category: str = ""
+    queue_action: str = ""        # "bounce-queue" | "skip-mx" | ""
 
 
 class RecipientFilter(Protocol):
@@ -101,6 +114,10 @@ class RecipientFilter(Protocol):
 
 class MessagePreparer(Protocol):
     async def prepare(self, tx: Transaction) -> list[Transaction]: ...
+
+
+class ReplyJudge(Protocol):
+    def judge(self, queue: QueueKey, reply: Reply, settings: DomainSettings) -> Verdict | None: ...
 
 
 class ReplyObserver(Protocol):
@@ -112,3 +129,4 @@ class Hooks:
     filters: list[RecipientFilter] = field(default_factory=list)
     preparers: list[MessagePreparer] = field(default_factory=list)
     observers: list[ReplyObserver] = field(default_factory=list)
+    judges: list[ReplyJudge] = field(default_factory=list)

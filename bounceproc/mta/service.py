@@ -25,6 +25,7 @@ class MtaService:
         self.config_path = config_path
         self.config = read_config(config_path)
         self.clock, self.hooks = clock, hooks
+        self.management = None        # bounceproc.mta.management.Management, started with the engine
         self.mta: Mta | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.servers: list = []
@@ -43,6 +44,8 @@ class MtaService:
         self.mta = Mta(self.config, clock=self.clock, hooks=self.hooks)
         await self.mta.start()
         self.servers = await start_listeners(self.mta)
+        if self.management is not None:
+            await self.management.start()
         if install_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self.loop.add_signal_handler(sig, self._stopped.set)
@@ -52,6 +55,8 @@ class MtaService:
         log.info("MTA stopping: finishing the transactions in flight")
         for s in self.servers:
             s.close()
+        if self.management is not None:
+            await self.management.stop()
         await self.mta.stop()
 
     def reload(self) -> None:

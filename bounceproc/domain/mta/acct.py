@@ -91,6 +91,7 @@ class Outcome:
     env_id: str = ""
     queue: str = ""
     src_type: str = "smtp"
+    category: str = ""            # bounceCat decided by the classifier ("" = from the status code)
 
 
 def fmt_time(ts: float, iso: bool = True) -> str:
@@ -112,7 +113,7 @@ def to_record(o: Outcome, iso: bool = True) -> dict[str, str]:
              dlvType="smtp", dlvSourceIp=o.source_ip, dlvDestinationIp=o.remote_ip)
     if o.type in ACTION:
         r.update(timeQueued=fmt_time(o.time_queued, iso), dsnAction=ACTION[o.type],
-                 bounceCat=bounce_category(o.status) if o.status else "",
+                 bounceCat=o.category or (bounce_category(o.status) if o.status else ""),
                  srcMta=o.source_host, dlvEsmtpAvailable=o.esmtp,
                  dlvSize=str(o.size) if o.type == "d" and o.size else "")
     return r

@@ -20,6 +20,8 @@ from bounceproc.domain.mta.config import (
     CLEARED as _CLEARED, AcctFile, ConfigError, DomainTable, Listener, MtaConfig, SmtpHost, Source, VirtualMta,
     VirtualMtaPool, Where,
 )
+from bounceproc.domain.mta.dkim_keys import parse_domain_key
+from bounceproc.domain.mta.reply_patterns import parse_reply_pattern
 from bounceproc.domain.mta.units import (
     parse_bool, parse_duration, parse_duration_list, parse_int, parse_rate, parse_size,
 )
@@ -44,9 +46,10 @@ class Block:
 
 # Scopes
 G, SRC, VMTA, POOL, DOM, ACCT, SPOOL = "global", "source", "virtual-mta", "virtual-mta-pool", "domain", "acct-file", "spool"
+PATTERNS = "smtp-pattern-list"
 BLOCKS = {  # tag -> scopes it may appear in
     "source": {G}, "spool": {G}, "virtual-mta": {G}, "virtual-mta-pool": {G},
-    "domain": {G, VMTA, POOL}, "acct-file": {G},
+    "domain": {G, VMTA, POOL}, "acct-file": {G}, PATTERNS: {G},
 }
 
 
@@ -151,6 +154,9 @@ def _delete_after(v: str) -> float | None:
     return None if v.strip().lower() == "never" else parse_duration(v)
 
 
+_never_or_duration = _delete_after
+
+
 def _access(v: str) -> tuple[str, str]:
     words = v.split()
     if len(words) != 2 or words[1] not in ("none", "monitor", "operator", "admin"):
@@ -179,6 +185,11 @@ DIRECTIVES: dict[str, Spec] = {
     "http-access": _spec("http_access", _access, G, repeat=True),
     "smtp-source-host": _spec("smtp_source_host", _source_host, G, VMTA),
     "dns-server": _spec("dns_servers", _dns_server, G, repeat=True),   # bounceproc extension
+    "http-api-key": _spec("http_api_key", _text, G),
+    "suppression-cache-ttl": _spec("suppression_cache_ttl", parse_duration, G),   # bounceproc extension
+    "domain-key": _spec("domain_keys", parse_domain_key, G, VMTA, POOL, repeat=True),
+    # <smtp-pattern-list N>
+    "reply": _spec("replies", parse_reply_pattern, PATTERNS, repeat=True),
     "domain-macro": _spec("domain_macro", _text, G, repeat=True),
     # <source>
     "always-allow-relaying": _spec("always_allow_relaying", parse_bool, SRC),
@@ -192,6 +203,7 @@ DIRECTIVES: dict[str, Spec] = {
     "log-connections": _spec("log_connections", parse_bool, SRC),
     "log-commands": _spec("log_commands", parse_bool, SRC),
     "verp-default": _spec("verp_default", parse_bool, SRC),
+    "verp-return-path": _spec("verp_return_path", _email, SRC),        # bounceproc extension
     "pattern-list": _spec("pattern_list", _text, SRC),
     # <virtual-mta-pool>
     "virtual-mta": _spec("vmtas", _text, POOL, repeat=True),
@@ -210,6 +222,15 @@ DIRECTIVES: dict[str, Spec] = {
     "smtp-port": _spec("smtp_port", _port, DOM),                      # bounceproc extension
     "use-starttls": _spec("use_starttls", parse_bool, DOM),
     "require-starttls": _spec("require_starttls", parse_bool, DOM),
+    # part 2 (docs/sending-core.md, "Closing the loop"): kept in DomainSettings.extra
+    "dkim-sign": _spec("dkim_sign", parse_bool, DOM),
+    "smtp-pattern-list": _spec("smtp_pattern_list", _text, DOM),
+    "backoff-max-msg-rate": _spec("backoff_max_msg_rate", parse_rate, DOM),
+    "backoff-max-connect-rate": _spec("backoff_max_connect_rate", parse_rate, DOM),
+    "backoff-max-smtp-out": _spec("backoff_max_smtp_out", parse_int, DOM),
+    "backoff-retry-after": _spec("backoff_retry_after", parse_duration_list, DOM),
+    "backoff-to-normal-after": _spec("backoff_to_normal_after", _never_or_duration, DOM),
+    "backoff-to-normal-after-delivery": _spec("backoff_to_normal_after_delivery", parse_bool, DOM),
     # <acct-file>
     "records": _spec("records", _records, ACCT),
     "record-fields": _spec("record_fields", _record_fields, ACCT, repeat=True),
@@ -358,7 +379,8 @@ def build_config(nodes: list) -> MtaConfig:
     for key in ("listeners", "postmasters", "http_access", "dns_servers"):
         if key in g and g[key] is not _CLEARED:
             setattr(cfg, key, g[key])
-    for key in ("host_name", "http_mgmt_port", "smtp_source_host"):
+    for key in ("host_name", "http_mgmt_port", "smtp_source_host", "http_api_key", "domain_keys",
+                "suppression_cache_ttl"):
         if key in g and g[key] is not _CLEARED:
             setattr(cfg, key, g[key])
     spools = []
@@ -389,6 +411,7 @@ def build_config(nodes: list) -> MtaConfig:
                 vm.source_ip, vm.host_name = v["smtp_source_host"]
             if "host_name" in v:
                 vm.host_name = v["host_name"]
+            vm.domain_keys = list(v.get("domain_keys", []))
             if "max_smtp_out" in v:
                 vm.domains.add("*", {"max_smtp_out": v["max_smtp_out"]})
             b.domains(node.children, vm.domains, desc)
@@ -399,12 +422,19 @@ def build_config(nodes: list) -> MtaConfig:
             b.nested_blocks(node, POOL)
             v = b.values(node.children, POOL, desc)
             pool = VirtualMtaPool(node.arg.strip(), list(v.get("vmtas", [])), where=node.where)
+            pool.domain_keys = list(v.get("domain_keys", []))
             if "max_smtp_out" in v:
                 pool.domains.add("*", {"max_smtp_out": v["max_smtp_out"]})
             b.domains(node.children, pool.domains, desc)
             cfg.pools[pool.name] = pool
         elif node.tag == "domain":
             pass  # below, all together
+        elif node.tag == PATTERNS:
+            b.nested_blocks(node, PATTERNS)
+            name = node.arg.strip()
+            if not name:
+                b.err(node.where, f"<{PATTERNS}>: expected a name")
+            cfg.pattern_lists[name] = list(b.values(node.children, PATTERNS, desc).get("replies", []))
         elif node.tag == "acct-file":
             b.nested_blocks(node, ACCT)
             v = b.values(node.children, ACCT, desc)
@@ -432,6 +462,9 @@ def build_config(nodes: list) -> MtaConfig:
         for name in pool.vmtas:
             if name not in cfg.vmtas:
                 b.err(pool.where, f"<virtual-mta-pool {pool.name}>: unknown virtual-mta '{name}'")
+    for where, name in _pattern_list_uses(nodes):
+        if name not in cfg.pattern_lists:
+            b.err(where, f"'smtp-pattern-list': unknown <smtp-pattern-list {name}>")
     for src in cfg.sources.values():
         if src.default_virtual_mta and src.default_virtual_mta not in cfg.vmtas \
                 and src.default_virtual_mta not in cfg.pools:
@@ -442,3 +475,12 @@ def build_config(nodes: list) -> MtaConfig:
     if b.errors:
         raise ConfigError(b.errors)
     return cfg
+
+
+def _pattern_list_uses(nodes: list):
+    """(where, name) of every `smtp-pattern-list NAME` inside <domain> blocks, at any depth."""
+    for node in nodes:
+        if isinstance(node, Block):
+            yield from _pattern_list_uses(node.children)
+        elif node.name == "smtp-pattern-list" and not node.cleared:
+            yield node.where, node.value.strip()

@@ -103,6 +103,7 @@ class Source:
     log_connections: bool = False
     log_commands: bool = False
     verp_default: bool = False
+    verp_return_path: str = ""    # bounceproc extension: VERP prefix@bounce-domain (implies VERP)
     pattern_list: str = ""
 
 
@@ -153,6 +154,7 @@ class VirtualMta:
     host_name: str = ""           # EHLO name; "" = the global host-name
     domains: DomainTable = field(default_factory=DomainTable)
     where: Where | None = None
+    domain_keys: list = field(default_factory=list)     # [DomainKey], `domain-key` lines
 
 
 @dataclass
@@ -161,6 +163,7 @@ class VirtualMtaPool:
     vmtas: list[str] = field(default_factory=list)
     domains: DomainTable = field(default_factory=DomainTable)
     where: Where | None = None
+    domain_keys: list = field(default_factory=list)
 
 
 @dataclass
@@ -196,6 +199,10 @@ class MtaConfig:
     acct_files: list[AcctFile] = field(default_factory=list)
     http_mgmt_port: int = 8080
     http_access: list[tuple[str, str]] = field(default_factory=list)
+    http_api_key: str = ""                                  # X-API-Key for the management HTTP
+    suppression_cache_ttl: float = 30.0                     # seconds a suppression lookup is reused
+    domain_keys: list = field(default_factory=list)         # global `domain-key` lines [DomainKey]
+    pattern_lists: dict[str, list] = field(default_factory=dict)   # <smtp-pattern-list N> -> [ReplyPattern]
     dns_servers: list[tuple[str, int]] = field(default_factory=list)  # [] = the system's
     warnings: list[str] = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)

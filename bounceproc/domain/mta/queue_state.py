@@ -57,8 +57,13 @@ def with_mode(state: QueueState, mode: QueueMode, now: float) -> QueueState:
 
 def settings_in_mode(settings: DomainSettings, mode: QueueMode) -> DomainSettings:
     """In backoff, each `backoff_<field>` extension value replaces `<field>`."""
-    if mode is not QueueMode.BACKOFF or not settings.extra:
+    if mode is not QueueMode.BACKOFF:
         return settings
     fields = {f.name for f in dataclasses.fields(DomainSettings)}
-    repl = {k[8:]: v for k, v in settings.extra if k.startswith("backoff_") and k[8:] in fields}
-    return dataclasses.replace(settings, **repl) if repl else settings
+    repl = dict(BACKOFF_DEFAULTS)
+    repl.update({k[8:]: v for k, v in settings.extra if k.startswith("backoff_") and k[8:] in fields})
+    return dataclasses.replace(settings, **repl)
+
+
+# PowerMTA's defaults for the backoff set (`powermta.md` §3): backoff-retry-after 1h.
+BACKOFF_DEFAULTS = {"retry_after": (3600.0,)}

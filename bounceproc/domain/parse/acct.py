@@ -17,7 +17,8 @@ replaced rather than fatal.
 
 Record type -> event type: d -> delivered, b/rb -> bounced, t -> deferred, tq -> queue_deferred
 (no recipient), r -> received, rs -> delivered/deferred/bounced by dsnAction (remote_status
-otherwise), f -> complained.
+otherwise), f -> complained; a `b` record of bounceproc's MTA skipping a suppressed recipient
+(dsnDiag `x-bounceproc;suppressed (...)`, domain/mta/suppression_skip.py) -> skipped.
 
 Non-obvious choices:
 - Line numbers are physical lines (LF-terminated), counted from `first_line`; a record whose
@@ -63,6 +64,7 @@ from hashlib import blake2b
 
 from bounceproc.domain.address import MAX_DOMAIN, MAX_LOCAL, AddressError, normalise_address
 from bounceproc.domain.events import Event, timed_key
+from bounceproc.domain.mta.suppression_skip import is_skip_diag
 from bounceproc.domain.storable import escape_unstorable, has_unstorable
 
 log = logging.getLogger("bounceproc.domain.parse.acct")
@@ -503,6 +505,8 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None,
                 raise _Bad(f"'{kind}' record without a recipient (rcpt is empty)")
         if kind == "d":
             etype = "delivered"
+        elif kind == "b" and is_skip_diag(diag):
+            etype = "skipped"      # our MTA did not send to a suppressed recipient: not a bounce
         elif kind == "b" or kind == "rb":
             etype = "bounced"
         elif kind == "t":

@@ -29,9 +29,23 @@ def _run(args) -> int:
     except ConfigError as exc:
         print(f"{path}: configuration errors:\n{exc}", file=sys.stderr)
         return 1
+    close_the_loop(service)
     for w in service.config.warnings:
         print(w, file=sys.stderr)
     return service.run()
+
+
+def close_the_loop(service) -> None:
+    """Suppressions, VERP, List-Unsubscribe, DKIM and backoff (bounceproc.mta.closing_loop)."""
+    from bounceproc.config import load_settings
+    from bounceproc.mta.closing_loop import build_hooks
+    from bounceproc.mta.management import Management
+    from bounceproc import bootstrap
+    settings = load_settings()
+    bootstrap.ensure_schema(settings)         # the embedded SQLite file is created and migrated here
+    parts = build_hooks(settings, lambda: service.mta)
+    service.hooks, service.loop_parts = parts.hooks, parts
+    service.management = Management(service, parts.activity, parts.counters)
 
 
 def _check(args) -> int:
@@ -47,6 +61,11 @@ def _check(args) -> int:
         return 1
     for w in cfg.warnings:
         print(w, file=sys.stderr)
+    key_errors = _unreadable_keys(cfg)
+    if key_errors:
+        print("\n".join(key_errors), file=sys.stderr)
+        print(f"{path}: {len(key_errors)} error(s)", file=sys.stderr)
+        return 1
     print(f"{path}: ok ({len(cfg.domains)} domain blocks, {len(cfg.vmtas)} virtual MTAs, "
           f"{len(cfg.pools)} pools, {len(cfg.sources)} sources, {len(cfg.acct_files)} acct-files; "
           f"spool {cfg.spool_dir})")
@@ -62,12 +81,34 @@ def _check(args) -> int:
     return 0
 
 
+def _unreadable_keys(cfg) -> list[str]:
+    """`domain-key` files that cannot be used for DKIM signing, one error line each."""
+    from bounceproc.mta.dkim_signer import KeyFileError, read_key
+    keys = list(cfg.domain_keys) + [k for v in cfg.vmtas.values() for k in v.domain_keys] \
+        + [k for p in cfg.pools.values() for k in p.domain_keys]
+    errors = []
+    for key in {k.keyfile: k for k in keys}.values():
+        try:
+            read_key(key.keyfile)
+        except KeyFileError as exc:
+            errors.append(f"domain-key {key.selector},{key.domain}: {exc}")
+    return errors
+
+
 def _settings_lines(s, fmt):
     import dataclasses
     for f in dataclasses.fields(s):
         v = getattr(s, f.name)
         if f.name == "extra":
             for k, x in v:
+                if isinstance(x, tuple) and all(isinstance(i, float) for i in x):
+                    x = ",".join(fmt(i) for i in x)
+                elif isinstance(x, bool):
+                    x = "yes" if x else "no"
+                elif isinstance(x, float):
+                    x = fmt(x)
+                elif x is None:
+                    x = "never"
                 yield k.replace("_", "-"), x
             continue
         if f.name == "retry_after":
@@ -104,3 +145,5 @@ def register(sub) -> None:
     c.set_defaults(func=_check)
     for _name, reg in MTA_COMMANDS:
         reg(msub)
+    from bounceproc.entrypoints.cli import mta_ops
+    mta_ops.register(msub)

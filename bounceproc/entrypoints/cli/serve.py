@@ -190,7 +190,12 @@ def _start_mta(settings, say):
         return None
     from bounceproc.mta.service import MtaService
     try:
-        mta = MtaService(settings.mta_config).start()
+        from bounceproc.entrypoints.cli.mta import close_the_loop
+        from bounceproc.entrypoints.http import metrics
+        mta = MtaService(settings.mta_config)
+        close_the_loop(mta)
+        mta.start()
+        metrics.EXTRA_METRICS.append(lambda: mta.call(mta.management.view, "metrics"))
     except Exception as exc:  # the API still runs without the MTA
         say(f"MTA not started ({settings.mta_config}): {exc}")
         return None

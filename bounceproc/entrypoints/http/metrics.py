@@ -121,12 +121,23 @@ def _ops_families(conn, now: datetime) -> list[GaugeMetricFamily]:
     return out
 
 
+# Text providers appended to /metrics: `bounceproc serve` adds the bundled MTA's counters here
+# when it runs the MTA in the same process (bounceproc.mta.management, docs/sending-core.md).
+EXTRA_METRICS: list = []
+
+
 def render_metrics(conn) -> bytes:
     now = datetime.now(timezone.utc)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatusCollector(status_report.status(conn, now)))
     registry.register(_Families(_ops_families(conn, now) + ops_hooks.extra_metrics(conn)))
-    return generate_latest(registry)
+    out = generate_latest(registry)
+    for provider in EXTRA_METRICS:
+        try:
+            out += provider().encode()
+        except Exception:  # noqa: BLE001 - the MTA stopping must not break the scrape
+            continue
+    return out
 
 
 class _Families:
