@@ -10,7 +10,7 @@ from bounceproc.domain.mta.reply_patterns import first_match, parse_reply_patter
 
 
 @pytest.mark.parametrize("code,status,text,reason", [
-    (421, "4.7.0", "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred - blocked", "blocked"),
+    (421, "4.7.0", "421 4.7.0 [TS01] Messages from 192.0.2.1 temporarily deferred - blocked", "badreputation"),   # Yahoo TS01: reputation (wordings.md)
     (550, "5.7.1", "550 5.7.1 Client host [192.0.2.1] blocked using zen.spamhaus.org", "blocked"),
     (421, "4.7.28", "421 4.7.28 rate limited, try again later", "speeding"),
     (421, "4.2.1", "421 4.2.1 too many connections", "toomanyconn"),

@@ -8,14 +8,9 @@ from __future__ import annotations
 import logging
 import sys
 
-DEFAULT_CONFIG = "/etc/bounceproc/mta.conf"
+from bounceproc.entrypoints.cli import mta_ops
 
-
-def config_path(args) -> str:
-    if getattr(args, "mta_config", None):
-        return args.mta_config
-    from bounceproc.config import load_settings
-    return load_settings().mta_config or DEFAULT_CONFIG
+DEFAULT_CONFIG = mta_ops.DEFAULT_CONFIG
 
 
 def _run(args) -> int:
@@ -23,7 +18,7 @@ def _run(args) -> int:
     from bounceproc.mta.service import MtaService
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    path = config_path(args)
+    path = mta_ops.config_path(args)
     try:
         service = MtaService(path)
     except ConfigError as exc:
@@ -52,7 +47,7 @@ def _check(args) -> int:
     from bounceproc.domain.mta.config import ConfigError
     from bounceproc.domain.mta.units import format_duration
     from bounceproc.mta.config_reader import read_config
-    path = args.file or config_path(args)
+    path = args.file or mta_ops.config_path(args)
     try:
         cfg = read_config(path)
     except ConfigError as exc:
@@ -145,5 +140,4 @@ def register(sub) -> None:
     c.set_defaults(func=_check)
     for _name, reg in MTA_COMMANDS:
         reg(msub)
-    from bounceproc.entrypoints.cli import mta_ops
     mta_ops.register(msub)

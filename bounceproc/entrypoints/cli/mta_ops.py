@@ -13,10 +13,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+DEFAULT_CONFIG = "/etc/bounceproc/mta.conf"
+
+
+def config_path(args) -> str:
+    """--config of the `mta` command, else the `mta_config` setting, else the default path."""
+    if getattr(args, "mta_config", None):
+        return args.mta_config
+    from bounceproc.config import load_settings
+    return load_settings().mta_config or DEFAULT_CONFIG
+
 
 def _endpoint(args) -> tuple[str, str]:
     from bounceproc.domain.mta.config import ConfigError
-    from bounceproc.entrypoints.cli.mta import config_path
     from bounceproc.mta.config_reader import read_config
     if args.mgmt:
         return args.mgmt.rstrip("/"), args.api_key or ""
