@@ -10,7 +10,7 @@ was last updated (FLOOR). Skips when the corpus is absent.
 Measured 2026-11-25 (LF and CRLF alike): detection 0.997, reason 0.910, hard/soft 0.955,
 status 0.939 (0.990 leaving out the labels' invented x.0.9xx / x.9.x codes), no false positive.
 Most of the remaining reason misses are labels that disagree with the message's own words or
-code, or with another corpus file worded identically (see the README classify section).
+code, or with another corpus file worded identically (see docs/accuracy.md).
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def test_no_regression(metrics):
     assert low == {}, f"below the measured floor {FLOOR}: {low}"
 
 
-@pytest.mark.xfail(reason="issue 3 targets not reached yet (see README classify section for the figures)",
+@pytest.mark.xfail(reason="issue 3 targets not reached yet (see docs/accuracy.md for the figures)",
                    strict=False)
 def test_meets_issue_targets(metrics):
     short = {k: round(metrics[k], 3) for k, target in TARGETS.items() if metrics[k] < target}
