@@ -96,10 +96,14 @@ def ensure_schema(settings: Settings) -> None:
         migrate(settings)
 
 
-def load_for_command() -> Settings:
-    """Settings for a CLI command, with the schema ensured (embedded SQLite / auto_migrate)."""
+def load_for_command(read_only: bool = False) -> Settings:
+    """Settings for a CLI command, with the schema ensured (embedded SQLite / auto_migrate).
+    A read-only command refuses a database that does not exist instead of creating it."""
     from bounceproc.config import load_settings
     settings = load_settings()
+    if read_only:
+        from bounceproc import dbsetup
+        dbsetup.require_database(settings)
     ensure_schema(settings)
     return settings
 

@@ -42,11 +42,25 @@ def main(argv: list[str] | None = None) -> int:
         import os
         if os.environ.get("BOUNCEPROC_DEBUG"):
             raise
-        from bounceproc.config import ConfigError
-        kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"bounceproc: {kind}: {msg}", file=sys.stderr)
+        print(f"bounceproc: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line: what is wrong and, for set-up problems, what to do."""
+    from bounceproc import dbsetup
+    from bounceproc.config import ConfigError, load_settings
+    if isinstance(exc, dbsetup.SetupError):
+        return str(exc)
+    if dbsetup.is_infrastructure_error(exc):
+        try:
+            settings = load_settings()
+        except Exception:
+            settings = None
+        return dbsetup.explain(exc, settings)
+    kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{kind}: {msg}"
 
 
 if __name__ == "__main__":

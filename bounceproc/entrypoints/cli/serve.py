@@ -90,7 +90,7 @@ def _hostport(value: str, what: str) -> tuple[str, int]:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from bounceproc import bootstrap
+    from bounceproc import bootstrap, dbsetup
     from bounceproc.outbound import webhooks
     from bounceproc.entrypoints.http.app import create_app
     from bounceproc.config import load_settings
@@ -112,10 +112,10 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     say = lambda msg: print(f"bounceproc serve: {msg}", flush=True)  # noqa: E731
-    say(f"database {_redacted(settings.db_url)}")
+    say(dbsetup.where(settings))
     bootstrap.ensure_schema(settings)
-    say("schema is up to date" if not settings.is_postgres or settings.auto_migrate
-        else "schema not migrated here (set auto_migrate or run `bounceproc db upgrade`)")
+    say(dbsetup.schema_line(settings))
+    settings, accepting = _sink_accept(settings)
 
     inline = loop = sink = None
     if settings.embedded:
@@ -124,12 +124,11 @@ def cmd_serve(args) -> int:
         loop = webhooks.DeliveryLoop(settings).start()
         say("mode embedded: intake, webhooks and expiry run in this process (no broker)")
     else:
-        say(f"mode broker: tasks go to queue {settings.queue!r} on {_redacted(settings.broker_url)}; "
+        say(f"mode broker: tasks go to queue {settings.queue!r} on {dbsetup.redacted(settings.broker_url)}; "
             "run `celery -A workers worker -B` to process them")
     try:
         from bounceproc.entrypoints import smtp_sink
         sink = smtp_sink.start_sink(settings)
-        accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
         say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
     except Exception as exc:  # the API still runs without the sink
         say(f"SMTP sink not available: {exc}")
@@ -158,14 +157,28 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _sink_accept(settings):
+    """(settings, what the start line says the sink accepts). With nothing configured, a sink on a
+    loopback address accepts any recipient (it never relays, and only this machine can reach it:
+    the quick start needs no flag); on another address it accepts nothing until told."""
+    import dataclasses
+    import ipaddress
+    if settings.sink_accept:
+        return settings, ", ".join(settings.sink_accept)
+    hint = "set --accept or BOUNCEPROC_SINK_ACCEPT to your bounce domains and feedback-loop addresses"
+    host = settings.sink_listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return settings, f"nothing ({hint})"
+    return (dataclasses.replace(settings, sink_accept=("*",)),
+            f"any recipient, as it listens on loopback only ({hint} before listening on a public address)")
+
+
 def _exit_on_term(_signum, _frame) -> None:
     raise SystemExit(0)
-
-
-def _redacted(url: str) -> str:
-    """A URL without its password, for printing."""
-    import re
-    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def register(sub) -> None:

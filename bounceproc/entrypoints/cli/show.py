@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from bounceproc import bootstrap
+from bounceproc import bootstrap, dbsetup
 
 from bounceproc.app import status_report
 
@@ -21,7 +21,7 @@ def _table(rows: list[dict], cols: list[str]) -> str:
 
 def _print_status(rep: dict) -> None:
     w = sys.stdout.write
-    w(f"bounceproc status at {rep['at']}\n\nEvents by type\n")
+    w(f"bounceproc status at {rep['at']}\n{rep['database']}, data dir {rep['data_dir']}\n\nEvents by type\n")
     types = sorted({t for win in rep["events"].values() for t in win})
     w(_table([{"type": t, **{k: rep["events"][k].get(t, 0) for k in status_report.WINDOWS}} for t in types],
              ["type", *status_report.WINDOWS]))
@@ -47,9 +47,10 @@ def _print_status(rep: dict) -> None:
 
 
 def _status(args) -> int:
-    settings = bootstrap.load_for_command()
+    settings = bootstrap.load_for_command(read_only=True)
     with bootstrap.engine(settings).connect() as conn:
         rep = status_report.status(conn)
+    rep = {"database": dbsetup.redacted(settings.db_url), "data_dir": settings.data_dir, **rep}
     if args.json:
         print(json.dumps(rep, default=str, indent=2))
     else:
@@ -59,7 +60,7 @@ def _status(args) -> int:
 
 def _top(args) -> int:
     from datetime import datetime, timezone
-    settings = bootstrap.load_for_command()
+    settings = bootstrap.load_for_command(read_only=True)
     now = datetime.now(timezone.utc)
     with bootstrap.engine(settings).connect() as conn:
         rep = {"blocks": status_report.top_blocks(conn, now, args.limit),
@@ -76,7 +77,7 @@ def _top(args) -> int:
 
 def _queues(args) -> int:
     from datetime import datetime, timezone
-    settings = bootstrap.load_for_command()
+    settings = bootstrap.load_for_command(read_only=True)
     with bootstrap.engine(settings).connect() as conn:
         rep = status_report.intake_backlog(conn, datetime.now(timezone.utc))
     if args.json:

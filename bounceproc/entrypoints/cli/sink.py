@@ -32,10 +32,9 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 def _settings(args, **overrides):
     from bounceproc import bootstrap
     from bounceproc.config import load_settings
-    settings = load_settings(**{k: v for k, v in overrides.items() if v not in (None, (), [])})
-    if not overrides:
-        bootstrap.ensure_schema(settings)
-    return settings
+    if not overrides:     # reprocess and complaints read what is stored: refuse a missing database
+        return bootstrap.load_for_command(read_only=True)
+    return load_settings(**{k: v for k, v in overrides.items() if v not in (None, (), [])})
 
 
 def cmd_sink(args) -> int:

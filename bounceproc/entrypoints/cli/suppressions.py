@@ -20,7 +20,7 @@ def _iso(v) -> str:
 
 
 def _export(args) -> int:
-    settings = bootstrap.load_for_command()
+    settings = bootstrap.load_for_command(read_only=True)
     q = select(*(suppressions.c[c] for c in EXPORT_COLUMNS)).order_by(suppressions.c.id)
     if args.scope:
         q = q.where(suppressions.c.scope == args.scope)
