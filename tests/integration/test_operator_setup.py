@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from bp_testing import stop_process
 from test_api_support import free_port
 
 from bounceproc.config import SERVICE_DATA_DIR, default_data_dir
@@ -105,15 +106,6 @@ def _start_serve(tmp_path: Path, *args: str, **extra: str) -> tuple[subprocess.P
     return proc, log_path.read_text()
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 def test_serve_with_no_flags_accepts_mail_on_loopback_and_says_where_its_data_is(tmp_path):
     smtp_port = free_port()
     proc, out = _start_serve(tmp_path, BOUNCEPROC_API_LISTEN=f"127.0.0.1:{free_port()}",
@@ -131,7 +123,7 @@ def test_serve_with_no_flags_accepts_mail_on_loopback_and_says_where_its_data_is
             code, _ = s.rcpt("user%other@relay.example")          # relay tricks are still refused
             assert code == 550
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_serve_on_a_public_address_with_nothing_to_accept_says_how_to_set_it(tmp_path):
@@ -140,7 +132,7 @@ def test_serve_on_a_public_address_with_nothing_to_accept_says_how_to_set_it(tmp
     try:
         assert "accepting nothing (set --accept or BOUNCEPROC_SINK_ACCEPT" in out, out
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_serve_on_postgres_at_head_does_not_say_not_migrated(tmp_path, fresh_pg_url):
@@ -149,4 +141,4 @@ def test_serve_on_postgres_at_head_does_not_say_not_migrated(tmp_path, fresh_pg_
     try:
         assert "schema up to date (revision " in out and "not migrated" not in out, out
     finally:
-        _stop(proc)
+        stop_process(proc)
