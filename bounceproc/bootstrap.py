@@ -169,6 +169,8 @@ def celery_app(settings: Settings):
     app = _celery_apps.get(key)
     if app is None:
         from celery import Celery
+        from bounceproc import deployment
+        deployment.publish_as(settings)
         app = Celery("bounceproc-client", broker=settings.broker_url, set_as_current=False)
         app.conf.update(broker_connection_retry_on_startup=False, broker_connection_max_retries=0,
                         task_default_queue=settings.queue,

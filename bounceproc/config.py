@@ -57,6 +57,7 @@ class Settings:
     database_url: str = ""            # "" -> sqlite file in data_dir
     broker_url: str = ""              # "" -> embedded: tasks run in-process
     queue: str = "bounceproc"         # Celery queue name
+    deployment_id: str = ""           # "" -> the database's identity; stamped on every task (deployment.py)
     auto_migrate: bool = False        # migrate on start (always done for the embedded SQLite file)
     secret_key: str = ""              # "" -> generated once into data_dir/secret_key
     # durable intake

@@ -11,15 +11,27 @@ from __future__ import annotations
 import gc
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import worker_init, worker_process_init
 
+from bounceproc import deployment
 from bounceproc.config import load_settings
 
 _settings = load_settings()
 
+
+class DeploymentTask(Task):
+    """Every task first checks that its message comes from this deployment (deployment.py)."""
+
+    def __call__(self, *args, **kwargs):
+        deployment.refuse_foreign(self, _settings)
+        return super().__call__(*args, **kwargs)
+
+
 app = Celery("bounceproc", broker=_settings.broker_url or "redis://127.0.0.1:6379/0",
-             include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"])
+             include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"],
+             task_cls=DeploymentTask)
+deployment.publish_as(_settings)
 app.conf.update(
     task_default_queue=_settings.queue,
     task_acks_late=True,
