@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from bounceproc import __version__
+
 COMMAND_MODULES = (
     "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api",
 )
@@ -17,6 +19,7 @@ COMMAND_MODULES = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"bounceproc {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
