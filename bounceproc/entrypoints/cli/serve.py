@@ -126,13 +126,16 @@ def cmd_serve(args) -> int:
     else:
         say(f"mode broker: tasks go to queue {settings.queue!r} on {dbsetup.redacted(settings.broker_url)}; "
             "run `celery -A workers worker -B` to process them")
-    try:
-        from bounceproc.entrypoints import smtp_sink
-        sink = smtp_sink.start_sink(settings)
-        say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
-    except Exception as exc:  # the API still runs without the sink
-        say(f"SMTP sink not available: {exc}")
-        sink = None
+    if args.no_sink:
+        say("SMTP sink not started (--no-sink)")
+    else:
+        try:
+            from bounceproc.entrypoints import smtp_sink
+            sink = smtp_sink.start_sink(settings)
+            say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
+        except Exception as exc:  # the API still runs without the sink
+            say(f"SMTP sink not available: {exc}")
+            sink = None
     public = settings.public_url or f"http://{settings.api_listen}"
     say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
         f"unsubscribe links under {public.rstrip('/')}/u/)")
@@ -188,4 +191,6 @@ def register(sub) -> None:
     p.add_argument("--smtp", metavar="HOST:PORT", help="SMTP sink listen address (default sink_listen, 127.0.0.1:2525)")
     p.add_argument("--accept", action="append", metavar="DOMAIN_OR_ADDRESS",
                    help="recipient domain or address the sink accepts (repeatable; default sink_accept)")
+    p.add_argument("--no-sink", action="store_true",
+                   help="run only the API (and, without a broker, the inline worker); `bounceproc sink` runs the sink")
     p.set_defaults(func=cmd_serve)
