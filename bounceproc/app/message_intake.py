@@ -94,6 +94,9 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
     return parse_message(raw, envelope_to=list(rcpt_tos or ()), classifier=classifier, verp=verp)
 
 
+NO_EVENT_KINDS = {"autoreply": "an auto-reply", "not-bounce": "not a bounce"}
+
+
 def quarantine_message(conn, row, reason: str) -> None:
     """Keep a message the engine could not read in the quarantine (idempotent per intake row)."""
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -109,9 +112,13 @@ def _prepare(conn, row, settings):
     meta = dict(row.meta or {})
     rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
     report = parse_report(raw, rcpt_tos, settings)
-    if getattr(report, "kind", "unknown") == "unknown":
+    kind = getattr(report, "kind", "unknown")
+    if kind == "unknown":
         quarantine_message(conn, row, "unreadable message: " + (getattr(report, "note", "") or "unknown format"))
         return None
+    if kind in NO_EVENT_KINDS:     # accepted, gives no event: visible in `bounceproc quarantine list`
+        quarantine_message(conn, row, f"no event: {NO_EVENT_KINDS[kind]}"
+                           + (f" ({report.note})" if getattr(report, "note", "") else ""))
     return report, raw, meta, rcpt_tos
 
 

@@ -212,7 +212,7 @@ def _quarantine(conn, row, items) -> None:
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     now = datetime.now(timezone.utc)
     rows = [{"intake_id": row.id, "origin": row.origin, "line_no": q.line_no, "reason": q.reason[:2000],
-             "raw": q.raw[:8000], "created_at": now} for q in items]
+             "raw": q.raw[:8000], "created_at": now, "header": row.header or ""} for q in items]
     conn.execute(ins(quarantine).on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)
 
 
@@ -283,7 +283,7 @@ def _process_intake_txn(settings: Settings, intake_id: int) -> RecordResult | No
         res.quarantined = len(quarantined)
         conn.execute(update(intake).where(intake.c.id == row.id).values(
             state="done", processed_at=datetime.now(timezone.utc), records=len(evs) + len(quarantined),
-            attempts=intake.c.attempts + 1, error=""))
+            stored=res.new_events, attempts=intake.c.attempts + 1, error=""))
         return res
 
 

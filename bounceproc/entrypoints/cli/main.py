@@ -12,7 +12,7 @@ import sys
 from bounceproc import __version__
 
 COMMAND_MODULES = (
-    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api",
+    "serve", "pipe", "sink", "classify", "show", "suppressions", "quarantine", "db", "api",
 )
 
 
