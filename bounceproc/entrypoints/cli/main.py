@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
+    from bounceproc.entrypoints.cli import help_text
+    help_text.apply(parser)
     return parser
 
 

@@ -165,7 +165,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("complaints", help="complaint rates per sending domain, IP and job; unattributed reports",
                        description="Complaint rate = complaints / deliveries in the window, per sending "
-                                   "domain, source IP and job. Warns above 0.1%%.")
+                                   "domain, source IP and job. Warns above 0.1 percent.")
     p.add_argument("--since", default="7d", help="window start: 7d (default), 24h, a date or ISO timestamp")
     p.add_argument("--unattributed", action="store_true",
                    help="list complaints whose recipient was redacted and could not be recovered")
