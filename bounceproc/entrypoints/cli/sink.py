@@ -123,14 +123,12 @@ def cmd_complaints(args) -> int:
     if not rows:
         print(f"no complaints since {since:%Y-%m-%d %H:%M} UTC")
         return 0
-    print(f"complaints since {since:%Y-%m-%d %H:%M} UTC (warn above 0.1%; Gmail and Yahoo require < 0.3%)")
-    print(f"{'by':8} {'key':40} {'complaints':>10} {'delivered':>10} {'rate':>8}")
-    for r in rows:
-        rate = "n/a" if r["rate"] is None else f"{r['rate'] * 100:.3f}%"
-        flag = "  WARN" if r["warn"] else ""
-        key = "*" if r["dimension"] == "all" else (r["key"][:40] or "(unknown)")
-        print(f"{r['dimension']:8} {key:40} {r['complaints']:>10} "
-              f"{r['delivered']:>10} {rate:>8}{flag}")
+    from bounceproc.entrypoints.cli import tables
+    table = [{"by": r["dimension"], "key": "*" if r["dimension"] == "all" else (r["key"][:40] or "(unknown)"),
+              "complaints": r["complaints"], "delivered": r["delivered"], "rate": tables.percent(r["rate"]),
+              "": "WARN" if r["warn"] else ""} for r in rows]
+    tables.write(f"complaints since {since:%Y-%m-%d %H:%M} UTC (warn above 0.1%; Gmail and Yahoo require < 0.3%)",
+                 table, ["by", "key", "complaints", "delivered", "rate", ""])
     return 0
 
 
