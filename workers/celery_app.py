@@ -12,7 +12,7 @@ import gc
 import os
 
 from celery import Celery, Task
-from celery.signals import worker_init, worker_process_init
+from celery.signals import after_setup_logger, worker_init, worker_process_init
 
 from bounceproc import deployment
 from bounceproc.config import load_settings
@@ -60,3 +60,15 @@ def _freeze_startup_objects(**_) -> None:
     Runs in the parent before it forks its pool (also sparing copy-on-write) and in each child."""
     gc.collect()
     gc.freeze()
+
+
+@after_setup_logger.connect
+def _operator_logging(logger=None, **_) -> None:
+    """No library noise at info level (task received/succeeded lines, beat ticks every 5 s); JSON
+    lines when BOUNCEPROC_LOG_FORMAT=json. bounceproc's own lines say what each task did."""
+    from bounceproc import logs
+    logs.quiet_libraries()
+    level, fmt = logs.from_environment("info")
+    if fmt == "json" and logger is not None:
+        for handler in logger.handlers:
+            handler.setFormatter(logs.formatter("json"))

@@ -97,6 +97,18 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
 NO_EVENT_KINDS = {"autoreply": "an auto-reply", "not-bounce": "not a bounce"}
 
 
+def log_outcomes(by_row, suppressed: set[str]) -> None:
+    """One info line per message: `intake 8: dsn grace@example.com userunknown → suppressed (rule
+    text-user-unknown)`; a message without events says so (it is in the quarantine)."""
+    for intake_id, kind, row_events in by_row:
+        if not row_events:
+            log.info("intake %s: %s → no event (see `bounceproc quarantine list`)", intake_id, kind)
+        for e in row_events:
+            outcome = "suppressed" if e.recipient in suppressed else e.type
+            log.info("intake %s: %s %s %s → %s (rule %s)", intake_id, kind, e.recipient or "(unattributed)",
+                     e.reason or e.feedback_type or "-", outcome, e.rule or "-")
+
+
 def quarantine_message(conn, row, reason: str) -> None:
     """Keep a message the engine could not read in the quarantine (idempotent per intake row)."""
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
@@ -164,12 +176,15 @@ def _process_message_batch(conn, settings, ids: list[int]) -> int:
     prepared = [(r, _prepare(conn, r, settings)) for r in rows]
     mids = [m for _, p in prepared if p is not None for m in _original_ids(p)]
     sent = lookup_sent(conn, mids) if mids else {}
-    evs, counts = [], []
+    evs, counts, by_row = [], [], []
     for r, p in prepared:
         row_events = _events_of(conn, r, p, sent) if p is not None else []
         evs.extend(row_events)
         counts.append({"rid": r.id, "n": len(row_events)})
-    service.record_events(conn, evs, settings)
+        by_row.append((r.id, p[0].kind if p is not None else "unreadable", row_events))
+    res = service.record_events(conn, evs, settings)
+    if log.isEnabledFor(logging.INFO):
+        log_outcomes(by_row, {k[0] for k in res.keys_created})
     if counts:
         conn.execute(update(intake).where(intake.c.id == bindparam("rid")).values(
             state="done", processed_at=datetime.now(timezone.utc), records=bindparam("n"),

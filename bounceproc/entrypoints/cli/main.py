@@ -20,6 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
     parser.add_argument("--version", action="version", version=f"bounceproc {__version__}")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="log lines as text (default) or one JSON object per line (also BOUNCEPROC_LOG_FORMAT)")
+    parser.add_argument("--log-level", default=None, metavar="LEVEL",
+                        help="debug, info (default for serve and sink), warning... (also BOUNCEPROC_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
@@ -34,9 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import os
     if args.config:
-        import os
         os.environ["BOUNCEPROC_CONFIG"] = args.config
+    if args.log_format:
+        os.environ["BOUNCEPROC_LOG_FORMAT"] = args.log_format
+    if args.log_level:
+        os.environ["BOUNCEPROC_LOG_LEVEL"] = args.log_level
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -90,7 +90,7 @@ def _hostport(value: str, what: str) -> tuple[str, int]:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from bounceproc import bootstrap, dbsetup
+    from bounceproc import bootstrap, dbsetup, logs
     from bounceproc.outbound import webhooks
     from bounceproc.entrypoints.http.app import create_app
     from bounceproc.config import load_settings
@@ -109,8 +109,7 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"bounceproc serve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(*logs.from_environment("info"))
     say = lambda msg: print(f"bounceproc serve: {msg}", flush=True)  # noqa: E731
     say(dbsetup.where(settings))
     bootstrap.ensure_schema(settings)

@@ -38,8 +38,9 @@ def _settings(args, **overrides):
 
 
 def cmd_sink(args) -> int:
-    from bounceproc import bootstrap
+    from bounceproc import bootstrap, logs
     from bounceproc.entrypoints import smtp_sink
+    logs.configure(*logs.from_environment("info"))
     try:
         settings = _settings(args, sink_listen=args.listen, sink_accept=tuple(args.accept or ()),
                              sink_max_message_size=args.max_size, sink_max_recipients=args.max_recipients,
