@@ -42,15 +42,3 @@ def write(title: str, rows: list[dict], cols: list[str], out=None) -> None:
         return
     out.write(f"{title}\n{plain(rows, cols)}")
 
-
-def progress(total: int, label: str):
-    """A progress bar on stderr when it is a terminal, else None (callers print nothing)."""
-    if not sys.stderr.isatty() or total <= 0:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.console import Console
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=Console(file=sys.stderr), transient=True)
-    bar.start()
-    bar.add_task(label, total=total)
-    return bar
