@@ -107,14 +107,6 @@ def ensure_schema(settings: Settings) -> None:
         migrate(settings)
 
 
-def load_for_command() -> Settings:
-    """Settings for a CLI command, with the schema ensured (embedded SQLite / auto_migrate)."""
-    from bounceproc.config import load_settings
-    settings = load_settings()
-    ensure_schema(settings)
-    return settings
-
-
 def downgrade(settings: Settings, revision: str) -> None:
     from alembic import command
     eng = engine(settings)
@@ -172,6 +164,8 @@ def celery_app(settings: Settings):
     app = _celery_apps.get(key)
     if app is None:
         from celery import Celery
+        from bounceproc import deployment
+        deployment.publish_as(settings, engine)
         app = Celery("bounceproc-client", broker=settings.broker_url, set_as_current=False)
         app.conf.update(broker_connection_retry_on_startup=False, broker_connection_max_retries=0,
                         task_default_queue=settings.queue,

@@ -3,8 +3,10 @@
 Adapter-level wiring (stdlib only). Precedence: keyword overrides > BOUNCEPROC_* environment >
 config file (BOUNCEPROC_CONFIG or `bounceproc --config FILE`) > defaults.
 
-With nothing set, bounceproc runs on the embedded default: a SQLite file in `./bounceproc-data/`
-and tasks run in-process (no broker). Point it at real services with
+With nothing set, bounceproc runs on the embedded default: a SQLite file in the data dir and tasks
+run in-process (no broker). The data dir is per user, never relative to the current directory
+(see `default_data_dir`): `$STATE_DIRECTORY` under systemd, `/var/lib/bounceproc` for a service
+user, else `$XDG_DATA_HOME/bounceproc` (`~/.local/share/bounceproc`). Point it at real services with
 `BOUNCEPROC_DATABASE_URL=postgresql+psycopg://user@host/db` and
 `BOUNCEPROC_BROKER_URL=redis://host:6379/0`.
 
@@ -27,12 +29,35 @@ from pathlib import Path
 from typing import Any
 
 
+SERVICE_DATA_DIR = "/var/lib/bounceproc"
+
+
+def default_data_dir(environ: dict[str, str] | None = None, uid: int | None = None) -> str:
+    """Where the SQLite file, the pipe journal and the generated secret live when `data_dir` is
+    not set: systemd's `$STATE_DIRECTORY` (a unit with `StateDirectory=bounceproc`); else
+    /var/lib/bounceproc for a service user (a system account: uid 1-999, or nobody, or no usable
+    home, as PowerMTA's pipe runs); else `$XDG_DATA_HOME/bounceproc`, by default
+    `~/.local/share/bounceproc`."""
+    env = os.environ if environ is None else environ
+    uid = os.geteuid() if uid is None else uid
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        return state
+    home = env.get("HOME", "")
+    if 0 < uid < 1000 or uid == 65534 or not home or home == "/" or home.startswith("/nonexistent"):
+        return SERVICE_DATA_DIR
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path(home) / ".local" / "share"
+    return str(base / "bounceproc")
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: str = "bounceproc-data"
+    data_dir: str = field(default_factory=default_data_dir)
     database_url: str = ""            # "" -> sqlite file in data_dir
     broker_url: str = ""              # "" -> embedded: tasks run in-process
     queue: str = "bounceproc"         # Celery queue name
+    deployment_id: str = ""           # "" -> the database's identity; stamped on every task (deployment.py)
     auto_migrate: bool = False        # migrate on start (always done for the embedded SQLite file)
     secret_key: str = ""              # "" -> generated once into data_dir/secret_key
     # durable intake
@@ -101,6 +126,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return "sqlite:///" + str(Path(self.data_dir).resolve() / "bounceproc.db")
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file, or None on another database."""
+        url = self.db_url
+        if not url.startswith("sqlite:///") or url in ("sqlite:///", "sqlite:///:memory:"):
+            return None
+        return Path(url[len("sqlite:///"):].split("?")[0])
 
     @property
     def is_postgres(self) -> bool:

@@ -85,6 +85,17 @@ def drop_redis_queue(broker_url: str, queue: str) -> None:
         client.close()
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM a subprocess this test started, SIGKILL it if it does not exit in `timeout` s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 class CeleryWorker:
     """A real `celery -A workers worker` subprocess; stop() kills it by PID."""
 

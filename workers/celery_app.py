@@ -11,10 +11,27 @@ from __future__ import annotations
 
 import gc
 
-from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery import Celery, Task
+from celery.signals import after_setup_logger, worker_init, worker_process_init
 
-app = Celery("bounceproc", include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"])
+from bounceproc import deployment
+
+
+def _worker_settings():
+    from workers import celery_config      # read once, when the worker first needs it
+    return celery_config._settings
+
+
+class DeploymentTask(Task):
+    """Every task first checks that its message comes from this deployment (deployment.py)."""
+
+    def __call__(self, *args, **kwargs):
+        deployment.refuse_foreign(self, _worker_settings())
+        return super().__call__(*args, **kwargs)
+
+
+app = Celery("bounceproc", include=["workers.tasks", "workers.sink_tasks", "workers.webhook_tasks"],
+             task_cls=DeploymentTask)
 app.config_from_object("workers.celery_config")   # imported lazily, on the first use of app.conf
 
 
@@ -22,6 +39,8 @@ app.config_from_object("workers.celery_config")   # imported lazily, on the firs
 def _quiet_library_logs(**_) -> None:
     from bounceproc.entrypoints.logs import quiet_library_logs
     quiet_library_logs()
+    from bounceproc import bootstrap
+    deployment.publish_as(_worker_settings(), bootstrap.engine)   # tasks this worker sends carry its id too
 
 
 @worker_init.connect
@@ -32,3 +51,15 @@ def _freeze_startup_objects(**_) -> None:
     Runs in the parent before it forks its pool (also sparing copy-on-write) and in each child."""
     gc.collect()
     gc.freeze()
+
+
+@after_setup_logger.connect
+def _operator_logging(logger=None, **_) -> None:
+    """No library noise at info level (task received/succeeded lines, beat ticks every 5 s); JSON
+    lines when BOUNCEPROC_LOG_FORMAT=json. bounceproc's own lines say what each task did."""
+    from bounceproc import logs
+    logs.quiet_libraries()
+    level, fmt = logs.from_environment("info")
+    if fmt == "json" and logger is not None:
+        for handler in logger.handlers:
+            handler.setFormatter(logs.formatter("json"))

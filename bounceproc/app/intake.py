@@ -132,7 +132,8 @@ def _process_intake_txn(settings: Settings, intake_id: int, salvage: bool = Fals
         if salvage:
             evs, unstorable = _unstorable_events(evs)
             quarantined = list(quarantined) + unstorable
-        insert_quarantine(conn, row.id, row.origin, ((q.line_no, q.reason, q.raw) for q in quarantined))
+        insert_quarantine(conn, row.id, row.origin, ((q.line_no, q.reason, q.raw) for q in quarantined),
+                          header=row.header or "")
         res = service.record_events(conn, evs, settings, intake_id=row.id)
         res.quarantined = len(quarantined)
         conn.execute(update(intake).where(intake.c.id == row.id).values(
@@ -155,12 +156,15 @@ def _process_message_batch(conn, settings, ids: list[int]) -> int:
     prepared = [(r, message_intake.prepare(conn, r, settings)) for r in rows]
     mids = [m for _, p in prepared if p is not None for m in message_intake.original_ids(p)]
     sent = message_intake.lookup_sent(conn, mids) if mids else {}
-    evs, counts = [], []
+    evs, counts, by_row = [], [], []
     for r, p in prepared:
-        row_events = message_intake.message_events(conn, r, p, sent) if p is not None else []
+        row_events = message_intake.message_events(conn, r, p, sent) if p else []
         evs.extend(row_events)
         counts.append({"rid": r.id, "n": len(row_events)})
-    service.record_events(conn, evs, settings)
+        by_row.append((r.id, p[0][0].kind if p else "unreadable", row_events))
+    res = service.record_events(conn, evs, settings)
+    if log.isEnabledFor(logging.INFO):
+        message_intake.log_outcomes(by_row, {k[0] for k in res.keys_created})
     if counts:
         conn.execute(update(intake).where(intake.c.id == bindparam("rid")).values(
             state="done", processed_at=datetime.now(timezone.utc), records=bindparam("n"),

@@ -13,6 +13,7 @@ configured to log it, and the sending core always records it.
 """
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +25,8 @@ from bounceproc.storage.intake_rows import insert_quarantine
 from bounceproc.storage.tables import events, quarantine
 from bounceproc.domain.parse.mime import normalise_newlines, parse_headers, split_head
 from bounceproc.domain.parse.report_events import message_key, normalise_message_id, report_events
+
+log = logging.getLogger("bounceproc.intake")
 
 SENT_TYPES = ("delivered", "received", "bounced", "deferred", "remote_status")
 MAX_LOOKUP_IDS = 200
@@ -96,6 +99,21 @@ def parse_report(raw: bytes, rcpt_tos: list[str], settings=None):
     return merged(parse_reports(raw, rcpt_tos, settings))
 
 
+NO_EVENT_KINDS = {"autoreply": "an auto-reply", "not-bounce": "not a bounce"}
+
+
+def log_outcomes(by_row, suppressed: set[str]) -> None:
+    """One info line per message: `intake 8: dsn grace@example.com userunknown → suppressed (rule
+    text-user-unknown)`; a message without events says so (it is in the quarantine)."""
+    for intake_id, kind, row_events in by_row:
+        if not row_events:
+            log.info("intake %s: %s → no event (see `bounceproc quarantine list`)", intake_id, kind)
+        for e in row_events:
+            outcome = "suppressed" if e.recipient in suppressed else e.type
+            log.info("intake %s: %s %s %s → %s (rule %s)", intake_id, kind, e.recipient or "(unattributed)",
+                     e.reason or e.feedback_type or "-", outcome, e.rule or "-")
+
+
 def prepare(conn, row, settings) -> list:
     """[(report, raw, meta, rcpt_tos)] for a row: one per report it carries (a forward of several
     reports gives several, each with its own raw bytes and so its own event keys), or [] after
@@ -113,6 +131,12 @@ def prepare(conn, row, settings) -> list:
     if cuts:      # read, but not all of it: say what was left out
         raw_text = bytes(row.payload[:8000]).decode("utf-8", "replace")
         insert_quarantine(conn, row.id, row.origin or "sink", [(1, "partly read: " + "; ".join(cuts), raw_text)])
+    kind = getattr(found[0].report, "kind", "unknown")
+    if len(found) == 1 and kind in NO_EVENT_KINDS:   # accepted, gives no event: `bounceproc quarantine list`
+        note = getattr(found[0].report, "note", "")
+        insert_quarantine(conn, row.id, row.origin or "sink", [(0, f"no event: {NO_EVENT_KINDS[kind]}"
+                                                                + (f" ({note})" if note else ""),
+                                                                bytes(row.payload[:8000]).decode("utf-8", "replace"))])
     # An unwrapped report's envelope was the forwarding mailbox, not the original return path.
     return [(w.report, w.raw, meta, rcpt_tos if w.position == 0 else []) for w in found]
 

@@ -347,6 +347,8 @@ class PipeRunner:
         self.schema_ready = False
         self.error_count = 0
         self.seen_record = True        # until the reader, at its end, says otherwise
+        self.quiet = quiet
+        self.intake_ids: list[int] = []
 
     # reader thread ---------------------------------------------------------------------------
     def read_loop(self) -> None:
@@ -426,12 +428,10 @@ class PipeRunner:
                         bootstrap.ensure_schema(self.settings)
                         process_leftovers(self.settings)
                         self.schema_ready = True
-                    bootstrap.submit_intake(self.settings, "acct", payload, origin="pipe",
-                                            inline=process_now(self.settings),
-                                            header=meta.get("header", ""),
-                                            first_line=int(meta.get("first_line", 1)),
-                                            records=int(meta.get("lines", 0)),
-                                            batch_key=meta.get("key") or None)
+                    self.intake_ids.append(bootstrap.submit_intake(
+                        self.settings, "acct", payload, origin="pipe", inline=process_now(self.settings),
+                        header=meta.get("header", ""), first_line=int(meta.get("first_line", 1)),
+                        records=int(meta.get("lines", 0)), batch_key=meta.get("key") or None))
                 except Exception as exc:  # database down or slow: keep the journal, retry
                     self.error_count += 1
                     log.warning("intake submit failed (%s: %s); retrying in %.1fs",
@@ -469,7 +469,21 @@ class PipeRunner:
         if self.progress.lines and not self.seen_record:
             print(f"bounceproc pipe: {no_records_message(self.progress.lines)}", file=sys.stderr, flush=True)
         self.journal.close()
+        if not self.quiet and self.intake_ids:
+            print_summary("bounceproc pipe", self.settings, self.intake_ids)
         return 0
+
+
+def print_summary(label: str, settings, intake_ids: list[int]) -> None:
+    """The run's last line on stderr: stored, duplicates skipped, quarantined by reason."""
+    from bounceproc import bootstrap
+    from bounceproc.app.intake_summary import summarise, summary_line
+    try:
+        with bootstrap.engine(settings).connect() as conn:
+            line = summary_line(summarise(conn, intake_ids))
+    except Exception as exc:  # the data is committed; only the summary is missing
+        line = f"no summary ({type(exc).__name__}: {exc})"
+    print(f"{label}: {line}", file=sys.stderr, flush=True)
 
 
 def run_pipe(settings, **kw) -> int:
@@ -628,6 +642,8 @@ def run_import(settings, paths: list[str], batch_lines: int | None = None, resta
         if left:
             print(f"bounceproc import: {left} batches not processed yet after {wait:.0f}s "
                   f"(workers running?)", file=sys.stderr)
+    if all_ids and not quiet:
+        print_summary("bounceproc import", settings, all_ids)
     return EXIT_UNREADABLE if failed else EXIT_NO_RECORDS if no_records else 0
 
 

@@ -109,19 +109,23 @@ def _setting(settings: Settings, name: str, default):
 @dataclass(frozen=True)
 class AcceptList:
     """Accepted recipients: whole addresses (`fbl@example.net`), domains (`bounces.example.net`)
-    and domain suffixes (`.example.net` accepts every subdomain of example.net)."""
+    and domain suffixes (`.example.net` accepts every subdomain of example.net); `*` accepts any
+    domain (what `bounceproc serve` uses on loopback when nothing is configured)."""
     addresses: frozenset[str] = frozenset()
     domains: frozenset[str] = frozenset()
     suffixes: tuple[str, ...] = ()
+    any_domain: bool = False
 
     @classmethod
     def parse(cls, entries) -> "AcceptList":
-        addresses, domains, suffixes = set(), set(), []
+        addresses, domains, suffixes, any_domain = set(), set(), [], False
         for raw in entries or ():
             entry = str(raw).strip().lower()
             if not entry:
                 continue
-            if "@" in entry:
+            if entry == "*":
+                any_domain = True
+            elif "@" in entry:
                 norm = normalise_recipient(entry)
                 if norm:
                     addresses.add(norm.lower())
@@ -129,10 +133,10 @@ class AcceptList:
                 suffixes.append("." + entry.lstrip("*.").encode("idna").decode("ascii"))
             else:
                 domains.add(entry.rstrip(".").encode("idna").decode("ascii"))
-        return cls(frozenset(addresses), frozenset(domains), tuple(suffixes))
+        return cls(frozenset(addresses), frozenset(domains), tuple(suffixes), any_domain)
 
     def __bool__(self) -> bool:
-        return bool(self.addresses or self.domains or self.suffixes)
+        return bool(self.addresses or self.domains or self.suffixes or self.any_domain)
 
     def accepts(self, address: str) -> bool:
         norm = normalise_recipient(address)
@@ -142,7 +146,7 @@ class AcceptList:
         # Relay tricks: user%other@us, host!user@us, quoted locals hiding another "@".
         if any(c in local for c in '%!@"\\') or local.startswith("@"):
             return False
-        return (norm.lower() in self.addresses or domain in self.domains
+        return (self.any_domain or norm.lower() in self.addresses or domain in self.domains
                 or any(domain.endswith(s) for s in self.suffixes))
 
 

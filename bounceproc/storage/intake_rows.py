@@ -51,14 +51,15 @@ def pending_kinds(conn, ids: Sequence[int]) -> dict[int, str]:
         select(intake.c.id, intake.c.kind).where(intake.c.id.in_(ids), intake.c.state == "pending"))}
 
 
-def insert_quarantine(conn, intake_id: int, origin: str, items: Iterable[tuple[int, str, str]]) -> None:
+def insert_quarantine(conn, intake_id: int, origin: str, items: Iterable[tuple[int, str, str]],
+                      header: str = "") -> None:
     """Keep unreadable input of one intake row in the quarantine: (line_no, reason, raw) per item
-    (line 0 for a whole message). Idempotent per (intake row, line); long texts are cut, and what
+    (line 0 for a whole message), with the acct `header` in effect (for replay). Idempotent per (intake row, line); long texts are cut, and what
     no text column can store (NUL, lone surrogates) is escaped, so the quarantine never refuses."""
     now = datetime.now(timezone.utc)
     rows = [{"intake_id": intake_id, "origin": escape_unstorable(origin), "line_no": line_no,
              "reason": escape_unstorable(reason[:2000]), "raw": escape_unstorable(raw[:8000]),
-             "created_at": now} for line_no, reason, raw in items]
+             "created_at": now, "header": escape_unstorable(header)} for line_no, reason, raw in items]
     if rows:
         conn.execute(conflict_insert(conn, quarantine)
                      .on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)

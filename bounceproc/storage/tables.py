@@ -209,6 +209,7 @@ intake = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     Column("error", Text, nullable=False, server_default=""),
     Column("records", Integer, nullable=False, server_default=text("0")),
+    Column("stored", Integer, nullable=False, server_default=text("0")),    # new events (not duplicates)
     Column("created_at", TS, nullable=False),
     Column("processed_at", TS, nullable=True),
     # Set by a sender that may send the same item twice (the pipe replaying its journal after a
@@ -229,6 +230,7 @@ quarantine = Table(
     Column("reason", Text, nullable=False),
     Column("raw", Text, nullable=False, server_default=""),
     Column("created_at", TS, nullable=False),
+    Column("header", Text, nullable=False, server_default=""),   # acct: CSV header in effect (for replay)
     UniqueConstraint("intake_id", "line_no", name="uq_quarantine_intake_line"),
     Index("ix_quarantine_created", "created_at"),
 )

@@ -131,6 +131,10 @@ def _layer(module: str) -> str:
         return "package"
     if parts[1] == "__main__":    # `python -m bounceproc`: the CLI
         return "entrypoints"
+    if parts[1] in ("dbsetup", "deployment"):    # wiring, beside bootstrap.py
+        return "bootstrap"
+    if parts[1] == "logs":                       # logging set-up: imports nothing of ours
+        return "config"
     return parts[1]            # domain, storage, outbound, app, entrypoints, bootstrap, config
 
 

@@ -9,6 +9,8 @@ Adapter layer (CLI).
 """
 from __future__ import annotations
 
+from bounceproc import dbsetup
+
 import json
 import sys
 from datetime import datetime, timedelta, timezone
@@ -16,12 +18,9 @@ from datetime import datetime, timedelta, timezone
 from bounceproc.domain.unsubscribe_token import DEFAULT_LIFETIME
 
 
-def _settings():
+def _settings(read_only: bool = False):
     from bounceproc import bootstrap
-    from bounceproc.config import load_settings
-    settings = load_settings()
-    bootstrap.ensure_schema(settings)
-    return settings
+    return dbsetup.load_for_command(read_only=read_only)
 
 
 def cmd_apikey_create(args) -> int:
@@ -45,9 +44,10 @@ def cmd_apikey_list(args) -> int:
 
     from bounceproc import bootstrap
     from bounceproc.storage.api_tables import api_keys
-    settings = _settings()
+    settings = _settings(read_only=True)
     with bootstrap.engine(settings).connect() as conn:
         rows = conn.execute(select(api_keys).order_by(api_keys.c.id)).mappings().all()
+    print("key_id\tscopes\tstate\tname")
     for r in rows:
         state = f"revoked {r['revoked_at']:%Y-%m-%d}" if r["revoked_at"] else "active"
         print(f"{r['key_id']}\t{r['scopes']}\t{state}\t{r['name']}")

@@ -9,8 +9,10 @@ import argparse
 import importlib
 import sys
 
+from bounceproc import __version__
+
 COMMAND_MODULES = (
-    "serve", "pipe", "sink", "classify", "show", "suppressions", "db", "api", "mailbox", "mta",
+    "serve", "pipe", "sink", "classify", "show", "suppressions", "quarantine", "db", "api", "mailbox", "mta",
 )
 
 
@@ -22,9 +24,16 @@ LIGHT_COMMANDS = {"classify": "classify", "rules": "classify", "mta": "mta"}
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bounceproc", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="TOML config file (also BOUNCEPROC_CONFIG)")
+    parser.add_argument("--version", action="version", version=f"bounceproc {__version__}")
+    parser.add_argument("--log-format", choices=("text", "json"), default=None,
+                        help="log lines as text (default) or one JSON object per line (also BOUNCEPROC_LOG_FORMAT)")
+    parser.add_argument("--log-level", default=None, metavar="LEVEL",
+                        help="debug, info (default for serve and sink), warning... (also BOUNCEPROC_LOG_LEVEL)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (only,) if only else COMMAND_MODULES:
         importlib.import_module(f"bounceproc.entrypoints.cli.{name}").register(sub)
+    from bounceproc.entrypoints.cli import help_text
+    help_text.apply(parser)
     return parser
 
 
@@ -36,11 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    import os
     if args.config:
-        import os
         os.environ["BOUNCEPROC_CONFIG"] = args.config
     from bounceproc.entrypoints.logs import quiet_library_logs
     quiet_library_logs()
+    if args.log_format:
+        os.environ["BOUNCEPROC_LOG_FORMAT"] = args.log_format
+    if args.log_level:
+        os.environ["BOUNCEPROC_LOG_LEVEL"] = args.log_level
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -51,11 +64,25 @@ def main(argv: list[str] | None = None) -> int:
         import os
         if os.environ.get("BOUNCEPROC_DEBUG"):
             raise
-        from bounceproc.config import ConfigError
-        kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
-        msg = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"bounceproc: {kind}: {msg}", file=sys.stderr)
+        print(f"bounceproc: {_one_line(exc)}", file=sys.stderr)
         return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error as one line: what is wrong and, for set-up problems, what to do."""
+    from bounceproc import dbsetup
+    from bounceproc.config import ConfigError, load_settings
+    if isinstance(exc, dbsetup.SetupError):
+        return str(exc)
+    if dbsetup.is_infrastructure_error(exc):
+        try:
+            settings = load_settings()
+        except Exception:
+            settings = None
+        return dbsetup.explain(exc, settings)
+    kind = "configuration error" if isinstance(exc, ConfigError) else type(exc).__name__
+    msg = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{kind}: {msg}"
 
 
 if __name__ == "__main__":

@@ -5,13 +5,12 @@ Adapter layer: argument parsing only; the work is in bounceproc.entrypoints.acct
 """
 from __future__ import annotations
 
-import logging
-import sys
 
 
 def _logging(quiet: bool) -> None:
-    logging.basicConfig(stream=sys.stderr, level=logging.ERROR if quiet else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from bounceproc import logs
+    level, fmt = logs.from_environment("error" if quiet else "warning")
+    logs.configure(level, fmt)
 
 
 def _pipe(args) -> int:

@@ -92,7 +92,7 @@ def _hostport(value: str, what: str) -> tuple[str, int]:
 def cmd_serve(args) -> int:
     import uvicorn
 
-    from bounceproc import bootstrap
+    from bounceproc import bootstrap, dbsetup, logs
     from bounceproc.outbound import webhooks
     from bounceproc.entrypoints.http.app import create_app
     from bounceproc.config import load_settings
@@ -111,13 +111,12 @@ def cmd_serve(args) -> int:
     except ValueError as exc:
         print(f"bounceproc serve: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(*logs.from_environment("info"))
     say = lambda msg: print(f"bounceproc serve: {msg}", flush=True)  # noqa: E731
-    say(f"database {_redacted(settings.db_url)}")
+    say(dbsetup.where(settings))
     bootstrap.ensure_schema(settings)
-    say("schema is up to date" if not settings.is_postgres or settings.auto_migrate
-        else "schema not migrated here (set auto_migrate or run `bounceproc db upgrade`)")
+    say(dbsetup.schema_line(settings))
+    settings, accepting = _sink_accept(settings)
 
     inline = loop = sink = imports = None
     if settings.embedded:
@@ -127,21 +126,23 @@ def cmd_serve(args) -> int:
         imports = ImportRunner(settings, webhooks.kicker(settings, loop)).start()   # resumes unfinished jobs
         say("mode embedded: intake, webhooks, imports and expiry run in this process (no broker)")
     else:
-        say(f"mode broker: tasks go to queue {settings.queue!r} on {_redacted(settings.broker_url)}; "
+        say(f"mode broker: tasks go to queue {settings.queue!r} on {dbsetup.redacted(settings.broker_url)}; "
             "run `celery -A workers worker -B` to process them")
-    try:
-        from bounceproc.entrypoints import smtp_sink
-        sink = smtp_sink.start_sink(settings, dispatch=inline.submit if inline is not None else None)
-    except Exception as exc:  # no SMTP intake: refuse to run half a service
-        log.error("SMTP sink could not start on %s: %s", settings.sink_listen, exc)
-        print(f"bounceproc serve: SMTP sink could not start on {settings.sink_listen}: {exc}", file=sys.stderr)
-        if inline is not None:
-            inline.stop()
-        if loop is not None:
-            loop.stop()
-        return 1
-    accepting = ", ".join(settings.sink_accept) or "nothing yet (set --accept or sink_accept)"
-    say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
+    if args.no_sink:
+        say("SMTP sink not started (--no-sink)")
+    else:
+        try:
+            from bounceproc.entrypoints import smtp_sink
+            sink = smtp_sink.start_sink(settings, dispatch=inline.submit if inline is not None else None)
+        except Exception as exc:  # no SMTP intake: refuse to run half a service
+            log.error("SMTP sink could not start on %s: %s", settings.sink_listen, exc)
+            print(f"bounceproc serve: SMTP sink could not start on {settings.sink_listen}: {exc}", file=sys.stderr)
+            if inline is not None:
+                inline.stop()
+            if loop is not None:
+                loop.stop()
+            return 1
+        say(f"SMTP sink listening on {sink.host}:{sink.port}, accepting {accepting}")
     mailboxes = _start_mailboxes(settings, say, inline)
     mta = _start_mta(settings, say)
     public = settings.public_url or f"http://{settings.api_listen}"
@@ -207,14 +208,28 @@ def _start_mta(settings, say):
     return mta
 
 
+def _sink_accept(settings):
+    """(settings, what the start line says the sink accepts). With nothing configured, a sink on a
+    loopback address accepts any recipient (it never relays, and only this machine can reach it:
+    the quick start needs no flag); on another address it accepts nothing until told."""
+    import dataclasses
+    import ipaddress
+    if settings.sink_accept:
+        return settings, ", ".join(settings.sink_accept)
+    hint = "set --accept or BOUNCEPROC_SINK_ACCEPT to your bounce domains and feedback-loop addresses"
+    host = settings.sink_listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        return settings, f"nothing ({hint})"
+    return (dataclasses.replace(settings, sink_accept=("*",)),
+            f"any recipient, as it listens on loopback only ({hint} before listening on a public address)")
+
+
 def _exit_on_term(_signum, _frame) -> None:
     raise SystemExit(0)
-
-
-def _redacted(url: str) -> str:
-    """A URL without its password, for printing."""
-    import re
-    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 def register(sub) -> None:
@@ -224,4 +239,6 @@ def register(sub) -> None:
     p.add_argument("--smtp", metavar="HOST:PORT", help="SMTP sink listen address (default sink_listen, 127.0.0.1:2525)")
     p.add_argument("--accept", action="extend", nargs="+", metavar="DOMAIN_OR_ADDRESS",
                    help="recipient domains or addresses the sink accepts; repeatable (default sink_accept)")
+    p.add_argument("--no-sink", action="store_true",
+                   help="run only the API (and, without a broker, the inline worker); `bounceproc sink` runs the sink")
     p.set_defaults(func=cmd_serve)

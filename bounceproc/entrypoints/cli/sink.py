@@ -7,6 +7,8 @@ rates per sending domain, IP and job, and the complaints nobody could be tied to
 """
 from __future__ import annotations
 
+from bounceproc import dbsetup
+
 import json
 import re
 import sys
@@ -32,15 +34,15 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 def _settings(args, **overrides):
     from bounceproc import bootstrap
     from bounceproc.config import load_settings
-    settings = load_settings(**{k: v for k, v in overrides.items() if v not in (None, (), [])})
-    if not overrides:
-        bootstrap.ensure_schema(settings)
-    return settings
+    if not overrides:     # reprocess and complaints read what is stored: refuse a missing database
+        return dbsetup.load_for_command(read_only=True)
+    return load_settings(**{k: v for k, v in overrides.items() if v not in (None, (), [])})
 
 
 def cmd_sink(args) -> int:
-    from bounceproc import bootstrap
+    from bounceproc import bootstrap, logs
     from bounceproc.entrypoints import smtp_sink
+    logs.configure(*logs.from_environment("info"))
     try:
         settings = _settings(args, sink_listen=args.listen, sink_accept=tuple(args.accept or ()),
                              sink_max_message_size=args.max_size, sink_max_recipients=args.max_recipients,
@@ -124,14 +126,12 @@ def cmd_complaints(args) -> int:
     if not rows:
         print(f"no complaints since {since:%Y-%m-%d %H:%M} UTC")
         return 0
-    print(f"complaints since {since:%Y-%m-%d %H:%M} UTC (warn above 0.1%; Gmail and Yahoo require < 0.3%)")
-    print(f"{'by':8} {'key':40} {'complaints':>10} {'delivered':>10} {'rate':>8}")
-    for r in rows:
-        rate = "n/a" if r["rate"] is None else f"{r['rate'] * 100:.3f}%"
-        flag = "  WARN" if r["warn"] else ""
-        key = "*" if r["dimension"] == "all" else (r["key"][:40] or "(unknown)")
-        print(f"{r['dimension']:8} {key:40} {r['complaints']:>10} "
-              f"{r['delivered']:>10} {rate:>8}{flag}")
+    from bounceproc.entrypoints.cli import tables
+    table = [{"by": r["dimension"], "key": "*" if r["dimension"] == "all" else (r["key"][:40] or "(unknown)"),
+              "complaints": r["complaints"], "delivered": r["delivered"], "rate": tables.percent(r["rate"]),
+              "": "WARN" if r["warn"] else ""} for r in rows]
+    tables.write(f"complaints since {since:%Y-%m-%d %H:%M} UTC (warn above 0.1%; Gmail and Yahoo require < 0.3%)",
+                 table, ["by", "key", "complaints", "delivered", "rate", ""])
     return 0
 
 
@@ -166,7 +166,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("complaints", help="complaint rates per sending domain, IP and job; unattributed reports",
                        description="Complaint rate = complaints / deliveries in the window, per sending "
-                                   "domain, source IP and job. Warns above 0.1%%.")
+                                   "domain, source IP and job. Warns above 0.1 percent.")
     p.add_argument("--since", default="7d", help="window start: 7d (default), 24h, a date or ISO timestamp")
     p.add_argument("--unattributed", action="store_true",
                    help="list complaints whose recipient was redacted and could not be recovered")

@@ -1,6 +1,8 @@
 """`bounceproc suppressions export|add|remove`: the suppression list from the command line."""
 from __future__ import annotations
 
+from bounceproc import dbsetup
+
 import csv
 import sys
 
@@ -20,7 +22,7 @@ def _iso(v) -> str:
 
 
 def _export(args) -> int:
-    settings = bootstrap.load_for_command()
+    settings = dbsetup.load_for_command(read_only=True)
     q = select(*(suppressions.c[c] for c in EXPORT_COLUMNS)).order_by(suppressions.c.id)
     if args.scope:
         q = q.where(suppressions.c.scope == args.scope)
@@ -44,7 +46,7 @@ def _address(raw: str) -> str:
 
 
 def _add(args) -> int:
-    settings = bootstrap.load_for_command()
+    settings = dbsetup.load_for_command()
     with bootstrap.engine(settings).begin() as conn:
         created = service.suppress(conn, _address(args.address), args.scope, "manual", "operator", "cli",
                                    args.note or "")
@@ -53,7 +55,7 @@ def _add(args) -> int:
 
 
 def _remove(args) -> int:
-    settings = bootstrap.load_for_command()
+    settings = dbsetup.load_for_command()
     with bootstrap.engine(settings).begin() as conn:
         existed = service.lift(conn, _address(args.address), args.scope, args.reason, "cli")
     print("lifted" if existed else "not suppressed")

@@ -16,8 +16,8 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from bounceproc import bootstrap
-from bounceproc.entrypoints.http import dashboard, esp, imports, suppressions, unsubscribe, webhook_admin
-from bounceproc.entrypoints.http.common import ApiContext
+from bounceproc.entrypoints.http import dashboard, esp, imports, quarantine, suppressions, unsubscribe, webhook_admin
+from bounceproc.entrypoints.http.common import ApiContext, json_response
 from bounceproc.entrypoints.http.models import Problem as ProblemModel
 from bounceproc.entrypoints.http.fast_path import FastLookup
 from bounceproc.entrypoints.http.pg_reads import PgReader
@@ -54,7 +54,7 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
             await reader.aclose()
 
     app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
-                  docs_url="/docs", redoc_url=None, lifespan=lifespan)
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
     eng = bootstrap.engine(settings)
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader,
@@ -65,12 +65,22 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)
     app.add_middleware(RateLimit, per_minute=settings.api_rate_limit_per_minute, keys=app.state.ctx.keys)
-    for module in (suppressions, imports, webhook_admin, unsubscribe, esp, dashboard):
+    for module in (suppressions, imports, webhook_admin, quarantine, unsubscribe, esp, dashboard):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["health"], include_in_schema=False)
     def healthz() -> dict:
+        """Liveness: the process answers (nothing else is checked)."""
         return {"ok": True}
+
+    @app.get("/readyz", tags=["health"], include_in_schema=False)
+    def readyz() -> Response:
+        """Readiness: the database answers, its schema is at this version's head, the broker answers."""
+        from bounceproc.entrypoints.http import health
+        ready, checks = health.readiness(settings)
+        return json_response({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+    install_offline_docs(app)
 
     # Prometheus: counts only (no addresses), read from the database on each scrape, no key (bind
     # the API to an internal address or keep /metrics behind your proxy). The dashboard is in
@@ -92,6 +102,23 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
 
     app.openapi = openapi
     return app
+
+
+def install_offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) with its assets served from the `swagger-ui-bundle` package, so that it
+    works with no internet access (FastAPI's documented self-hosting of the docs assets)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="bounceproc API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def openapi_document() -> str:
