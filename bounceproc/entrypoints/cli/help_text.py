@@ -81,6 +81,28 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                         "recipient and list: a signed link, no lookup table.",
                         "BOUNCEPROC_PUBLIC_URL, BOUNCEPROC_SECRET_KEY, BOUNCEPROC_DATA_DIR",
                         "bounceproc unsubscribe-url --to alice@example.com --list news"),
+    "mailbox": ("Read bounce and feedback-loop mailboxes over IMAP (IDLE) or POP3 into the durable "
+                "intake; each message is committed before it is moved, flagged or deleted on the server.",
+                f"{DB}, {BROKER}, BOUNCEPROC_MAILBOXES",
+                "bounceproc mailbox --imap imaps://fbl%40example.com@outlook.office365.com/INBOX "
+                "--oauth2-token-command 'm365-token fbl' --move-to Processed"),
+    "mta check-config": ("Validate an MTA config file in PowerMTA syntax (errors with file:line, non-zero "
+                         "exit); --domain NAME [--vmta NAME] prints a domain's effective settings.",
+                         "BOUNCEPROC_MTA_CONFIG", "bounceproc mta check-config /etc/bounceproc/mta.conf --domain gmail.com"),
+    "mta show": ("PowerMTA-style views of the running MTA: status, queues, domains, vmtas, top "
+                 "(from its management HTTP port).", "BOUNCEPROC_MTA_CONFIG", "bounceproc mta show queues --json"),
+    "mta pause": ("Pause a queue of the running MTA (DOMAIN/VMTA): nothing is sent until resumed.",
+                  "BOUNCEPROC_MTA_CONFIG", "bounceproc mta pause gmail.com/vmta1"),
+    "mta resume": ("Resume a paused queue of the running MTA.", "BOUNCEPROC_MTA_CONFIG",
+                   "bounceproc mta resume gmail.com/vmta1"),
+    "mta delete": ("Delete the messages of a queue of the running MTA (bounced, with DSNs to their senders).",
+                   "BOUNCEPROC_MTA_CONFIG", "bounceproc mta delete example.org/vmta1"),
+    "mta set": ("Set a queue of the running MTA to normal or backoff mode.", "BOUNCEPROC_MTA_CONFIG",
+                "bounceproc mta set queue --mode=backoff gmail.com/vmta1"),
+    "mta rotate": ("Rotate the running MTA's accounting files now.", "BOUNCEPROC_MTA_CONFIG",
+                   "bounceproc mta rotate acct"),
+    "mta reload": ("Reload the running MTA's configuration (as SIGHUP does).", "BOUNCEPROC_MTA_CONFIG",
+                   "bounceproc mta reload"),
     "webhooks deliver": ("Send every webhook delivery that is due now, in the foreground, then exit.",
                          f"{DB}, BOUNCEPROC_WEBHOOK_ALLOW, BOUNCEPROC_WEBHOOK_TIMEOUT_SECONDS",
                          "bounceproc webhooks deliver --max-seconds 60"),
@@ -97,6 +119,14 @@ ARGUMENT_HELP = {
     ("suppressions remove", "scope"): "global (default), list:<id> or domain:<sending domain>",
     ("apikey revoke", "key_id"): "the key's id, as `apikey list` shows it",
     ("webhooks deliver", "max_seconds"): "stop after this many seconds",
+    ("mta show", "view"): "status, queues, domains, vmtas or top",
+    ("mta pause", "queue"): "DOMAIN/VMTA (or DOMAIN for every virtual MTA)",
+    ("mta resume", "queue"): "DOMAIN/VMTA (or DOMAIN for every virtual MTA)",
+    ("mta delete", "queue"): "DOMAIN/VMTA (or DOMAIN for every virtual MTA)",
+    ("mta set", "what"): "queue",
+    ("mta set", "mode"): "normal or backoff",
+    ("mta set", "queue"): "DOMAIN/VMTA",
+    ("mta rotate", "what"): "acct",
 }
 
 
