@@ -87,6 +87,12 @@ def pg_url(pg_template) -> str:
 
 
 @pytest.fixture
+def another_pg_url(pg_template) -> str:
+    """A second migrated, empty PostgreSQL database of this test's own (e.g. another deployment)."""
+    return _new_pg_db(pg_template)
+
+
+@pytest.fixture
 def fresh_pg_url(pg_template) -> str:
     """A migrated, empty PostgreSQL database of this test's own."""
     return _new_pg_db(pg_template)

@@ -138,7 +138,10 @@ def _process_intake_txn(settings: Settings, intake_id: int, salvage: bool = Fals
         res.quarantined = len(quarantined)
         conn.execute(update(intake).where(intake.c.id == row.id).values(
             state="done", processed_at=datetime.now(timezone.utc), records=len(evs) + len(quarantined),
-            attempts=intake.c.attempts + 1, error=""))
+            stored=res.new_events, attempts=intake.c.attempts + 1, error=""))
+        log.info("intake %s: %s batch of %d records: %d stored, %d duplicates, %d quarantined, %d suppressed",
+                 row.id, row.kind, len(evs) + len(quarantined), res.new_events, len(evs) - res.new_events,
+                 len(quarantined), res.suppressed)
         return res
 
 

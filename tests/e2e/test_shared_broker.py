@@ -19,20 +19,19 @@ def _state(settings, intake_id: int) -> str:
         return conn.execute(select(intake.c.state).where(intake.c.id == intake_id)).scalar_one()
 
 
-def test_a_worker_puts_back_another_deployments_task(make_settings, fresh_pg_url, pg_template, redis_url,
+def test_a_worker_puts_back_another_deployments_task(make_settings, fresh_pg_url, another_pg_url, redis_url,
                                                      celery_worker, tmp_path):
-    from conftest import _new_pg_db
     queue = f"bp-shared-{time.monotonic_ns()}"
     ours = make_settings(database_url=fresh_pg_url, broker_url=redis_url, queue=queue,
                          data_dir=str(tmp_path / "ours"))
-    theirs = make_settings(database_url=_new_pg_db(pg_template), broker_url=redis_url, queue=queue,
+    theirs = make_settings(database_url=another_pg_url, broker_url=redis_url, queue=queue,
                            data_dir=str(tmp_path / "theirs"))
     from bounceproc import bootstrap
     deployment.publish_as(theirs, bootstrap.engine)        # as a process of that deployment would
     assert deployment.deployment_id(ours) != deployment.deployment_id(theirs)
     message = (ROOT / "fixtures/sink/dsn-verp-garbled.eml").read_bytes()
     with celery_worker(ours) as worker:
-        their_id = bootstrap.submit_intake(theirs, "message", message, origin="sink")
+        their_id = bootstrap.submit_intake(theirs, "message", message, inline=None, origin="sink")   # broker: no inline
         deadline = time.monotonic() + 60
         while "belongs to deployment" not in worker.log() and time.monotonic() < deadline:
             time.sleep(0.2)

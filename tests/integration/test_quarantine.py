@@ -47,7 +47,9 @@ def test_quarantine_commands_list_show_replay_purge(make_settings):
     bad = _count(settings)
     assert bad >= 5
     auto = (ROOT / "fixtures/autoreply/out-of-office.eml").read_bytes()
-    bootstrap.submit_intake(settings, "message", auto, origin="sink:test", meta={"rcpt_tos": ["b@example.net"]})
+    from bounceproc.entrypoints.dispatch import process_now
+    bootstrap.submit_intake(settings, "message", auto, inline=process_now(settings), origin="sink:test",
+                            meta={"rcpt_tos": ["b@example.net"]})
     assert _count(settings) == bad + 1
     with bootstrap.engine(settings).begin() as conn:    # refused by an earlier version; batch since pruned
         conn.execute(insert(quarantine), {"intake_id": 999999, "origin": "pipe", "line_no": 7, "header": HEADER,
