@@ -83,11 +83,46 @@ def test_explain_names_the_stage_and_the_action_steps(capsys, tmp_path):
     assert second["reason"] == "expired" and "precedence 4-action-failed" in second["explain"]
 
 
-def test_classify_imports_neither_sqlalchemy_nor_the_service_layer():
+# What `bounceproc classify FILE` must not import (start-up time, issue 12 item 5): the database,
+# web, broker and SMTP stacks, the layers that use them, and (once the rules cache is written) tomllib.
+HEAVY = ("sqlalchemy", "fastapi", "starlette", "pydantic", "celery", "kombu", "redis", "psycopg", "aiosmtpd",
+         "rich", "bounceproc.app", "bounceproc.storage", "bounceproc.outbound", "bounceproc.mta")
+
+
+def _modules_of_classify(path: Path, cache_dir: Path) -> set[str]:
+    """The modules loaded by a real `python -m bounceproc classify --json FILE` process."""
+    import os
     import subprocess
     import sys
-    code = ("import sys; from bounceproc.entrypoints.cli.main import main; "
-            f"main(['classify', '--json', {str(FIXTURES / 'dsn' / 'postfix-user-unknown.eml')!r}]); "
-            "print(sorted(m for m in sys.modules if m.startswith(('sqlalchemy', 'bounceproc.app', 'bounceproc.storage'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    code = ("import atexit, runpy, sys\n"
+            "atexit.register(lambda: print(' '.join(sorted(sys.modules)), file=sys.stderr))\n"
+            f"sys.argv = ['bounceproc', 'classify', '--json', {str(path)!r}]\n"
+            "runpy.run_module('bounceproc', run_name='__main__')\n")
+    env = dict(os.environ, BOUNCEPROC_CACHE_DIR=str(cache_dir))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["recipients"], done.stdout
+    return set(done.stderr.split())
+
+
+def test_classify_imports_only_what_it_needs(tmp_path):
+    f = FIXTURES / "dsn" / "postfix-user-unknown.eml"
+    first = _modules_of_classify(f, tmp_path)            # writes the rules cache
+    second = _modules_of_classify(f, tmp_path)
+    for modules in (first, second):
+        assert not sorted(m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY))
+    assert "tomllib" in first and "tomllib" not in second
+
+
+def test_packaged_rules_are_read_from_the_cache_only_while_their_text_is_unchanged(tmp_path, monkeypatch):
+    from bounceproc.domain import classify
+    monkeypatch.setenv("BOUNCEPROC_CACHE_DIR", str(tmp_path))
+    fresh = classify._packaged_toml("reasons.toml")
+    [cached] = tmp_path.glob("toml-reasons.toml-*.json")
+    entry = json.loads(cached.read_text())
+    cached.write_text(json.dumps(dict(entry, data={"reason": {}})))
+    assert classify._packaged_toml("reasons.toml") == {"reason": {}}      # same text: the cache answers
+    cached.write_text(json.dumps({"text": entry["text"] + "\n# edited", "data": {"reason": {}}}))
+    assert classify._packaged_toml("reasons.toml") == fresh               # other text: parsed again
+    cached.write_text("{not json")
+    assert classify._packaged_toml("reasons.toml") == fresh

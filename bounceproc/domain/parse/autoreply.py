@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import re
 
+from bounceproc.domain.lazy_regex import lazy
 from bounceproc.domain.parse.mime import decode_header
 
 _PREFIX = r"^\s*(?:(?:re|aw|fw|sv|antw|r)\s*:\s*|\[)?"
 # Subjects that only auto-responders write.
-_STRONG = re.compile(
+_STRONG = lazy(
     _PREFIX + r"(?:auto(?:matic)?[ \-_]?(?:reply|response|antwort|risposta|respuesta)|autoreply|auto:|"
     r"respuesta autom|risposta automatica|resposta autom|automatische antwort|automatisch antwoord|"
     r"automatisk svar|automaattinen vastaus|\u81ea\u52d5\u5fdc\u7b54|\u81ea\u52d5\u8fd4\u4fe1|"
     r"out of (?:the )?office|abwesenheit|r[\u00e9e]ponse automatique|message d'absence|fuera de la oficina|"
     r"ooo\b)", re.I)
 # Subjects a person may write too: they need another sign of automation.
-_WEAK = re.compile(
+_WEAK = lazy(
     _PREFIX + r"(?:absence|away from|away until|i am away|i'm away|on vacation|vacation|absent|"
     r"please confirm your (?:e-?mail|message)|confirm your e-?mail|challenge)", re.I)
 _BOUNCE_WORDS = re.compile(r"undeliver|failure|delivery status|returned", re.I)

@@ -18,8 +18,8 @@ the body) are read by message.py itself (`read_forwarded`).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from bounceproc.domain.parse.mime import Part, decode_header, decode_transfer, parse_message_bytes
 

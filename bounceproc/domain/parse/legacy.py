@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+from bounceproc.domain.lazy_regex import lazy
+
 MAX_TEXT = 400_000          # characters of a notice's text read (1,000 recipients' sections)
 MAX_RECIPIENTS = 1_000     # recipients read from a text notice (beyond: reported as cut)
 MAX_SECTION = 1200
@@ -25,7 +27,7 @@ ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\
                      r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24})(?![\w\-])")
 # A line where the returned original starts (matched at the start of a stripped line). The run of
 # dashes is possessive ({2,}+): lines of 70 dashes otherwise backtrack through every length.
-_CUT_LINE = re.compile(
+_CUT_LINE = lazy(
     r"(?:[-=_*#|]{2,}+ ?(?!.{0,30}transcript).{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
     r"message header|headers? of|message text|included|unsent message|rejected message|follows|"
     r"bounced message|the header|attached message|message was|your message|text of)"
@@ -36,9 +38,9 @@ _CUT_LINE = re.compile(
     r"|\[?attachment:)", re.I)
 _CUT_FIRST = frozenset("-=_*#|rdmxoturyORDMXUTY[")
 MAX_LINES = 600
-_SKIP_LINE = re.compile(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
-                        r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
-                        r"message-id|in-reply-to|references)", re.I)
+_SKIP_LINE = lazy(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
+                  r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
+                  r"message-id|in-reply-to|references)", re.I)
 _SENDER_BEFORE = re.compile(r"(?:sent by|sender|from|originally sent|written by)\s*:?\s*$", re.I)
 _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|daemon|root|noreply|no-reply|"
                             r"abuse|bounce|bounces)@", re.I)

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from bounceproc.domain.classify import (Classifier, category_for, default_classifier, find_reply_code, find_status,
                                         is_hard, normalise_status, pseudo_status, strip_type)
 from bounceproc.domain import precedence
+from bounceproc.domain.lazy_regex import lazy
 from bounceproc.domain.parse import arf as arf_mod
 from bounceproc.domain.parse import autoreply, dsn, legacy
 from bounceproc.domain.parse.mime import (MAX_BYTES, MAX_HEADER_LINES, Part, decode_header, header_lines,
@@ -37,10 +38,10 @@ KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
 _ENCLOSED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _SPACES = re.compile(r"\s+")
-_BOUNCE_FROM = re.compile(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
-                          r"delivery subsystem|mail administrator|mailadmin|bounce|nobody@|"
-                          r"system administrator|daemon@|returned", re.I)
-_BOUNCE_SUBJECT = re.compile(
+_BOUNCE_FROM = lazy(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
+                    r"delivery subsystem|mail administrator|mailadmin|bounce|nobody@|"
+                    r"system administrator|daemon@|returned", re.I)
+_BOUNCE_SUBJECT = lazy(
     r"undeliver|deliver(?:y|ed)? (?:status|failure|failed|notification|report|problem|incomplete)|"
     r"returned mail|return(?:ed)? to sender|failure notice|mail delivery failed|could not be delivered|"
     r"non[- ]?deliver|not delivered|delivery has failed|rejected|bounce|warning: could not send|"
@@ -51,7 +52,7 @@ _BOUNCE_SUBJECT = re.compile(
     r"warning: message|mail(?:er)? error|error notification|failure notification|mail failure|"
     r"\u30a8\u30e9\u30fc|\u4e0d\u9054|\u914d\u4fe1\u5931\u6557|\u914d\u9001\u5931\u6557|"   # エラー 不達 配信失敗 配送失敗
     r"\u672a\u914d\u9054|non consegnato|nicht zugestellt|niet afgeleverd|n\u00e3o entregue", re.I)
-_BOUNCE_BODY = re.compile(
+_BOUNCE_BODY = lazy(
     r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered|undeliverable|"
     r"delivery (?:has )?failed|delivery to the following|unable to deliver|wasn't able to deliver|"
     r"permanent (?:error|failure)|following address(?:es)? failed|did not reach|not be delivered|"
