@@ -185,9 +185,27 @@ def _verdict_line(intake_id: int, before, after) -> str:
     return f"intake {intake_id}: {show(before)} -> {show(after)}"
 
 
+def _reprocessable(column, since: datetime, until: datetime | None):
+    """SELECT column FROM the stored messages received in [since, until) that reprocessing reads."""
+    from bounceproc.storage.tables import intake
+    q = select(column).where(intake.c.kind == "message", intake.c.state.in_(("done", "failed")),
+                             intake.c.created_at >= since)
+    return q if until is None else q.where(intake.c.created_at < until)
+
+
+def count_reprocessable(settings, since: datetime, until: datetime | None = None) -> int:
+    """How many messages reprocess_messages would read (for a progress bar's total)."""
+    from sqlalchemy import func
+
+    from bounceproc import bootstrap
+    with bootstrap.engine(settings).connect() as conn:
+        return conn.execute(_reprocessable(func.count(), since, until)).scalar_one()
+
+
 def reprocess_messages(settings, since: datetime, *, until: datetime | None = None, dry_run: bool = False,
-                       limit: int = 1_000_000, progress=None) -> dict:
+                       limit: int = 1_000_000, progress=None, progress_every: int = 1000) -> dict:
     """Re-classify stored raw messages received in [since, until) and replace what changed.
+    `progress(messages done)` is called every `progress_every` messages.
 
     Per message, in one transaction: events whose classification is unchanged are left alone
     (no second suppression, counter or webhook); changed or vanished ones are deleted and the new
@@ -207,11 +225,8 @@ def reprocess_messages(settings, since: datetime, *, until: datetime | None = No
                "suppressions_to_review": []}
     last_id = 0
     while summary["messages"] < limit:
-        q = (select(intake.c.id).where(intake.c.kind == "message", intake.c.state.in_(("done", "failed")),
-                                       intake.c.created_at >= since, intake.c.id > last_id)
+        q = (_reprocessable(intake.c.id, since, until).where(intake.c.id > last_id)
              .order_by(intake.c.id).limit(min(REPROCESS_PAGE, limit - summary["messages"])))
-        if until is not None:
-            q = q.where(intake.c.created_at < until)
         with eng.connect() as conn:
             ids = list(conn.execute(q).scalars())
         if not ids:
@@ -266,6 +281,6 @@ def reprocess_messages(settings, since: datetime, *, until: datetime | None = No
                 raise
             finally:
                 conn.close()
-            if progress and summary["messages"] % 1000 == 0:
+            if progress and summary["messages"] % progress_every == 0:
                 progress(summary["messages"])
     return summary

@@ -46,6 +46,7 @@ from pathlib import Path
 from bounceproc.domain.parse.acct import KNOWN_TYPES, is_header_line, looks_like_record, starts_record
 from bounceproc.domain.storable import escape_unstorable
 from bounceproc.entrypoints.dispatch import process_now
+from bounceproc.entrypoints.progress_bar import progress_bar
 
 log = logging.getLogger("bounceproc.pipe")
 
@@ -311,12 +312,22 @@ class Journal:
 # progress on stderr
 
 class Progress:
+    """Counts of a pipe or import run, written to stderr every few seconds; for `import` on a
+    terminal, a bar (entrypoints/progress_bar.py) instead of those lines (not the last one)."""
+
     def __init__(self, label: str, every: float = 5.0, quiet: bool = False):
         self.label, self.every, self.quiet = label, every, quiet
         self.t0 = self.last = time.monotonic()
         self.lines = self.batches = self.submitted = 0
+        self.bar = None             # progress_bar's update, when a bar is drawn
+        self.bytes_before = 0       # import: bytes of the files before the current one
+        self.path = ""              # import: the current file and the offset read up to
+        self.offset = 0
 
     def tick(self, extra: str = "", force: bool = False) -> None:
+        if self.bar is not None and not force:
+            self.bar(self.bytes_before + self.offset, f"{Path(self.path).name}: {self.lines:,} lines")
+            return
         now = time.monotonic()
         if self.quiet or (not force and now - self.last < self.every):
             return
@@ -566,6 +577,7 @@ def import_file(settings, path: Path, batch_lines: int | None = None, restart: b
             progress.lines += b.lines
             progress.batches += 1
             progress.submitted += b.lines
+            progress.path, progress.offset = str(path), b.end_offset
             progress.tick()
         try:
             bootstrap.enqueue_intake(settings, [intake_id], process_now(settings))
@@ -621,21 +633,28 @@ def run_import(settings, paths: list[str], batch_lines: int | None = None, resta
     progress = Progress("bounceproc import", quiet=quiet)
     all_ids: list[int] = []
     failed = no_records = 0
-    for p in paths:
-        path = Path(p)
-        try:
-            n, ids, seen_record = import_file(settings, path, batch_lines, restart, progress)
-        except OSError as exc:
-            print(f"bounceproc import: {p}: {exc.strerror or exc}", file=sys.stderr)
-            failed += 1
-            continue
-        all_ids += ids
-        if n and not seen_record:
-            no_records += 1
-            print(f"bounceproc import: {p}: {no_records_message(n)}", file=sys.stderr, flush=True)
-        if not quiet:
-            print(f"bounceproc import: {p}: {n} lines in {len(ids)} batches"
-                  + ("" if n else " (nothing new since the checkpoint)"), file=sys.stderr, flush=True)
+    sizes = [_size(Path(p)) for p in paths]
+    with progress_bar("bounceproc import", sum(sizes), "bytes", quiet=quiet) as bar:
+        progress.bar = bar
+        for p, size in zip(paths, sizes):
+            path = Path(p)
+            try:
+                n, ids, seen_record = import_file(settings, path, batch_lines, restart, progress)
+            except OSError as exc:
+                print(f"bounceproc import: {p}: {exc.strerror or exc}", file=sys.stderr)
+                failed += 1
+                continue
+            finally:
+                progress.bytes_before, progress.offset = progress.bytes_before + size, 0
+            all_ids += ids
+            if n and not seen_record:
+                no_records += 1
+                print(f"bounceproc import: {p}: {no_records_message(n)}", file=sys.stderr, flush=True)
+            if not quiet:
+                print(f"bounceproc import: {p}: {n} lines in {len(ids)} batches"
+                      + ("" if n else " (nothing new since the checkpoint)"), file=sys.stderr, flush=True)
+        if bar is not None:
+            bar(progress.bytes_before)
     progress.tick(force=True)
     if wait and all_ids:
         left = wait_processed(settings, all_ids, wait)
@@ -645,6 +664,13 @@ def run_import(settings, paths: list[str], batch_lines: int | None = None, resta
     if all_ids and not quiet:
         print_summary("bounceproc import", settings, all_ids)
     return EXIT_UNREADABLE if failed else EXIT_NO_RECORDS if no_records else 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:             # reported when the file is read
+        return 0
 
 
 EXIT_UNREADABLE = 1     # a file could not be read (docs/powermta.md, "import exit codes")

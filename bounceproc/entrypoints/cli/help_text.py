@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                          "bounceproc suppressions add alice@example.com --scope list:news --note 'asked by phone'"),
     "suppressions remove": ("Lift a suppression; the reason is kept in the history.", DB,
                             "bounceproc suppressions remove alice@example.com --reason 're-opted in by phone'"),
+    "suppressions import": ("Suppress (or, with --remove, lift) every address of a CSV file: the format "
+                            "and the code of POST /v1/imports, run here as an import job to the end. A "
+                            "progress bar on stderr when it is a terminal; one summary line on stdout.", DB,
+                            "bounceproc suppressions import unsubscribed.csv --scope list:news"),
     "quarantine list": ("", DB, "bounceproc quarantine list --since 1d"),
     "quarantine show": ("", DB, "bounceproc quarantine show 42"),
     "quarantine replay": ("", f"{DB}, {BROKER}, BOUNCEPROC_RULES_FILE", "bounceproc quarantine replay --since 7d"),

@@ -68,7 +68,8 @@ def cmd_sink(args) -> int:
 
 
 def cmd_reprocess(args) -> int:
-    from bounceproc.app.message_intake import reprocess_messages
+    from bounceproc.app.message_intake import count_reprocessable, reprocess_messages
+    from bounceproc.entrypoints.progress_bar import progress_bar, stderr_is_terminal
     try:
         since = parse_since(args.since)
         until = parse_since(args.until) if args.until else None
@@ -76,8 +77,12 @@ def cmd_reprocess(args) -> int:
         print(f"bounceproc reprocess: {exc}", file=sys.stderr)
         return 2
     settings = _settings(args)
-    summary = reprocess_messages(settings, since, until=until, dry_run=args.dry_run, limit=args.limit,
-                                 progress=None if args.json else _progress)
+    # On a terminal a bar (of the messages counted first); otherwise a line every 1000 messages.
+    total = min(args.limit, count_reprocessable(settings, since, until)) if stderr_is_terminal() else None
+    with progress_bar("bounceproc reprocess", total, "messages") as bar:
+        summary = reprocess_messages(settings, since, until=until, dry_run=args.dry_run, limit=args.limit,
+                                     progress=bar or (None if args.json else _progress),
+                                     progress_every=1 if bar else 1000)
     if args.json:
         print(json.dumps(summary, default=str))
     else:

@@ -1,4 +1,10 @@
-"""`bounceproc suppressions export|add|remove`: the suppression list from the command line."""
+"""`bounceproc suppressions export|add|remove|import`: the suppression list from the command line.
+
+`import FILE` applies a CSV (the format of POST /v1/imports: a header row, `address` required;
+`reason`, `scope`, `note` optional) as an import job of its own, run here to the end through the
+same code as the API's (entrypoints/http/imports.py); a progress bar on a terminal, one summary
+line on stdout, the rows that failed on stderr.
+"""
 from __future__ import annotations
 
 from bounceproc import dbsetup
@@ -62,6 +68,46 @@ def _remove(args) -> int:
     return 0 if existed else 1
 
 
+def _read(name: str, limit: int) -> bytes:
+    if name == "-":
+        return sys.stdin.buffer.read(limit)
+    with open(name, "rb") as fh:
+        return fh.read(limit)
+
+
+def _import(args) -> int:
+    import secrets
+    from bounceproc.entrypoints.http import imports
+    from bounceproc.entrypoints.http.common import parse_scope
+    from bounceproc.entrypoints.http.problems import MAX_UPLOAD_BYTES, Problem
+    from bounceproc.entrypoints.progress_bar import progress_bar
+    try:
+        data = _read(args.file, MAX_UPLOAD_BYTES + 1)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise Problem(413, f"the CSV is larger than {MAX_UPLOAD_BYTES} bytes (the API's limit too)")
+        imports.header_columns(data)
+        scope = parse_scope(args.scope)
+    except OSError as exc:
+        print(f"bounceproc suppressions import: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Problem as exc:
+        print(f"bounceproc suppressions import: {exc.detail}", file=sys.stderr)
+        return 2
+    settings = dbsetup.load_for_command()
+    engine = bootstrap.engine(settings)
+    job_id = "imp_" + secrets.token_hex(10)
+    imports.create_job(engine, job_id, "remove" if args.remove else "add", scope, "cli", data)
+    rows = sum(1 for r in csv.reader(data.decode("utf-8-sig", errors="replace").splitlines()) if r) - 1
+    with progress_bar("bounceproc suppressions import", max(rows, 0), "rows") as bar:
+        imports.run_import(settings, job_id, progress=bar)
+    job = imports.job_state(engine, job_id)
+    print(f"{job['id']}: {job['state']}, {job['total']} rows: {job['changed']} changed, "
+          f"{job['unchanged']} unchanged, {job['failed']} failed")
+    for e in job["errors"][:args.show_errors]:
+        print(f"  line {e['line'] or '-'}: {e['message']}", file=sys.stderr)
+    return 0 if job["state"] == "done" and not job["failed"] else 1
+
+
 def register(sub) -> None:
     p = sub.add_parser("suppressions", help="export or edit the suppression list")
     ssub = p.add_subparsers(dest="sup_command", metavar="ACTION", required=True)
@@ -79,3 +125,11 @@ def register(sub) -> None:
     rm.add_argument("--scope", default="global")
     rm.add_argument("--reason", required=True, help="why it is lifted")
     rm.set_defaults(func=_remove)
+    im = ssub.add_parser("import", help="suppress (or lift) the addresses of a CSV file, as POST /v1/imports does")
+    im.add_argument("file", metavar="FILE", help="CSV with a header row: address, and optionally reason, scope, "
+                                                "note; - reads stdin")
+    im.add_argument("--scope", default="global", help="scope of rows without one (default global)")
+    im.add_argument("--remove", action="store_true", help="lift the suppressions of the listed addresses instead")
+    im.add_argument("--show-errors", type=int, default=20, metavar="N",
+                    help="list at most N failed rows on stderr (default 20)")
+    im.set_defaults(func=_import)

@@ -82,16 +82,11 @@ async def create_import(c: Ctx, key: Annotated[ApiKey, Depends(require("suppress
     in the background. Poll GET /v1/imports/{id}."""
     default_scope = parse_scope(scope)
     data = await _upload(request)
-    _header(data)
+    header_columns(data)
     job_id = "imp_" + secrets.token_hex(10)
 
     def write():
-        now = datetime.now(timezone.utc)
-        with c.engine.begin() as conn:
-            conn.execute(insert(import_jobs), {"job_id": job_id, "state": "queued", "action": action,
-                                               "default_scope": default_scope, "actor": key.actor,
-                                               "payload": data, "created_at": now, "errors": []})
-            row = conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id)).mappings().one()
+        row = create_job(c.engine, job_id, action, default_scope, key.actor, data)
         if c.settings.embedded and c.imports is not None:
             c.imports.submit(job_id)              # `bounceproc serve`: the import thread
         elif c.settings.embedded:
@@ -106,7 +101,21 @@ async def create_import(c: Ctx, key: Annotated[ApiKey, Depends(require("suppress
     return await run_in_threadpool(run_once, c, key, idempotency_key, request_id, write)
 
 
-def _header(data: bytes) -> list[str]:
+def create_job(engine, job_id: str, action: str, default_scope: str, actor: str, data: bytes) -> dict:
+    """A queued import job holding the upload (the API's and `bounceproc suppressions import`'s)."""
+    with engine.begin() as conn:
+        conn.execute(insert(import_jobs), {"job_id": job_id, "state": "queued", "action": action,
+                                           "default_scope": default_scope, "actor": actor,
+                                           "payload": data, "created_at": datetime.now(timezone.utc), "errors": []})
+        return conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id)).mappings().one()
+
+
+def job_state(engine, job_id: str) -> dict:
+    with engine.connect() as conn:
+        return _job(conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id)).mappings().one())
+
+
+def header_columns(data: bytes) -> list[str]:
     try:
         first = data[:65536].decode("utf-8-sig").splitlines()[0] if data.strip() else ""
     except UnicodeDecodeError as exc:
@@ -134,10 +143,12 @@ def unfinished_imports(settings: Settings) -> list[str]:
                                  .order_by(import_jobs.c.id)).scalars())
 
 
-def run_import(settings: Settings, job_id: str, kick=lambda: None, stop: threading.Event | None = None) -> None:
+def run_import(settings: Settings, job_id: str, kick=lambda: None, stop: threading.Event | None = None,
+               progress=None) -> None:
     """Process a queued import job to the end, or resume an interrupted one after the rows it
     already applied (their count is committed with each chunk). With `stop` set, it returns
-    between two chunks and leaves the job "running" for the next start to resume."""
+    between two chunks and leaves the job "running" for the next start to resume. `progress`
+    (rows applied so far) is called after each chunk."""
     eng = bootstrap.engine(settings)
     with eng.begin() as conn:
         row = conn.execute(select(import_jobs).where(import_jobs.c.job_id == job_id)).mappings().first()
@@ -160,12 +171,12 @@ def run_import(settings: Settings, job_id: str, kick=lambda: None, stop: threadi
                 break
             chunk.append((line_no, rec))
             if len(chunk) >= IMPORT_CHUNK:
-                _apply_chunk(eng, row, chunk, counts, errors)
+                _apply_chunk(eng, row, chunk, counts, errors, progress)
                 chunk = []
                 if stop is not None and stop.is_set():
                     log.info("import %s interrupted after %d rows; it resumes at the next start", job_id, counts["total"])
                     return
-        _apply_chunk(eng, row, chunk, counts, errors)
+        _apply_chunk(eng, row, chunk, counts, errors, progress)
         state = "done"
     except (csv.Error, UnicodeError) as exc:
         errors.append({"line": None, "message": f"the CSV could not be read: {exc}"})
@@ -181,7 +192,7 @@ def run_import(settings: Settings, job_id: str, kick=lambda: None, stop: threadi
     kick()
 
 
-def _apply_chunk(eng, job, chunk, counts: dict, errors: list) -> None:
+def _apply_chunk(eng, job, chunk, counts: dict, errors: list, progress=None) -> None:
     """Apply rows and record the job's counts and errors in ONE transaction (the resume point)."""
     if not chunk:
         return
@@ -205,6 +216,8 @@ def _apply_chunk(eng, job, chunk, counts: dict, errors: list) -> None:
                 counts["changed"] += 1
         conn.execute(update(import_jobs).where(import_jobs.c.id == job["id"]).values(
             errors=errors[:MAX_ERRORS], **counts))
+    if progress is not None:
+        progress(counts["total"])
 
 
 class ImportRunner:
