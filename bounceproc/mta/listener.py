@@ -71,7 +71,24 @@ class _HookDir:
         return _hook_names(type(self))
 
 
+# `<local@domain>` with a dot-atom local part and a plain domain, what nearly every client sends
+_PLAIN_PATH = re.compile(r"\s*<((?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+\.)*[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+                         r"@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>([^()\\\"]*)\Z")
+
+
 class _MtaSMTP(_HookDir, SMTP):
+    def _getaddr(self, arg: str):
+        """aiosmtpd reads the path of MAIL / RCPT with the email package's RFC 5322 parser (~0.2 ms
+        each); a plain `<local@domain> [params]` is read here to the same (address, params), anything
+        else (comments, quoted local parts, source routes, literals) still goes to that parser."""
+        m = _PLAIN_PATH.match(arg or "")
+        if m is None:
+            return super()._getaddr(arg)
+        address = m.group(1)
+        if self.local_part_limit and address.index("@") > self.local_part_limit:
+            return None, None
+        return address, m.group(2).strip()
+
     async def push(self, status: str):
         if status in _SIZE_TEXTS:
             status = REPLY_TOO_BIG
