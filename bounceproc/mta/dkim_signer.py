@@ -5,10 +5,12 @@ decided by bounceproc.domain.mta.dkim_keys; this module loads the key (once per 
 modification time) and signs.
 In: message bytes, the DomainKey and the d= domain. Out: the message with DKIM-Signature first.
 
-Division of labour (each part through its public, documented entry point; no patching):
+Division of labour (calls only, nothing of dkimpy is replaced or patched):
 - dkimpy does what RFC 6376 defines: the message parse (`dkim.rfc822_parse`), relaxed header and
   body canonicalisation (`dkim.canonicalization.Relaxed`) and header folding (`dkim.fold`), so the
-  header is byte for byte what `dkim.sign` writes for the same inputs (tested);
+  header is byte for byte what `dkim.sign` writes for the same inputs (tested). These are
+  module-level functions, not in dkimpy's `__all__`: an upgrade that moved one fails at import
+  and in that test, never silently;
 - `cryptography` (OpenSSL) holds the parsed key and makes the signature: RSASSA-PKCS1-v1_5 with
   SHA-256, or Ed25519 over the SHA-256 of the header block (RFC 8463). `dkim.sign` would parse the
   PEM key in Python and compute RSA in pure Python on every message (~28 ms per RSA-2048
