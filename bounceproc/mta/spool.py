@@ -20,6 +20,7 @@ The spool stays bounded: a segment whose messages are all finished is deleted wi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -266,8 +267,14 @@ class Spool:
         return sum(1 for n in os.listdir(self.dir) if _SEG.match(n))
 
 
+_RUN = uuid.uuid4().hex[:6]          # this process's ids: time, a random part drawn once, a counter
+_SEQ = itertools.count()
+
+
 def new_id() -> str:
-    return f"{int(time.time()):x}{uuid.uuid4().hex[:12]}"
+    """A message id unique across restarts: hex seconds, 6 random hex digits per process, a
+    6-digit counter (one random draw per process, not one per message)."""
+    return f"{int(time.time()):x}{_RUN}{next(_SEQ) & 0xFFFFFF:06x}"
 
 
 def _resolve(fut: asyncio.Future, value, exc) -> None:

@@ -12,7 +12,8 @@ bounceproc.domain.mta.suppression_skip.
   the database before every transaction). A recipient whose next attempt comes after a
   retry interval longer than the ttl is looked up again, so a suppression made while a message
   waits in the queue is honoured at its next attempt. One lookup runs at a time; callers that
-  missed wait for it and then read the cache.
+  missed meanwhile wait for it, and the next lookup fetches all their misses at once (with many
+  connections sending, one query serves every transaction that started during the previous one).
 - Memory is bounded: past `max_entries` the oldest entries are dropped.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ class SuppressionCache:
         self.prefetch, self.max_entries = prefetch, max_entries
         self._entries: dict[str, tuple[float, dict[str, str]]] = {}   # insertion order = age
         self._lock = asyncio.Lock()
+        self._pending: set[str] = set()   # misses of callers waiting for the lookup in flight
         self.lookups = 0              # queries made (for counters and tests)
         self.addresses_fetched = 0
 
@@ -51,11 +53,13 @@ class SuppressionCache:
         now = self.now()
         missing = {k for k in keys.values() if k and self._fresh(k, now) is None}
         if missing:
+            self._pending.update(missing)
             async with self._lock:
                 now = self.now()
-                missing = {k for k in missing if self._fresh(k, now) is None}
-                if missing:
-                    await self._load(missing, upcoming, now)
+                if any(self._fresh(k, now) is None for k in missing):
+                    wanted = {k for k in self._pending | missing if self._fresh(k, now) is None}
+                    self._pending.clear()
+                    await self._load(wanted, upcoming, now)
         out = {}
         for r, k in keys.items():
             entry = self._entries.get(k) if k else None

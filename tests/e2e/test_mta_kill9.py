@@ -35,8 +35,10 @@ class MtaProcess:
 
     def start(self, port: int) -> None:
         with open(self.log, "ab") as fh:
+            # its own data dir: the machine's default one may hold another checkout's schema
+            env = dict(os.environ, BOUNCEPROC_DATA_DIR=str(self.conf.parent / "data"), BOUNCEPROC_DATABASE_URL="")
             self.proc = subprocess.Popen([bin_path("bounceproc"), "mta", "--config", str(self.conf), "-q"],
-                                         stdout=fh, stderr=fh)
+                                         stdout=fh, stderr=fh, env=env)
         wait_for(lambda: _listening(port) or self.proc.poll() is not None, 60, "the MTA to listen")
         assert self.proc.poll() is None, open(self.log).read()[-3000:]
 

@@ -108,23 +108,38 @@ def test_bad_key_files_say_why(tmp_path):
         read_key(str(pem))
 
 
-def test_the_openssl_rsa_step_gives_dkimpys_own_bytes(tmp_path):
-    import hashlib
-    import bounceproc.mta.dkim_signer  # noqa: F401 - installs the OpenSSL step
-    keyfile, _ = rsa_key(tmp_path, traditional=False)
-    pk = dkim.crypto.parse_pem_private_key(open(keyfile, "rb").read())
-    fast = dkim.RSASSA_PKCS1_v1_5_sign
-    assert hasattr(fast, "pure_python")
-    h = hashlib.sha256(b"relaxed header block")
-    assert fast(h.copy(), pk) == fast.pure_python(h.copy(), pk)
+HEAD = MSG[:MSG.index(b"\r\n\r\n") + 4]
+SHAPES = {
+    "blanks to fold": MSG,                                   # dkimpy's own whitespace passes
+    "plain": HEAD + b"Hello there\r\nsee you\r\n",              # nothing for them to change
+    "lf": MSG.replace(b"\r\n", b"\n"),
+    "mixed endings": HEAD + b"one\ntwo\r\nthree\n",
+    "trailing empty lines": HEAD + b"text\r\n\r\n\r\n",
+    "empty body": HEAD,
+    "tab and no final eol": HEAD + b"a\tb\r\nend ",
+    "folded header": MSG.replace(b"Subject: weekly", b"Subject: weekly\r\n\tnews"),
+}
 
 
-def test_check_config_reports_unusable_domain_keys(tmp_path):
-    from bounceproc.entrypoints.cli.mta import _unreadable_keys
-    from bounceproc.mta.config_reader import read_config
-    good, _ = ed25519_key(tmp_path, pkcs8=True)
-    conf = tmp_path / "mta.conf"
-    conf.write_text(f"domain-key s1,*,{good}\n<virtual-mta v1>\n  domain-key s2,example.net,{tmp_path}/nope.key\n"
-                    "</virtual-mta>\n<domain *>\n  dkim-sign yes\n</domain>\n")
-    errors = _unreadable_keys(read_config(str(conf)))
-    assert len(errors) == 1 and "s2,example.net" in errors[0] and "cannot read" in errors[0]
+@pytest.mark.parametrize("kind,shape", [("rsa-pkcs1", "blanks to fold"), ("rsa-pkcs1", "plain")]
+                         + [("ed25519-seed", shape) for shape in SHAPES])
+def test_the_header_is_byte_for_byte_what_dkimpy_writes(tmp_path, kind, shape):
+    """Our signer (dkimpy's canonicalisation and folding, OpenSSL's signature) against dkim.sign
+    itself (pure-Python RSA / PyNaCl), same key, message and t=: RSA PKCS#1 v1.5 and Ed25519 are
+    deterministic, so the headers must be equal."""
+    import re
+    if kind.startswith("rsa"):
+        keyfile, _ = rsa_key(tmp_path, traditional=True)
+        private, algorithm = open(keyfile, "rb").read(), b"rsa-sha256"
+    else:
+        keyfile, _ = ed25519_key(tmp_path, pkcs8=False)
+        private, algorithm = open(keyfile, "rb").read().strip(), b"ed25519-sha256"
+    msg = SHAPES[shape]
+    eol = b"\r\n" if b"\r\n" in msg else b"\n"
+    names = [b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe",
+             b"list-unsubscribe-post", b"from"]
+    theirs = dkim.sign(msg, b"s1", b"example.net", private, canonicalize=(b"relaxed", b"relaxed"),
+                       signature_algorithm=algorithm, include_headers=names, linesep=eol)
+    t = int(re.search(rb"t=(\d+)", theirs).group(1))
+    ours = DkimSigner().sign(msg, DomainKey("s1", "*", keyfile), "example.net", now=t)
+    assert ours == theirs + msg

@@ -86,3 +86,35 @@ def test_concurrent_misses_share_one_lookup_and_memory_is_bounded(engine):
     asyncio.run(cache.scopes([f"d{i}@example.net" for i in range(40)]))
     assert len(cache._entries) <= 50
     assert asyncio.run(cache.scopes(["not an address"])) == {"not an address": {}}
+
+
+def test_misses_made_during_a_lookup_are_fetched_together_by_the_next(engine):
+    """Transactions that miss while a query runs (nothing upcoming to prefetch them) wait, and
+    one query then fetches all their recipients, not one query each."""
+    import threading
+    suppress(engine, "late3@example.net")
+    clock, calls = Clock(), []
+    started, release = threading.Event(), threading.Event()
+    fetch = sql_fetch(engine)
+
+    def slow_first(addresses):
+        calls.append(addresses)
+        if len(calls) == 1:
+            started.set()
+            release.wait(30)
+        return fetch(addresses)
+    cache = SuppressionCache(slow_first, clock.now)
+
+    async def run():
+        first = asyncio.create_task(cache.scopes(["early@example.net"]))
+        await asyncio.to_thread(started.wait, 30)
+        late = [asyncio.create_task(cache.scopes([f"late{i}@example.net"])) for i in range(5)]
+        for _ in range(1000):                      # let each late caller register its miss
+            if len(cache._pending) >= 5:
+                break
+            await asyncio.sleep(0)
+        release.set()
+        return await first, await asyncio.gather(*late)
+    _, late = asyncio.run(run())
+    assert cache.lookups == 2 and sorted(calls[1]) == [f"late{i}@example.net" for i in range(5)]
+    assert late[3] == {"late3@example.net": {"global": "hard_bounce"}} and late[0] == {"late0@example.net": {}}

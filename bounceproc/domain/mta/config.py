@@ -206,6 +206,7 @@ class MtaConfig:
     dns_servers: list[tuple[str, int]] = field(default_factory=list)  # [] = the system's
     warnings: list[str] = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
+    _source_cache: dict = field(default_factory=dict, repr=False)
 
     def effective(self, domain: str, vmta: str | None = None, pool: str | None = None) -> DomainSettings:
         """The settings of queue `domain/vmta`: defaults <- global <- pool <- virtual MTA."""
@@ -234,6 +235,9 @@ class MtaConfig:
         """The `<source>` of a client: a listener's named source, else the longest prefix."""
         if name and name in self.sources:
             return self.sources[name]
+        hit = self._source_cache.get(ip)       # asked several times per message: remembered per address
+        if hit is not None:
+            return hit
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
@@ -243,7 +247,10 @@ class MtaConfig:
             net = _network(pattern)
             if net is not None and addr.version == net.version and addr in net and net.prefixlen > best_len:
                 best, best_len = src, net.prefixlen
-        return best or DEFAULT_SOURCE
+        if len(self._source_cache) >= 10_000:
+            self._source_cache.clear()
+        self._source_cache[ip] = best = best or DEFAULT_SOURCE
+        return best
 
     def vmta(self, name: str | None) -> VirtualMta | None:
         return self.vmtas.get(name) if name else None
