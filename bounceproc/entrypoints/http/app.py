@@ -19,7 +19,7 @@ from bounceproc import bootstrap
 from bounceproc.entrypoints.http import dashboard, esp, imports, quarantine, suppressions, unsubscribe, webhook_admin
 from bounceproc.entrypoints.http.common import ApiContext, json_response
 from bounceproc.entrypoints.http.models import Problem as ProblemModel
-from bounceproc.entrypoints.http.fast_path import FastLookup
+from bounceproc.entrypoints.http.fast_path import EspFastPath, FastLookup
 from bounceproc.entrypoints.http.pg_reads import PgReader
 from bounceproc.entrypoints.http.problems import BodyLimit, install
 from bounceproc.entrypoints.http.rate_limit import RateLimit
@@ -61,6 +61,7 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
                                imports=import_runner)
     app.state.unsubscribe_limits = unsubscribe.Limits()
     install(app)
+    app.add_middleware(EspFastPath, state=app.state)       # inside BodyLimit: the same 413s
     app.add_middleware(BodyLimit)
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)
