@@ -8,6 +8,7 @@ the OpenAPI document (served at /openapi.json, kept in the repo as bounceproc/op
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -53,8 +54,12 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
         if reader is not None:
             await reader.aclose()
 
+    # FastAPI's native OpenTelemetry (recent releases) looks the global providers up on every
+    # request; bounceproc configures none, so it is off where the release has it.
+    quiet = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+             if "telemetry" in inspect.signature(FastAPI).parameters else {})
     app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, lifespan=lifespan)
+                  docs_url=None, redoc_url=None, lifespan=lifespan, **quiet)
     eng = bootstrap.engine(settings)
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader,
