@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, insert, select
 from sqlalchemy.engine import Engine
 
+from bounceproc.storage.bulk import bulk_insert
 from bounceproc.storage.dialect import conflict_insert
 from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
@@ -120,16 +121,33 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def intake_row(kind: str, payload: bytes, *, origin: str, header: str = "", first_line: int = 0,
+               meta: dict | None = None, records: int = 0, batch_key: str | None = None,
+               done: bool = False) -> dict:
+    """An intake row, `pending` (to be processed), or `done` when the caller records its events in
+    the same transaction (the ESP webhooks)."""
+    # Text columns hold no NUL / lone surrogate (PostgreSQL refuses them): escaped, never fatal.
+    at = now()
+    return {"kind": kind, "origin": escape_unstorable(origin), "header": escape_unstorable(header),
+            "first_line": first_line, "payload": payload, "meta": meta, "state": "done" if done else "pending",
+            "records": records, "attempts": 1 if done else 0, "created_at": at,
+            "processed_at": at if done else None, "batch_key": batch_key}
+
+
+def insert_intakes(conn, rows: list[dict]) -> list[int]:
+    """Insert intake rows (from intake_row, no batch_key) in one statement; their ids, in order."""
+    ids = [i for (i,) in bulk_insert(conn, intake, rows, returning=("id",))]
+    # Ids come from the sequence in row order: sorted, they line up with `rows`.
+    return sorted(ids)
+
+
 def insert_intake(conn, kind: str, payload: bytes, *, origin: str, header: str = "",
                   first_line: int = 0, meta: dict | None = None, records: int = 0,
                   batch_key: str | None = None) -> int:
     """Insert one intake row and return its id. With a `batch_key` already stored (the same
     batch sent again), nothing is inserted and the id of the stored row is returned."""
-    # Text columns hold no NUL / lone surrogate (PostgreSQL refuses them): escaped, never fatal.
-    row = {"kind": kind, "origin": escape_unstorable(origin), "header": escape_unstorable(header),
-           "first_line": first_line,
-           "payload": payload, "meta": meta, "state": "pending", "records": records,
-           "created_at": now(), "batch_key": batch_key}
+    row = intake_row(kind, payload, origin=origin, header=header, first_line=first_line, meta=meta,
+                     records=records, batch_key=batch_key)
     if batch_key is None:
         return conn.execute(insert(intake).returning(intake.c.id), row).scalar_one()
     new_id = conn.execute(conflict_insert(conn, intake).on_conflict_do_nothing(index_elements=["batch_key"])

@@ -217,7 +217,17 @@ def dashboard(conn, now: datetime | None = None, range_: str = "hour", filters: 
             "traffic": traffic(conn, now, range_, filters), "complaints": complaint_rates(conn, now),
             "reasons": top_reasons(conn, now, reveal), "blocks": blocks(conn, now, reveal),
             "suppressions": suppression_panel(conn, now, reveal), "health": health(conn, now),
-            "filter_values": filter_values(conn, now)}
+            "filter_values": filter_values(conn, now), "sources": source_panel(conn, now)}
+
+
+def source_panel(conn, now: datetime) -> list[dict]:
+    """What came in by each source in the last hour and day (the intake rows `show status` and
+    /metrics count): every known source, silent ones with zeros, then any other."""
+    found = status_report.intake_by_source(conn, now)
+    names = list(status_report.SOURCES) + sorted({s for w in found.values() for s in w} - set(status_report.SOURCES))
+    zero = {"items": 0, "records": 0}
+    return [{"source": name, **{w: found.get(w, {}).get(name, zero) for w in ("last_hour", "last_day")}}
+            for name in names]
 
 
 def filter_values(conn, now: datetime) -> dict[str, list[str]]:

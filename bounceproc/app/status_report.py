@@ -47,6 +47,10 @@ def intake_backlog(conn, now: datetime) -> dict:
     return out
 
 
+SOURCES = ("acct", "sink", "mailbox", "ses", "sendgrid", "mailgun", "postmark")
+"""Where input comes in (_source_of), in the order the dashboard lists them."""
+
+
 def _source_of():
     """The source an intake row came in by, from its origin: acct (pipe, import), sink, mailbox,
     or the ESP's name (esp:ses ...)."""

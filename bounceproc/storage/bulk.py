@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, Table
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, LargeBinary, Table
 
 from bounceproc.storage import json_text
 from bounceproc.storage.dialect import conflict_insert
@@ -30,6 +30,8 @@ def _pg_type(col) -> str:
         return "timestamptz"
     if isinstance(t, JSON):
         return "json"
+    if isinstance(t, LargeBinary):
+        return "bytea"
     return "text"
 
 

@@ -1,6 +1,6 @@
 """The dashboard in a real browser: `bounceproc serve` (embedded mode, PostgreSQL) fed through the
 real intake (an accounting stream into `bounceproc pipe`, a DSN and an ARF report over SMTP to the
-sink, a one-click unsubscribe), then headless Chromium loads /dashboard.
+sink, a Postmark bounce webhook, a one-click unsubscribe), then headless Chromium loads /dashboard.
 
 Checked: access control (no key, a key without the scope, the ?key= login cookie, the CIDR rule),
 that no address leaks to a viewer whose key may not read suppressions, that the panels show the
@@ -36,6 +36,7 @@ ARTEFACTS = ROOT / "artefacts" / "dashboard"
 HEADER = ("type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
           "dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,envId,queue,vmtaPool")
 FBL = "fbl@example.net"
+POSTMARK_PATH = "pm-path-0123456789"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -106,7 +107,8 @@ def served(make_settings, fresh_pg_url):
     settings = make_settings(database_url=fresh_pg_url)
     api_port, smtp_port = free_port(), free_port()
     env = settings_env(settings, BOUNCEPROC_SWEEP_AFTER_SECONDS="1", BOUNCEPROC_DASHBOARD_ALLOW_CIDRS="192.0.2.0/24",
-                       BOUNCEPROC_ALERT_COMPLAINT_MIN_DELIVERED="1")
+                       BOUNCEPROC_ALERT_COMPLAINT_MIN_DELIVERED="1",
+                       BOUNCEPROC_ESP_POSTMARK_PATH_SECRET=POSTMARK_PATH)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     log = open(Path(settings.data_dir) / "serve.log", "wb")
     serve = subprocess.Popen([bin_path("bounceproc"), "serve", "--api", f"127.0.0.1:{api_port}",
@@ -148,6 +150,11 @@ def feed(settings, env, base, smtp_port) -> None:
     token = make_token(settings.secret(), "leaver@gmail.com", "news", now + timedelta(days=30))
     r = httpx.post(f"{base}/u/{token}", content=b"List-Unsubscribe=One-Click",
                    headers={"content-type": "application/x-www-form-urlencoded"}, timeout=10)
+    assert r.status_code == 200, r.text
+    bounce = {"RecordType": "Bounce", "ID": 42, "Type": "HardBounce", "TypeCode": 1, "MessageID": "pm-1",
+              "Details": "smtp;550 5.1.1 The email account that you tried to reach does not exist.",
+              "Email": "pm-gone@example.org", "BouncedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    r = httpx.post(f"{base}/v1/ingest/postmark/{POSTMARK_PATH}", json=bounce, timeout=10)
     assert r.status_code == 200, r.text
     eng = bootstrap.engine(settings)
 
@@ -213,7 +220,12 @@ def test_panels_render_with_the_intake_numbers_and_refresh_in_chromium(served):
     assert re.search(r"Gmail 1 6 16\.667 %", text), text[:3000]            # complaint rate per provider
     assert "zen.spamhaus.org" in text and "text-user-unknown" in text
     assert "hard_bounce" in text and "unsubscribe" in text and "complaint" in text
-    assert "gone@gmail.com" not in dom and "leaver@gmail.com" not in dom
+    # received by source: records and items in the last hour, then the last day (the pipe's one
+    # batch of 15 lines, the sink's two messages with three events, the Postmark POST; the silent
+    # sources at zero)
+    assert "acct 15 1 15 1 sink 3 2 3 2 mailbox 0 0 0 0 ses 0 0 0 0 sendgrid 0 0 0 0 mailgun 0 0 0 0 " \
+           "postmark 1 1 1 1 " in text, text[text.find("Received by source"):][:600]
+    assert "gone@gmail.com" not in dom and "leaver@gmail.com" not in dom and "pm-gone@example.org" not in dom
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTEFACTS / "dashboard.png"
     _, console = browse(f"{base}/dashboard?key={viewer}", screenshot=shot, budget_ms=3000)

@@ -8,6 +8,7 @@ the OpenAPI document (served at /openapi.json, kept in the repo as bounceproc/op
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from bounceproc import bootstrap
 from bounceproc.entrypoints.http import dashboard, esp, imports, quarantine, suppressions, unsubscribe, webhook_admin
 from bounceproc.entrypoints.http.common import ApiContext, json_response
 from bounceproc.entrypoints.http.models import Problem as ProblemModel
-from bounceproc.entrypoints.http.fast_path import FastLookup
+from bounceproc.entrypoints.http.fast_path import EspFastPath, FastLookup
 from bounceproc.entrypoints.http.pg_reads import PgReader
 from bounceproc.entrypoints.http.problems import BodyLimit, install
 from bounceproc.entrypoints.http.rate_limit import RateLimit
@@ -53,14 +54,19 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
         if reader is not None:
             await reader.aclose()
 
+    # FastAPI's native OpenTelemetry (recent releases) looks the global providers up on every
+    # request; bounceproc configures none, so it is off where the release has it.
+    quiet = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+             if "telemetry" in inspect.signature(FastAPI).parameters else {})
     app = FastAPI(title="bounceproc API", version=VERSION, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, lifespan=lifespan)
+                  docs_url=None, redoc_url=None, lifespan=lifespan, **quiet)
     eng = bootstrap.engine(settings)
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader,
                                imports=import_runner)
     app.state.unsubscribe_limits = unsubscribe.Limits()
     install(app)
+    app.add_middleware(EspFastPath, state=app.state)       # inside BodyLimit: the same 413s
     app.add_middleware(BodyLimit)
     if reader is not None:
         app.add_middleware(FastLookup, context=app.state.ctx)

@@ -109,6 +109,15 @@ def _suppressions(doc: dict) -> str:
             + f"<h3>Latest {len(s['latest'])}{note}</h3>" + latest + "</section>")
 
 
+def _sources(doc: dict) -> str:
+    rows = [[_e(r["source"]), str(r["last_hour"]["records"]), str(r["last_hour"]["items"]),
+             str(r["last_day"]["records"]), str(r["last_day"]["items"])] for r in doc["sources"]]
+    return ("<section id='sources'><h2>Received by source <span class='muted'>(records; items are "
+            "batches, messages or webhook POSTs)</span></h2>"
+            + _table(["source", "records, last hour", "items, last hour", "records, last day", "items, last day"],
+                     rows, {1, 2, 3, 4}) + "</section>")
+
+
 def _health(doc: dict) -> str:
     h = doc["health"]
     i = h["intake"]
@@ -133,7 +142,7 @@ def _alerts(alerts: list[dict]) -> str:
 def panels(doc: dict, alerts: list[dict]) -> str:
     """The <main> content: every panel."""
     return (_alerts(alerts) + _traffic(doc) + _complaints(doc) + _reasons(doc) + _blocks(doc)
-            + _suppressions(doc) + _health(doc))
+            + _suppressions(doc) + _sources(doc) + _health(doc))
 
 
 def _select(name: str, values: list[str], chosen: str, all_label: str) -> str:

@@ -47,12 +47,16 @@ class Verifiers:
         self.writer = GroupCommit(settings, run_in_threadpool)
 
 
-def verifiers(request: Request) -> Verifiers:
-    app = request.app
-    v = getattr(app.state, "esp_verifiers", None)
+def verifiers_of(state) -> Verifiers:
+    """The app's verifiers (made on first use), from `app.state`."""
+    v = getattr(state, "esp_verifiers", None)
     if v is None:
-        v = app.state.esp_verifiers = Verifiers(app.state.ctx.settings)
+        v = state.esp_verifiers = Verifiers(state.ctx.settings)
     return v
+
+
+def verifiers(request: Request) -> Verifiers:
+    return verifiers_of(request.app.state)
 
 
 def _json(body: bytes):
@@ -66,7 +70,7 @@ def _unverified(exc: esp_verify.Unverified) -> Problem:
     return Problem(exc.status, exc.detail, slug="unverified")
 
 
-async def _store(c: ApiContext, v: "Verifiers", provider: str, body: bytes, payload) -> JSONResponse:
+async def _store(c: ApiContext, v: "Verifiers", provider: str, body: bytes, payload) -> dict:
     classify = (classifier_for(c.settings) or default_classifier()).classify
     try:
         events = esp_events(provider, payload, classify, datetime.now(timezone.utc))
@@ -80,15 +84,16 @@ async def _store(c: ApiContext, v: "Verifiers", provider: str, body: bytes, payl
                       headers={"Retry-After": "30"}) from None
     if events:
         c.kick_webhooks()
-    return JSONResponse({"events": len(events)})
+    return {"events": len(events)}
 
 
-@router.post("/ses", responses=RESPONSES)
-async def ingest_ses(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
-    """Amazon SES notifications delivered by SNS (HTTPS subscription, raw delivery off)."""
+# Each provider's handling, apart from HTTP: (context, verifiers, body, header(name) -> str,
+# path secret) -> the JSON answer, or a Problem. The FastAPI routes below and the fast path
+# (EspFastPath, in front of FastAPI) both call these, so they answer identically.
+
+async def handle_ses(c: ApiContext, v: Verifiers, body: bytes, header, secret: str = "") -> dict:
     if v.sns is None:
         raise Problem(404, "SES ingestion is not configured (esp_ses_topic_arns)", slug="not-configured")
-    body = await request.body()
     msg = _json(body)
     if not isinstance(msg, dict):
         raise Problem(400, "an SNS message is a JSON object", slug="bad-payload")
@@ -104,15 +109,15 @@ async def ingest_ses(request: Request, c: ApiContext = Depends(ctx), v: Verifier
         url = str(msg.get("SubscribeURL", ""))
         if not c.settings.esp_ses_confirm_subscriptions or not v.sns.subscribe_url_allowed(url):
             log.warning("SNS subscription to %s not confirmed automatically: %s", msg.get("TopicArn"), url[:200])
-            return JSONResponse({"confirmed": False})
+            return {"confirmed": False}
         try:
             await run_in_threadpool(esp_verify._http_get, url)
         except esp_verify.Unverified as exc:
             raise Problem(502, f"confirming the subscription failed: {exc.detail}", slug="confirm-failed") from None
         log.info("SNS subscription to %s confirmed", msg.get("TopicArn"))
-        return JSONResponse({"confirmed": True})
+        return {"confirmed": True}
     if kind != "Notification":
-        return JSONResponse({"events": 0, "new": 0})
+        return {"events": 0, "new": 0}
     try:
         inner = ses_sns_message(msg)
     except PayloadError as exc:
@@ -120,27 +125,21 @@ async def ingest_ses(request: Request, c: ApiContext = Depends(ctx), v: Verifier
     return await _store(c, v, "ses", body, inner)
 
 
-@router.post("/sendgrid", responses=RESPONSES)
-async def ingest_sendgrid(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
-    """SendGrid Event Webhook with Signed Event Webhook (ECDSA) turned on."""
+async def handle_sendgrid(c: ApiContext, v: Verifiers, body: bytes, header, secret: str = "") -> dict:
     if v.sendgrid is None:
         raise Problem(404, "SendGrid ingestion is not configured (esp_sendgrid_public_key)", slug="not-configured")
-    body = await request.body()
     try:
-        esp_verify.verify_sendgrid(v.sendgrid, request.headers.get("x-twilio-email-event-webhook-signature", ""),
-                                   request.headers.get("x-twilio-email-event-webhook-timestamp", ""), body,
+        esp_verify.verify_sendgrid(v.sendgrid, header("x-twilio-email-event-webhook-signature"),
+                                   header("x-twilio-email-event-webhook-timestamp"), body,
                                    c.settings.esp_max_age_seconds)
     except esp_verify.Unverified as exc:
         raise _unverified(exc) from None
     return await _store(c, v, "sendgrid", body, _json(body))
 
 
-@router.post("/mailgun", responses=RESPONSES)
-async def ingest_mailgun(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
-    """Mailgun webhooks (v3 JSON, with the signature object)."""
+async def handle_mailgun(c: ApiContext, v: Verifiers, body: bytes, header, secret: str = "") -> dict:
     if v.mailgun is None:
         raise Problem(404, "Mailgun ingestion is not configured (esp_mailgun_signing_key)", slug="not-configured")
-    body = await request.body()
     payload = _json(body)
     try:
         v.mailgun.verify(payload.get("signature") if isinstance(payload, dict) else None)
@@ -149,27 +148,52 @@ async def ingest_mailgun(request: Request, c: ApiContext = Depends(ctx), v: Veri
     return await _store(c, v, "mailgun", body, payload)
 
 
-async def _postmark(request: Request, c: ApiContext, v: Verifiers, secret: str) -> JSONResponse:
+async def handle_postmark(c: ApiContext, v: Verifiers, body: bytes, header, secret: str = "") -> dict:
     s = c.settings
     if not (s.esp_postmark_credentials or s.esp_postmark_path_secret):
         raise Problem(404, "Postmark ingestion is not configured", slug="not-configured")
     try:
         esp_verify.verify_postmark(s.esp_postmark_credentials, s.esp_postmark_path_secret,
-                                   request.headers.get("authorization", ""), secret)
+                                   header("authorization"), secret)
     except esp_verify.Unverified as exc:
         raise _unverified(exc) from None
-    body = await request.body()
     return await _store(c, v, "postmark", body, _json(body))
+
+
+HANDLERS = {"ses": handle_ses, "sendgrid": handle_sendgrid, "mailgun": handle_mailgun, "postmark": handle_postmark}
+
+
+async def _route(handler, request: Request, c: ApiContext, v: Verifiers, secret: str = "") -> JSONResponse:
+    body = await request.body()
+    return JSONResponse(await handler(c, v, body, lambda name: request.headers.get(name, ""), secret))
+
+
+@router.post("/ses", responses=RESPONSES)
+async def ingest_ses(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
+    """Amazon SES notifications delivered by SNS (HTTPS subscription, raw delivery off)."""
+    return await _route(handle_ses, request, c, v)
+
+
+@router.post("/sendgrid", responses=RESPONSES)
+async def ingest_sendgrid(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
+    """SendGrid Event Webhook with Signed Event Webhook (ECDSA) turned on."""
+    return await _route(handle_sendgrid, request, c, v)
+
+
+@router.post("/mailgun", responses=RESPONSES)
+async def ingest_mailgun(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
+    """Mailgun webhooks (v3 JSON, with the signature object)."""
+    return await _route(handle_mailgun, request, c, v)
 
 
 @router.post("/postmark", responses=RESPONSES)
 async def ingest_postmark(request: Request, c: ApiContext = Depends(ctx), v: Verifiers = Depends(verifiers)):
     """Postmark webhooks, with basic-auth credentials in the webhook URL."""
-    return await _postmark(request, c, v, "")
+    return await _route(handle_postmark, request, c, v)
 
 
 @router.post("/postmark/{secret}", responses=RESPONSES)
 async def ingest_postmark_secret_path(secret: str, request: Request, c: ApiContext = Depends(ctx),
                                       v: Verifiers = Depends(verifiers)):
     """Postmark webhooks, authenticated by a secret path segment."""
-    return await _postmark(request, c, v, secret)
+    return await _route(handle_postmark, request, c, v, secret)

@@ -98,11 +98,14 @@ class SnsVerifier:
         return url_allowed(url, self.cert_origins) and urlsplit(url).path.endswith(".pem")
 
     def public_key(self, url: str):
+        """The key of the certificate at `url` (an allowed URL: only those are cached)."""
         with self._lock:
             key = self._keys.get(url)
             if key is not None:
                 self._keys.move_to_end(url)
                 return key
+        if not self.url_ok(url):
+            raise Unverified(403, "SigningCertURL is not on an allowed host (esp_ses_cert_origins)")
         from cryptography import x509
         pem = self.fetch(url)
         try:
@@ -127,7 +130,7 @@ class SnsVerifier:
         if msg.get("TopicArn") not in self.topics:
             raise Unverified(403, "TopicArn is not one of esp_ses_topic_arns")
         url = str(msg.get("SigningCertURL") or msg.get("SigningCertUrl") or "")
-        if not self.url_ok(url):
+        if not self.has_key(url) and not self.url_ok(url):      # a cached URL was allowed
             raise Unverified(403, "SigningCertURL is not on an allowed host (esp_ses_cert_origins)")
         version = str(msg.get("SignatureVersion", ""))
         if version not in ("1", "2"):
