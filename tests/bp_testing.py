@@ -96,6 +96,30 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
             proc.wait(5)
 
 
+def start_serve(args: list[str], env: dict[str, str], cwd, log_path: Path, stderr_path: Path | None = None,
+                timeout: float = 90.0) -> subprocess.Popen:
+    """`python -m bounceproc ARGS` (a command that serves the API: `serve`, `--log-format json
+    serve`...) writing stdout to `log_path` (stderr too, or to `stderr_path`). Returned once it says
+    "API listening" (printed when the socket is bound: the API answers from then on) or has exited;
+    the caller stops it (`stop_process`)."""
+    with open(log_path, "w") as out, open(stderr_path or os.devnull, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bounceproc", *args], env=env, cwd=cwd, stdout=out,
+                                stderr=err if stderr_path else subprocess.STDOUT)
+    try:
+        wait_for(lambda: "API listening" in log_path.read_text() or proc.poll() is not None, timeout,
+                 "serve to say API listening")
+    except AssertionError:
+        stop_process(proc)
+        raise AssertionError("serve did not start:\n" + log_path.read_text()) from None
+    return proc
+
+
+def listening_port(log_text: str) -> int:
+    """The API port `serve` says it listens on (the bound one, also with --api HOST:0)."""
+    import re
+    return int(re.search(r"API listening on http://\S+?:(\d+) ", log_text).group(1))
+
+
 class CeleryWorker:
     """A real `celery -A workers worker` subprocess; stop() kills it by PID."""
 
