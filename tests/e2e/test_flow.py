@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.storage.tables import events, suppressions
-from bp_testing import bin_path, free_port, settings_env, wait_for
+from bp_testing import HTTPRequest, LoopbackHTTP, bin_path, free_port, settings_env, wait_for
 
 ACCT = (
     "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
@@ -40,25 +38,16 @@ class Receiver:
     """A CRM's webhook endpoint on loopback that records what it receives."""
 
     def __init__(self):
-        received = self.received = []
+        self.received = []
+        self.http = LoopbackHTTP(self._answer)
+        self.url = self.http.url("/hooks")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers["content-length"]))
-                received.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request: HTTPRequest) -> tuple[int, dict, bytes]:
+        self.received.append((request.headers, request.body))
+        return 204, {}, b""
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.mark.slow

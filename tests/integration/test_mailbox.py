@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bp_testing import HTTPRequest, LoopbackHTTP
 from dovecot_server import Dovecot, available
 from forwarding import wrap
 from sqlalchemy import func, select
@@ -204,36 +205,20 @@ class Introspection:
     """An OAuth2 token introspection endpoint for Dovecot's oauth2 passdb: `tokens` are active."""
 
     def __init__(self, tokens: set[str]) -> None:
-        import json
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs
         self.tokens, self.asked = tokens, []
-        owner = self
+        self.http = LoopbackHTTP(self._answer)
+        self.url = self.http.url("/introspect")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
-                token = parse_qs(body).get("token", [""])[0]
-                owner.asked.append(token)
-                out = json.dumps({"active": token in owner.tokens, "username": "fbl@example.net"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self, request: HTTPRequest) -> tuple[int, dict, bytes]:
+        import json
+        from urllib.parse import parse_qs
+        token = parse_qs(request.body.decode()).get("token", [""])[0]
+        self.asked.append(token)
+        out = json.dumps({"active": token in self.tokens, "username": "fbl@example.net"}).encode()
+        return 200, {"Content-Type": "application/json"}, out
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self.http.close()
 
 
 def test_oauth2_xoauth2_with_a_token_command_for_imap_and_pop3(settings, tmp_path):
