@@ -91,6 +91,22 @@ def test_imap_move_to_commits_then_moves_and_processes(dovecot, settings, tmp_pa
     assert again.run(once=True) == 0 and len(_intake_rows(settings)) == 3
 
 
+def test_the_mailbox_command_logs_like_serve_json_lines_with_log_format_json(dovecot, settings, tmp_path):
+    """Its logging is set up by bounceproc/logs.py like serve's and sink's: one JSON object per
+    stderr line under --log-format json, the message's outcome at info level."""
+    import json
+    dovecot.deliver((FIX / "arf" / "abuse-report.eml").read_bytes())
+    env = dict(os.environ, BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_DATA_DIR=settings.data_dir,
+               BOUNCEPROC_SECRET_KEY=settings.secret_key)
+    url = f"imap://{dovecot.user.replace('@', '%40')}@127.0.0.1:{dovecot.imap_port}/INBOX"
+    r = subprocess.run([sys.executable, "-m", "bounceproc", "--log-format", "json", "mailbox", "--once", "--imap", url,
+                        "--password-file", _password_file(tmp_path, dovecot.password), "--ca-file", str(dovecot.cert)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "1 message(s) stored" in r.stdout, r
+    records = [json.loads(line) for line in r.stderr.splitlines()]
+    assert any(x["level"] == "info" and "arf henry@example.com" in x["message"] for x in records), records
+
+
 def test_imap_without_move_flags_and_skips_on_the_next_round(dovecot, settings, tmp_path):
     dovecot.deliver((FIX / "arf" / "abuse-report.eml").read_bytes())
     spec = _imap(dovecot, tmp_path)
