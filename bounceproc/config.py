@@ -97,6 +97,7 @@ class Settings:
     webhook_timeout_seconds: float = 15.0   # per delivery attempt; redirects are never followed
     webhook_lease_seconds: int = 60   # a delivery claimed by a sender that died is re-sent after this
     api_rate_limit_per_minute: int = 120000   # requests per API key per minute (0 = no limit)
+    unsubscribe_per_ip_per_minute: int = 600  # one-click POSTs per client IP per minute (0 = no limit)
     # mailboxes read by `serve` / `bounceproc mailbox` (entrypoints/mailbox.py): [[mailboxes]] url = ...
     mailboxes: tuple = ()
     # ESP event webhooks (entrypoints/http/esp.py; docs/esp-webhooks.md): a provider is off until set

@@ -1,8 +1,11 @@
 """Logging an operator can follow: one line per processed message or batch at info level, as text
 or JSON lines (`--log-format json`), and no library noise at info level.
 
-Wiring layer. `configure` is called once by the CLI (serve, sink, pipe, import...) and by the Celery
-worker; the application layer logs through `bounceproc.*` loggers only.
+Wiring layer, the one home of logging set-up. `quiet_parser_noise` runs first thing in every
+process (the CLI's main and the Celery worker's start); `configure` is then called once by the
+commands that log (serve, sink, pipe, mailbox...) and the worker quiets its libraries the same
+way. The domain never touches a logger's level; the application layer logs through
+`bounceproc.*` loggers only.
 """
 from __future__ import annotations
 
@@ -18,6 +21,11 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # (the webhook retry task every 5 s) and every beat tick; uvicorn every request; alembic each step.
 QUIET = ("mail.log", "aiosmtpd", "celery.app.trace", "celery.worker.strategy", "celery.beat",
          "celery.worker.consumer", "uvicorn.access", "uvicorn.error", "alembic", "httpx", "kombu")
+
+# Silenced in every process, whatever the level: flufl.bounce logs a traceback for every detector
+# that trips on odd input, while its answer is all we use (domain/parse/legacy.py: a failed scan
+# gives no address).
+SILENT = ("flufl.bounce",)
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,7 +55,13 @@ def configure(level: str | int = "info", fmt: str = "text", stream=None) -> None
     quiet_libraries()
 
 
+def quiet_parser_noise() -> None:
+    for name in SILENT:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def quiet_libraries() -> None:
+    quiet_parser_noise()
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -1,7 +1,9 @@
 """Helpers shared by tests (importable as `bp_testing`: tests/ is on sys.path under pytest).
 
 Environment for `bounceproc` / `celery` subprocesses that use given settings, the path of the
-venv's console scripts, and a real Celery worker process that tests start and kill by PID.
+venv's console scripts, `bounceproc serve` started and waited for (`start_serve`), a loopback
+HTTP server answering through a function (`LoopbackHTTP`), and a real Celery worker process that
+tests start and kill by PID.
 """
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +99,85 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+def start_serve(args: list[str], env: dict[str, str], cwd, log_path: Path, stderr_path: Path | None = None,
+                timeout: float = 90.0) -> subprocess.Popen:
+    """`python -m bounceproc ARGS` (a command that serves the API: `serve`, `--log-format json
+    serve`...) writing stdout to `log_path` (stderr too, or to `stderr_path`). Returned once it says
+    "API listening" (printed when the socket is bound: the API answers from then on) or has exited;
+    the caller stops it (`stop_process`)."""
+    with open(log_path, "w") as out, open(stderr_path or os.devnull, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "bounceproc", *args], env=env, cwd=cwd, stdout=out,
+                                stderr=err if stderr_path else subprocess.STDOUT)
+    try:
+        wait_for(lambda: "API listening" in log_path.read_text() or proc.poll() is not None, timeout,
+                 "serve to say API listening")
+    except AssertionError:
+        stop_process(proc)
+        raise AssertionError("serve did not start:\n" + log_path.read_text()) from None
+    return proc
+
+
+def listening_port(log_text: str) -> int:
+    """The API port `serve` says it listens on (the bound one, also with --api HOST:0)."""
+    import re
+    return int(re.search(r"API listening on http://\S+?:(\d+) ", log_text).group(1))
+
+
+@dataclass(frozen=True)
+class HTTPRequest:
+    method: str
+    path: str
+    headers: dict[str, str]      # names in lower case
+    body: bytes
+
+
+class LoopbackHTTP:
+    """An HTTP/1.1 server on 127.0.0.1 (a port of its own), on a thread: every request goes to
+    `answer(HTTPRequest) -> (status, headers, body)`, on the server's request thread. For the
+    endpoints a test plays (webhook receivers, certificate hosts, token introspection). `close()`
+    stops it."""
+
+    def __init__(self, answer: Callable[[HTTPRequest], tuple[int, dict[str, str], bytes]]) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                status, headers, out = answer(HTTPRequest(self.command, self.path,
+                                                          {k.lower(): v for k, v in self.headers.items()}, body))
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    if status >= 200 and status not in (204, 304):
+                        self.send_header("Content-Length", str(len(out)))
+                    self.end_headers()
+                    self.wfile.write(out)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer   # noqa: N815 - http.server's names
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(10)
 
 
 class CeleryWorker:

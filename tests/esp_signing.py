@@ -14,11 +14,10 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from bp_testing import HTTPRequest, LoopbackHTTP
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -46,37 +45,20 @@ class CertServer:
         self.pem = _cert(self.key)
         self.confirmed: list[str] = []
         self.cert_fetches = 0
-        owner = self
+        self.http = LoopbackHTTP(self._answer)
+        self.origin = self.http.url()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
-                if self.path == "/cert.pem":
-                    owner.cert_fetches += 1
-                    body = owner.pem
-                elif self.path.startswith("/confirm"):
-                    owner.confirmed.append(self.path)
-                    body = b"<ConfirmSubscriptionResponse/>"
-                else:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self, request: HTTPRequest) -> tuple[int, dict, bytes]:
+        if request.method == "GET" and request.path == "/cert.pem":
+            self.cert_fetches += 1
+            return 200, {}, self.pem
+        if request.method == "GET" and request.path.startswith("/confirm"):
+            self.confirmed.append(request.path)
+            return 200, {}, b"<ConfirmSubscriptionResponse/>"
+        return 404, {}, b""
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self.http.close()
 
     def sign(self, msg: dict, version: str = "1", cert_url: str | None = None) -> dict:
         msg = dict(msg, SignatureVersion=version, SigningCertURL=cert_url or f"{self.origin}/cert.pem")

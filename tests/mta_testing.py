@@ -1,34 +1,17 @@
-"""Test helpers for the bundled MTA: fake remote MXes (aiosmtpd on loopback), a loopback DNS
-server (dnslib), config writing, bounded waits on conditions. No sleeps as synchronisation."""
+"""Test helpers for the bundled MTA: fake remote MXes (aiosmtpd on loopback) and the `mxes`
+fixture that stops them, a loopback DNS server (dnslib), config writing (`mta_config`, `route`),
+bounded waits on conditions (bp_testing's). No sleeps as synchronisation."""
 from __future__ import annotations
 
-import asyncio
 import smtplib
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(cond, timeout: float = 30.0, what: str = "condition"):
-    """Poll `cond` until truthy (bounded in time); return its value or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from bp_testing import free_port, wait_for  # noqa: F401 - the MTA tests import them from here
 
 
 @dataclass
@@ -208,3 +191,33 @@ def send(port: int, mail_from: str, rcpts: list[str], body: bytes | str = b"Subj
 def write_config(path, text: str) -> str:
     path.write_text(text)
     return str(path)
+
+
+def mta_config(tmp_path, port: int, body: str = "", *, head: str = "", source: str = "", acct: str = "",
+               host_name: str = "mta.test") -> str:
+    """Write tmp_path/mta.conf: a listener on 127.0.0.1:`port` (plus `head` lines), a spool in
+    tmp_path/spool, relaying for 127.0.0.1 (plus `source` lines), with `acct` ("d,b,t"...) an
+    acct file tmp_path/acct/acct.csv, then `body` (domains, patterns...). Returns its path."""
+    acct_file = f"<acct-file {tmp_path}/acct/acct.csv>\n  records {acct}\n</acct-file>\n" if acct else ""
+    return write_config(tmp_path / "mta.conf", f"smtp-listener 127.0.0.1:{port}\nhost-name {host_name}\n{head}"
+                        f"<spool {tmp_path}/spool>\n</spool>\n"
+                        f"<source 127.0.0.1>\n  always-allow-relaying yes\n{source}</source>\n{acct_file}{body}")
+
+
+def route(domain: str, port: int, extra: str = "") -> str:
+    """A <domain> block sending `domain`'s mail to a fake MX on loopback."""
+    return f"<domain {domain}>\n  smtp-hosts [127.0.0.1]:{port}\n{extra}</domain>\n"
+
+
+@pytest.fixture
+def mxes():
+    """make(mode="accept", cls=FakeMx) -> a started fake MX, stopped after the test."""
+    made = []
+
+    def make(mode: str = "accept", cls=None) -> FakeMx:
+        mx = (cls or FakeMx)(mode).start()
+        made.append(mx)
+        return mx
+    yield make
+    for mx in made:
+        mx.stop()

@@ -37,8 +37,8 @@ app.config_from_object("workers.celery_config")   # imported lazily, on the firs
 
 @worker_init.connect
 def _quiet_library_logs(**_) -> None:
-    from bounceproc.entrypoints.logs import quiet_library_logs
-    quiet_library_logs()
+    from bounceproc import logs
+    logs.quiet_parser_noise()
     from bounceproc import bootstrap
     deployment.publish_as(_worker_settings(), bootstrap.engine)   # tasks this worker sends carry its id too
 

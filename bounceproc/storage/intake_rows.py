@@ -8,6 +8,7 @@ worker's time. On PostgreSQL rows are therefore read with a binary psycopg curso
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
@@ -51,15 +52,25 @@ def pending_kinds(conn, ids: Sequence[int]) -> dict[int, str]:
         select(intake.c.id, intake.c.kind).where(intake.c.id.in_(ids), intake.c.state == "pending"))}
 
 
+def quarantine_key(origin: str, line_no: int, raw: str) -> str:
+    """What makes two quarantine entries the same: source, line and raw text, as stored."""
+    return hashlib.sha256(f"{origin}\n{line_no}\n{raw}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def insert_quarantine(conn, intake_id: int, origin: str, items: Iterable[tuple[int, str, str]],
                       header: str = "") -> None:
     """Keep unreadable input of one intake row in the quarantine: (line_no, reason, raw) per item
-    (line 0 for a whole message), with the acct `header` in effect (for replay). Idempotent per (intake row, line); long texts are cut, and what
+    (line 0 for a whole message), with the acct `header` in effect (for replay). Idempotent per
+    (intake row, line), and per (origin, line, raw): the same file imported again (`import
+    --restart`, or the same lines piped twice) adds no second entry. Long texts are cut, and what
     no text column can store (NUL, lone surrogates) is escaped, so the quarantine never refuses."""
     now = datetime.now(timezone.utc)
-    rows = [{"intake_id": intake_id, "origin": escape_unstorable(origin), "line_no": line_no,
-             "reason": escape_unstorable(reason[:2000]), "raw": escape_unstorable(raw[:8000]),
-             "created_at": now, "header": escape_unstorable(header)} for line_no, reason, raw in items]
-    if rows:
-        conn.execute(conflict_insert(conn, quarantine)
-                     .on_conflict_do_nothing(index_elements=["intake_id", "line_no"]), rows)
+    origin = escape_unstorable(origin)
+    rows = []
+    for line_no, reason, raw in items:
+        raw = escape_unstorable(raw[:8000])
+        rows.append({"intake_id": intake_id, "origin": origin, "line_no": line_no,
+                     "reason": escape_unstorable(reason[:2000]), "raw": raw, "created_at": now,
+                     "header": escape_unstorable(header), "raw_key": quarantine_key(origin, line_no, raw)})
+    if rows:      # no conflict target: either unique index makes the row a repeat
+        conn.execute(conflict_insert(conn, quarantine).on_conflict_do_nothing(), rows)

@@ -231,7 +231,11 @@ quarantine = Table(
     Column("raw", Text, nullable=False, server_default=""),
     Column("created_at", TS, nullable=False),
     Column("header", Text, nullable=False, server_default=""),   # acct: CSV header in effect (for replay)
+    # SHA-256 of (origin, line_no, raw): the same record of the same source is kept once, however
+    # often it is imported (storage/intake_rows.quarantine_key).
+    Column("raw_key", String(64), nullable=True),
     UniqueConstraint("intake_id", "line_no", name="uq_quarantine_intake_line"),
+    Index("uq_quarantine_raw_key", "raw_key", unique=True),
     Index("ix_quarantine_created", "created_at"),
 )
 

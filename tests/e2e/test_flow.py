@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -17,7 +15,7 @@ from sqlalchemy import func, select
 
 from bounceproc import bootstrap
 from bounceproc.storage.tables import events, suppressions
-from bp_testing import bin_path, free_port, settings_env, wait_for
+from bp_testing import HTTPRequest, LoopbackHTTP, bin_path, free_port, settings_env, start_serve, stop_process, wait_for
 
 ACCT = (
     "type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
@@ -40,50 +38,36 @@ class Receiver:
     """A CRM's webhook endpoint on loopback that records what it receives."""
 
     def __init__(self):
-        received = self.received = []
+        self.received = []
+        self.http = LoopbackHTTP(self._answer)
+        self.url = self.http.url("/hooks")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
-                body = self.rfile.read(int(self.headers["content-length"]))
-                received.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    def _answer(self, request: HTTPRequest) -> tuple[int, dict, bytes]:
+        self.received.append((request.headers, request.body))
+        return 204, {}, b""
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.mark.slow
-def test_acct_stream_to_suppression_api_and_signed_webhook(make_settings, fresh_pg_url, redis_url, celery_worker):
+def test_acct_stream_to_suppression_api_and_signed_webhook(make_settings, fresh_pg_url, redis_url, celery_worker,
+                                                           tmp_path):
     from standardwebhooks import Webhook
 
     settings = make_settings(database_url=fresh_pg_url, broker_url=redis_url, webhook_allow="127.0.0.1")
     env = settings_env(settings, BOUNCEPROC_WEBHOOK_ALLOW="127.0.0.1")
     receiver = Receiver()
     api_port = free_port()
-    serve = subprocess.Popen([bin_path("bounceproc"), "serve", "--api", f"127.0.0.1:{api_port}",
-                              "--smtp", f"127.0.0.1:{free_port()}"], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    serve = None
     try:
+        serve = start_serve(["serve", "--api", f"127.0.0.1:{api_port}", "--smtp", f"127.0.0.1:{free_port()}"],
+                            env, tmp_path, tmp_path / "serve.log")
+        assert serve.poll() is None, (tmp_path / "serve.log").read_text()
         key = subprocess.run([bin_path("bounceproc"), "apikey", "create", "--scope", "admin"], env=env,
                              capture_output=True, text=True, timeout=60, check=True).stdout.strip().splitlines()[-1]
         api = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers={"Authorization": f"Bearer {key}"},
                            timeout=10)
-
-        def api_up():
-            try:
-                return api.get("/v1/suppressions").status_code == 200
-            except httpx.TransportError:
-                return False
-        wait_for(api_up, 60, "the API to answer")
         r = api.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": ["recipient.hard_bounced"]})
         assert r.status_code == 201, r.text
         secret = r.json()["secret"]
@@ -119,9 +103,6 @@ def test_acct_stream_to_suppression_api_and_signed_webhook(make_settings, fresh_
         assert payload["data"]["address"] == "u2@example.com"
         assert payload["data"]["status"] == "5.1.1"
     finally:
-        serve.terminate()
-        try:
-            serve.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            serve.kill()
+        if serve is not None:
+            stop_process(serve)
         receiver.close()

@@ -12,7 +12,7 @@ import threading
 import time
 
 import pytest
-from mta_testing import FakeMx, free_port, wait_for
+from mta_testing import FakeMx, free_port, mta_config, route, wait_for
 
 from bp_testing import bin_path
 
@@ -58,21 +58,7 @@ class MtaProcess:
 def test_kill9_mid_run_loses_no_accepted_message(tmp_path):
     mx = FakeMx("accept").start()
     port = free_port()
-    conf = tmp_path / "mta.conf"
-    conf.write_text(f"""
-smtp-listener 127.0.0.1:{port}
-host-name mta.test
-<spool {tmp_path}/spool>
-</spool>
-<source 127.0.0.1>
-  always-allow-relaying yes
-</source>
-<domain *>
-  smtp-hosts [127.0.0.1]:{mx.port}
-  max-smtp-out 4
-  retry-after 1s
-</domain>
-""")
+    conf = mta_config(tmp_path, port, route("*", mx.port, "  max-smtp-out 4\n  retry-after 1s\n"))
     mta = MtaProcess(conf, tmp_path / "mta.log")
     accepted: set[str] = set()
     lock = threading.Lock()

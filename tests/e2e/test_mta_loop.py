@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import csv
 import glob
-import subprocess
-import sys
 import urllib.request
 
-from mta_testing import FakeMx, free_port, send, wait_for
+from bp_testing import start_serve, stop_process
+from mta_testing import FakeMx, free_port, mta_config, route, send, wait_for
 from sqlalchemy import create_engine, select
 
-from bounceproc import bootstrap
-from bounceproc.config import load_settings
 from bounceproc.domain.parse.verp import decode_verp
 from bounceproc.storage.tables import suppressions
 
@@ -40,42 +37,19 @@ class RejectSomeMx(FakeMx):
 def test_bounce_dsn_sink_suppression_skip_and_one_click(tmp_path):
     mx = RejectSomeMx().start()
     mta_port, api_port, sink_port, mgmt_port = free_port(), free_port(), free_port(), free_port()
-    conf = tmp_path / "mta.conf"
-    conf.write_text(f"""
-smtp-listener 127.0.0.1:{mta_port}
-host-name mta.example.net
-http-mgmt-port {mgmt_port}
-http-access 127.0.0.1 admin
-suppression-cache-ttl 0
-<spool {tmp_path}/spool>
-</spool>
-<source 127.0.0.1>
-  always-allow-relaying yes
-  verp-default yes
-</source>
-<acct-file {tmp_path}/acct/acct.csv>
-  records d,b,t
-</acct-file>
-<domain example.org>
-  smtp-hosts [127.0.0.1]:{mx.port}
-</domain>
-<domain bounce.example.net>
-  smtp-hosts [127.0.0.1]:{sink_port}
-</domain>
-""")
+    conf = mta_config(tmp_path, mta_port, route("example.org", mx.port) + route("bounce.example.net", sink_port),
+                      head=f"http-mgmt-port {mgmt_port}\nhttp-access 127.0.0.1 admin\nsuppression-cache-ttl 0\n",
+                      source="  verp-default yes\n", acct="d,b,t", host_name="mta.example.net")
     db = f"sqlite:///{tmp_path}/bp.db"
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("BOUNCEPROC_")}
     env.update(BOUNCEPROC_DATABASE_URL=db, BOUNCEPROC_DATA_DIR=str(tmp_path / "data"), BOUNCEPROC_SECRET_KEY="loop-secret",
                BOUNCEPROC_MTA_CONFIG=str(conf), BOUNCEPROC_PUBLIC_URL=f"http://127.0.0.1:{api_port}",
                PYTHONUNBUFFERED="1")
     log = tmp_path / "serve.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "bounceproc", "serve", "--api", f"127.0.0.1:{api_port}",
-                                 "--smtp", f"127.0.0.1:{sink_port}", "--accept", "bounce.example.net"],
-                                stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    engine = None
+    engine = proc = None
     try:
-        wait_for(lambda: "API listening" in log.read_text() or proc.poll() is not None, 90, "serve to start")
+        proc = start_serve(["serve", "--api", f"127.0.0.1:{api_port}", "--smtp", f"127.0.0.1:{sink_port}",
+                            "--accept", "bounce.example.net"], env, tmp_path, log)
         assert proc.poll() is None, log.read_text()
         engine = create_engine(db)
 
@@ -131,12 +105,8 @@ suppression-cache-ttl 0
         assert 'bounceproc_mta_outcomes_total{outcome="skipped"} 2' in metrics
         assert "bounceproc_mta_queues_in_backoff 0" in metrics
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if proc is not None:
+            stop_process(proc, 30)
         mx.stop()
         if engine is not None:
             engine.dispose()

@@ -9,7 +9,7 @@ import sys
 import time
 
 import httpx
-from bp_testing import free_port
+from bp_testing import free_port, listening_port, start_serve, stop_process
 from test_api_support import receiver  # noqa: F401
 
 from bounceproc.domain.webhook_signing import verify
@@ -25,16 +25,10 @@ def _env(tmp_path, **extra) -> dict:
 def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiver):
     api_port, smtp_port = free_port(), free_port()
     env = _env(tmp_path, BOUNCEPROC_PUBLIC_URL=f"http://127.0.0.1:{api_port}")
-    log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bounceproc.entrypoints.cli.main", "serve", "--api", f"127.0.0.1:{api_port}",
-                             "--smtp", f"127.0.0.1:{smtp_port}", "--accept", "bounces.example.net"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = start_serve(["serve", "--api", f"127.0.0.1:{api_port}", "--smtp", f"127.0.0.1:{smtp_port}",
+                        "--accept", "bounces.example.net"], env, tmp_path, tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        out = ""
-        while "API listening" not in out and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-            out = (tmp_path / "serve.log").read_text()
+        out = (tmp_path / "serve.log").read_text()
         assert "API listening" in out, out
         assert "mode embedded" in out and "database sqlite:///" in out
         assert f"SMTP sink listening on 127.0.0.1:{smtp_port}" in out
@@ -62,13 +56,21 @@ def test_serve_runs_api_sink_worker_and_webhooks_in_one_process(tmp_path, receiv
         for r in receiver.requests:
             verify([ep["secret"]], r["headers"], r["body"], int(time.time()))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        stop_process(proc)
+
+
+def test_api_listening_is_said_once_the_port_is_bound(tmp_path):
+    """The line comes from uvicorn's startup, after the bind: one request right after it is
+    answered, no retry. With port 0 the line names the port the kernel chose."""
+    proc = start_serve(["serve", "--api", "127.0.0.1:0", "--no-sink"], _env(tmp_path), tmp_path,
+                       tmp_path / "serve.log")
+    try:
+        out = (tmp_path / "serve.log").read_text()
+        port = listening_port(out)
+        assert port != 0, out
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", trust_env=False, timeout=30).json() == {"ok": True}
+    finally:
+        stop_process(proc)
 
 
 def test_serve_refuses_a_bad_listen_address(tmp_path):

@@ -10,12 +10,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import httpx
 import pytest
 
-from bp_testing import free_port
+from bp_testing import HTTPRequest, LoopbackHTTP, free_port
 
 
 @contextlib.contextmanager
@@ -50,37 +48,14 @@ class Receiver:
         self.flaky_failures = 1
         self._flaky_seen = 0
         self._lock = threading.Lock()
-        receiver = self
+        self.http = LoopbackHTTP(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length)
-                with receiver._lock:
-                    receiver.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                              "body": body, "at": time.time()})
-                status, extra = receiver._behave(self.path)
-                payload = b"thanks" if status < 300 else b"nope"
-                try:
-                    self.send_response(status)
-                    for k, v in extra.items():
-                        self.send_header(k, v)
-                    self.send_header("content-length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
+    def _answer(self, request: HTTPRequest) -> tuple[int, dict, bytes]:
+        with self._lock:
+            self.requests.append({"path": request.path, "headers": request.headers, "body": request.body,
+                                  "at": time.time()})
+        status, extra = self._behave(request.path)
+        return status, extra, b"thanks" if status < 300 else b"nope"
 
     def _behave(self, path: str) -> tuple[int, dict]:
         p = path.split("?")[0]
@@ -103,14 +78,13 @@ class Receiver:
         return 200, {}
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return self.http.url(path)
 
     def on(self, path: str) -> list[dict]:
         return [r for r in self.requests if r["path"].startswith(path)]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.http.close()
 
 
 @pytest.fixture

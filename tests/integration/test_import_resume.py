@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import time
 import httpx
 import pytest
 from sqlalchemy import func, select
+from bp_testing import start_serve
 from test_api_support import free_port
 
 from bounceproc import bootstrap
@@ -27,17 +27,9 @@ CLI = [sys.executable, "-m", "bounceproc.entrypoints.cli.main"]
 class Serve:
     def __init__(self, tmp_path, env: dict, api_port: int):
         self.log_path = tmp_path / f"serve-{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([*CLI, "serve", "--api", f"127.0.0.1:{api_port}", "--smtp", f"127.0.0.1:{free_port()}"],
-                                     env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp_path)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:                                # "API listening" is printed just before the bind
-                socket.create_connection(("127.0.0.1", api_port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("serve did not start:\n" + self.log())
+        self.proc = start_serve(["serve", "--api", f"127.0.0.1:{api_port}", "--smtp", f"127.0.0.1:{free_port()}"],
+                                env, tmp_path, self.log_path)
+        assert "API listening" in self.log(), "serve did not start:\n" + self.log()
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -46,23 +38,16 @@ class Serve:
         os.kill(self.proc.pid, sig)
 
     def wait(self, timeout: float) -> int:
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._log.close()
+        return self.proc.wait(timeout)
 
     def ensure_stopped(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        self._log.close()
 
 
 def job(c, job_id: str) -> dict:
-    try:
-        return c.get(f"/v1/imports/{job_id}").json()
-    except httpx.TransportError:            # "API listening" is printed just before the bind
-        return {"state": "unreachable", "total": 0}
+    return c.get(f"/v1/imports/{job_id}").json()
 
 
 def wait_for(c, job_id: str, pred, timeout: float) -> dict:

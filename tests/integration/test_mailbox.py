@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from bp_testing import HTTPRequest, LoopbackHTTP
 from dovecot_server import Dovecot, available
 from forwarding import wrap
 from sqlalchemy import func, select
@@ -88,6 +89,22 @@ def test_imap_move_to_commits_then_moves_and_processes(dovecot, settings, tmp_pa
     assert _count(settings, suppressions, suppressions.c.reason == "complaint") == 2
     again = MailboxReader(_imap(dovecot, tmp_path, move_to="Processed"), intake_committer(settings))
     assert again.run(once=True) == 0 and len(_intake_rows(settings)) == 3
+
+
+def test_the_mailbox_command_logs_like_serve_json_lines_with_log_format_json(dovecot, settings, tmp_path):
+    """Its logging is set up by bounceproc/logs.py like serve's and sink's: one JSON object per
+    stderr line under --log-format json, the message's outcome at info level."""
+    import json
+    dovecot.deliver((FIX / "arf" / "abuse-report.eml").read_bytes())
+    env = dict(os.environ, BOUNCEPROC_DATABASE_URL=settings.db_url, BOUNCEPROC_DATA_DIR=settings.data_dir,
+               BOUNCEPROC_SECRET_KEY=settings.secret_key)
+    url = f"imap://{dovecot.user.replace('@', '%40')}@127.0.0.1:{dovecot.imap_port}/INBOX"
+    r = subprocess.run([sys.executable, "-m", "bounceproc", "--log-format", "json", "mailbox", "--once", "--imap", url,
+                        "--password-file", _password_file(tmp_path, dovecot.password), "--ca-file", str(dovecot.cert)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "1 message(s) stored" in r.stdout, r
+    records = [json.loads(line) for line in r.stderr.splitlines()]
+    assert any(x["level"] == "info" and "arf henry@example.com" in x["message"] for x in records), records
 
 
 def test_imap_without_move_flags_and_skips_on_the_next_round(dovecot, settings, tmp_path):
@@ -204,36 +221,20 @@ class Introspection:
     """An OAuth2 token introspection endpoint for Dovecot's oauth2 passdb: `tokens` are active."""
 
     def __init__(self, tokens: set[str]) -> None:
-        import json
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs
         self.tokens, self.asked = tokens, []
-        owner = self
+        self.http = LoopbackHTTP(self._answer)
+        self.url = self.http.url("/introspect")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length", 0))).decode()
-                token = parse_qs(body).get("token", [""])[0]
-                owner.asked.append(token)
-                out = json.dumps({"active": token in owner.tokens, "username": "fbl@example.net"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _answer(self, request: HTTPRequest) -> tuple[int, dict, bytes]:
+        import json
+        from urllib.parse import parse_qs
+        token = parse_qs(request.body.decode()).get("token", [""])[0]
+        self.asked.append(token)
+        out = json.dumps({"active": token in self.tokens, "username": "fbl@example.net"}).encode()
+        return 200, {"Content-Type": "application/json"}, out
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+        self.http.close()
 
 
 def test_oauth2_xoauth2_with_a_token_command_for_imap_and_pop3(settings, tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import inspect
 
 from bounceproc import bootstrap
@@ -90,3 +91,29 @@ def test_event_counts_migration_counts_the_last_two_days(backend, make_settings,
     assert cats["last_day"] == {"bad-mailbox": 2, "uncategorised": 1}
     assert rates == {("all", ""): (1, 1), ("domain", "sender.example.net"): (1, 1),
                      ("ip", "192.0.2.7"): (1, 1), ("job", "j1"): (1, 1)}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_quarantine_once_migration_keeps_the_oldest_of_repeated_entries(backend, make_settings, tmp_path, request):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from bounceproc.storage.intake_rows import insert_quarantine
+    from bounceproc.storage.tables import quarantine
+    url = f"sqlite:///{tmp_path / 'q.db'}" if backend == "sqlite" else request.getfixturevalue("fresh_pg_url")
+    settings = make_settings(database_url=url)
+    bootstrap.migrate(settings, "2026_12_03_01_operator")
+    bootstrap.downgrade(settings, "2026_12_03_01_operator")   # the PostgreSQL template is at head
+    now = datetime.now(timezone.utc)
+    entry = {"origin": "import:/var/log/pmta/acct.csv", "line_no": 3, "reason": "bad", "raw": "b,x",
+             "created_at": now}
+    with bootstrap.engine(settings).begin() as conn:
+        conn.execute(sa.insert(sa.table("quarantine", *(sa.column(c) for c in (*entry, "intake_id")))),
+                     [{**entry, "intake_id": 1}, {**entry, "intake_id": 2}, {**entry, "line_no": 4, "intake_id": 2}])
+    bootstrap.migrate(settings)
+    with bootstrap.engine(settings).begin() as conn:
+        assert conn.execute(select(quarantine.c.intake_id, quarantine.c.line_no)
+                            .order_by(quarantine.c.id)).all() == [(1, 3), (2, 4)]
+        insert_quarantine(conn, 3, entry["origin"], [(3, "bad", "b,x")])    # the same again: no new row
+        assert len(conn.execute(select(quarantine.c.id)).all()) == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from mta_testing import FakeMx, free_port, send, wait_for
+from mta_testing import FakeMx, free_port, mta_config, route, send, wait_for
 from sqlalchemy import select
 
 from bounceproc import bootstrap
@@ -21,35 +21,12 @@ def test_acct_records_read_back_by_bounceproc_pipe(make_settings, sqlite_url, tm
     pipe_cmd = f"env {env_words} {shlex.quote(bin_path('bounceproc'))} pipe -q --batch-seconds 0.2"
     good, bad, slow = FakeMx("accept").start(), FakeMx("reject").start(), FakeMx("tempfail").start()
     port = free_port()
-    conf = tmp_path / "mta.conf"
-    conf.write_text(f"""
-smtp-listener 127.0.0.1:{port}
-host-name mta.test
-<spool {tmp_path}/spool>
-</spool>
-<source 127.0.0.1>
-  always-allow-relaying yes
-</source>
-<domain good.example.net>
-  smtp-hosts [127.0.0.1]:{good.port}
-</domain>
-<domain bad.example.net>
-  smtp-hosts [127.0.0.1]:{bad.port}
-</domain>
-<domain slow.example.net>
-  smtp-hosts [127.0.0.1]:{slow.port}
-  retry-after 10m
-  bounce-after 15m
-</domain>
-<acct-file "|{pipe_cmd}">
-  records d,b,t
-</acct-file>
-<acct-file {tmp_path}/acct/acct.csv>
-  records d,b,t
-</acct-file>
-""")
+    conf = mta_config(tmp_path, port, acct="d,b,t", body=(
+        route("good.example.net", good.port) + route("bad.example.net", bad.port)
+        + route("slow.example.net", slow.port, "  retry-after 10m\n  bounce-after 15m\n")
+        + f'<acct-file "|{pipe_cmd}">\n  records d,b,t\n</acct-file>\n'))
     clock = FakeClock()
-    svc = MtaService(str(conf), clock=clock).start()
+    svc = MtaService(conf, clock=clock).start()
     try:
         send(port, "<>", ["alice@good.example.net", "bob@bad.example.net", "carol@slow.example.net"])
         wait_for(lambda: good.received and svc.call(lambda: svc.mta.queue("bad.example.net").counters["bounced"]),

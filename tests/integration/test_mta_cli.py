@@ -8,18 +8,8 @@ import signal
 import subprocess
 import sys
 
-from mta_testing import FakeMx, free_port, send, wait_for
-
-
-def _conf(tmp_path, port: int, routes: str) -> str:
-    p = tmp_path / "mta.conf"
-    p.write_text(f"smtp-listener 127.0.0.1:{port}\nhost-name mta.test\n<spool {tmp_path}/spool>\n</spool>\n"
-                 f"<source 127.0.0.1>\n  always-allow-relaying yes\n</source>\n{routes}")
-    return str(p)
-
-
-def _route(domain: str, port: int) -> str:
-    return f"<domain {domain}>\n  smtp-hosts [127.0.0.1]:{port}\n</domain>\n"
+from bp_testing import start_serve, stop_process
+from mta_testing import FakeMx, free_port, mta_config, route, send, wait_for
 
 
 def _env(tmp_path, **extra) -> dict:
@@ -31,7 +21,7 @@ def _env(tmp_path, **extra) -> dict:
 def test_mta_command_delivers_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
     mx1, mx2 = FakeMx().start(), FakeMx().start()
     port = free_port()
-    conf = _conf(tmp_path, port, _route("example.net", mx1.port))
+    conf = mta_config(tmp_path, port, route("example.net", mx1.port))
     log = tmp_path / "mta.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "bounceproc", "mta", "--config", conf], stdout=fh,
@@ -42,7 +32,7 @@ def test_mta_command_delivers_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
         wait_for(lambda: mx1.received, what="delivery through mx1")
         assert "delivered 2.0.0" in wait_for(lambda: (lambda t: t if "delivered" in t else None)(log.read_text()),
                                              what="the delivery log line")
-        _conf(tmp_path, port, _route("example.net", mx1.port) + _route("other.example", mx2.port))
+        mta_config(tmp_path, port, route("example.net", mx1.port) + route("other.example", mx2.port))
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reloaded" in log.read_text(), what="the reload")
         send(port, "app@sender.test", ["b@other.example"])     # a new queue, with the new settings
@@ -61,22 +51,16 @@ def test_mta_command_delivers_reloads_on_sighup_and_stops_on_sigterm(tmp_path):
 def test_serve_starts_the_mta_when_configured(tmp_path):
     mx = FakeMx().start()
     port, api_port, smtp_port = free_port(), free_port(), free_port()
-    conf = _conf(tmp_path, port, _route("example.net", mx.port))
+    conf = mta_config(tmp_path, port, route("example.net", mx.port))
     log = tmp_path / "serve.log"
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "bounceproc", "serve", "--api", f"127.0.0.1:{api_port}",
-                                 "--smtp", f"127.0.0.1:{smtp_port}"], stdout=fh, stderr=subprocess.STDOUT,
-                                env=_env(tmp_path, BOUNCEPROC_MTA_CONFIG=conf), cwd=tmp_path)
+    proc = None
     try:
-        wait_for(lambda: "API listening" in log.read_text() or proc.poll() is not None, 90, "serve to start")
+        proc = start_serve(["serve", "--api", f"127.0.0.1:{api_port}", "--smtp", f"127.0.0.1:{smtp_port}"],
+                           _env(tmp_path, BOUNCEPROC_MTA_CONFIG=conf), tmp_path, log)
         assert f"MTA listening on 127.0.0.1:{port}" in log.read_text()
         send(port, "app@sender.test", ["a@example.net"])
         wait_for(lambda: mx.received, what="delivery by the MTA inside serve")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if proc is not None:
+            stop_process(proc, 30)
         mx.stop()

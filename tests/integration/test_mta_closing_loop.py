@@ -14,7 +14,7 @@ from pathlib import Path
 import dkim
 import nacl.signing
 import pytest
-from mta_testing import DnsServer, FakeMx, send, wait_for, free_port
+from mta_testing import DnsServer, FakeMx, free_port, mta_config, mxes, route, send, wait_for  # noqa: F401
 from sqlalchemy import create_engine, select
 
 from bounceproc.domain.mta.queue_state import QueueMode
@@ -37,20 +37,7 @@ class Loop:
     def __init__(self, tmp_path: Path, settings, body: str, clock=None):
         self.dir, self.settings, self.clock = tmp_path, settings, clock
         self.port = free_port()
-        conf = tmp_path / "mta.conf"
-        conf.write_text(f"""
-smtp-listener 127.0.0.1:{self.port}
-host-name mta.test
-<spool {tmp_path}/spool>
-</spool>
-<source 127.0.0.1>
-  always-allow-relaying yes
-</source>
-<acct-file {tmp_path}/acct/acct.csv>
-  records d,b,t,tq
-</acct-file>
-{body}
-""")
+        conf = Path(mta_config(tmp_path, self.port, body, acct="d,b,t,tq"))
         self.svc = MtaService(str(conf), clock=clock)
         self.parts = build_hooks(settings, lambda: self.svc.mta)
         self.svc.hooks = self.parts.hooks
@@ -101,35 +88,18 @@ def loop(tmp_path, make_settings, sqlite_url):
         lp.stop()
 
 
-@pytest.fixture
-def mx():
-    made = []
-
-    def make(cls=FakeMx, mode="accept"):
-        m = cls(mode).start()
-        made.append(m)
-        return m
-    yield make
-    for m in made:
-        m.stop()
-
-
-def route(domain: str, port: int, extra: str = "") -> str:
-    return f"<domain {domain}>\n  smtp-hosts [127.0.0.1]:{port}\n{extra}</domain>\n"
-
-
 NEWS = (b"From: News <news@example.net>\r\nTo: subscribers@example.net\r\nSubject: weekly\r\n"
         b"List-Id: Example News <news.example.net>\r\nMessage-ID: <w1@example.net>\r\n\r\nHello\r\n")
 
 
-def test_delivered_mail_has_verp_unsubscribe_headers_and_a_dkim_signature_over_them(loop, mx, tmp_path):
+def test_delivered_mail_has_verp_unsubscribe_headers_and_a_dkim_signature_over_them(loop, mxes, tmp_path):
     dns = DnsServer({})
     try:
         sk = nacl.signing.SigningKey.generate()
         (tmp_path / "ed.key").write_text(base64.b64encode(bytes(sk)).decode())
         dns.records[("s1._domainkey.example.net", "TXT")] = [
             "v=DKIM1; k=ed25519; p=" + base64.b64encode(bytes(sk.verify_key)).decode()]
-        m = mx()
+        m = mxes()
         lp = loop(f"domain-key s1,*,{tmp_path}/ed.key\n"
                   + route("example.org", m.port, "  dkim-sign yes\n").replace(
                       "<source", "<source") + "<source 127.0.0.1>\n  verp-return-path bounces@bounce.example.net\n"
@@ -153,8 +123,8 @@ def test_delivered_mail_has_verp_unsubscribe_headers_and_a_dkim_signature_over_t
         dns.stop()
 
 
-def test_suppressed_recipients_are_skipped_with_a_b_record_and_counted(loop, mx):
-    m = mx()
+def test_suppressed_recipients_are_skipped_with_a_b_record_and_counted(loop, mxes):
+    m = mxes()
     lp = loop(route("example.org", m.port))
     lp.suppress("bob@example.org")                                          # global
     lp.suppress("carol@example.org", "list:news.example.net", "unsubscribe")  # this list
@@ -174,8 +144,8 @@ def test_suppressed_recipients_are_skipped_with_a_b_record_and_counted(loop, mx)
         "Bob@example.org", "carol@example.org"}
 
 
-def test_a_suppression_made_while_a_message_waits_is_honoured_at_its_next_attempt(loop, mx):
-    m = mx(mode="tempfail-once")
+def test_a_suppression_made_while_a_message_waits_is_honoured_at_its_next_attempt(loop, mxes):
+    m = mxes("tempfail-once")
     clock = FakeClock()
     lp = loop(route("example.org", m.port, "  retry-after 10m\n"), clock=clock)
     send(lp.port, "news@example.net", ["erin@example.org", "frank@example.org"], NEWS)
@@ -203,8 +173,8 @@ class BlockingMx(FakeMx):
     "421 4.7.0 [TS01] Messages from 127.0.0.1 temporarily deferred due to user complaints - blocked",
     "550 5.7.1 Service unavailable; client host [127.0.0.1] listed at zen.spamhaus.org",
 ])
-def test_a_block_puts_the_queue_in_backoff_is_retried_never_bounced_and_returns_to_normal(loop, mx, answer):
-    m = mx(BlockingMx)
+def test_a_block_puts_the_queue_in_backoff_is_retried_never_bounced_and_returns_to_normal(loop, mxes, answer):
+    m = mxes(cls=BlockingMx)
     m.answer = answer
     clock = FakeClock()
     lp = loop(route("example.org", m.port, "  max-smtp-out 5\n  retry-after 1m\n  backoff-max-smtp-out 1\n"
@@ -245,8 +215,8 @@ def blocked_notices(lp):
     return [json.loads(r[0]) for r in rows]
 
 
-def test_pattern_list_actions(loop, mx):
-    m = mx(BlockingMx)
+def test_pattern_list_actions(loop, mxes):
+    m = mxes(cls=BlockingMx)
     m.answer = "452 4.2.2 user over quota"
     clock = FakeClock()
     lp = loop("<smtp-pattern-list quota>\n  reply /over quota/ bounce-rcpt\n  reply /hold on/ mode=backoff defer-queue\n"
@@ -275,10 +245,10 @@ def http(port: int, method: str, path: str, key: str = "") -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def test_operating_the_mta_show_pause_mode_delete_rotate_metrics_and_access_control(loop, mx, tmp_path):
+def test_operating_the_mta_show_pause_mode_delete_rotate_metrics_and_access_control(loop, mxes, tmp_path):
     import subprocess
     import sys
-    m = mx(BlockingMx)
+    m = mxes(cls=BlockingMx)
     m.answer = "451 4.3.0 mailbox temporarily unavailable"
     clock = FakeClock()
     port = free_port()

@@ -8,7 +8,7 @@ import smtplib
 from pathlib import Path
 
 import pytest
-from mta_testing import DnsServer, FakeMx, SilentServer, free_port, send, wait_for
+from mta_testing import DnsServer, FakeMx, SilentServer, free_port, mta_config, mxes, route, send, wait_for  # noqa: F401
 
 from bounceproc.domain.mta.queue_state import QueueMode
 from bounceproc.mta.clock import FakeClock
@@ -19,24 +19,8 @@ class Harness:
     def __init__(self, tmp_path: Path, body: str, clock=None, hooks=None):
         self.dir = tmp_path
         self.port = free_port()
-        self.conf = tmp_path / "mta.conf"
-        self.conf.write_text(f"""
-smtp-listener 127.0.0.1:{self.port}
-host-name mta.test
-<spool {tmp_path}/spool>
-</spool>
-<source 127.0.0.1>
-  always-allow-relaying yes
-  process-x-virtual-mta yes
-  process-x-job yes
-  max-message-size 64k
-  max-rcpt-per-message 5
-</source>
-<acct-file {tmp_path}/acct/acct.csv>
-  records d,b,t,tq,r
-</acct-file>
-{body}
-""")
+        self.conf = Path(mta_config(tmp_path, self.port, body, acct="d,b,t,tq,r", source=(
+            "  process-x-virtual-mta yes\n  process-x-job yes\n  max-message-size 64k\n  max-rcpt-per-message 5\n")))
         self.clock = clock
         self.svc = MtaService(str(self.conf), clock=clock, hooks=hooks).start()
 
@@ -76,23 +60,6 @@ def harness(tmp_path):
     yield make
     for h in made:
         h.stop()
-
-
-@pytest.fixture
-def mxes():
-    made = []
-
-    def make(mode: str = "accept") -> FakeMx:
-        mx = FakeMx(mode).start()
-        made.append(mx)
-        return mx
-    yield make
-    for mx in made:
-        mx.stop()
-
-
-def route(domain: str, port: int, extra: str = "") -> str:
-    return f"<domain {domain}>\n  smtp-hosts [127.0.0.1]:{port}\n{extra}</domain>\n"
 
 
 def test_delivers_and_writes_acct_then_the_spool_is_empty(harness, mxes):

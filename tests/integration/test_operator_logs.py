@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import os
 import smtplib
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from bp_testing import stop_process
+from bp_testing import start_serve, stop_process
 from test_api_support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,15 +19,10 @@ def test_json_logs_one_line_per_message_and_no_library_noise(tmp_path):
     api, smtp = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOUNCEPROC_")}
     env.update(HOME=str(tmp_path), BOUNCEPROC_DATA_DIR=str(tmp_path / "data"), PYTHONUNBUFFERED="1")
-    out, err = open(tmp_path / "out.log", "w"), open(tmp_path / "err.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bounceproc", "--log-format", "json", "serve", "--api",
-                             f"127.0.0.1:{api}", "--smtp", f"127.0.0.1:{smtp}", "--accept", "bounces.example.net"],
-                            env=env, stdout=out, stderr=err, cwd=tmp_path)
+    proc = start_serve(["--log-format", "json", "serve", "--api", f"127.0.0.1:{api}", "--smtp", f"127.0.0.1:{smtp}",
+                        "--accept", "bounces.example.net"], env, tmp_path, tmp_path / "out.log", tmp_path / "err.log")
     try:
-        deadline = time.monotonic() + 60
-        while "API listening" not in (tmp_path / "out.log").read_text() and time.monotonic() < deadline:
-            assert proc.poll() is None, (tmp_path / "err.log").read_text()
-            time.sleep(0.1)
+        assert proc.poll() is None, (tmp_path / "err.log").read_text()
         with smtplib.SMTP("127.0.0.1", smtp, timeout=30) as s:
             s.sendmail("", ["bounces+dave=example.com@bounces.example.net"],
                        (ROOT / "fixtures/sink/dsn-verp-garbled.eml").read_bytes())
@@ -39,8 +32,6 @@ def test_json_logs_one_line_per_message_and_no_library_noise(tmp_path):
             time.sleep(0.1)
     finally:
         stop_process(proc)
-        out.close()
-        err.close()
     lines = (tmp_path / "err.log").read_text().splitlines()
     records = [json.loads(line) for line in lines]           # every stderr line is a JSON object
     messages = [r["message"] for r in records]

@@ -10,12 +10,11 @@ import os
 import smtplib
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from bp_testing import stop_process
+from bp_testing import start_serve, stop_process
 from test_api_support import free_port
 
 from bounceproc.config import SERVICE_DATA_DIR, default_data_dir
@@ -97,12 +96,7 @@ def test_postgres_db_create_upgrade_and_one_line_errors(tmp_path, pg_template):
 
 def _start_serve(tmp_path: Path, *args: str, **extra: str) -> tuple[subprocess.Popen, str]:
     log_path = tmp_path / f"serve-{uuid.uuid4().hex[:6]}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([*CLI, "serve", *args], env=_env(tmp_path, **extra), stdout=log,
-                                stderr=subprocess.STDOUT, cwd=tmp_path)
-    deadline = time.monotonic() + 60
-    while "API listening" not in log_path.read_text() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
+    proc = start_serve(["serve", *args], _env(tmp_path, **extra), tmp_path, log_path)
     return proc, log_path.read_text()
 
 

@@ -108,3 +108,20 @@ def test_quarantine_api_for_admin_keys(make_settings):
         assert c.post("/v1/quarantine/replay", json={"bogus": 1}, headers=auth).status_code == 422
         purged = c.delete("/v1/quarantine", params={"before": "2999-01-01T00:00:00Z"}, headers=auth).json()
         assert purged["purged"] == len(page["items"]) + len(rest["items"])
+
+
+def test_importing_a_file_again_quarantines_its_bad_lines_once(make_settings, tmp_path):
+    settings = make_settings()
+    bad = tmp_path / "acct.csv"
+    bad.write_bytes(f"{HEADER}\n{GOOD}\nb,not a record\n".encode())
+    _cli(settings, "import", str(bad))
+    first = _cli(settings, "quarantine", "list", "--json").stdout.decode().splitlines()
+    again = _cli(settings, "import", "--restart", str(bad))     # a new intake row, the same lines
+    # the bad line was quarantined before: a duplicate now, like the good one
+    assert again.stderr.decode().splitlines()[-1] == (
+        "bounceproc import: 2 records: 0 stored, 2 duplicates skipped, 0 quarantined")
+    assert _cli(settings, "quarantine", "list", "--json").stdout.decode().splitlines() == first
+    assert len(first) == 1 and json.loads(first[0])["line_no"] == 3
+    _cli(settings, "pipe", stdin=bad.read_bytes())      # another source: its own entry, also only once
+    _cli(settings, "pipe", stdin=bad.read_bytes())
+    assert _count(settings) == 2

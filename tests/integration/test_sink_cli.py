@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bp_testing import stop_process
+
 from bounceproc import bootstrap
 from bounceproc.app.intake import process_messages
 
@@ -72,12 +74,7 @@ def _sink_accepts(settings, accept_args: list[str], rcpts: list[str]) -> list[in
             smtp.mail("")
             return [smtp.rcpt(r)[0] for r in rcpts]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 def test_sink_accept_is_repeatable_and_multi_valued(make_settings, sqlite_url):

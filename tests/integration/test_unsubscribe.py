@@ -224,3 +224,14 @@ def test_tokens_are_opaque_and_old_tokens_still_work(site):
                                 datetime.now(timezone.utc) - timedelta(seconds=1))
     assert _click(c, expired).status_code == 404
     assert _click(c, new).status_code == 200 and _scopes(settings, "opaque.reader@example.com") == ["list:news"]
+
+
+def test_the_per_ip_limit_is_a_setting(fresh_pg_url, make_settings):
+    assert make_settings().unsubscribe_per_ip_per_minute == 600    # big providers click from few IPs
+    settings = make_settings(database_url=fresh_pg_url, unsubscribe_per_ip_per_minute=3)
+    tokens = [_token(settings, to=f"ip{i}@example.com") for i in range(5)]    # per-token limit not in play
+    with serve_api(settings) as base, client(base) as c:
+        assert [_click(c, t).status_code for t in tokens] == [200, 200, 200, 429, 429]
+    unlimited = make_settings(database_url=fresh_pg_url, unsubscribe_per_ip_per_minute=0)
+    with serve_api(unlimited) as base, client(base) as c:
+        assert {_click(c, _token(unlimited, to=f"free{i}@example.com")).status_code for i in range(70)} == {200}

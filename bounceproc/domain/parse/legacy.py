@@ -145,7 +145,7 @@ def flufl_addresses(raw_message) -> list[str]:
 
         from flufl.bounce import scan_message
         # flufl.bounce logs a traceback for every detector that trips on odd input; the
-        # processes quiet its logger where they configure logging (entrypoints/logs.py).
+        # processes quiet its logger where they configure logging (bounceproc/logs.py).
         found = scan_message(email.message_from_bytes(raw_message[:1_000_000], policy=compat32))
     except Exception:  # noqa: BLE001 - a third-party heuristic must never stop a parse
         return []

@@ -8,14 +8,13 @@ committed to the intake before it is moved, flagged or deleted on the server
 """
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
 
 
 def cmd_mailbox(args) -> int:
-    from bounceproc import bootstrap
+    from bounceproc import bootstrap, logs
     from bounceproc.config import load_settings
     from bounceproc.entrypoints.mailbox import (MailboxError, MailboxReader, intake_committer, parse_mailbox_url,
                                                 specs_from_settings)
@@ -33,7 +32,7 @@ def cmd_mailbox(args) -> int:
         print("bounceproc mailbox: no mailbox: give --imap URL / --pop3 URL, or [[mailboxes]] in the config",
               file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(*logs.from_environment("info"))     # like serve and sink: --log-format json too
     bootstrap.ensure_schema(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

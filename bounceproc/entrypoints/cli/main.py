@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     import os
     if args.config:
         os.environ["BOUNCEPROC_CONFIG"] = args.config
-    from bounceproc.entrypoints.logs import quiet_library_logs
-    quiet_library_logs()
+    from bounceproc import logs
+    logs.quiet_parser_noise()
     if args.log_format:
         os.environ["BOUNCEPROC_LOG_FORMAT"] = args.log_format
     if args.log_level:

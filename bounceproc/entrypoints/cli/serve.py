@@ -82,6 +82,21 @@ class InlineWorker:
                 log.exception("inline worker: intake %s failed", batch)
 
 
+def _announcing_server(config, on_bound):
+    """A uvicorn server that calls `on_bound(port)` once its socket is bound and the app has
+    started (so the "API listening" line is true when printed; the port is the bound one, also
+    with port 0). uvicorn is imported only by `serve`."""
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                on_bound(self.servers[0].sockets[0].getsockname()[1])
+
+    return _Server(config)
+
+
 def _hostport(value: str, what: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -146,13 +161,16 @@ def cmd_serve(args) -> int:
     mailboxes = _start_mailboxes(settings, say, inline)
     mta = _start_mta(settings, say)
     public = settings.public_url or f"http://{settings.api_listen}"
-    say(f"API listening on http://{api_host}:{api_port} (OpenAPI at /openapi.json, docs at /docs; "
-        f"unsubscribe links under {public.rstrip('/')}/u/)")
-    say("create an API key with `bounceproc apikey create --scope admin`; Ctrl-C stops")
+
+    def listening(port: int) -> None:
+        say(f"API listening on http://{api_host}:{port} (OpenAPI at /openapi.json, docs at /docs; "
+            f"unsubscribe links under {public.rstrip('/')}/u/)")
+        say("create an API key with `bounceproc apikey create --scope admin`; Ctrl-C stops")
+
     app = create_app(settings, kick_webhooks=webhooks.kicker(settings, loop), import_runner=imports)
-    server = uvicorn.Server(uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
-                                           access_log=False, lifespan="on",
-                                           timeout_graceful_shutdown=GRACEFUL_SECONDS))
+    server = _announcing_server(uvicorn.Config(app, host=api_host, port=api_port, log_level="warning",
+                                                access_log=False, lifespan="on",
+                                                timeout_graceful_shutdown=GRACEFUL_SECONDS), listening)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so that the
     # sink, the inline worker and the webhook loop below are stopped too.
     signal.signal(signal.SIGTERM, _exit_on_term)

@@ -64,7 +64,7 @@ def create_app(settings: Settings, kick_webhooks: Callable[[], None] | None = No
     app.state.ctx = ApiContext(settings=settings, engine=eng, keys=KeyStore(eng),
                                kick_webhooks=kick_webhooks or webhooks.kicker(settings), reader=reader,
                                imports=import_runner)
-    app.state.unsubscribe_limits = unsubscribe.Limits()
+    app.state.unsubscribe_limits = unsubscribe.Limits(settings.unsubscribe_per_ip_per_minute)
     install(app)
     app.add_middleware(EspFastPath, state=app.state)       # inside BodyLimit: the same 413s
     app.add_middleware(BodyLimit)

@@ -6,8 +6,9 @@ directly (200, never a redirect: a redirected POST becomes a GET). The body must
 gets the same 404 whatever the address, so nothing can be learned from it. The change is an
 `unsubscribed` Event recorded by app/one_click.py: a repeated POST records nothing new, a POST
 after the suppression was lifted suppresses again. Only the canonical spelling of a token is
-accepted (domain/unsubscribe_token.py). POSTs are rate-limited per IP and per token (429 with
-Retry-After). A GET never changes state: link scanners and
+accepted (domain/unsubscribe_token.py). POSTs are rate-limited per IP (setting
+`unsubscribe_per_ip_per_minute`, 600 by default: a big mailbox provider unsubscribes through a
+few proxy IPs) and per token (429 with Retry-After). A GET never changes state: link scanners and
 security gateways fetch every URL in a message.
 """
 from __future__ import annotations
@@ -27,7 +28,6 @@ from bounceproc.entrypoints.http.rate_limit import Windows
 from bounceproc.domain.unsubscribe_token import InvalidToken, UnsubscribeClaims, read_token
 
 router = APIRouter(tags=["unsubscribe"])
-PER_IP_PER_MINUTE = 60
 PER_TOKEN_PER_MINUTE = 10
 
 
@@ -35,13 +35,14 @@ class Limits:
     """The one-click rate limits of this process: per client IP, and per token (keyed on what the
     token says, so another spelling of it is no way around the limit). LRU-bounded tables that
     forget the least recently used entry when full: a genuine unsubscribe is never refused for
-    want of room."""
+    want of room. `ip_limit` 0 is no per-IP limit."""
 
-    def __init__(self) -> None:
+    def __init__(self, ip_limit: int) -> None:
+        self.ip_limit = ip_limit
         self.per_ip, self.per_token = Windows(share_when_full=False), Windows(share_when_full=False)
 
     def allow_ip(self, ip: str, now: float) -> bool:
-        return self.per_ip.allow(ip, now, PER_IP_PER_MINUTE)
+        return self.ip_limit <= 0 or self.per_ip.allow(ip, now, self.ip_limit)
 
     def allow_token(self, claims: UnsubscribeClaims, now: float) -> bool:
         return self.per_token.allow(claims.identity, now, PER_TOKEN_PER_MINUTE)
