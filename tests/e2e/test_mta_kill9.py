@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from mta_testing import FakeMx, free_port, mta_config, route, wait_for
@@ -36,7 +37,7 @@ class MtaProcess:
     def start(self, port: int) -> None:
         with open(self.log, "ab") as fh:
             # its own data dir: the machine's default one may hold another checkout's schema
-            env = dict(os.environ, BOUNCEPROC_DATA_DIR=str(self.conf.parent / "data"), BOUNCEPROC_DATABASE_URL="")
+            env = dict(os.environ, BOUNCEPROC_DATA_DIR=str(Path(self.conf).parent / "data"), BOUNCEPROC_DATABASE_URL="")
             self.proc = subprocess.Popen([bin_path("bounceproc"), "mta", "--config", str(self.conf), "-q"],
                                          stdout=fh, stderr=fh, env=env)
         wait_for(lambda: _listening(port) or self.proc.poll() is not None, 60, "the MTA to listen")
