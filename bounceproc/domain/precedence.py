@@ -43,6 +43,8 @@ _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown r
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
 _DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?server")
 _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
+# The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code).
+_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does not like recipient|\[rcpt_to\]")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -99,10 +101,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
                            f"refused {m.group(0)!r} (status {status or '-'}, not x.1.1) beats rule {rule} (userunknown)")
     if temporary(status, reply):
         return Verdict(reason, False, "6-doubt-soft", f"temporary code {status or reply}: not hard")
-    if reason == "userunknown" and status[1:4] in (".2.0", ".2.1"):
-        # The status says the mailbox exists (x.2.x) while the text says it does not: soft.
-        return Verdict("filtered" if status[1:4] == ".2.0" else "suspend", False, "6-doubt-soft",
-                       f"status {status} (mailbox exists) against rule {rule} (userunknown)")
+    if reason == "userunknown" and status[1:] in (".2.0", ".2.1") and not _AT_RCPT.search(diag):
+        # The status says the mailbox exists (x.2.x) while the text says it does not, and no RCPT
+        # stage says the refusal was about the address: soft.
+        return Verdict("filtered" if status[1:] == ".2.0" else "suspend", False, "6-doubt-soft",
+                       f"status {status} (mailbox exists), no RCPT stage, against rule {rule} (userunknown)")
     return Verdict(reason, True, "rule")
 
 
