@@ -13,7 +13,9 @@ Steps, first that applies wins (numbers as in taxonomy.md):
 4 a DSN with Action: failed and a 4.x.x status is an expiry (`expired_by_action`, used by the
   message reader, which alone sees the Action field);
 5 receiver-specific meanings are rules (rules/wordings.toml, tried before the generic rules);
-6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard.
+6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard; a
+  "user unknown" under x.2.0 / x.2.1 (the mailbox exists) or under a security / policy status
+  (x.7.x) is filtered / suspend unless the refusal answered RCPT TO (then step 3: the address).
 Step "rule" means the rule's verdict stood.
 """
 from __future__ import annotations
@@ -43,8 +45,10 @@ _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown r
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
 _DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?server")
 _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
-# The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code).
-_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does not like recipient|\[rcpt_to\]")
+# The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
+# Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
+_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does not like recipient|\[rcpt_to\]"
+                      r"|recipient address rejected")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -106,6 +110,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
         # stage says the refusal was about the address: soft.
         return Verdict("filtered" if status[1:] == ".2.0" else "suspend", False, "6-doubt-soft",
                        f"status {status} (mailbox exists), no RCPT stage, against rule {rule} (userunknown)")
+    if reason == "userunknown" and status[1:3] == ".7" and not _AT_RCPT.search(diag) and _GENERIC_UNKNOWN.search(diag):
+        # A generic "user unknown" under a security / policy status (x.7.x, "delivery not
+        # authorised") and no RCPT stage: a filter's refusal worded as an unknown user (issue 12).
+        return Verdict("filtered", False, "6-doubt-soft",
+                       f"status {status} (security / policy), no RCPT stage, against rule {rule} (userunknown)")
     return Verdict(reason, True, "rule")
 
 
