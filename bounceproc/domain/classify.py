@@ -760,9 +760,11 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
 
 # The receiving side, for rules that hold for one receiver only (a `receiver` pattern): the
 # Remote-MTA, the hosts a diagnostic names as the one that answered (Postfix "host mx.x[ip] said",
-# Exim "host mx.x [ip]", Sendmail "while talking to mx.x"), and the recipient's domain (without
-# one, the domains of the addresses the diagnostic quotes).
-_TEXT_HOST = re.compile(r"(?:\bhost|talking to|remote-mta:(?: dns;)?)\s+\[?([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)", re.I)
+# Exim "host mx.x [ip]", Sendmail "while talking to mx.x", Microsoft's "[xx.prod.protection.outlook.com]"
+# after its reply), and the recipient's domain (without one, the domains of the addresses the
+# diagnostic quotes).
+_TEXT_HOST = re.compile(r"(?:\bhost|talking to|remote-mta:(?: dns;)?)\s+\[?([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)"
+                        r"|\[([a-z][a-z0-9-]*(?:\.[a-z0-9-]+){2,})\]", re.I)
 _TEXT_DOMAIN = re.compile(r"@([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)", re.I)
 
 
@@ -777,8 +779,8 @@ def receiver_evidence(remote_mta: str, recipient: str, diagnostic: str) -> str:
     """Space-separated lowercase names of the receiving side (see above); the MTA's name as given."""
     text = (diagnostic or "")[:MAX_DIAGNOSTIC]
     names = [remote_mta.lower()] if remote_mta else []
-    if "host" in text or "talking" in text or "Remote-MTA" in text:
-        names += [m.group(1).lower().rstrip(".") for m in _TEXT_HOST.finditer(text)]
+    if "host" in text or "talking" in text or "Remote-MTA" in text or "[" in text:
+        names += [(m.group(1) or m.group(2)).lower().rstrip(".") for m in _TEXT_HOST.finditer(text)]
     domain = recipient_domain(recipient)
     if domain:
         names.append(domain)

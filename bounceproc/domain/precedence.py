@@ -118,9 +118,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
     return Verdict(reason, True, "rule")
 
 
-def expired_by_action(reason: str, status: str, action: str, diag: str) -> bool:
+def expired_by_action(reason: str, status: str, action: str, diag: str, reply: str = "") -> bool:
     """Step 4: `Action: failed` with a 4.x.x status is an expiry (the last deferral's code), unless
     the text names a cause of its own: only a connection-level failure (networkerror, not DNS) is
-    read as the retry period running out."""
-    return (action.lower() == "failed" and status.startswith("4.") and reason == "networkerror"
+    read as the retry period running out. A final report whose only code is a 4xx reply (no
+    enhanced status at all) is read the same way."""
+    temporary = status.startswith("4.") or (not status and reply.startswith("4"))
+    return (action.lower() == "failed" and temporary and reason == "networkerror"
             and not _DNS_WORDS.search(diag.lower()))

@@ -396,6 +396,13 @@ STAGE_CASES = [
  ("5.2.0", "550 5.2.0 <s@example.net> From: Domain is invalid. Please provide a valid From:", "rejected"),
  ("5.0.0", "554 Transaction failed (smtp stage: mail)", "systemerror"),
  ("5.1.0", "553 5.1.0 sender.example does not exist (smtp stage: mail)", "rejected"),
+ # precedence 6: a generic "user unknown" under a code that says the mailbox exists (x.2.x) or
+ # under a security / policy code (x.7.x) is soft, unless the refusal answered RCPT TO (step 3)
+ ("5.2.1", "550 5.2.1 <u@example.com>... User Unknown", "suspend"),
+ ("5.2.1", "550 5.2.1 <u@example.com>... User Unknown (smtp stage: rcpt)", "userunknown"),
+ ("5.2.1", "Remote host said: 550 5.2.1 <u@example.com>... User Unknown [RCPT_TO]", "userunknown"),
+ ("5.7.1", "550 5.7.1 <u@example.com>... User unknown", "filtered"),
+ ("5.7.1", "554 5.7.1 <u@example.com>: Recipient address rejected: User unknown", "userunknown"),
 ]
 
 
@@ -425,6 +432,21 @@ def test_reply_code_followed_by_a_colon():
     # Yahoo legacy notices: "<u@example.com>: 550: : User unknown"
     assert find_reply_code("<u@example.com>: 550: : User unknown") == "550"
     assert find_reply_code("at 12:34:56 the server said no") == ""
+
+
+def test_yahoo_legacy_notice_names_the_stage_in_brackets():
+    from bounceproc.domain.parse.message import smtp_stage
+    assert smtp_stage("Remote host said: 550 5.2.1 <u@example.com>... User Unknown [RCPT_TO]") == "rcpt"
+    assert smtp_stage("Remote host said: 554 delivery error [DATA]") == "data"
+    assert smtp_stage("Remote host said: 451 [database error]") == ""
+
+
+def test_a_final_report_with_only_a_temporary_reply_code_is_an_expiry():
+    from bounceproc.domain import precedence
+    assert precedence.expired_by_action("networkerror", "", "failed", "421 connection timed out", "421")
+    assert not precedence.expired_by_action("networkerror", "", "delayed", "421 connection timed out", "421")
+    assert not precedence.expired_by_action("networkerror", "", "failed", "550 connection refused", "550")
+    assert not precedence.expired_by_action("networkerror", "", "failed", "451 dns lookup timed out", "451")
 
 
 def test_qmail_names_the_stage_in_words():

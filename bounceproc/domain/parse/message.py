@@ -368,9 +368,10 @@ class _Reader:
             c = type(c)("onhold", "other", False, c.rule)
         hard = c.hard and is_hard(c.reason, code, reply)
         explain = self.classifier.explain(status, reply, used, mta, address)
-        if precedence.expired_by_action(c.reason, code, action, used):
+        if precedence.expired_by_action(c.reason, code, action, used, reply):
             # taxonomy.md precedence 4: the last deferral's code in a final failure = expiry.
-            explain += f" [precedence 4-action-failed: Action failed + {code} -> expired, not {c.reason}]"
+            explain += f" [precedence 4-action-failed: Action failed + {code or reply} -> expired, not {c.reason}]"
+            code = code or pseudo_status("expired", True)
             c = type(c)("expired", category_for("expired"), False, c.rule, "4-action-failed")
             hard = False
         return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_NOTES.sub("", diag)),
