@@ -43,6 +43,8 @@ from bounceproc.domain import precedence
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
+# Zoho's notices label the code: "Invalid Address, ERROR_CODE :550, ERROR_CODE :5.2.1 ..." (wordings.md 1.11).
+_REPLY_LABELLED = re.compile(r"error_code ?: ?([245][0-5]\d)\b", re.I)
 MAX_DIAGNOSTIC = 2000
 # Memos are bounded in entries AND in key size: diagnostics carry message-specific text (ids,
 # addresses, a whole notice for a one-recipient report), so a memo keyed on them grows with the
@@ -169,6 +171,8 @@ def find_reply_code(text: str) -> str:
     if m:
         return m.group(1)
     m = _REPLY_ANY.search(text[:600])
+    if m is None and "_CODE" in text[:600]:
+        m = _REPLY_LABELLED.search(text[:600])
     return m.group(1) if m else ""
 
 

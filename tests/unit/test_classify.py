@@ -432,6 +432,8 @@ def test_reply_code_followed_by_a_colon():
     # Yahoo legacy notices: "<u@example.com>: 550: : User unknown"
     assert find_reply_code("<u@example.com>: 550: : User unknown") == "550"
     assert find_reply_code("at 12:34:56 the server said no") == ""
+    # Zoho's notices label it: "Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable."
+    assert find_reply_code("u@example.com Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.") == "421"
 
 
 def test_yahoo_legacy_notice_names_the_stage_in_brackets():
