@@ -5,6 +5,8 @@ row lists as many reasons (or classes, or codes) as fragments, they are paired i
 every listed reason is accepted. Placeholders (`<addr>`, `<ip>`, `<dom>`, `<host>`, `N`, `…`) are
 filled with documentation values. The stage named in bold outside the fragment ("**in reply to end
 of DATA**") is appended the way Postfix writes it. §0, §5 and §6 are explanations, not wordings.
+Each entry of a provider's table carries that provider's domain as its `receiver` (what a DSN's
+Final-Recipient would name), so that rules for one receiver are tested where they apply and only there.
 """
 from __future__ import annotations
 
@@ -29,6 +31,16 @@ _FILL = [("<addr>", "user@example.com"), ("<ip>", "192.0.2.1"), ("<dom>", "examp
          ("<addr@i.softbank.jp>", "user@i.softbank.jp"), ("…", " ")]
 
 
+# A provider / carrier (first word of its cell, lowercased) or a section -> a domain it receives for.
+_RECEIVERS = {"gmx/web.de/ionos": "gmx.net", "gmx": "gmx.net", "web.de": "web.de", "ionos": "ionos.de",
+              "t-online": "t-online.de", "freenet": "freenet.de", "lycos": "lycos.com", "compuserve": "compuserve.com",
+              "orange/wanadoo": "orange.fr", "interia": "interia.pl", "yandex": "yandex.ru", "mail.ru": "mail.ru",
+              "ru-center": "nic.ru", "netease": "163.com", "qq": "qq.com", "qq/tencent": "qq.com",
+              "coremail": "coremail.cn", "docomo": "docomo.ne.jp", "au": "ezweb.ne.jp", "softbank": "softbank.ne.jp"}
+_SECTION_RECEIVERS = {"1.1": "gmail.com", "1.2": "outlook.com", "1.4": "yahoo.com", "1.5": "icloud.com",
+                      "1.11": "zoho.com"}
+
+
 @dataclass(frozen=True)
 class Entry:
     section: str
@@ -38,6 +50,7 @@ class Entry:
     reasons: frozenset   # accepted reasons (empty: no reason stated)
     classes: frozenset   # accepted classes (ADDR, MBOX, SNDR, TEMP, DNS-TEMP, TEMP-final)
     line: int
+    receiver: str = ""   # the provider's domain ("" for gateways, MTAs, blocklists)
 
     @property
     def soft_only(self) -> bool:
@@ -140,6 +153,9 @@ def _row(section: str, header: list[str], cells: list[str], n: int) -> list[Entr
         c = None
     if t is None:
         return []
+    who = _col(header, "provider", "carrier")
+    receiver = _RECEIVERS.get(cells[who].split(" ")[0].lower(), "") if who is not None else ""
+    receiver = receiver or _SECTION_RECEIVERS.get(section.split(" ")[0], "")
     text_cell = cells[t]
     if re.search(r"amazon ses|bouncetype", " ".join(cells).lower()):
         return []    # SES API enumerations, not wordings
@@ -185,7 +201,7 @@ def _row(section: str, header: list[str], cells: list[str], n: int) -> list[Entr
         for key, cls in overrides.items():
             if code and (key == code or (key.endswith("xx") and code.startswith(key[0]))):
                 cs = frozenset({cls})
-        out.append(Entry(section, text + stage, reply, status, rs, cs, n))
+        out.append(Entry(section, text + stage, reply, status, rs, cs, n, receiver))
     return out
 
 

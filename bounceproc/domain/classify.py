@@ -42,6 +42,8 @@ from bounceproc.domain import precedence
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 _REPLY_START = re.compile(r"^\s*\(?([245]\d\d)(?![\d.])")
 _REPLY_ANY = re.compile(r"(?<![\d.\-/:#])([245][0-5]\d)(?:[ \-](?![\d]{2}:)|:(?= )|$)")
+# Zoho's notices label the code: "Invalid Address, ERROR_CODE :550, ERROR_CODE :5.2.1 ..." (wordings.md 1.11).
+_REPLY_LABELLED = re.compile(r"error_code ?: ?([245][0-5]\d)\b", re.I)
 MAX_DIAGNOSTIC = 2000
 # Memos are bounded in entries AND in key size: diagnostics carry message-specific text (ids,
 # addresses, a whole notice for a one-recipient report), so a memo keyed on them grows with the
@@ -85,6 +87,7 @@ class Rule:
     reply_code: str = ""
     diagnostic: str = ""
     remote_mta: str = ""
+    receiver: str = ""       # regex over the receiving side: Remote-MTA, hosts named in the text, recipient domain
     sample: str = ""         # corpus file or fixture that justifies the rule
     source: str = ""         # rules file it came from
 
@@ -167,6 +170,8 @@ def find_reply_code(text: str) -> str:
     if m:
         return m.group(1)
     m = _REPLY_ANY.search(text[:600])
+    if m is None and "_CODE" in text[:600]:
+        m = _REPLY_LABELLED.search(text[:600])
     return m.group(1) if m else ""
 
 
@@ -215,7 +220,7 @@ def _rules_from_data(data: dict, source: str) -> list[Rule]:
     for n, r in enumerate(data.get("rule", []), 1):
         if not isinstance(r, dict) or not r.get("id") or not r.get("reason"):
             raise RulesError(f"{source}: rule #{n} needs an id and a reason")
-        unknown = set(r) - {"id", "reason", "status", "reply_code", "diagnostic", "remote_mta",
+        unknown = set(r) - {"id", "reason", "status", "reply_code", "diagnostic", "remote_mta", "receiver",
                             "sample", "fixture", "note"}
         if unknown:
             raise RulesError(f"{source}: rule {r['id']}: unknown keys {sorted(unknown)}")
@@ -226,6 +231,7 @@ def _rules_from_data(data: dict, source: str) -> list[Rule]:
             status=",".join(status) if isinstance(status, list) else str(status),
             reply_code=",".join(reply) if isinstance(reply, list) else str(reply),
             diagnostic=str(r.get("diagnostic", "")), remote_mta=str(r.get("remote_mta", "")),
+            receiver=str(r.get("receiver", "")),
             sample=str(r.get("sample", r.get("fixture", ""))), source=source))
     return rules
 
@@ -242,7 +248,7 @@ def check_rules(rules: list[Rule]) -> list[str]:
         seen[rule.id] = 1
         if rule.reason not in reasons:
             problems.append(f"{rule.id}: unknown reason {rule.reason!r}")
-        for fld in ("diagnostic", "remote_mta"):
+        for fld in ("diagnostic", "remote_mta", "receiver"):
             pat = getattr(rule, fld)
             if not pat:
                 continue
@@ -263,10 +269,10 @@ def check_rules(rules: list[Rule]) -> list[str]:
         except RulesError as exc:
             problems.append(f"{rule.id}: {exc}")
         # A rule is unreachable when an earlier rule has the same or weaker conditions.
-        key = (rule.status, rule.reply_code, rule.remote_mta, rule.diagnostic)
-        for (st, rc, mta, dg), earlier in uncond.items():
+        key = (rule.status, rule.reply_code, rule.remote_mta, rule.receiver, rule.diagnostic)
+        for (st, rc, mta, rcv, dg), earlier in uncond.items():
             if (st in ("", rule.status) and rc in ("", rule.reply_code) and mta in ("", rule.remote_mta)
-                    and dg in ("", rule.diagnostic)):
+                    and rcv in ("", rule.receiver) and dg in ("", rule.diagnostic)):
                 problems.append(f"{rule.id}: unreachable, shadowed by earlier rule {earlier}")
                 break
         uncond.setdefault(key, rule.id)
@@ -507,6 +513,11 @@ class Classifier:
         self._short = tuple(short)
         self._keys_source = "(?:%s)" % "|".join(key_alts) if key_alts else None
         self._plan = bounded_memo(self._plan_for_key, 1024)   # keyed by the MTA's name too
+        # Rules for one receiver: (id, pattern); which of them a receiver matches is memoised per
+        # evidence string and goes into the key as ",id,id," (see receiver_evidence).
+        self._receiver_rules = tuple((r.id, r.receiver) for r in rules if r.receiver)
+        self._receiver_rx: list | None = None
+        self._receiver_ids = bounded_memo(self._receiver_ids_for, 4096)
         # Two memo levels: the raw 4-tuple (a stream repeats identical diagnostics) and the
         # normalised one (diagnostics that differ only by the address in them). Both bounded.
         self._raw_memo = bounded_memo(self._classify_raw)
@@ -543,7 +554,25 @@ class Classifier:
             parts.append("(?=[^\x00]*\x00%s\x00)" % _code_pattern(rule.reply_code.split(","), 3))
         if rule.remote_mta:
             parts.append("(?=[^\x00]*\x00[^\x00]*\x00[^\x00]*?(?:%s))" % rule.remote_mta)
+        if rule.receiver:
+            # The fourth field lists the ids of the receiver rules whose pattern the evidence matched.
+            parts.append("(?=(?:[^\x00]*\x00){3}[^\x00]*,%s,)" % re.escape(rule.id))
         return "".join(parts)
+
+    def _receiver_ids_for(self, evidence: str) -> str:
+        """",id,id," of the receiver rules whose pattern is found in `evidence` ("" when none)."""
+        if not evidence:
+            return ""
+        if self._receiver_rx is None:
+            self._receiver_rx = [(i, re.compile(p, re.S)) for i, p in self._receiver_rules]
+        ids = [i for i, rx in self._receiver_rx if rx.search(evidence)]
+        return ",%s," % ",".join(ids) if ids else ""
+
+    def receiver_key(self, remote_mta: str, recipient: str, diagnostic: str) -> str:
+        """The receiver field of the key: which receiver rules the receiving side matches."""
+        if not self._receiver_rules:
+            return ""
+        return self._receiver_ids(receiver_evidence(remote_mta, recipient, diagnostic))
 
     def _plan_for_key(self, key: str) -> tuple[int, tuple]:
         """For `status NUL reply NUL mta NUL`: the best rule without a diagnostic pattern, and the
@@ -558,20 +587,23 @@ class Classifier:
         return best, allowed
 
     def classify(self, status: str = "", reply_code: str = "", diagnostic: str = "",
-                 remote_mta: str = "") -> Classification:
-        return self._raw_memo(status, reply_code, diagnostic, remote_mta)
+                 remote_mta: str = "", recipient: str = "") -> Classification:
+        """`recipient`: the failed address (or its domain), evidence for rules with a `receiver`."""
+        return self._raw_memo(status, reply_code, diagnostic, remote_mta, recipient_domain(recipient))
 
-    def _classify_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str) -> Classification:
-        return self._memo(*normalise_inputs(status, reply_code, diagnostic, remote_mta))
+    def _classify_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str,
+                      domain: str) -> Classification:
+        st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
+        return self._memo(st, rc, diag, mta, self.receiver_key(mta, domain, diagnostic))
 
     def explain(self, status: str = "", reply_code: str = "", diagnostic: str = "",
-                remote_mta: str = "") -> str:
+                remote_mta: str = "", recipient: str = "") -> str:
         """One line saying which rule decided and on what evidence."""
-        return self._explain_memo(status, reply_code, diagnostic, remote_mta)
+        return self._explain_memo(status, reply_code, diagnostic, remote_mta, recipient_domain(recipient))
 
-    def _explain_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str) -> str:
+    def _explain_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str, domain: str) -> str:
         st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
-        c = self._memo(st, rc, diag, mta)
+        c = self._memo(st, rc, diag, mta, self.receiver_key(mta, domain, diagnostic))
         rule = next((r for r in self.rules if r.id == c.rule), None)
         step = f" [precedence {c.step}: {c.evidence}]" if c.step != "rule" else " [precedence: rule stood]"
         if rule is None:
@@ -583,16 +615,18 @@ class Classifier:
             ev.append(f"reply {rc} ~ {rule.reply_code}")
         if rule.remote_mta:
             ev.append(f"remote-mta ~ /{rule.remote_mta}/")
+        if rule.receiver:
+            ev.append(f"receiver {receiver_evidence(mta, domain, diagnostic)!r} ~ /{rule.receiver}/")
         if rule.diagnostic:
             m = re.search(rule.diagnostic, diag, re.S)
             ev.append("diagnostic says %r" % (m.group(0)[:80] if m else ""))
         return f"rule {rule.id} ({rule.source}) -> {c.reason}: " + "; ".join(ev or ["default"]) + step
 
-    def rule_index(self, status: str, reply: str, diag: str, mta: str) -> int:
+    def rule_index(self, status: str, reply: str, diag: str, mta: str, receiver: str = "") -> int:
         """Index of the winning rule for normalised inputs (len(rules): none): the lowest-numbered
-        rule whose status / reply / MTA conditions hold and whose diagnostic pattern, if any, is
-        found in `diag`."""
-        best, allowed = self._plan(f"{status}\x00{reply}\x00{mta}\x00")
+        rule whose status / reply / MTA / receiver conditions hold and whose diagnostic pattern, if
+        any, is found in `diag`. `receiver` is receiver_key()'s ",id,id," list."""
+        best, allowed = self._plan(f"{status}\x00{reply}\x00{mta}\x00{receiver}\x00")
         if not diag or not allowed:
             return best
         # Units whose anchors occur, with the first position of one: a match of the unit starts
@@ -631,8 +665,8 @@ class Classifier:
         # Single spaces (normalised text): every such trigram lies within " word " of one word.
         return set().union(*map(self._word_grams.__getitem__, diag.split(" ")))
 
-    def _classify_normalised(self, status: str, reply: str, diag: str, mta: str) -> Classification:
-        best = self.rule_index(status, reply, diag, mta)
+    def _classify_normalised(self, status: str, reply: str, diag: str, mta: str, receiver: str) -> Classification:
+        best = self.rule_index(status, reply, diag, mta, receiver)
         if best == len(self.rules):
             reason, rule_id = "undefined", "none"
         else:
@@ -676,7 +710,7 @@ def _signature(rules: list[Rule]) -> str:
     except OSError:
         return ""
     head = f"{_PLAN_VERSION} {st.st_size} {st.st_mtime_ns} {sys.version}"
-    return "\n".join([head] + [repr((r.id, r.reason, r.status, r.reply_code, r.diagnostic, r.remote_mta))
+    return "\n".join([head] + [repr((r.id, r.reason, r.status, r.reply_code, r.diagnostic, r.remote_mta, r.receiver))
                               for r in rules])
 
 
@@ -759,6 +793,37 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     return st, rc, diag, mta
 
 
+# The receiving side, for rules that hold for one receiver only (a `receiver` pattern): the
+# Remote-MTA, the hosts a diagnostic names as the one that answered (Postfix "host mx.x[ip] said",
+# Exim "host mx.x [ip]", Sendmail "while talking to mx.x", Microsoft's "[xx.prod.protection.outlook.com]"
+# after its reply), and the recipient's domain (without one, the domains of the addresses the
+# diagnostic quotes).
+_TEXT_HOST = re.compile(r"(?:\bhost|talking to|remote-mta:(?: dns;)?)\s+\[?([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)"
+                        r"|\[([a-z][a-z0-9-]*(?:\.[a-z0-9-]+){2,})\]", re.I)
+_TEXT_DOMAIN = re.compile(r"@([a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)+)", re.I)
+
+
+def recipient_domain(recipient: str) -> str:
+    """`User@Example.JP>` -> `example.jp`; a bare domain is kept; "" -> ""."""
+    if not recipient:
+        return ""
+    return recipient.rpartition("@")[2].strip().strip("<>[]. ").lower()[:255]
+
+
+def receiver_evidence(remote_mta: str, recipient: str, diagnostic: str) -> str:
+    """Space-separated lowercase names of the receiving side (see above); the MTA's name as given."""
+    text = (diagnostic or "")[:MAX_DIAGNOSTIC]
+    names = [remote_mta.lower()] if remote_mta else []
+    if "host" in text or "talking" in text or "Remote-MTA" in text or "[" in text:
+        names += [(m.group(1) or m.group(2)).lower().rstrip(".") for m in _TEXT_HOST.finditer(text)]
+    domain = recipient_domain(recipient)
+    if domain:
+        names.append(domain)
+    elif "@" in text:
+        names += [m.group(1).lower().rstrip(".") for m in _TEXT_DOMAIN.finditer(text)]
+    return " ".join(dict.fromkeys(n for n in names if n))[:1024]
+
+
 RULE_FILES = ("wordings.toml", "bounces.toml")   # in order: receiver-documented wordings first
 
 
@@ -780,13 +845,14 @@ def default_classifier() -> Classifier:
     return load_classifier()
 
 
-def classify(status: str = "", reply_code: str = "", diagnostic: str = "", remote_mta: str = "") -> Classification:
+def classify(status: str = "", reply_code: str = "", diagnostic: str = "", remote_mta: str = "",
+             recipient: str = "") -> Classification:
     """Classify with the default rules (compiled once, memoised)."""
-    return _classify_cached(status, reply_code, diagnostic, remote_mta)
+    return _classify_cached(status, reply_code, diagnostic, remote_mta, recipient_domain(recipient))
 
 
-def _classify_default(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> Classification:
-    return default_classifier().classify(status, reply_code, diagnostic, remote_mta)
+def _classify_default(status: str, reply_code: str, diagnostic: str, remote_mta: str, domain: str) -> Classification:
+    return default_classifier().classify(status, reply_code, diagnostic, remote_mta, domain)
 
 
 _classify_cached = bounded_memo(_classify_default)

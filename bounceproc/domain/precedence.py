@@ -13,7 +13,9 @@ Steps, first that applies wins (numbers as in taxonomy.md):
 4 a DSN with Action: failed and a 4.x.x status is an expiry (`expired_by_action`, used by the
   message reader, which alone sees the Action field);
 5 receiver-specific meanings are rules (rules/wordings.toml, tried before the generic rules);
-6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard.
+6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard; a
+  "user unknown" under x.2.0 / x.2.1 (the mailbox exists) or under a security / policy status
+  (x.7.x) is filtered / suspend unless the refusal answered RCPT TO (then step 3: the address).
 Step "rule" means the rule's verdict stood.
 """
 from __future__ import annotations
@@ -43,6 +45,10 @@ _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown r
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
 _DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?server")
 _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
+# The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
+# Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
+_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does not like recipient|\[rcpt_to\]"
+                      r"|recipient address rejected")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -99,16 +105,24 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
                            f"refused {m.group(0)!r} (status {status or '-'}, not x.1.1) beats rule {rule} (userunknown)")
     if temporary(status, reply):
         return Verdict(reason, False, "6-doubt-soft", f"temporary code {status or reply}: not hard")
-    if reason == "userunknown" and status[1:4] in (".2.0", ".2.1"):
-        # The status says the mailbox exists (x.2.x) while the text says it does not: soft.
-        return Verdict("filtered" if status[1:4] == ".2.0" else "suspend", False, "6-doubt-soft",
-                       f"status {status} (mailbox exists) against rule {rule} (userunknown)")
+    if reason == "userunknown" and status[1:] in (".2.0", ".2.1") and not _AT_RCPT.search(diag):
+        # The status says the mailbox exists (x.2.x) while the text says it does not, and no RCPT
+        # stage says the refusal was about the address: soft.
+        return Verdict("filtered" if status[1:] == ".2.0" else "suspend", False, "6-doubt-soft",
+                       f"status {status} (mailbox exists), no RCPT stage, against rule {rule} (userunknown)")
+    if reason == "userunknown" and status[1:3] == ".7" and not _AT_RCPT.search(diag) and _GENERIC_UNKNOWN.search(diag):
+        # A generic "user unknown" under a security / policy status (x.7.x, "delivery not
+        # authorised") and no RCPT stage: a filter's refusal worded as an unknown user (issue 12).
+        return Verdict("filtered", False, "6-doubt-soft",
+                       f"status {status} (security / policy), no RCPT stage, against rule {rule} (userunknown)")
     return Verdict(reason, True, "rule")
 
 
-def expired_by_action(reason: str, status: str, action: str, diag: str) -> bool:
+def expired_by_action(reason: str, status: str, action: str, diag: str, reply: str = "") -> bool:
     """Step 4: `Action: failed` with a 4.x.x status is an expiry (the last deferral's code), unless
     the text names a cause of its own: only a connection-level failure (networkerror, not DNS) is
-    read as the retry period running out."""
-    return (action.lower() == "failed" and status.startswith("4.") and reason == "networkerror"
+    read as the retry period running out. A final report whose only code is a 4xx reply (no
+    enhanced status at all) is read the same way."""
+    temporary = status.startswith("4.") or (not status and reply.startswith("4"))
+    return (action.lower() == "failed" and temporary and reason == "networkerror"
             and not _DNS_WORDS.search(diag.lower()))

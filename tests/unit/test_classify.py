@@ -132,7 +132,7 @@ def _rule_hits() -> set[str]:
         hits.add(classify(row["dsnStatus"], "", row["dsnDiag"]).rule)
     if WORDINGS.is_file():      # the documented wordings justify the rules written from them
         for e in wordings_table.parse(WORDINGS):
-            hits.add(classify(e.status, e.reply, wordings_table.as_diagnostic(e)).rule)
+            hits.add(classify(e.status, e.reply, wordings_table.as_diagnostic(e), "", e.receiver).rule)
     return hits
 
 
@@ -156,7 +156,6 @@ WORDING_CASES = [
  ("5.7.1", "550 5.7.1 Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150)", "blocked"),
  ("4.7.650", "451 4.7.650 The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation", "badreputation"),
  ("5.7.708", "550 5.7.708 Service unavailable. Access denied, traffic not accepted from this IP", "badreputation"),  # wordings.md 1.2: 5.7.708
- ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "userunknown"),
  ("5.1.10", "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", "userunknown"),
  ("", "554 delivery error: dd This user doesn't have a yahoo.com account", "userunknown"),
  ("", "554 delivery error: dd Sorry your message cannot be delivered. This mailbox is disabled (554.30)", "suspend"),
@@ -183,7 +182,7 @@ WORDING_CASES = [
  ("5.1.0", "556 5.1.10 Recipient address has null MX", "notaccept"),
  ("4.4.7", "Delivery expired (message too old)", "expired"),
  ("4.4.1", "451 4.4.1 Connection timed out", "networkerror"),  # wordings.md 1.3 (one attempt)
- ("5.0.0", "550 Requested action not taken: mailbox unavailable", "userunknown"),
+ ("5.0.0", "550 Requested action not taken: mailbox unavailable", "filtered"),   # wordings.md §6: receiver decides
  ("", "552 1 Requested mail action aborted, mailbox not found", "userunknown"),
  ("5.5.1", "501 5.5.1 Invalid command", "syntaxerror"),
  ("4.3.2", "421 4.3.2 Too many concurrent SMTP connections; please try again later", "toomanyconn"),
@@ -193,7 +192,7 @@ WORDING_CASES = [
  ("", "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)", "norelaying"),
  ("", "550 User is over the quota", "mailboxfull"),
  ("", "554 Transaction failed: Message rejected: Email address is not verified", "rejected"),
- ("5.7.1", "550 5.7.1 TLS required for this connection", "failedstarttls"),
+ ("5.7.1", "550 5.7.1 TLS required for this connection", "securityerror"),   # wordings.md 1.1, 4.1: TLS required = securityerror
  ("5.6.0", "550 5.6.0 Lone CR or LF in headers", "notcompliantrfc"),
  ("", "554 Your access to this mail system has been rejected due to the sending MTA's poor reputation", "badreputation"),
  ("", "550 Blocked - see https://ipcheck.example.com/?ip=192.0.2.1", "blocked"),
@@ -221,7 +220,7 @@ WORDING_CASES = [
  ("5.7.1", "554 5.7.1 Rejected by filter rules", "filtered"),
  ("5.7.1", "550 5.7.1 Unauthenticated email is not accepted from this domain", "authfailure"),
  ("", "You are sending from an alias through the 'Send mail as' feature; its settings are out of date", "rejected"),
- ("", "550 Requested action not taken: mailbox unavailable", "userunknown"),
+ ("5.1.1", "550 5.1.1 Requested action not taken: mailbox unavailable", "userunknown"),
  ("5.7.1", "550 5.7.1 Your mail could not be delivered because the recipient is only accepting mail from specific email addresses", "filtered"),
  ("", "550 5.7.1 Recipient does not accept mail from your domain", "filtered"),
  ("5.7.1", "554 5.7.1 This domain does not receive email", "notaccept"),
@@ -327,6 +326,47 @@ def test_wording_families(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
 
 
+# Receiver-specific meanings (wordings.md §6, 1.7, 1.9, 1.10): the same wording, other receivers.
+RECEIVER_CASES = [
+ # (status, diagnostic, remote MTA, recipient, reason)
+ ("", "550 Requested action not taken: mailbox unavailable", "mx00.emig.gmx.net", "u@gmx.de", "userunknown"),
+ ("5.5.0", "550 Requested action not taken: mailbox unavailable (-0000:2222)", "", "u@hotmail.com", "userunknown"),
+ ("", "550 Requested action not taken: mailbox unavailable", "mx.example.org", "u@example.org", "filtered"),
+ ("", "550 Mailbox unavailable or access denied", "mx3.qq.com", "12345@qq.com", "speeding"),
+ ("", "550 Mailbox unavailable or access denied", "mx.example.org", "u@example.org", "filtered"),
+ ("", "554 <u@ezweb.ne.jp>: Relay access denied", "lsean.ezweb.ne.jp", "u@ezweb.ne.jp", "userunknown"),
+ ("", "554 <u@example.org>: Relay access denied", "mx.example.org", "u@example.org", "norelaying"),
+ ("", "553 example.net does not exist", "mx.softbank.ne.jp", "u@softbank.ne.jp", "rejected"),
+ ("", "550 unrouteable address", "mx.freenet.de", "u@freenet.de", "userunknown"),
+ ("", "550 unrouteable address", "mx.example.org", "u@example.org", "hostunknown"),
+ ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied", "example-org.mail.protection.outlook.com",
+  "u@example.org", "userunknown"),
+ ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "", "u@contoso.onmicrosoft.com",
+  "filtered"),                  # the receiver unknown: soft (taxonomy.md precedence 6)
+ ("5.7.1", "554 5.7.1 <u@example.org>: Recipient address rejected: Access denied", "mail.example.org",
+  "u@example.org", "filtered"),
+ # the receiver named in the text: Postfix "host <mx>[ip] said:", no Remote-MTA, no recipient given
+ ("", "host mx3.qq.com[192.0.2.9] said: 550 Mailbox unavailable or access denied (in reply to RCPT TO command)",
+  "", "", "speeding"),
+]
+
+
+@pytest.mark.parametrize("status,diagnostic,mta,recipient,reason", RECEIVER_CASES,
+                         ids=[f"{c[4]}:{c[3] or c[1][:30]}" for c in RECEIVER_CASES])
+def test_receiver_specific_meanings(status, diagnostic, mta, recipient, reason):
+    c = classify(status, "", diagnostic, mta, recipient)
+    assert c.reason == reason, c
+
+
+def test_receiver_rules_are_explained_and_not_memoised_across_receivers():
+    clf = load_classifier()
+    diag = "550 Mailbox unavailable or access denied"
+    assert clf.classify("", "", diag, "", "a@qq.com").reason == "speeding"
+    assert clf.classify("", "", diag, "", "a@example.org").reason == "filtered"
+    assert clf.classify("", "", diag, "", "a@qq.com").reason == "speeding"
+    assert "receiver 'qq.com'" in clf.explain("", "", diag, "", "a@qq.com")
+
+
 def test_every_rule_names_an_existing_sample():
     for r in default_rules():
         assert r.sample, f"{r.id} has no sample"
@@ -356,6 +396,13 @@ STAGE_CASES = [
  ("5.2.0", "550 5.2.0 <s@example.net> From: Domain is invalid. Please provide a valid From:", "rejected"),
  ("5.0.0", "554 Transaction failed (smtp stage: mail)", "systemerror"),
  ("5.1.0", "553 5.1.0 sender.example does not exist (smtp stage: mail)", "rejected"),
+ # precedence 6: a generic "user unknown" under a code that says the mailbox exists (x.2.x) or
+ # under a security / policy code (x.7.x) is soft, unless the refusal answered RCPT TO (step 3)
+ ("5.2.1", "550 5.2.1 <u@example.com>... User Unknown", "suspend"),
+ ("5.2.1", "550 5.2.1 <u@example.com>... User Unknown (smtp stage: rcpt)", "userunknown"),
+ ("5.2.1", "Remote host said: 550 5.2.1 <u@example.com>... User Unknown [RCPT_TO]", "userunknown"),
+ ("5.7.1", "550 5.7.1 <u@example.com>... User unknown", "filtered"),
+ ("5.7.1", "554 5.7.1 <u@example.com>: Recipient address rejected: User unknown", "userunknown"),
 ]
 
 
@@ -385,6 +432,23 @@ def test_reply_code_followed_by_a_colon():
     # Yahoo legacy notices: "<u@example.com>: 550: : User unknown"
     assert find_reply_code("<u@example.com>: 550: : User unknown") == "550"
     assert find_reply_code("at 12:34:56 the server said no") == ""
+    # Zoho's notices label it: "Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable."
+    assert find_reply_code("u@example.com Error, ERROR_CODE :421, ERROR_CODE :, Host not reachable.") == "421"
+
+
+def test_yahoo_legacy_notice_names_the_stage_in_brackets():
+    from bounceproc.domain.parse.message import smtp_stage
+    assert smtp_stage("Remote host said: 550 5.2.1 <u@example.com>... User Unknown [RCPT_TO]") == "rcpt"
+    assert smtp_stage("Remote host said: 554 delivery error [DATA]") == "data"
+    assert smtp_stage("Remote host said: 451 [database error]") == ""
+
+
+def test_a_final_report_with_only_a_temporary_reply_code_is_an_expiry():
+    from bounceproc.domain import precedence
+    assert precedence.expired_by_action("networkerror", "", "failed", "421 connection timed out", "421")
+    assert not precedence.expired_by_action("networkerror", "", "delayed", "421 connection timed out", "421")
+    assert not precedence.expired_by_action("networkerror", "", "failed", "550 connection refused", "550")
+    assert not precedence.expired_by_action("networkerror", "", "failed", "451 dns lookup timed out", "451")
 
 
 def test_qmail_names_the_stage_in_words():

@@ -4,6 +4,7 @@ own anchors; and every anchor it derives is really required by its pattern."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import re
 from pathlib import Path
@@ -23,12 +24,15 @@ STATUSES = ["", "2.0.0", "4.0.0", "4.2.2", "4.4.7", "4.7.0", "5.0.0", "5.1.1", "
 REPLIES = ["", "421", "450", "451", "550", "551", "552", "554"]
 
 
-def reference_index(c: Classifier, status: str, reply: str, diag: str, mta: str) -> int:
-    """The plain reading of the rules table: the first rule, in order, whose fields all match."""
+def reference_index(c: Classifier, status: str, reply: str, diag: str, mta: str, receiver: str = "") -> int:
+    """The plain reading of the rules table: the first rule, in order, whose fields all match
+    (a `receiver` pattern is searched in the receiver evidence itself)."""
     key = f"{status}\x00{reply}\x00{mta}\x00"
     for i, rule in enumerate(c.rules):
-        cond = Classifier._key_condition(rule)
+        cond = Classifier._key_condition(dataclasses.replace(rule, receiver="") if rule.receiver else rule)
         if cond and not re.match(cond, key, re.S):
+            continue
+        if rule.receiver and not re.search(rule.receiver, receiver, re.S):
             continue
         if rule.diagnostic and not (diag and re.search(rule.diagnostic, diag, re.S)):
             continue
@@ -83,6 +87,18 @@ def test_fast_engine_agrees_with_rules_tried_in_order_on_text_built_from_anchors
     c = default_classifier()
     args = normalise_inputs(status, reply, diag, "")
     assert c.rule_index(*args) == reference_index(c, *args)
+
+
+RECEIVERS = ["", "qq.com", "ezweb.ne.jp", "mx.softbank.ne.jp", "example-org.mail.protection.outlook.com", "gmx.net",
+             "freenet.de", "example.org"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(diag=_text, status=st.sampled_from(STATUSES), receiver=st.sampled_from(RECEIVERS))
+def test_fast_engine_agrees_with_rules_tried_in_order_for_every_receiver(diag, status, receiver):
+    c = default_classifier()
+    args = normalise_inputs(status, "", diag, "")
+    assert c.rule_index(*args, c.receiver_key("", receiver, diag)) == reference_index(c, *args, receiver)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

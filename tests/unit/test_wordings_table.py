@@ -32,7 +32,7 @@ def results():
         pytest.skip(f"reference/wordings.md absent at {WORDINGS}")
     entries = wt.parse(WORDINGS)
     assert len(entries) > 400, "the wordings.md tables were not read (format changed?)"
-    return [(e, classify(e.status, e.reply, wt.as_diagnostic(e), "")) for e in entries]
+    return [(e, classify(e.status, e.reply, wt.as_diagnostic(e), "", e.receiver)) for e in entries]
 
 
 def _class_ok(e, c) -> bool:

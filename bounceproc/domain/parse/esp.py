@@ -69,7 +69,7 @@ def _when(value: Any, default: datetime) -> datetime:
 
 
 class Translator:
-    """Builds events for one provider's payload; `classify(status, reply, diagnostic, mta)`."""
+    """Builds events for one provider's payload; `classify(status, reply, diagnostic, mta, recipient)`."""
 
     def __init__(self, provider: str, classify: Callable[..., Any], received_at: datetime) -> None:
         self.provider = provider
@@ -96,7 +96,7 @@ class Translator:
         text = _t(diagnostic)
         status = normalise_status(status) or find_status(strip_type(text))
         reply = find_reply_code(strip_type(text))
-        c = self.classify(status, reply, text, _t(remote_mta, 255))
+        c = self.classify(status, reply, text, _t(remote_mta, 255), _t(recipient, 320))
         hard = bool(c.hard) and etype == "bounced"
         self.add(etype, ident, recipient, at, status=status[:16], reply_code=reply[:8], diagnostic=text,
                  remote_mta=_t(remote_mta, 255), reason=c.reason[:32], category=c.category[:32],

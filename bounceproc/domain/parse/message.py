@@ -346,16 +346,16 @@ class _Reader:
             diag = f"{diag} (notice: no status code)"
             fallback_text = f"{fallback_text} (notice: no status code)" if fallback_text else ""
             notes += " (notice: no status code)"
-        c = self.classifier.classify(status, reply, diag, mta)
+        c = self.classifier.classify(status, reply, diag, mta, address)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
-            c2 = self.classifier.classify(status, reply, fallback_text, mta)
+            c2 = self.classifier.classify(status, reply, fallback_text, mta, address)
             if c2.reason != "undefined":
                 c, used = c2, fallback_text
         if c.reason in ("undefined", "onhold") and whole_notice is not None:
             text = whole_notice()
             if text and text + notes not in (diag, fallback_text):
-                c3 = self.classifier.classify(status, reply, text + notes, mta)
+                c3 = self.classifier.classify(status, reply, text + notes, mta, address)
                 if c3.reason not in ("undefined", "onhold"):
                     c, used = c3, text + notes
         code = status or find_status(used)
@@ -368,10 +368,11 @@ class _Reader:
             code = status or find_status(used) or pseudo_status("onhold", temporary)
             c = type(c)("onhold", "other", False, c.rule)
         hard = c.hard and is_hard(c.reason, code, reply)
-        explain = self.classifier.explain(status, reply, used, mta)
-        if precedence.expired_by_action(c.reason, code, action, used):
+        explain = self.classifier.explain(status, reply, used, mta, address)
+        if precedence.expired_by_action(c.reason, code, action, used, reply):
             # taxonomy.md precedence 4: the last deferral's code in a final failure = expiry.
-            explain += f" [precedence 4-action-failed: Action failed + {code} -> expired, not {c.reason}]"
+            explain += f" [precedence 4-action-failed: Action failed + {code or reply} -> expired, not {c.reason}]"
+            code = code or pseudo_status("expired", True)
             c = type(c)("expired", category_for("expired"), False, c.rule, "4-action-failed")
             hard = False
         return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_NOTES.sub("", diag)),
@@ -748,8 +749,8 @@ def failure_status(text: str) -> str:
 # PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
 # with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
-_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>) ?(?:end of )?"
-                    r"(data|rcpt to|mail from|helo|ehlo|initial connection)", re.I)
+_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>|\[) ?(?:end of )?"
+                    r"(data|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])", re.I)
 _QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
                           r"(does not like sender|sender was rejected)")
 _STAGE_WORDS = ("data", "rcpt", "mail from", "helo", "ehlo", "initial connection")
@@ -773,6 +774,6 @@ def smtp_stage(text: str) -> str:
         pass    # the last command named is the one that was refused (sendmail transcripts)
     if m is None:
         return ""
-    word = m.group(1).lower()
+    word = m.group(1).lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
     return {"rcpt to": "rcpt", "mail from": "mail", "helo": "connect", "ehlo": "connect",
             "initial connection": "connect"}.get(word, word)
