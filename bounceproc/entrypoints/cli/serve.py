@@ -72,6 +72,7 @@ class InlineWorker:
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
                     self.submit(pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
+                    maintenance.compact_counts(self.settings)
                     alerts.evaluate_now(self.settings)
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY
