@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 
 from bounceproc import bootstrap
 
-from bounceproc.app import service
+from bounceproc.app import heartbeats, service
 from bounceproc.storage.event_counts import prune_counts
 from bounceproc.storage.traffic_counts import MERGE_LOOKBACK_HOURLY, fold_counts, merge_minutes
 from bounceproc.storage.suppression_store import fold_suppression_counts
@@ -41,7 +41,8 @@ def prune(conn, settings: Settings, now: datetime | None = None) -> int:
     n += prune_counts(conn, now - COUNTS_RETENTION)
     merge_minutes(conn, now, MERGE_LOOKBACK_HOURLY)
     fold_counts(conn, now)
-    fold_suppression_counts(conn)
+    fold_suppression_counts(conn, now)
+    heartbeats.prune(conn, now)
     return n
 
 

@@ -38,6 +38,8 @@ LABELS = {
     "bounceproc_quarantined": {"reason"},
     "bounceproc_classified": {"reason", "rule"},
     "bounceproc_traffic_last_hour": {"provider", "kind"},
+    "bounceproc_worker_last_seen_seconds": {"worker", "kind"},
+    "bounceproc_workers": {"state"},
 }
 
 
