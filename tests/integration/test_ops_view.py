@@ -274,6 +274,32 @@ def test_merging_per_batch_rows_keeps_every_total(fresh_pg_url, make_settings):
     assert before[0]["last_hour"] == {"delivered": 8, "bounced": 4, "complained": 4}
 
 
+def test_suppression_growth_comes_from_the_counts_by_day(fresh_pg_url, make_settings):
+    from bounceproc.app import ops_view
+    from bounceproc.storage import suppression_store as store
+    settings = make_settings(database_url=fresh_pg_url)
+    now = datetime.now(timezone.utc)
+    today, yesterday = now.date().isoformat(), (now - timedelta(days=1)).date().isoformat()
+    old = (now - timedelta(days=store.GROWTH_DAYS + 3)).date().isoformat()
+    with bootstrap.engine(settings).begin() as conn:
+        store.count_suppressions(conn, {"hard_bounce": 5, "complaint": 1}, yesterday)
+        store.count_suppressions(conn, {"hard_bounce": 2}, yesterday)
+        store.count_suppressions(conn, {"hard_bounce": -1, "complaint": 2})          # today
+        store.count_suppressions(conn, {"hard_bounce": 40}, old)
+    with bootstrap.engine(settings).connect() as conn:
+        before = ops_view.suppression_panel(conn, now)
+    days = before["growth"]["days"]
+    assert before["by_reason"] == {"hard_bounce": 46, "complaint": 3}
+    assert before["growth"]["by_reason"]["hard_bounce"][days.index(yesterday)] == 7
+    assert before["growth"]["by_reason"]["hard_bounce"][days.index(today)] == -1
+    with bootstrap.engine(settings).begin() as conn:
+        store.fold_suppression_counts(conn, now)
+        rows = conn.execute(select(store.suppression_counts.c.day).order_by(store.suppression_counts.c.day)).scalars().all()
+    assert sorted(set(rows)) == ["", yesterday, today] and len(rows) == 5      # one row per day and reason
+    with bootstrap.engine(settings).connect() as conn:
+        assert ops_view.suppression_panel(conn, now) == before
+
+
 def test_dashboard_numbers_agree_with_show_status(api):
     from bounceproc.app import ops_view, status_report
     settings, base = api
