@@ -20,7 +20,9 @@ from bounceproc.storage.api_tables import webhook_deliveries, webhook_endpoints
 from bounceproc.storage.complaints import LIMIT_RATE, WARN_RATE
 from bounceproc.storage.suppression_store import suppression_growth
 from bounceproc.storage.tables import block_counters, intake, quarantine, suppressions
-from bounceproc.storage.traffic_counts import FILTERS, KINDS, rule_totals, traffic_series, traffic_totals
+from bounceproc.storage.traffic_counts import (
+    FILTERS, KINDS, rule_totals, top_values, traffic_series, traffic_totals,
+)
 
 # name -> (span, bucket seconds)
 RANGES = {"hour": (timedelta(hours=1), 60), "day": (timedelta(days=1), 600), "month": (timedelta(days=30), 86400)}
@@ -220,9 +222,4 @@ def dashboard(conn, now: datetime | None = None, range_: str = "hour", filters: 
 
 def filter_values(conn, now: datetime) -> dict[str, list[str]]:
     """The values each filter can take (seen in the last 30 days), for the page's selects."""
-    seen: dict[str, Counter] = {col: Counter() for col in FILTERS}
-    for *keys, _, n in traffic_totals(conn, now - timedelta(days=30), FILTERS):    # one pass, every filter
-        for col, key in zip(FILTERS, keys):
-            if key:
-                seen[col][key] += n
-    return {col: sorted(k for k, _ in seen[col].most_common(100)) for col in FILTERS}
+    return {col: sorted(top_values(conn, now - timedelta(days=30), col, 100)) for col in FILTERS}

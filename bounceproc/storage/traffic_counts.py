@@ -89,6 +89,14 @@ def traffic_totals(conn, since: datetime, by: Sequence[str], filters: dict[str, 
     return [(*r[:-1], int(r[-1] or 0)) for r in conn.execute(_filtered(stmt, filters or {})).all()]
 
 
+def top_values(conn, since: datetime, col: str, limit: int) -> list[str]:
+    """The `limit` values of column `col` (a filter) with the most traffic since `since` ("" left out)."""
+    c, n = traffic_counts.c[col], func.sum(traffic_counts.c.n)
+    rows = conn.execute(select(c).where(traffic_counts.c.minute >= since.replace(second=0, microsecond=0), c != "")
+                        .group_by(c).order_by(n.desc(), c).limit(limit)).scalars()
+    return list(rows)
+
+
 def rule_totals(conn, since: datetime, until: datetime | None = None) -> list[tuple[str, str, int, str]]:
     """(reason, rule, bounces, an example diagnostic) from the minute holding `since` to `until`."""
     stmt = (select(rule_counts.c.reason, rule_counts.c.rule, func.sum(rule_counts.c.n),
