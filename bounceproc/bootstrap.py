@@ -70,6 +70,13 @@ def engine(settings: Settings) -> Engine:
         return eng
 
 
+def unpooled_engine(settings: Settings) -> Engine:
+    """An engine that keeps no connection between uses: for a thread of a process that forks later
+    (the Celery worker's main process), whose pooled connections a forked child must not inherit."""
+    from sqlalchemy.pool import NullPool
+    return create_engine(normalise_db_url(settings.db_url), poolclass=NullPool)
+
+
 def dispose_engine(settings: Settings) -> None:
     """Close the pooled connections of these settings' engine and forget it (others stay)."""
     with _engines_lock:

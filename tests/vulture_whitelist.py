@@ -162,6 +162,8 @@ _.process_result_value  # unused method
 # workers/celery_app.py
 _quiet_library_logs  # unused function
 _freeze_startup_objects  # unused function
+_start_heartbeat  # Celery signal handler (workers/celery_app.py)
+_stop_heartbeat  # Celery signal handler (workers/celery_app.py)
 
 # workers/sink_tasks.py
 ingest_messages  # unused function
@@ -196,7 +198,6 @@ _.rounds  # unused attribute (read by tests/integration/test_mailbox.py) bouncep
 # Merged from the dashboard (routes, hooks for the sending core), the sending core part 1 (directives
 # parsed for part 2, test clock, aiosmtpd hooks) and defects-b (legacy tokens made by tests)
 ALERTS  # unused variable (bounceproc/app/alerts.py:27)
-register_metrics  # unused function (bounceproc/app/ops_hooks.py:27)
 register_queues  # unused function (bounceproc/app/ops_hooks.py:31)
 unregister  # unused function (bounceproc/app/ops_hooks.py:35)
 scope_desc  # unused variable (bounceproc/domain/mta/build.py:322)

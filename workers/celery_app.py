@@ -12,7 +12,7 @@ from __future__ import annotations
 import gc
 
 from celery import Celery, Task
-from celery.signals import after_setup_logger, worker_init, worker_process_init
+from celery.signals import after_setup_logger, worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from bounceproc import deployment
 
@@ -41,6 +41,26 @@ def _quiet_library_logs(**_) -> None:
     logs.quiet_parser_noise()
     from bounceproc import bootstrap
     deployment.publish_as(_worker_settings(), bootstrap.engine)   # tasks this worker sends carry its id too
+
+
+_heartbeat = None
+
+
+@worker_ready.connect
+def _start_heartbeat(sender=None, **_) -> None:
+    """This worker node's heartbeat (app/heartbeats.py), from a thread of the main process."""
+    global _heartbeat
+    from bounceproc import bootstrap
+    from bounceproc.app.heartbeats import Heartbeat
+    settings = _worker_settings()
+    _heartbeat = Heartbeat(settings, "celery", worker_id=getattr(sender, "hostname", None),
+                           engine=bootstrap.unpooled_engine(settings)).start_thread()
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(**_) -> None:
+    if _heartbeat is not None:
+        _heartbeat.stop()
 
 
 @worker_init.connect

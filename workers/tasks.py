@@ -46,7 +46,8 @@ def sweep_intake() -> int:
     ids = pending_intake_ids(settings, settings.sweep_after_seconds)
     for i in range(0, len(ids), 20):
         ingest.apply_async(args=[ids[i:i + 20]], queue=settings.queue)
-    from bounceproc.app import alerts
+    from bounceproc.app import alerts, maintenance
+    maintenance.compact_counts(settings)    # one count row per minute and key, not per batch
     alerts.evaluate_now(settings)       # announced once per change (alert_state)
     return len(ids)
 

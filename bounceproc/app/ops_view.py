@@ -12,14 +12,17 @@ import re
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import func, select
 
-from bounceproc.app import ops_hooks, status_report
+from bounceproc.app import heartbeats, ops_hooks, status_report
 from bounceproc.domain.providers import named_providers, provider_of
 from bounceproc.storage.api_tables import webhook_deliveries, webhook_endpoints
 from bounceproc.storage.complaints import LIMIT_RATE, WARN_RATE
+from bounceproc.storage.suppression_store import suppression_growth
 from bounceproc.storage.tables import block_counters, intake, quarantine, suppressions
-from bounceproc.storage.traffic_counts import FILTERS, KINDS, rule_totals, traffic_series, traffic_totals
+from bounceproc.storage.traffic_counts import (
+    FILTERS, KINDS, rule_totals, top_values, traffic_series, traffic_totals,
+)
 
 # name -> (span, bucket seconds)
 RANGES = {"hour": (timedelta(hours=1), 60), "day": (timedelta(days=1), 600), "month": (timedelta(days=30), 86400)}
@@ -132,18 +135,15 @@ def _block_times(conn, now: datetime) -> dict[tuple, tuple[str, str]]:
 
 
 def suppression_panel(conn, now: datetime, reveal: bool = False) -> dict:
-    """Suppressions by reason (the counts), new ones per day and reason over 30 days (the
-    created_at index), and the latest 50 with their evidence."""
+    """Suppressions by reason and their net change per day and reason over 30 days (both from
+    suppression_counts), and the latest 50 with their evidence (the created_at index)."""
     since = (now - timedelta(days=29)).replace(hour=0, minute=0, second=0, microsecond=0)
-    day = func.substr(cast(suppressions.c.created_at, String), 1, 10)     # the UTC date
     days = [(since + timedelta(days=i)).date().isoformat() for i in range(30)]
     index = {d: i for i, d in enumerate(days)}
     growth: dict[str, list[int]] = {}
-    for d, reason, n in conn.execute(select(day, suppressions.c.reason, func.count())
-                                     .where(suppressions.c.created_at >= since)
-                                     .group_by(day, suppressions.c.reason)).all():
-        if str(d) in index:
-            growth.setdefault(reason, [0] * len(days))[index[str(d)]] += int(n)
+    for d, reason, n in suppression_growth(conn, days[0]):
+        if d in index:
+            growth.setdefault(reason, [0] * len(days))[index[d]] += n
     latest = []
     for r in conn.execute(select(suppressions.c.address, suppressions.c.scope, suppressions.c.reason,
                                  suppressions.c.rule, suppressions.c.source, suppressions.c.status,
@@ -196,8 +196,8 @@ def quarantine_by_reason(conn, limit: int = 10) -> dict[str, int]:
 
 
 def health(conn, now: datetime) -> dict:
-    """Intake backlog and age, quarantine, the last processed intake (the workers' heartbeat as
-    seen from the database: workers process intake), webhook endpoints."""
+    """Intake backlog and age, quarantine, the workers' heartbeats (stale ones flagged) and the
+    last processed intake, webhook endpoints."""
     last = conn.execute(select(func.max(intake.c.processed_at))).scalar()
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=timezone.utc)
@@ -205,7 +205,7 @@ def health(conn, now: datetime) -> dict:
             "quarantine": status_report.quarantine_summary(conn, now)["total"],
             "last_processed": last.isoformat(timespec="seconds") if last else "",
             "last_processed_seconds": int((now - last).total_seconds()) if last else None,
-            "webhooks": webhook_health(conn, now)}
+            "workers": heartbeats.workers(conn, now), "webhooks": webhook_health(conn, now)}
 
 
 def dashboard(conn, now: datetime | None = None, range_: str = "hour", filters: dict[str, str] | None = None,
@@ -232,11 +232,4 @@ def source_panel(conn, now: datetime) -> list[dict]:
 
 def filter_values(conn, now: datetime) -> dict[str, list[str]]:
     """The values each filter can take (seen in the last 30 days), for the page's selects."""
-    out = {}
-    for col in FILTERS:
-        seen = Counter()
-        for key, _, n in traffic_totals(conn, now - timedelta(days=30), (col,)):
-            if key:
-                seen[key] += n
-        out[col] = sorted(k for k, _ in seen.most_common(100))
-    return out
+    return {col: sorted(top_values(conn, now - timedelta(days=30), col, 100)) for col in FILTERS}

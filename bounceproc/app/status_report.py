@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import case, func, select
 
+from bounceproc.app import heartbeats
 from bounceproc.storage.event_counts import window_counts
 from bounceproc.storage.suppression_store import suppression_totals
 from bounceproc.storage.tables import block_counters, events, intake, quarantine
@@ -115,6 +116,7 @@ def status(conn, now: datetime | None = None) -> dict:
         "intake": intake_backlog(conn, now),
         "sources": intake_by_source(conn, now),
         "quarantine": quarantine_summary(conn, now),
+        "workers": heartbeats.workers(conn, now),
     }
     try:  # complaint rates per sending domain / IP / job (SMTP sink feature)
         from bounceproc.storage.complaints import complaint_rates

@@ -12,6 +12,10 @@ Adapter layer (SQLAlchemy Core). Created by migration 2026_12_03_01_ops_counts.
   diagnostic of the batch; the "top bounce reasons" panel and the classification metric.
 - `alert_state`: which alert conditions are firing, so each is announced once and again when it
   clears, whichever process evaluates them.
+- `worker_heartbeats` (migration 2026_12_03_02_worker_heartbeats): one row per running worker
+  (a Celery worker node, or the inline worker of `bounceproc serve`), its last_seen renewed every
+  few seconds; deleted when the worker stops cleanly, so a row that stops being renewed is a
+  worker that died or hangs. The health panel, `show status` and /metrics read it.
 """
 from __future__ import annotations
 
@@ -56,4 +60,14 @@ alert_state = Table(
     Column("detail", Text, nullable=False, server_default=""),
     Column("changed_at", TS, nullable=False),
     UniqueConstraint("alert", "subject", name="uq_alert_state"),
+)
+
+worker_heartbeats = Table(
+    "worker_heartbeats", metadata,
+    Column("worker_id", String(255), primary_key=True),     # "celery@host" (the node name), "inline@host:pid"
+    Column("kind", String(16), nullable=False),              # celery|inline
+    Column("hostname", String(255), nullable=False, server_default=""),
+    Column("pid", Integer, nullable=False, server_default=text("0")),
+    Column("started_at", TS, nullable=False),
+    Column("last_seen", TS, nullable=False),
 )

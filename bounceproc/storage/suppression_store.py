@@ -11,7 +11,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from sqlalchemy import and_, delete, func, select, tuple_
@@ -195,9 +195,18 @@ def delete_suppressions(conn, ids: list[int]) -> dict[int, str]:
     return deleted
 
 
-def count_suppressions(conn, changes: dict[str, int]) -> None:
-    """Record changes of the number of suppressions per reason (+ created, - deleted)."""
-    rows = [{"reason": r, "n": n} for r, n in sorted(changes.items()) if n]
+GROWTH_DAYS = 35       # days kept apart in suppression_counts (the dashboard charts 30)
+
+
+def _today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def count_suppressions(conn, changes: dict[str, int], day: str | None = None) -> None:
+    """Record changes of the number of suppressions per reason (+ created, - deleted), on `day`
+    (the UTC date; today by default)."""
+    day = _today() if day is None else day
+    rows = [{"reason": r, "n": n, "day": day} for r, n in sorted(changes.items()) if n]
     if rows:
         conn.execute(suppression_counts.insert(), rows)
 
@@ -209,14 +218,25 @@ def suppression_totals(conn) -> dict[str, int]:
     return {r: int(n) for r, n in rows if n}
 
 
-def fold_suppression_counts(conn) -> None:
-    """Replace the recorded changes by one row per reason. The rows folded are exactly those this
-    statement deleted, so changes committed meanwhile are neither lost nor counted twice."""
+def suppression_growth(conn, since_day: str) -> list[tuple[str, str, int]]:
+    """(day, reason, net change) for the UTC days from `since_day` (ISO date)."""
+    sc = suppression_counts.c
+    rows = conn.execute(select(sc.day, sc.reason, func.sum(sc.n)).where(sc.day >= since_day)
+                        .group_by(sc.day, sc.reason)).all()
+    return [(d, r, int(n)) for d, r, n in rows if n]
+
+
+def fold_suppression_counts(conn, now: datetime | None = None) -> None:
+    """Replace the recorded changes by one row per day and reason (days before the last
+    GROWTH_DAYS: one row per reason, day ""). The rows folded are exactly those this statement
+    deleted, so changes committed meanwhile are neither lost nor counted twice."""
+    oldest = ((now or datetime.now(timezone.utc)) - timedelta(days=GROWTH_DAYS)).date().isoformat()
     totals: Counter = Counter()
-    for reason, n in conn.execute(suppression_counts.delete().returning(suppression_counts.c.reason,
-                                                                         suppression_counts.c.n)):
-        totals[reason] += n
-    count_suppressions(conn, totals)
+    for reason, n, day in conn.execute(suppression_counts.delete().returning(
+            suppression_counts.c.reason, suppression_counts.c.n, suppression_counts.c.day)):
+        totals[(day if day >= oldest else "", reason)] += n
+    for day in sorted({d for d, _ in totals}):
+        count_suppressions(conn, {r: n for (d, r), n in totals.items() if d == day}, day)
 
 
 def last_lift_id(conn, address: str, scope: str) -> int:

@@ -184,14 +184,17 @@ complaint_counts = Table(
     Index("ix_complaint_counts_minute", "minute"),
 )
 
-# Suppressions per reason, as changes (+1 created, -1 lifted or expired, -1/+1 a reason changed):
-# appended by the transaction that makes the change, folded into one row per reason by the hourly
-# prune. /metrics and `show status` sum a few rows instead of grouping the whole list.
+# Suppressions per reason, as changes (+1 created, -1 lifted or expired, -1/+1 a reason changed)
+# on the UTC day they were made: appended by the transaction that makes the change, folded into
+# one row per day and reason by the hourly prune (days before the last GROWTH_DAYS into day "").
+# /metrics and `show status` sum a few rows instead of grouping the whole list; the dashboard's
+# growth chart reads the days (migration 2026_12_03_03_suppression_by_day).
 suppression_counts = Table(
     "suppression_counts", metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("reason", String(32), nullable=False),
     Column("n", BigInteger, nullable=False),
+    Column("day", String(10), nullable=False, server_default=""),
 )
 
 # Durable intake: raw input committed before it is acknowledged. kind "acct" holds a batch of raw

@@ -5,7 +5,10 @@ Adapter layer (SQLAlchemy Core). `add_traffic` appends one `traffic_counts` row 
 kind, provider, sending domain, vmta, source IP, job) of a batch, and one `rule_counts` row per
 (minute, reason, rule) of its bounces with one example diagnostic; `sign` -1 uncounts events that
 `bounceproc reprocess` replaces. The read side (`traffic_series`, `traffic_totals`, `rule_totals`)
-sums a window's rows, never the events. `fold_counts` (hourly prune) makes old rows coarser.
+sums a window's rows, never the events. `merge_minutes` (the 30-second sweep, and the hourly
+prune) merges the per-batch rows of each settled minute into one row per minute and key, in these
+two tables and in event_counts / complaint_counts; `fold_counts` (hourly prune) makes old rows
+coarser.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from sqlalchemy import delete, func, select
 from bounceproc.domain.providers import provider_of
 from bounceproc.storage.bulk import bulk_insert
 from bounceproc.storage.ops_tables import rule_counts, traffic_counts
+from bounceproc.storage.tables import complaint_counts, event_counts
 
 KINDS = ("delivered", "hard_bounce", "soft_bounce", "deferred", "complained")
 FILTERS = ("sending_domain", "vmta", "source_ip", "job_id")
@@ -85,6 +89,14 @@ def traffic_totals(conn, since: datetime, by: Sequence[str], filters: dict[str, 
     return [(*r[:-1], int(r[-1] or 0)) for r in conn.execute(_filtered(stmt, filters or {})).all()]
 
 
+def top_values(conn, since: datetime, col: str, limit: int) -> list[str]:
+    """The `limit` values of column `col` (a filter) with the most traffic since `since` ("" left out)."""
+    c, n = traffic_counts.c[col], func.sum(traffic_counts.c.n)
+    rows = conn.execute(select(c).where(traffic_counts.c.minute >= since.replace(second=0, microsecond=0), c != "")
+                        .group_by(c).order_by(n.desc(), c).limit(limit)).scalars()
+    return list(rows)
+
+
 def rule_totals(conn, since: datetime, until: datetime | None = None) -> list[tuple[str, str, int, str]]:
     """(reason, rule, bounces, an example diagnostic) from the minute holding `since` to `until`."""
     stmt = (select(rule_counts.c.reason, rule_counts.c.rule, func.sum(rule_counts.c.n),
@@ -98,34 +110,64 @@ def rule_totals(conn, since: datetime, until: datetime | None = None) -> list[tu
 
 # (rows of this many seconds, folded into rows of that many, once older than this)
 FOLDS = ((60, 600, timedelta(hours=2)), (600, 86400, timedelta(days=2)))
-_KEYS = {"traffic_counts": ("kind", "provider", "sending_domain", "vmta", "source_ip", "job_id"),
-         "rule_counts": ("reason", "rule")}
+# table -> (key columns, summed columns, kept columns: the first non-empty value wins)
+_SHAPES = {"traffic_counts": (("kind", "provider", "sending_domain", "vmta", "source_ip", "job_id"), ("n",), ()),
+           "rule_counts": (("reason", "rule"), ("n",), ("example",)),
+           "event_counts": (("type", "category"), ("n",), ()),
+           "complaint_counts": (("sending_domain", "source_ip", "job_id"), ("delivered", "complained"), ())}
+# Per-batch rows of a minute are merged into one row per minute and key once the minute is this old
+# (workers still store batches of the minute before), by the sweep (every 30 s) over the last
+# MERGE_LOOKBACK and by the hourly prune over the last MERGE_LOOKBACK_HOURLY.
+MERGE_SETTLE = timedelta(minutes=2)
+MERGE_LOOKBACK = timedelta(minutes=15)
+MERGE_LOOKBACK_HOURLY = timedelta(hours=3)
+
+
+def _fold(conn, table, fine: int, coarse: int, until: datetime, since: datetime | None = None) -> int:
+    """Replace the rows of `table` covering `fine` seconds with minute in [since, until) by one row
+    per `coarse` bucket and key; returns how many rows were read. The rows folded are exactly those
+    this call deleted, so rows written meanwhile are neither lost nor doubled."""
+    keys, sums, kept = _SHAPES[table.name]
+    bucketed = "bucket" in table.c
+    cond = [table.c.minute < until] + ([table.c.minute >= since] if since is not None else [])
+    if bucketed:
+        cond.append(table.c.bucket == fine)
+    totals: dict[tuple, list[int]] = {}
+    first: dict[tuple, str] = {}
+    folded = 0
+    cols = [table.c.minute, *(table.c[k] for k in keys), *(table.c[s] for s in sums), *(table.c[e] for e in kept)]
+    for row in conn.execute(table.delete().where(*cond).returning(*cols)):
+        t = int(row[0].timestamp())
+        key = (datetime.fromtimestamp(t - t % coarse, timezone.utc), *row[1:1 + len(keys)])
+        acc = totals.setdefault(key, [0] * len(sums))
+        for i in range(len(sums)):
+            acc[i] += row[1 + len(keys) + i]
+        if kept and row[-1]:
+            first.setdefault(key, row[-1])
+        folded += 1
+    bulk_insert(conn, table, [{"minute": k[0], **dict(zip(keys, k[1:])), **dict(zip(sums, v)),
+                               **({"bucket": coarse} if bucketed else {}),
+                               **({kept[0]: first.get(k, "")} if kept else {})}
+                              for k, v in sorted(totals.items()) if any(v)])
+    return folded
+
+
+def merge_minutes(conn, now: datetime, lookback: timedelta = MERGE_LOOKBACK) -> int:
+    """Merge the per-batch rows of each settled minute of the last `lookback` into one row per
+    minute and key, in the four count tables; returns how many rows were read. A window then
+    reads at most (minutes x keys) rows, however many batches stored its events."""
+    until = now.replace(second=0, microsecond=0) - MERGE_SETTLE
+    return sum(_fold(conn, t, 60, 60, until, until - lookback)
+               for t in (event_counts, complaint_counts, traffic_counts, rule_counts))
 
 
 def fold_counts(conn, now: datetime) -> int:
-    """Fold old rows into coarser ones (FOLDS); returns how many rows were folded. The rows folded
-    are exactly those this call deleted, so rows written meanwhile are neither lost nor doubled."""
+    """Fold old traffic and rule rows into coarser ones (FOLDS); returns how many rows were folded."""
     folded = 0
     for table in (traffic_counts, rule_counts):
-        keys = _KEYS[table.name]
-        extra = ("example",) if table.name == "rule_counts" else ()
         for fine, coarse, age in FOLDS:
             cutoff = int((now - age).timestamp())
-            cutoff = datetime.fromtimestamp(cutoff - cutoff % coarse, timezone.utc)
-            sums: Counter = Counter()
-            examples: dict[tuple, str] = {}
-            cols = [table.c.minute, *(table.c[k] for k in keys), table.c.n, *(table.c[e] for e in extra)]
-            for row in conn.execute(table.delete().where(table.c.bucket == fine, table.c.minute < cutoff)
-                                    .returning(*cols)):
-                t = int(row[0].timestamp())
-                key = (datetime.fromtimestamp(t - t % coarse, timezone.utc), *row[1:1 + len(keys)])
-                sums[key] += row[1 + len(keys)]
-                if extra and row[-1]:
-                    examples.setdefault(key, row[-1])
-                folded += 1
-            bulk_insert(conn, table, [{"minute": k[0], **dict(zip(keys, k[1:])), "n": n, "bucket": coarse,
-                                       **({"example": examples.get(k, "")} if extra else {})}
-                                      for k, n in sorted(sums.items()) if n])
+            folded += _fold(conn, table, fine, coarse, datetime.fromtimestamp(cutoff - cutoff % coarse, timezone.utc))
     return folded
 
 

@@ -38,6 +38,8 @@ LABELS = {
     "bounceproc_quarantined": {"reason"},
     "bounceproc_classified": {"reason", "rule"},
     "bounceproc_traffic_last_hour": {"provider", "kind"},
+    "bounceproc_worker_last_seen_seconds": {"worker", "kind"},
+    "bounceproc_workers": {"state"},
 }
 
 
@@ -232,6 +234,70 @@ def test_folding_old_count_rows_keeps_every_total(fresh_pg_url, make_settings):
     with eng.begin() as conn:
         assert fold_counts(conn, now) == 0          # nothing left to fold
     assert before[0]["month"] == {"delivered": 10, "hard_bounce": 5, "soft_bounce": 0, "deferred": 0, "complained": 5}
+
+
+def test_merging_per_batch_rows_keeps_every_total(fresh_pg_url, make_settings):
+    from sqlalchemy import func
+
+    from bounceproc.app import maintenance, ops_view, status_report
+    from bounceproc.storage.ops_tables import rule_counts, traffic_counts
+    from bounceproc.storage.tables import complaint_counts, event_counts
+    settings = make_settings(database_url=fresh_pg_url)
+    now = datetime.now(timezone.utc)
+    minute = (now - timedelta(minutes=6)).replace(second=0, microsecond=0)
+    eng = bootstrap.engine(settings)
+    for b in range(4):                       # four batches of the same minute, one row each per key
+        evs = [Event(event_key("m", b, i), t, f"m{b}{i}@gmail.com", minute + timedelta(seconds=b * 10 + i), "acct",
+                     sender="b@s.example.org", source_ip="192.0.2.1", reason="userunknown" if t == "bounced" else "",
+                     hard=t == "bounced", rule="r1" if t == "bounced" else "", diagnostic="550 5.1.1 unknown")
+               for i, t in enumerate(("delivered", "delivered", "bounced", "complained"))]
+        with eng.begin() as conn:
+            service.record_events(conn, evs, settings)
+    tables = (event_counts, complaint_counts, traffic_counts, rule_counts)
+
+    def snapshot():
+        with eng.connect() as conn:
+            report = status_report.status(conn, now)
+            return (report["events"], report["categories"], report["complaints"],
+                    {r: ops_view.traffic(conn, now, r)["totals"] for r in ops_view.RANGES},
+                    ops_view.top_reasons(conn, now), ops_view.complaint_rates(conn, now))
+
+    def rows():
+        with eng.connect() as conn:
+            return [conn.execute(select(func.count()).select_from(t)).scalar() for t in tables]
+    before, counted = snapshot(), rows()
+    assert maintenance.compact_counts(settings, now) == sum(counted)
+    assert rows() == [n // 4 for n in counted]          # one row per minute and key
+    assert snapshot() == before
+    assert maintenance.compact_counts(settings, now) == sum(counted) // 4     # merging again changes nothing
+    assert snapshot() == before and rows() == [n // 4 for n in counted]
+    assert before[0]["last_hour"] == {"delivered": 8, "bounced": 4, "complained": 4}
+
+
+def test_suppression_growth_comes_from_the_counts_by_day(fresh_pg_url, make_settings):
+    from bounceproc.app import ops_view
+    from bounceproc.storage import suppression_store as store
+    settings = make_settings(database_url=fresh_pg_url)
+    now = datetime.now(timezone.utc)
+    today, yesterday = now.date().isoformat(), (now - timedelta(days=1)).date().isoformat()
+    old = (now - timedelta(days=store.GROWTH_DAYS + 3)).date().isoformat()
+    with bootstrap.engine(settings).begin() as conn:
+        store.count_suppressions(conn, {"hard_bounce": 5, "complaint": 1}, yesterday)
+        store.count_suppressions(conn, {"hard_bounce": 2}, yesterday)
+        store.count_suppressions(conn, {"hard_bounce": -1, "complaint": 2})          # today
+        store.count_suppressions(conn, {"hard_bounce": 40}, old)
+    with bootstrap.engine(settings).connect() as conn:
+        before = ops_view.suppression_panel(conn, now)
+    days = before["growth"]["days"]
+    assert before["by_reason"] == {"hard_bounce": 46, "complaint": 3}
+    assert before["growth"]["by_reason"]["hard_bounce"][days.index(yesterday)] == 7
+    assert before["growth"]["by_reason"]["hard_bounce"][days.index(today)] == -1
+    with bootstrap.engine(settings).begin() as conn:
+        store.fold_suppression_counts(conn, now)
+        rows = conn.execute(select(store.suppression_counts.c.day).order_by(store.suppression_counts.c.day)).scalars().all()
+    assert sorted(set(rows)) == ["", yesterday, today] and len(rows) == 5      # one row per day and reason
+    with bootstrap.engine(settings).connect() as conn:
+        assert ops_view.suppression_panel(conn, now) == before
 
 
 def test_dashboard_numbers_agree_with_show_status(api):

@@ -23,7 +23,8 @@ GRACEFUL_SECONDS = 5        # requests still open when SIGTERM comes get this lo
 
 
 class InlineWorker:
-    """Processes intake ids on a thread (embedded default); sweeps and prunes on a timer."""
+    """Processes intake ids on a thread (embedded default); sweeps and prunes on a timer; beats
+    (app/heartbeats.py) between batches."""
 
     def __init__(self, settings) -> None:
         self.settings = settings
@@ -46,14 +47,18 @@ class InlineWorker:
     def _run(self) -> None:
         from bounceproc import bootstrap
         from bounceproc.app import alerts, maintenance
+        from bounceproc.app.heartbeats import Heartbeat
         from bounceproc.app.intake import pending_intake_ids, process_messages
         next_sweep, next_prune = time.monotonic(), time.monotonic() + 60
+        heartbeat = Heartbeat(self.settings, "inline")
         while True:
+            heartbeat.beat()        # between batches: a loop stuck on one stops beating
             try:
                 item = self._ids.get(timeout=1.0)
             except queue.Empty:
                 item = 0
             if item is None:
+                heartbeat.stop()
                 return
             batch = [item] if item else []
             while item and len(batch) < 200:     # whatever else is waiting, in one transaction
@@ -72,6 +77,7 @@ class InlineWorker:
                 if now >= next_sweep:
                     next_sweep = now + SWEEP_EVERY
                     self.submit(pending_intake_ids(self.settings, self.settings.sweep_after_seconds))
+                    maintenance.compact_counts(self.settings)
                     alerts.evaluate_now(self.settings)
                 if now >= next_prune:
                     next_prune = now + PRUNE_EVERY
@@ -209,12 +215,22 @@ def _start_mta(settings, say):
         return None
     from bounceproc.mta.service import MtaService
     try:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        from bounceproc.app import ops_hooks
+        from bounceproc.domain.providers import provider_of
         from bounceproc.entrypoints.cli.mta import close_the_loop
-        from bounceproc.entrypoints.http import metrics
         mta = MtaService(settings.mta_config)
         close_the_loop(mta)
         mta.start()
-        metrics.EXTRA_METRICS.append(lambda: mta.call(mta.management.view, "metrics"))
+        # its counters on /metrics (the MTA's own exposition, read back as metric families) and its
+        # queues on the dashboard's blocks panel (app/ops_hooks.py)
+        ops_hooks.register_metrics("mta", lambda _conn: list(text_string_to_metric_families(
+            mta.call(mta.management.view, "metrics"))))
+        ops_hooks.register_queues("mta", lambda _conn: [
+            {"queue": q["queue"], "provider": provider_of(q["domain"]), "source_ip": "", "state": q["mode"],
+             "since": "", "reply": q["last_error"], "size": q["rcpt"]}
+            for q in mta.call(mta.management.view, "queues")])
     except Exception as exc:  # the API still runs without the MTA
         say(f"MTA not started ({settings.mta_config}): {exc}")
         return None

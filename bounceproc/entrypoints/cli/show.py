@@ -8,7 +8,7 @@ import sys
 
 from bounceproc import bootstrap, dbsetup
 
-from bounceproc.app import status_report
+from bounceproc.app import heartbeats, status_report
 from bounceproc.entrypoints.cli import tables
 
 
@@ -39,6 +39,10 @@ def _print_status(rep: dict) -> None:
       "(`bounceproc quarantine list`)\n")
     for item in q["latest"]:
         w(f"  {item['origin']} line {item['line_no']}: {item['reason']}\n")
+    w("\n")
+    tables.write(f"Workers (heartbeats; stale: not heard from for over {heartbeats.STALE_SECONDS} s)",
+                 [{**x, "state": "STALE" if x["stale"] else "alive"} for x in rep["workers"]],
+                 ["worker", "kind", "hostname", "pid", "last_seen", "age_seconds", "state"])
     if "complaints" in rep:
         rows = [dict(r, rate=tables.percent(r.get("rate"))) if isinstance(r, dict) and "rate" in r else r
                 for r in rep["complaints"] or []]

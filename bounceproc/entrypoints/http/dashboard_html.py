@@ -105,7 +105,7 @@ def _suppressions(doc: dict) -> str:
                      for x in s["latest"]], empty="no suppressions")
     note = "" if s["revealed"] else " <span class='muted'>(addresses masked: your key may not read suppressions)</span>"
     return ("<section id='suppressions'><h2>Suppressions</h2>" + by_reason
-            + "<h3>New per day and reason, last 30 days</h3><div class='plot' data-growth='1'></div>"
+            + "<h3>New per day and reason (net of lifts), last 30 days</h3><div class='plot' data-growth='1'></div>"
             + f"<h3>Latest {len(s['latest'])}{note}</h3>" + latest + "</section>")
 
 
@@ -128,8 +128,14 @@ def _health(doc: dict) -> str:
                    [[_e(w["endpoint"]), "yes" if w["enabled"] else "no: " + _e(w["disabled_reason"]), str(w["backlog"]),
                      str(w["oldest_pending_seconds"]), str(w["delivered"]), str(w["failed"]), _e(w["failing_since"])]
                     for w in h["webhooks"]], {2, 3, 4, 5}, "no webhook endpoints")
-    return ("<section id='health'><h2>Health</h2>" + _table(["", ""], rows, {1}) + "<h3>Webhook endpoints</h3>"
-            + hooks + "</section>")
+    stale = sum(w["stale"] for w in h["workers"])
+    workers = _table(["worker", "kind", "host", "pid", "last seen", "seconds ago", "state"],
+                     [[_e(w["worker"]), _e(w["kind"]), _e(w["hostname"]), str(w["pid"]), _e(w["last_seen"]),
+                       str(w["age_seconds"]), "<strong class='bad'>stale</strong>" if w["stale"] else "alive"]
+                      for w in h["workers"]], {3, 5}, "no worker has reported a heartbeat")
+    return ("<section id='health'><h2>Health</h2>" + _table(["", ""], rows, {1})
+            + f"<h3>Workers ({len(h['workers']) - stale} alive, {stale} stale)</h3>" + workers
+            + "<h3>Webhook endpoints</h3>" + hooks + "</section>")
 
 
 def _alerts(alerts: list[dict]) -> str:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from bounceproc.app import ops_hooks, ops_view, status_report
+from bounceproc.app import heartbeats, ops_hooks, ops_view, status_report
 from bounceproc.storage import complaints
 from bounceproc.storage.traffic_counts import rule_totals, traffic_totals
 
@@ -61,6 +61,17 @@ class _StatusCollector:
         yield received
         yield GaugeMetricFamily("bounceproc_quarantined_total", "Quarantined input lines and messages",
                                 value=rep["quarantine"]["total"])
+        workers = rep["workers"]
+        seen = GaugeMetricFamily("bounceproc_worker_last_seen_seconds", "Seconds since the worker's last "
+                                 f"heartbeat (stale ones first, at most {MAX_SERIES} workers)", labels=["worker", "kind"])
+        for x in workers[:MAX_SERIES]:
+            seen.add_metric([x["worker"], x["kind"]], x["age_seconds"])
+        yield seen
+        states = GaugeMetricFamily("bounceproc_workers", "Workers reporting heartbeats, by state "
+                                   f"(stale: none for over {heartbeats.STALE_SECONDS} s)", labels=["state"])
+        for state in ("alive", "stale"):
+            states.add_metric([state], sum(1 for x in workers if x["stale"] == (state == "stale")))
+        yield states
 
 
 def _family(name: str, doc: str, labels: list[str], rows) -> GaugeMetricFamily:
@@ -121,23 +132,12 @@ def _ops_families(conn, now: datetime) -> list[GaugeMetricFamily]:
     return out
 
 
-# Text providers appended to /metrics: `bounceproc serve` adds the bundled MTA's counters here
-# when it runs the MTA in the same process (bounceproc.mta.management, docs/sending-core.md).
-EXTRA_METRICS: list = []
-
-
 def render_metrics(conn) -> bytes:
     now = datetime.now(timezone.utc)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StatusCollector(status_report.status(conn, now)))
     registry.register(_Families(_ops_families(conn, now) + ops_hooks.extra_metrics(conn)))
-    out = generate_latest(registry)
-    for provider in EXTRA_METRICS:
-        try:
-            out += provider().encode()
-        except Exception:  # noqa: BLE001 - the MTA stopping must not break the scrape
-            continue
-    return out
+    return generate_latest(registry)
 
 
 class _Families:
