@@ -7,8 +7,11 @@ its own Celery queue names, so several test runs can share one machine.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -21,6 +24,10 @@ REDIS_URL = os.environ.get("BOUNCEPROC_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REQUIRE = os.environ.get("BOUNCEPROC_REQUIRE_SERVICES") == "1"
 SESSION = uuid.uuid4().hex[:8]
 CORPUS = ROOT.parent / "shared" / "corpus"
+# A process the tests start without a data dir of its own must not use (or migrate) the user's
+# per-user one, $XDG_DATA_HOME/bounceproc, which another checkout on this machine may share.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix=f"bp-test-xdg-{SESSION}-")
+atexit.register(shutil.rmtree, os.environ["XDG_DATA_HOME"], True)
 
 from bp_testing import CeleryWorker, bin_path, drop_redis_queue, settings_env  # noqa: E402,F401 - re-exported for tests
 
