@@ -3,6 +3,7 @@ provider reach the same suppressions as the sink's and the pipe's (diagnostics c
 engine: a block never suppresses); unverified ones are refused and store nothing."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from test_api_support import serve_api
 
 from bounceproc import bootstrap
+from bounceproc.entrypoints.http.esp_verify import SnsVerifier, Unverified
 from bounceproc.storage.tables import events, intake, suppressions
 
 MAILGUN_KEY = "key-mailgun-test-signing"
@@ -82,6 +84,39 @@ def test_sns_retry_is_recorded_once(esp):
     again = c.post("/v1/ingest/ses", content=body)
     assert (first.status_code, again.status_code) == (200, 200)
     assert len(_event(s, "once@example.com")) == 1
+
+
+def test_concurrent_first_sns_posts_fetch_the_certificate_once(esp):
+    """The first POSTs after a start arrive together: one of them fetches the signing certificate,
+    the others wait for it (they used to fetch it each, a TLS client set up every time)."""
+    s, c, certs, _ = esp
+    bodies = [json.dumps(certs.sign(sns_notification(ses_bounce(f"herd{i}@example.com", "5.1.1",
+                                                                "smtp; 550 5.1.1 no such user")), "2"))
+              for i in range(24)]
+
+    async def post_all() -> list[int]:
+        async with httpx.AsyncClient(base_url=str(c.base_url), timeout=30) as ac:
+            return [r.status_code for r in await asyncio.gather(*(ac.post("/v1/ingest/ses", content=b)
+                                                                   for b in bodies))]
+
+    assert asyncio.run(post_all()) == [200] * len(bodies)
+    assert certs.cert_fetches == 1
+    assert len(_suppressed(s, "herd23@example.com")) == 1
+
+
+def test_a_failed_certificate_fetch_is_not_cached():
+    calls = []
+
+    def fetch(url: str) -> bytes:
+        calls.append(url)
+        raise Unverified(403, "cannot fetch")
+
+    v = SnsVerifier(("https://sns.*.amazonaws.com",), (TOPIC,), 3600, fetch=fetch)
+    url = "https://sns.eu-west-1.amazonaws.com/cert.pem"
+    for _ in range(2):
+        with pytest.raises(Unverified):
+            v.public_key(url)
+    assert len(calls) == 2 and not v.has_key(url)
 
 
 def test_sns_subscription_confirmation_is_fetched_only_for_an_allowed_topic(esp):

@@ -25,6 +25,8 @@ import hmac
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -76,6 +78,9 @@ def url_allowed(url: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(origin, p.lower()) for p in patterns)
 
 
+FETCH_WAIT_SECONDS = 30     # a request waiting for another's certificate fetch (itself bounded: 5 s)
+
+
 def _age_ok(when: datetime, max_age: int, now: float) -> bool:
     return abs(now - when.timestamp()) <= max_age
 
@@ -89,6 +94,7 @@ class SnsVerifier:
         self.fetch = fetch or _http_get
         self._keys: OrderedDict[str, object] = OrderedDict()
         self._lock = threading.Lock()
+        self._flights: dict[str, Future] = {}     # URL -> the fetch in progress
         self.cache_size = cache_size
 
     def has_key(self, url: str) -> bool:
@@ -98,12 +104,42 @@ class SnsVerifier:
         return url_allowed(url, self.cert_origins) and urlsplit(url).path.endswith(".pem")
 
     def public_key(self, url: str):
-        """The key of the certificate at `url` (an allowed URL: only those are cached)."""
+        """The key of the certificate at `url` (an allowed URL: only those are cached).
+
+        Fetched once per URL even when many requests need it at once (the first POSTs after a
+        start, or after SNS moves to a new certificate): one thread fetches, the others wait for
+        its result (or its error) instead of each fetching it again."""
         with self._lock:
             key = self._keys.get(url)
             if key is not None:
                 self._keys.move_to_end(url)
                 return key
+            flight = self._flights.get(url)
+            leader = flight is None
+            if leader:
+                flight = self._flights[url] = Future()
+        if not leader:
+            try:
+                return flight.result(timeout=FETCH_WAIT_SECONDS)
+            except FutureTimeout:
+                raise Unverified(403, "the SNS signing certificate is still being fetched") from None
+        try:
+            key = self._load(url)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(key)
+            with self._lock:
+                self._keys[url] = key
+                while len(self._keys) > self.cache_size:
+                    self._keys.popitem(last=False)
+            return key
+        finally:
+            with self._lock:
+                self._flights.pop(url, None)
+
+    def _load(self, url: str):
         if not self.url_ok(url):
             raise Unverified(403, "SigningCertURL is not on an allowed host (esp_ses_cert_origins)")
         from cryptography import x509
@@ -115,12 +151,7 @@ class SnsVerifier:
         now = datetime.now(timezone.utc)
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
             raise Unverified(403, "the SNS signing certificate is not valid now")
-        key = cert.public_key()
-        with self._lock:
-            self._keys[url] = key
-            while len(self._keys) > self.cache_size:
-                self._keys.popitem(last=False)
-        return key
+        return cert.public_key()
 
     def verify(self, msg: dict, now: float | None = None) -> None:
         from cryptography.exceptions import InvalidSignature
