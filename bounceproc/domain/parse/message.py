@@ -340,12 +340,16 @@ class _Reader:
             diag = f"{diag} (smtp stage: {stage})"
             fallback_text = f"{fallback_text} (smtp stage: {stage})" if fallback_text else ""
         notes = f" (smtp stage: {stage})" if stage else ""
-        if not status and parser in ("dsn", "legacy"):
-            # A notice that quotes a refusal without any RFC 3463 code: typical of filtering
-            # gateways relaying another server's bare reply (rule text-unknown-relayed-without-code).
-            diag = f"{diag} (notice: no status code)"
-            fallback_text = f"{fallback_text} (notice: no status code)" if fallback_text else ""
-            notes += " (notice: no status code)"
+        # A notice that quotes a refusal without any RFC 3463 code (in its fields or in the text
+        # classified): typical of filtering gateways relaying another server's bare reply (rule
+        # text-unknown-relayed-without-code).
+        codeless = not status and parser in ("dsn", "legacy")
+
+        def noted(text: str) -> str:
+            return f"{text} (notice: no status code)" if codeless and text and not find_status(text) else text
+
+        diag = noted(diag)
+        fallback_text = noted(fallback_text)
         c = self.classifier.classify(status, reply, diag, mta, address)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
@@ -354,10 +358,11 @@ class _Reader:
                 c, used = c2, fallback_text
         if c.reason in ("undefined", "onhold") and whole_notice is not None:
             text = whole_notice()
-            if text and text + notes not in (diag, fallback_text):
-                c3 = self.classifier.classify(status, reply, text + notes, mta, address)
+            if text and noted(text + notes) not in (diag, fallback_text):
+                text = noted(text + notes)
+                c3 = self.classifier.classify(status, reply, text, mta, address)
                 if c3.reason not in ("undefined", "onhold"):
-                    c, used = c3, text + notes
+                    c, used = c3, text
         code = status or find_status(used)
         if not reply and "(local mailer: " not in diag:
             reply = find_reply_code(strip_type(used))
