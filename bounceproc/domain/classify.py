@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 
 from bounceproc.domain import precedence
+from bounceproc.domain.lazy_regex import lazy
 
 # Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
 _STATUS = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
@@ -788,9 +789,47 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     if "@" in diag:
         # Addresses make every diagnostic unique and never decide a rule: fold them away.
         words = ["<>" if "@" in w else w for w in words]
-    diag = " ".join(words)
+    diag = reply_first(" ".join(words))
     mta = strip_type(remote_mta or "").replace("\x00", " ").strip().lower()[:255]
     return st, rc, diag, mta
+
+
+# What an MTA writes around the receiving server's reply, in notices without a delivery report:
+# the failed address (folded to "<>", with Postfix's "(expanded from <>)"), Postfix's
+# "host mx.x[ip] said:", Exim's "host mx.x [ip]:" and "SMTP error from remote mail server after
+# RCPT TO:<addr>:", qmail's "ip does not like recipient. Remote host said:" and its closing
+# "Giving up on ip.". Rules read the reply itself (a pattern anchored with ^ means "the reply
+# starts with"), so these are removed; the host names stay evidence for `receiver` rules
+# (receiver_evidence reads the raw text) and a stage named there is kept as the
+# "(smtp stage: …)" note the message reader writes.
+_PREAMBLE = lazy(r"^(?:(?:<>|\((?:expanded|generated|ultimately generated) from <>\))[:,]?\s+"
+                 r"|host [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? ?(?:\[[0-9a-f.:]+\])?(?: said)?(?::\s+|\s+(?=smtp error))"
+                 r"|smtp error from remote (?:mail server|mailer) after (rcpt|mail|end of data|data|helo|ehlo)"
+                 r"(?: to| from)?(?::? ?<>)?(?: size=\d+)?:?\s+"
+                 r"|(?:connected to )?[0-9a-f.:]+ (?:does not like (recipient)|(?:but )?(sender) was rejected"
+                 r"|failed after i sent the (message))\.?\s+"
+                 r"|remote host said:\s+)+")
+_QMAIL_CLOSING = lazy(r"\s*giving up on [0-9a-f.:]+\.?(?= \(|$)")
+_PREAMBLE_STAGE = {"rcpt": "rcpt", "mail": "mail", "end of data": "data", "data": "data", "helo": "connect",
+                   "ehlo": "connect", "recipient": "rcpt", "sender": "mail", "message": "data"}
+
+
+def reply_first(diag: str) -> str:
+    """`diag` (normalised) without the MTA's words around the reply; unchanged when they are all
+    there is."""
+    if not diag.startswith(("<>", "host ", "smtp error", "remote host", "(", "connected to ")) and not (
+            diag[:1].isdigit() and " does not like " in diag[:60] or " failed after " in diag[:60]):
+        return diag
+    m = _PREAMBLE.match(diag)
+    if not m or m.end() >= len(diag):
+        return diag
+    rest = diag[m.end():]
+    if "giving up on " in rest:
+        rest = _QMAIL_CLOSING.sub("", rest)
+    stage = _PREAMBLE_STAGE.get(next((g for g in m.groups() if g), ""), "")
+    if stage and "(smtp stage: " not in rest:
+        rest = f"{rest} (smtp stage: {stage})"
+    return rest
 
 
 # The receiving side, for rules that hold for one receiver only (a `receiver` pattern): the

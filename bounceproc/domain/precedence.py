@@ -122,7 +122,10 @@ def expired_by_action(reason: str, status: str, action: str, diag: str, reply: s
     """Step 4: `Action: failed` with a 4.x.x status is an expiry (the last deferral's code), unless
     the text names a cause of its own: only a connection-level failure (networkerror, not DNS) is
     read as the retry period running out. A final report whose only code is a 4xx reply (no
-    enhanced status at all) is read the same way."""
-    temporary = status.startswith("4.") or (not status and reply.startswith("4"))
+    enhanced status at all), or that has no code at all (no server answered: "Connection timed
+    out"), is read the same way."""
+    temporary = status.startswith("4.") or (not status and (reply.startswith("4") or not reply))
+    if action.lower() == "expired":
+        return True     # not an RFC 3464 action, but some senders (SendGrid) write it for a give-up
     return (action.lower() == "failed" and temporary and reason == "networkerror"
             and not _DNS_WORDS.search(diag.lower()))

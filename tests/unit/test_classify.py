@@ -564,3 +564,21 @@ def test_an_ip_address_is_not_an_enhanced_status_code():
     c = classify("", "552", "552 2.0.0.0 Requested mail action aborted: exceeded storage allocation", "")
     assert c.reason == "mailboxfull"
     assert classify("", "", "550 5.1.1.7 is not a code; user unknown", "").reason == "userunknown"
+
+
+@pytest.mark.parametrize("raw, reply", [
+    ("<a@b.example>: host mx.b.example[192.0.2.1] said: 550 5.7.1 User in blacklist (in reply to RCPT TO command)",
+     "550 5.7.1 user in blacklist (in reply to rcpt to command)"),
+    ("a@b.example host mx.b.example [192.0.2.1] SMTP error from remote mail server after RCPT TO:<a@b.example>: "
+     "550 Access denied", "550 access denied (smtp stage: rcpt)"),
+    ("SMTP error from remote mail server after end of data: 550 spam", "550 spam (smtp stage: data)"),
+    ("<a@b.example>: 192.0.2.1 does not like recipient. Remote host said: 550 User rejected Giving up on 192.0.2.1.",
+     "550 user rejected (smtp stage: rcpt)"),
+    ("192.0.2.1 failed after I sent the message. Remote host said: 554 content refused", "554 content refused (smtp stage: data)"),
+    ("host unknown: mx.b.example", "host unknown: mx.b.example"),          # the failure itself, not a preamble
+    ("<a@b.example>: host not found", "host not found"),
+    ("<a@b.example>: ", "<>"),                                                  # nothing after it: kept
+])
+def test_the_rules_read_the_reply_without_the_mtas_preamble(raw, reply):
+    from bounceproc.domain.classify import normalise_inputs
+    assert normalise_inputs("", "", raw, "")[2] == reply

@@ -1,0 +1,181 @@
+"""Every wording of reference/wordings.md, carried by the notices real MTAs write, reads as it does alone.
+
+The table test (test_wordings_table.py) classifies each wording as a bare diagnostic. Mail from a
+system the rules never saw carries the same wordings inside its own layout: a folded
+`Diagnostic-Code`, CRLF and base64, no `Remote-MTA`; or no report at all, only Postfix's
+"<addr>: host mx[ip] said: …", Exim's "host mx [ip] / SMTP error from remote mail server after
+RCPT TO:<addr>: …" or qmail's "ip does not like recipient. / Remote host said: … / Giving up on ip."
+Here each permanent entry (the 4xx ones become expiries in a final report, precedence step 4) is
+written into each layout and read by the message reader; its verdict must be the bare wording's
+(with the RCPT stage where the layout names it), except that a codeless connection failure in a
+final notice is an expiry and a wording that alone decides nothing lets the notice decide. This is what found the MTA preambles hiding
+the start of the reply from anchored rules (`classify.reply_first`).
+"""
+from __future__ import annotations
+
+import base64
+import collections
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bounceproc.domain.classify import classify
+from bounceproc.domain.parse.message import parse_message
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import wordings_table as wt  # noqa: E402
+
+WORDINGS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "wordings.md"
+TARGET = 0.98
+
+
+def _recipient(e: wt.Entry) -> str:
+    return "user@" + (e.receiver or "example.com")
+
+
+def _head(subject: str, content_type: str) -> str:
+    return ("Return-Path: <>\nFrom: MAILER-DAEMON@mta.example.org (Mail Delivery System)\nTo: news@example.org\n"
+            f"Subject: {subject}\nDate: Thu, 03 Dec 2026 10:00:00 +0000\nMessage-ID: <n1@mta.example.org>\n"
+            f"MIME-Version: 1.0\nContent-Type: {content_type}\n\n")
+
+
+def _wrap(text: str, width: int, indent: str) -> str:
+    return f"\n{indent}".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False))
+
+
+def _reply(e: wt.Entry) -> str:
+    """The wording as the server's reply line, with the codes the entry gives (none if it gives none)."""
+    codes = " ".join(x for x in (e.reply, e.status) if x and x not in e.text)
+    return f"{codes} {e.text}".strip()
+
+
+def dsn(e: wt.Entry, *, fold=True, remote=True, crlf=False, b64=False) -> str:
+    a = _recipient(e)
+    diag = wt.as_diagnostic(e)
+    if fold:
+        diag = _wrap(diag, 70, "    ")
+    status = e.status or (e.reply[0] + ".0.0" if e.reply else "5.0.0")
+    fields = (f"Reporting-MTA: dns; mta.example.org\n\nFinal-Recipient: rfc822; {a}\nAction: failed\n"
+              f"Status: {status}\n" + (f"Remote-MTA: dns; mx.{a.split('@')[1]}\n" if remote else "")
+              + f"Diagnostic-Code: {diag}\n")
+    encoding = ""
+    if b64:
+        fields, encoding = base64.encodebytes(fields.encode()).decode(), "Content-Transfer-Encoding: base64\n"
+    text = _head("Undelivered Mail Returned to Sender",
+                 'multipart/report; report-type=delivery-status; boundary="B"') + (
+        "--B\nContent-Type: text/plain\n\nThis is the mail system at host mta.example.org.\n\n"
+        "I'm sorry to have to inform you that your message could not\nbe delivered.\n\n"
+        f"--B\nContent-Type: message/delivery-status\n{encoding}\n{fields}\n"
+        f"--B\nContent-Type: text/rfc822-headers\n\nFrom: news@example.org\nTo: {a}\nSubject: hi\n\n--B--\n")
+    return text.replace("\n", "\r\n") if crlf else text
+
+
+def postfix_text(e: wt.Entry) -> str:
+    a = _recipient(e)
+    stage = "" if "(in reply to" in e.text else " (in reply to RCPT TO command)"
+    said = _wrap(f"<{a}>: host mx.{a.split('@')[1]}[192.0.2.7] said: {_reply(e)}{stage}", 72, "    ")
+    return _head("Undelivered Mail Returned to Sender", "text/plain") + (
+        "This is the mail system at host mta.example.org.\n\nI'm sorry to have to inform you that your message could not\n"
+        "be delivered to one or more recipients. It's attached below.\n\n"
+        f"                   The mail system\n\n{said}\n\n--- original\nFrom: news@example.org\nTo: {a}\n")
+
+
+def exim_text(e: wt.Entry) -> str:
+    a = _recipient(e)
+    return _head("Mail delivery failed: returning message to sender", "text/plain") + (
+        "This message was created automatically by mail delivery software.\n\n"
+        "A message that you sent could not be delivered to one or more of its\n"
+        "recipients. This is a permanent error. The following address(es) failed:\n\n"
+        f"  {a}\n    host mx.{a.split('@')[1]} [192.0.2.7]\n"
+        f"    SMTP error from remote mail server after RCPT TO:<{a}>:\n    {_wrap(_reply(e), 70, '    ')}\n\n"
+        "------ This is a copy of the message, including all the headers. ------\n\n"
+        f"From: news@example.org\nTo: {a}\nSubject: hi\n\nhello\n")
+
+
+def qmail_text(e: wt.Entry) -> str:
+    a = _recipient(e)
+    return _head("failure notice", "text/plain") + (
+        "Hi. This is the qmail-send program at mta.example.org.\n"
+        "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+        "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+        f"<{a}>:\n192.0.2.7 does not like recipient.\nRemote host said: {_reply(e)}\nGiving up on 192.0.2.7.\n\n"
+        f"--- Below this line is a copy of the message.\n\nFrom: news@example.org\nTo: {a}\nSubject: hi\n\nhello\n")
+
+
+# layout -> (writer, does the layout name the RCPT stage?)
+LAYOUTS = {
+    "dsn folded": (dsn, False),
+    "dsn one line": (lambda e: dsn(e, fold=False), False),
+    "dsn crlf base64": (lambda e: dsn(e, crlf=True, b64=True), False),
+    "dsn no remote-mta": (lambda e: dsn(e, remote=False), False),
+    "postfix text": (postfix_text, True),
+    "exim text": (exim_text, True),
+    "qmail text": (qmail_text, True),
+}
+
+
+def _expected(e: wt.Entry, at_rcpt: bool):
+    diag = wt.as_diagnostic(e)
+    if at_rcpt and "(in reply to" not in diag:
+        diag += " (in reply to RCPT TO command)"
+    return classify(e.status, e.reply, diag, "", e.receiver)
+
+
+def _permanent(e: wt.Entry) -> bool:
+    return not (e.status.startswith("4") or (not e.status and e.reply.startswith("4")))
+
+
+def _agrees(e: wt.Entry, want, got) -> bool:
+    if got.hard != want.hard:
+        return False
+    if want.reason == "undefined":
+        return True        # no verdict alone: the reader falls back on the rest of the notice
+    if want.reason == "networkerror" and not (e.reply or e.status) and got.reason == "expired":
+        return True        # a final notice of a codeless connection failure: retries ran out (step 4)
+    return got.reason == want.reason
+
+
+@pytest.fixture(scope="module")
+def entries():
+    if not WORDINGS.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"reference/wordings.md absent at {WORDINGS} (CI must have it)")
+        pytest.skip(f"reference/wordings.md absent at {WORDINGS}")
+    out = [e for e in wt.parse(WORDINGS) if e.reasons and _permanent(e)]
+    # A wording quoting another address than the recipient is about that address: left to the table test.
+    out = [e for e in out if "@" not in e.text or _recipient(e) in e.text]
+    assert len(out) > 300
+    return out
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_a_wording_reads_the_same_in_every_layout(entries, layout):
+    write, at_rcpt = LAYOUTS[layout]
+    same, misses = 0, []
+    for e in entries:
+        if at_rcpt and "in reply to end of data" in e.text.lower():
+            continue
+        want = _expected(e, at_rcpt)
+        got = parse_message(write(e).encode()).recipients
+        if got and _agrees(e, want, got[0]):
+            same += 1
+        else:
+            misses.append(f"line {e.line}: {e.text[:60]!r}: alone {want.reason}/{want.rule}, in the notice "
+                          + (f"{got[0].reason}/{got[0].rule}" if got else "nothing"))
+        if got:
+            assert not (got[0].hard and e.soft_only), f"{layout}: soft-only wording called hard: {misses[-1:]}"
+    total = same + len(misses)
+    print(f"{layout}: {same}/{total} read as alone")
+    assert same / total >= TARGET, "\n".join(misses)
+
+
+def test_the_layouts_name_their_recipient(entries):
+    counts = collections.Counter()
+    for e in entries[:40]:
+        for layout, (write, _) in LAYOUTS.items():
+            got = parse_message(write(e).encode()).recipients
+            counts[layout] += bool(got) and got[0].address == _recipient(e)
+    assert all(n == 40 for n in counts.values()), counts
