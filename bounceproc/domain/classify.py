@@ -814,9 +814,51 @@ _PREAMBLE_STAGE = {"rcpt": "rcpt", "mail": "mail", "end of data": "data", "data"
                    "ehlo": "connect", "recipient": "rcpt", "sender": "mail", "message": "data"}
 
 
+# Notices that introduce the receiving server's reply with a phrase of their own (Gmail's "The
+# error that the other server returned was:" / "The response from the remote server was:",
+# Exchange's "Remote Server returned '…'"): the boilerplate before it ("it was rejected by the
+# server for the recipient domain …") is the relaying MTA's, not the receiver's, and must not
+# decide. The last such phrase starts the reply.
+_REPLY_MARKERS = ("the error that the other server returned was: ", "the response from the remote server was: ",
+                  "remote server returned '")
+
+
+# Exchange 2013 and later / Microsoft 365 write the reply between "#" and "##" after the host
+# ("mx.example.com #550 5.1.1 RESOLVER.ADR.RecipientNotFound; … ##"); Courier and Sendmail show
+# the session: where it shows one reply only ("<<< "), that is the refusal (up to the next command
+# or separator); a transcript of several sessions is left whole.
+_EXCHANGE_REPLY = lazy(r"#((?:[245]\d\d[ -]|[245]\.\d{1,3}\.\d{1,3} )[^#]*?) ?##")
+_TRANSCRIPT_END = lazy(r" (?:>>> |-{3,}|\.\.\. while talking|[0-9a-z.-]+ \[[0-9a-f.:]+\]:|[245]\d\d <>\.\.\. )")
+_NOTES_AT_END = lazy(r"(?: \((?:smtp stage|local mailer|notice): [a-z\- ]+\))+$")
+
+
+def _reply_part(diag: str) -> str:
+    """The receiving server's reply where the notice marks it (see above); `diag` otherwise."""
+    if "returned" in diag or "the response from" in diag:
+        at = max(diag.rfind(m) + len(m) if m in diag else -1 for m in _REPLY_MARKERS)
+        if 0 < at < len(diag):
+            return diag[at:]
+    if "##" in diag:
+        m = _EXCHANGE_REPLY.search(diag)
+        if m:
+            return m.group(1)
+    at = diag.find("<<< ")
+    # One reply only (one session), and no reply before it (a notice quoting its summary first).
+    if at >= 0 and at + 4 < len(diag) and diag.find("<<< ", at + 4) < 0 and not _REPLY_START.match(diag):
+        end = _TRANSCRIPT_END.search(diag, at + 4)
+        return diag[at + 4:end.start() if end else len(diag)]
+    return diag
+
+
 def reply_first(diag: str) -> str:
     """`diag` (normalised) without the MTA's words around the reply; unchanged when they are all
     there is."""
+    if "returned" in diag or "the response from" in diag or "##" in diag or "<<< " in diag:
+        notes = _NOTES_AT_END.search(diag)
+        body = diag[:notes.start()] if notes else diag
+        reply = _reply_part(body).strip()
+        if reply and reply != body:
+            diag = reply + (notes.group(0) if notes else "")
     if not diag.startswith(("<>", "host ", "smtp error", "remote host", "(", "connected to ")) and not (
             diag[:1].isdigit() and " does not like " in diag[:60] or " failed after " in diag[:60]):
         return diag

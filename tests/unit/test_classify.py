@@ -578,6 +578,15 @@ def test_an_ip_address_is_not_an_enhanced_status_code():
     ("host unknown: mx.b.example", "host unknown: mx.b.example"),          # the failure itself, not a preamble
     ("<a@b.example>: host not found", "host not found"),
     ("<a@b.example>: ", "<>"),                                                  # nothing after it: kept
+    ("Google tried to deliver your message, but it was rejected by the server for the recipient domain b.example "
+     "by mx.b.example. [192.0.2.1]. The error that the other server returned was: 550 5.7.1 Denied by policy",
+     "550 5.7.1 denied by policy"),                                             # Gmail's words do not decide
+    ("Generating server: mail.example.org a@b.example mx.b.example #550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##",
+     "550 5.1.1 resolver.adr.recipnotfound; not found"),
+    ("<a@b.example>: mx.b.example [192.0.2.1]: >>> RCPT TO:<a@b.example> <<< 550 User rejected ------ From: x",
+     "550 user rejected"),
+    ("554 <a@b.example>... 550 Host unknown While talking to c.example: >>> QUIT <<< 421 c.example Sorry",
+     "554 <> 550 host unknown while talking to c.example: >>> quit <<< 421 c.example sorry"),   # another session's reply
 ])
 def test_the_rules_read_the_reply_without_the_mtas_preamble(raw, reply):
     from bounceproc.domain.classify import normalise_inputs

@@ -4,12 +4,15 @@ The table test (test_wordings_table.py) classifies each wording as a bare diagno
 system the rules never saw carries the same wordings inside its own layout: a folded
 `Diagnostic-Code`, CRLF and base64, no `Remote-MTA`; or no report at all, only Postfix's
 "<addr>: host mx[ip] said: …", Exim's "host mx [ip] / SMTP error from remote mail server after
-RCPT TO:<addr>: …" or qmail's "ip does not like recipient. / Remote host said: … / Giving up on ip."
+RCPT TO:<addr>: …", qmail's "ip does not like recipient. / Remote host said: … / Giving up on ip.",
+Sendmail's and Courier's session transcripts ("<<< 550 …"), Gmail's relay notice ("The error that
+the other server returned was:") and Exchange's "mx #550 … ##".
 Here each permanent entry (the 4xx ones become expiries in a final report, precedence step 4) is
 written into each layout and read by the message reader; its verdict must be the bare wording's
 (with the RCPT stage where the layout names it), except that a codeless connection failure in a
 final notice is an expiry and a wording that alone decides nothing lets the notice decide. This is what found the MTA preambles hiding
-the start of the reply from anchored rules (`classify.reply_first`).
+the start of the reply from anchored rules, and Gmail's own "it was rejected by the server"
+deciding as a block whatever the server had said (`classify.reply_first`).
 """
 from __future__ import annotations
 
@@ -105,15 +108,58 @@ def qmail_text(e: wt.Entry) -> str:
         f"--- Below this line is a copy of the message.\n\nFrom: news@example.org\nTo: {a}\nSubject: hi\n\nhello\n")
 
 
-# layout -> (writer, does the layout name the RCPT stage?)
+def sendmail_text(e: wt.Entry) -> str:
+    a, r = _recipient(e), _reply(e)
+    return _head("Returned mail: see transcript for details", "text/plain") + (
+        "The original message was received at Thu, 3 Dec 2026 10:00:00 GMT\nfrom localhost [127.0.0.1]\n\n"
+        f"   ----- The following addresses had permanent fatal errors -----\n<{a}>\n    (reason: {r})\n\n"
+        f"   ----- Transcript of session follows -----\n... while talking to mx.{a.split('@')[1]}.:\n"
+        f">>> RCPT To:<{a}>\n<<< {r}\n{r.split(' ')[0]} <{a}>... {r}\n\n"
+        f"   ----- Original message follows -----\nFrom: news@example.org\nTo: {a}\n")
+
+
+def gmail_text(e: wt.Entry) -> str:
+    a = _recipient(e)
+    domain = a.split("@")[1]
+    return _head("Delivery Status Notification (Failure)", "text/plain") + (
+        f"Delivery to the following recipient failed permanently:\n\n     {a}\n\nTechnical details of permanent failure:\n"
+        f"Google tried to deliver your message, but it was rejected by the server for the recipient domain {domain} "
+        f"by mx.{domain}. [192.0.2.7].\n\nThe error that the other server returned was:\n{_reply(e)}\n\n"
+        f"----- Original message -----\n\nFrom: news@example.org\nTo: {a}\n")
+
+
+def exchange_text(e: wt.Entry) -> str:
+    a = _recipient(e)
+    return _head("Undeliverable: hi", "text/plain") + (
+        f"Delivery has failed to these recipients or groups:\n\n{a}\nThe e-mail address you entered couldn't be found.\n\n\n"
+        "Diagnostic information for administrators:\n\nGenerating server: mail.example.org\n\n"
+        f"{a}\nmx.{a.split('@')[1]} #{_reply(e)} ##\n\nOriginal message headers:\n\nFrom: news@example.org\nTo: {a}\n")
+
+
+def courier_text(e: wt.Entry) -> str:
+    a = _recipient(e)
+    return _head("NOTICE: mail delivery status.", "text/plain") + (
+        "This is a delivery status notification from mta.example.org,\nrunning the Courier mail server, version 1.0.\n\n"
+        "---------------------------------------------------------------------------\n\n"
+        "                           UNDELIVERABLE MAIL\n\n"
+        f"Your message to the following recipients cannot be delivered:\n\n<{a}>:\n    mx.{a.split('@')[1]} [192.0.2.7]:\n"
+        f">>> RCPT TO:<{a}>\n<<< {_reply(e)}\n\n"
+        "---------------------------------------------------------------------------\n\nFrom: news@example.org\n")
+
+
+# layout -> (writer, does the layout name the RCPT stage?, does it quote a server's reply line?)
 LAYOUTS = {
-    "dsn folded": (dsn, False),
-    "dsn one line": (lambda e: dsn(e, fold=False), False),
-    "dsn crlf base64": (lambda e: dsn(e, crlf=True, b64=True), False),
-    "dsn no remote-mta": (lambda e: dsn(e, remote=False), False),
-    "postfix text": (postfix_text, True),
-    "exim text": (exim_text, True),
-    "qmail text": (qmail_text, True),
+    "dsn folded": (dsn, False, False),
+    "dsn one line": (lambda e: dsn(e, fold=False), False, False),
+    "dsn crlf base64": (lambda e: dsn(e, crlf=True, b64=True), False, False),
+    "dsn no remote-mta": (lambda e: dsn(e, remote=False), False, False),
+    "postfix text": (postfix_text, True, False),
+    "exim text": (exim_text, True, False),
+    "qmail text": (qmail_text, True, False),
+    "sendmail transcript": (sendmail_text, True, True),
+    "gmail relay notice": (gmail_text, False, True),
+    "exchange ndr": (exchange_text, False, True),
+    "courier transcript": (courier_text, True, True),
 }
 
 
@@ -153,11 +199,13 @@ def entries():
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 def test_a_wording_reads_the_same_in_every_layout(entries, layout):
-    write, at_rcpt = LAYOUTS[layout]
+    write, at_rcpt, reply_line = LAYOUTS[layout]
     same, misses = 0, []
     for e in entries:
         if at_rcpt and "in reply to end of data" in e.text.lower():
             continue
+        if reply_line and not e.reply:
+            continue       # a server's reply line always starts with its code: entries without one are MTA texts
         want = _expected(e, at_rcpt)
         got = parse_message(write(e).encode()).recipients
         if got and _agrees(e, want, got[0]):
@@ -175,7 +223,7 @@ def test_a_wording_reads_the_same_in_every_layout(entries, layout):
 def test_the_layouts_name_their_recipient(entries):
     counts = collections.Counter()
     for e in entries[:40]:
-        for layout, (write, _) in LAYOUTS.items():
+        for layout, (write, _, _) in LAYOUTS.items():
             got = parse_message(write(e).encode()).recipients
             counts[layout] += bool(got) and got[0].address == _recipient(e)
     assert all(n == 40 for n in counts.values()), counts
