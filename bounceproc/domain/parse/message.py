@@ -51,7 +51,10 @@ _BOUNCE_SUBJECT = lazy(
     r"status notification|dsn|unable to deliver|mail failed|returning to sender|delayed|"
     r"warning: message|mail(?:er)? error|error notification|failure notification|mail failure|"
     r"\u30a8\u30e9\u30fc|\u4e0d\u9054|\u914d\u4fe1\u5931\u6557|\u914d\u9001\u5931\u6557|"   # エラー 不達 配信失敗 配送失敗
-    r"\u672a\u914d\u9054|non consegnato|nicht zugestellt|niet afgeleverd|n\u00e3o entregue", re.I)
+    r"\u672a\u914d\u9054|non consegnato|nicht zugestellt|niet afgeleverd|n\u00e3o entregue|"
+    r"\u9000\u4fe1|\u6295\u9012\u5931\u8d25|\u65e0\u6cd5\u6295\u9012|"   # 退信 投递失败 无法投递
+    r"\u043d\u0435 \u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d|\u043d\u0435\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d",   # не доставлен(о) недоставлен(о)
+    re.I)
 _BOUNCE_BODY = lazy(
     r"could not be delivered|couldn't be delivered|was not delivered|wasn't delivered|undeliverable|"
     r"delivery (?:has )?failed|delivery to the following|unable to deliver|wasn't able to deliver|"
@@ -63,7 +66,10 @@ _BOUNCE_BODY = lazy(
     r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
     r"requested action not taken|mailbox (?:is )?full|could not be sent|incorrectly constructed|"
     r"\u9001\u4fe1\u3067\u304d\u307e\u305b\u3093|\u914d\u9001\u3067\u304d\u307e\u305b\u3093|"   # 送信できません 配送できません
-    r"\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093",   # 配信できません 届きません
+    r"\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093|"   # 配信できません 届きません
+    r"\u672a\u80fd(?:\u6210\u529f)?\u6295\u9012|\u65e0\u6cd5(?:\u6295\u9012|\u9001\u8fbe)|\u6295\u9012\u5931\u8d25|"   # 未能(成功)投递 无法投递/送达 投递失败
+    r"\u043d\u0435 (?:\u043c\u043e\u0436\u0435\u0442 \u0431\u044b\u0442\u044c |\u0431\u044b\u043b\u043e )?\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d"   # не (может быть |было )доставлен
+    r"|\u043d\u0435 \u0443\u0434\u0430\u043b\u043e\u0441\u044c \u0434\u043e\u0441\u0442\u0430\u0432\u0438\u0442\u044c",   # не удалось доставить
     re.I)
 # The failures were temporary; the report is final because the retry period ran out (Exim).
 _RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|have been failing for a long time", re.I)
