@@ -96,7 +96,7 @@ def _import(args) -> int:
     settings = dbsetup.load_for_command()
     engine = bootstrap.engine(settings)
     job_id = "imp_" + secrets.token_hex(10)
-    imports.create_job(engine, job_id, "remove" if args.remove else "add", scope, "cli", data)
+    imports.create_job(engine, job_id, "remove" if args.remove else "add", scope, imports.CLI_ACTOR, data)
     rows = sum(1 for r in csv.reader(data.decode("utf-8-sig", errors="replace").splitlines()) if r) - 1
     with progress_bar("bounceproc suppressions import", max(rows, 0), "rows") as bar:
         imports.run_import(settings, job_id, progress=bar)
