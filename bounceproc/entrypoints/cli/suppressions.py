@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bounceproc import bootstrap
 
 from bounceproc.app import service
+from bounceproc.entrypoints.cli.errors import fail, fail_file
 from bounceproc.storage.tables import suppressions
 from bounceproc.domain.address import AddressError, normalise_address
 
@@ -88,11 +89,9 @@ def _import(args) -> int:
         imports.header_columns(data)
         scope = parse_scope(args.scope)
     except OSError as exc:
-        print(f"bounceproc suppressions import: {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return fail_file("suppressions import", args.file, exc, 2)
     except Problem as exc:
-        print(f"bounceproc suppressions import: {exc.detail}", file=sys.stderr)
-        return 2
+        return fail("suppressions import", exc.detail, 2)
     settings = dbsetup.load_for_command()
     engine = bootstrap.engine(settings)
     job_id = "imp_" + secrets.token_hex(10)
