@@ -142,7 +142,8 @@ def intake_row(kind: str, payload: bytes, *, origin: str, header: str = "", firs
 
 
 def insert_intakes(conn, rows: list[dict]) -> list[int]:
-    """Insert intake rows (from intake_row, no batch_key) in one statement; their ids, in order."""
+    """Insert intake rows (from intake_row, no batch_key) in one statement; their ids, in order.
+    The one insert path of intake batches: the SMTP sink's group commit and the ESP webhooks'."""
     ids = [i for (i,) in bulk_insert(conn, intake, rows, returning=("id",))]
     # Ids come from the sequence in row order: sorted, they line up with `rows`.
     return sorted(ids)

@@ -30,7 +30,6 @@ Non-obvious choices:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import queue
 import re
@@ -43,11 +42,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
-from sqlalchemy import insert
 
 from bounceproc import bootstrap
 from bounceproc.bootstrap import Dispatch
-from bounceproc.storage.tables import intake
 from bounceproc.config import Settings
 from bounceproc.entrypoints.dispatch import process_now
 from bounceproc.domain.parse.report_events import normalise_recipient
@@ -302,35 +299,13 @@ def _call(done, intake_id, error) -> None:
 
 
 def commit_messages(settings: Settings, batch: list[_Item]) -> list[int]:
-    """Insert a batch of raw messages into the intake in one transaction; their ids, in order."""
-    now = datetime.now(timezone.utc)
-    rows = [{"kind": "message", "origin": it.origin, "header": "", "first_line": 0,
-             "payload": it.payload, "meta": it.meta, "state": "pending", "records": 0,
-             "created_at": now} for it in batch]
+    """Insert a batch of raw messages into the intake in one transaction; their ids, in order.
+    The rows go through bootstrap.insert_intakes, the one insert path of every intake batch (on
+    PostgreSQL one constant-SQL `unnest` statement over arrays, whose per-row Python cost is what
+    the writer shares, under the GIL, with the event loop reading the next messages)."""
+    rows = [bootstrap.intake_row("message", it.payload, origin=it.origin, meta=it.meta) for it in batch]
     with bootstrap.engine(settings).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            return _commit_messages_pg(conn, batch, now)
-        if len(rows) == 1:
-            return [conn.execute(insert(intake).returning(intake.c.id), rows[0]).scalar_one()]
-        result = conn.execute(insert(intake).returning(intake.c.id, sort_by_parameter_order=True), rows)
-        return [r[0] for r in result]
-
-
-_PG_IDS = "SELECT nextval(pg_get_serial_sequence('intake', 'id')) FROM generate_series(1, %s)"
-_PG_INSERT = ("INSERT INTO intake (id, kind, origin, header, first_line, payload, meta, state, records, created_at) "
-              "SELECT i, 'message', o, '', 0, p, m::json, 'pending', 0, %s "
-              "FROM unnest(%s::bigint[], %s::text[], %s::bytea[], %s::text[]) AS t(i, o, p, m)")
-
-
-def _commit_messages_pg(conn, batch: list[_Item], now: datetime) -> list[int]:
-    """PostgreSQL: ids from the sequence, then the whole batch as ONE statement over arrays.
-    Same rows as the generic path at a fraction of its per-row Python cost, which the writer
-    shares (GIL) with the event loop reading the next messages."""
-    cur = conn.connection.driver_connection.cursor()
-    ids = [r[0] for r in cur.execute(_PG_IDS, (len(batch),)).fetchall()]
-    cur.execute(_PG_INSERT, (now, ids, [it.origin for it in batch], [it.payload for it in batch],
-                             [json.dumps(it.meta) for it in batch]))
-    return ids
+        return bootstrap.insert_intakes(conn, rows)
 
 
 # --- the SMTP protocol and handler ------------------------------------------------------------

@@ -184,6 +184,7 @@ def test_csv_import_job_and_streamed_export(api):
     job = _wait_job(c, r.json()["id"])
     assert (job["state"], job["total"], job["changed"], job["failed"]) == ("done", 1203, 1201, 2)
     assert {e["line"] for e in job["errors"]} == {1202, 1203}
+    assert c.get("/v1/suppressions/imp5@example.com").json()["origin"] == "api"   # the CLI's: "operator"
     r = c.post("/v1/imports", params={"action": "remove"},
                files={"file": ("rm.csv", b"address\nimp0@example.com\nimp1@example.com\n", "text/csv")})
     job = _wait_job(c, r.json()["id"])

@@ -1,4 +1,4 @@
-"""`bounceproc show status|top|queues` and `bounceproc suppressions export|add|remove`, run as real commands."""
+"""`bounceproc show status|top|queues` and `bounceproc suppressions export|add|remove|import`, run as real commands."""
 from __future__ import annotations
 
 import csv
@@ -77,6 +77,22 @@ def test_suppressions_export_add_remove(settings):
     run(settings, "suppressions", "remove", "MANUAL@example.org", "--scope", "list:news", "--reason", "re-opted in")
     rows = list(csv.DictReader(io.StringIO(run(settings, "suppressions", "export").stdout)))
     assert [r["address"] for r in rows] == ["gone@example.com"]
+
+
+def test_suppressions_import_records_the_operator_as_origin_like_suppressions_add(settings, tmp_path):
+    # The command line's imports are the operator's, not an API key's: origin and source
+    # "operator" (the API's imports record "api"), "cli" as the actor in the history.
+    from sqlalchemy import select
+    from bounceproc.storage.tables import suppression_history, suppressions
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("address,reason,scope\nalice@example.com,manual,global\nbob@example.com,,list:news\n")
+    assert "2 changed" in run(settings, "suppressions", "import", str(csv_file)).stdout
+    rows = list(csv.DictReader(io.StringIO(run(settings, "suppressions", "export").stdout)))
+    assert [(r["address"], r["reason"], r["source"]) for r in rows] == [
+        ("alice@example.com", "manual", "operator"), ("bob@example.com", "import", "operator")]
+    with bootstrap.engine(settings).connect() as conn:
+        assert set(conn.execute(select(suppressions.c.origin)).scalars()) == {"operator"}
+        assert set(conn.execute(select(suppression_history.c.actor)).scalars()) == {"cli"}
 
 
 def test_bad_address_is_a_clear_error(settings):

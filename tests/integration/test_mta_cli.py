@@ -64,3 +64,31 @@ def test_serve_starts_the_mta_when_configured(tmp_path):
         if proc is not None:
             stop_process(proc, 30)
         mx.stop()
+
+
+def test_mta_command_logs_json_lines_with_log_format_json(tmp_path):
+    """Its logging is set up by bounceproc/logs.py like serve's, sink's and mailbox's: under
+    --log-format json every stderr line is one JSON object, the delivery at info level."""
+    import json
+    mx = FakeMx().start()
+    port = free_port()
+    conf = mta_config(tmp_path, port, route("example.net", mx.port))
+    err = tmp_path / "mta.err"
+    with open(err, "wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "bounceproc", "--log-format", "json", "mta", "--config", conf],
+                                stdout=subprocess.DEVNULL, stderr=fh, env=_env(tmp_path))
+    try:
+        wait_for(lambda: "MTA listening" in err.read_text() or proc.poll() is not None, 60, "the MTA to listen")
+        send(port, "app@sender.test", ["a@example.net"])
+        wait_for(lambda: "delivered 2.0.0" in err.read_text(), what="the delivery log line")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        mx.stop()
+    records = [json.loads(line) for line in err.read_text().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["level"] == "info" and "delivered 2.0.0" in r["message"] for r in records), records
+    assert any("MTA stopping" in r["message"] for r in records), records

@@ -111,7 +111,8 @@ def test_accepted_addresses_are_case_insensitive_in_domain_and_verp_local_parts_
 
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"])
 def test_mixed_recipients_store_only_the_accepted_ones(sink, db, request):
-    # PostgreSQL has its own batch insert path (arrays); both must store the bytes exactly.
+    # Both go through bootstrap.insert_intakes (PostgreSQL: one unnest statement over arrays;
+    # SQLite: executemany); both must store the bytes exactly.
     h = sink() if db == "sqlite" else sink(database_url=request.getfixturevalue("pg_url"))
     c = client(h)
     c.mail("<>")
@@ -127,6 +128,46 @@ def test_mixed_recipients_store_only_the_accepted_ones(sink, db, request):
     assert row.meta["rcpt_tos"] == ["bounces+bob=example.com@bounces.example.net"]
     assert row.meta["mail_from"] == ""
     assert bytes(row.payload) == MSG          # byte-exact, CRLF kept
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_a_group_commit_returns_each_message_its_own_id_in_order(db, make_settings, sqlite_url, request):
+    # The writer answers session i with ids[i]: the ids must line up with the batch's messages.
+    url = sqlite_url if db == "sqlite" else request.getfixturevalue("pg_url")
+    settings = make_settings(database_url=url)
+    batch = [smtp_sink._Item(MSG.replace(b"hello", b"hello %d" % i), f"sink:192.0.2.{i}",
+                             {"mail_from": "", "rcpt_tos": [f"b+{i}@bounces.example.net"], "n": i}, None)
+             for i in range(7)]
+    ids = smtp_sink.commit_messages(settings, batch)
+    assert len(set(ids)) == 7
+    with bootstrap.engine(settings).connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(intake).where(intake.c.id.in_(ids)))}
+    for i, intake_id in enumerate(ids):
+        row = rows[intake_id]
+        assert (bytes(row.payload), row.origin, row.meta["n"]) == (batch[i].payload, f"sink:192.0.2.{i}", i)
+        assert (row.kind, row.state, row.attempts, row.batch_key) == ("message", "pending", 0, None)
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_a_helo_and_mail_from_that_are_not_utf8_are_stored_not_refused(sink, db, request):
+    # aiosmtpd decodes commands with surrogateescape (SMTPUTF8 on): the envelope keeps the bytes
+    # as lone surrogates, which the intake's JSON meta must still store (as \u escapes).
+    h = sink() if db == "sqlite" else sink(database_url=request.getfixturevalue("pg_url"))
+    with socket.create_connection(("127.0.0.1", h.port), 10) as s, s.makefile("rb") as f:
+        f.readline()
+        for line in (b"EHLO mta\xe9.example.com", b"MAIL FROM:<caf\xe9@example.com>",
+                     b"RCPT TO:<fbl@example.org>", b"DATA"):
+            s.sendall(line + b"\r\n")
+            reply = f.readline()
+            while reply[3:4] == b"-":
+                reply = f.readline()
+        assert reply.startswith(b"354")
+        s.sendall(MSG + b".\r\n")
+        reply = f.readline()
+    assert reply.startswith(b"250 2.0.0"), reply
+    with bootstrap.engine(h.settings).connect() as conn:
+        meta = conn.execute(select(intake.c.meta).where(intake.c.id == int(reply.split()[-1]))).scalar_one()
+    assert (meta["helo"], meta["mail_from"]) == ("mta\udce9.example.com", "caf\udce9@example.com")
 
 
 def test_dot_stuffed_lines_are_unstuffed_and_a_dot_ending_a_line_is_not_the_end(sink):

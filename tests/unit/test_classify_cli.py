@@ -32,6 +32,21 @@ def test_unreadable_file_is_reported_and_the_run_goes_on(capsys, tmp_path):
     assert "missing.eml" in out.err and json.loads(out.out)["kind"] == "arf"
 
 
+def test_expected_errors_are_one_line_naming_the_command_with_its_exit_status(capsys, tmp_path):
+    # cli/errors.py prints them for classify, rules check and suppressions import alike.
+    missing, rules = tmp_path / "missing.eml", tmp_path / "absent.toml"
+    assert main(["classify", "--json", str(missing)]) == 1
+    assert capsys.readouterr().err == f"bounceproc classify: {missing}: No such file or directory\n"
+    assert main(["classify", "--rules", str(rules), str(missing)]) == 2
+    assert capsys.readouterr().err.startswith("bounceproc classify: rules: ")
+    assert main(["rules", "check", str(rules)]) == 1
+    assert capsys.readouterr().err == f"bounceproc rules check: {rules}: No such file or directory\n"
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[[rule]\n", encoding="utf-8")
+    assert main(["rules", "check", str(broken)]) == 1
+    assert capsys.readouterr().err.startswith("bounceproc rules check: ")
+
+
 def test_stdin_and_table(capsys, monkeypatch):
     import io
     import sys

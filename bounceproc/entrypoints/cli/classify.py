@@ -16,6 +16,7 @@ import sys
 
 from bounceproc.domain.classify import RulesError, check_rules, default_rules, load_classifier, parse_rules
 from bounceproc.domain.parse.forwarded import merged, read_reports
+from bounceproc.entrypoints.cli.errors import fail, fail_file
 
 JSON_FIELDS = ("address", "status", "reply_code", "diagnostic", "remote_mta", "reason", "category",
                "hard", "feedback_type", "rule")
@@ -67,8 +68,7 @@ def run_classify(args) -> int:
     try:
         classifier = load_classifier(args.rules) if args.rules else None
     except (OSError, RulesError) as exc:
-        print(f"bounceproc classify: rules: {exc}", file=sys.stderr)
-        return 2
+        return fail("classify", f"rules: {exc}", 2)
     status = 0
     out = sys.stdout
     if not args.json:
@@ -78,8 +78,7 @@ def run_classify(args) -> int:
         try:
             raw = _read(name)
         except OSError as exc:
-            print(f"bounceproc classify: {name}: {exc.strerror or exc}", file=sys.stderr)
-            status = 1
+            status = fail_file("classify", name, exc)
             continue
         report = merged(read_reports(raw, classifier=classifier))   # forwarded reports unwrapped
         if args.json:
@@ -106,11 +105,9 @@ def run_rules_check(args) -> int:
         with open(args.file, encoding="utf-8") as fh:
             rules = parse_rules(fh.read(), args.file)
     except OSError as exc:
-        print(f"bounceproc rules check: {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        return fail_file("rules check", args.file, exc)
     except RulesError as exc:
-        print(f"bounceproc rules check: {exc}", file=sys.stderr)
-        return 1
+        return fail("rules check", exc)
     # User rules go before the defaults, so a user rule can only be shadowed by another user rule.
     problems = check_rules(rules)
     for p in problems:

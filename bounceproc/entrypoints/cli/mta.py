@@ -5,9 +5,9 @@ bounceproc.mta.config_reader. More `mta` subcommands register in MTA_COMMANDS.
 """
 from __future__ import annotations
 
-import logging
 import sys
 
+from bounceproc import logs
 from bounceproc.entrypoints.cli import mta_ops
 
 DEFAULT_CONFIG = mta_ops.DEFAULT_CONFIG
@@ -16,8 +16,7 @@ DEFAULT_CONFIG = mta_ops.DEFAULT_CONFIG
 def _run(args) -> int:
     from bounceproc.domain.mta.config import ConfigError
     from bounceproc.mta.service import MtaService
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO if not args.quiet else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logs.configure(*logs.from_environment("warning" if args.quiet else "info"))   # like serve: --log-format json
     path = mta_ops.config_path(args)
     try:
         service = MtaService(path)

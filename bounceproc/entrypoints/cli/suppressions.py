@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bounceproc import bootstrap
 
 from bounceproc.app import service
+from bounceproc.entrypoints.cli.errors import fail, fail_file
 from bounceproc.storage.tables import suppressions
 from bounceproc.domain.address import AddressError, normalise_address
 
@@ -88,15 +89,13 @@ def _import(args) -> int:
         imports.header_columns(data)
         scope = parse_scope(args.scope)
     except OSError as exc:
-        print(f"bounceproc suppressions import: {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return fail_file("suppressions import", args.file, exc, 2)
     except Problem as exc:
-        print(f"bounceproc suppressions import: {exc.detail}", file=sys.stderr)
-        return 2
+        return fail("suppressions import", exc.detail, 2)
     settings = dbsetup.load_for_command()
     engine = bootstrap.engine(settings)
     job_id = "imp_" + secrets.token_hex(10)
-    imports.create_job(engine, job_id, "remove" if args.remove else "add", scope, "cli", data)
+    imports.create_job(engine, job_id, "remove" if args.remove else "add", scope, imports.CLI_ACTOR, data)
     rows = sum(1 for r in csv.reader(data.decode("utf-8-sig", errors="replace").splitlines()) if r) - 1
     with progress_bar("bounceproc suppressions import", max(rows, 0), "rows") as bar:
         imports.run_import(settings, job_id, progress=bar)

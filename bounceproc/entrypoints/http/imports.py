@@ -45,6 +45,14 @@ Ctx = Annotated[ApiContext, Depends(ctx)]
 IMPORT_CHUNK = 500
 MAX_ERRORS = 100
 MAX_ROWS = 1_000_000
+CLI_ACTOR = "cli"        # the actor of `bounceproc suppressions import`'s jobs (an API key's: "api:<key id>")
+
+
+def job_origin(actor: str) -> str:
+    """The origin a job's suppressions record: `operator` for the command line's (as `bounceproc
+    suppressions add` records), `api` for an API key's. Derived from the stored actor, so a CLI
+    job that `bounceproc serve` resumes after an interruption keeps its origin."""
+    return "operator" if actor == CLI_ACTOR else "api"
 
 
 def _job(row) -> dict:
@@ -205,7 +213,7 @@ def _apply_chunk(eng, job, chunk, counts: dict, errors: list, progress=None) -> 
             else:
                 result = apply_item(conn, job["actor"], job["action"], (rec.get("address") or ""),
                                     (rec.get("scope") or "").strip() or job["default_scope"], reason,
-                                    (rec.get("note") or "").strip()[:2000], None)
+                                    (rec.get("note") or "").strip()[:2000], None, origin=job_origin(job["actor"]))
             if result["result"] == "failed":
                 counts["failed"] += 1
                 if len(errors) < MAX_ERRORS:

@@ -270,8 +270,9 @@ def batch(c: Ctx, key: Annotated[ApiKey, Depends(WRITE)], body: BatchRequest,
 
 
 def apply_item(conn, actor: str, action: str, address: str, scope: str, reason: str, note: str,
-               expires_at: datetime | None, force: bool = False) -> dict:
-    """Apply one add/remove; problems become a `failed` result instead of an error."""
+               expires_at: datetime | None, force: bool = False, origin: str = "api") -> dict:
+    """Apply one add/remove; problems become a `failed` result instead of an error. `origin` is
+    recorded on a suppression it creates: `api`, or `operator` for `bounceproc suppressions import`."""
     try:
         addr, sc = parse_address(address), parse_scope(scope)
     except Problem as exc:
@@ -281,7 +282,7 @@ def apply_item(conn, actor: str, action: str, address: str, scope: str, reason: 
             suppressions.c.address == addr, suppressions.c.scope == sc)).first()
         if existing is not None and utc(existing.expires_at) == utc(expires_at) and not note:
             return {"address": addr, "scope": sc, "result": "unchanged", "message": ""}
-        service.suppress(conn, addr, sc, reason, "api", actor, note, utc(expires_at))
+        service.suppress(conn, addr, sc, reason, origin, actor, note, utc(expires_at))
         return {"address": addr, "scope": sc, "result": "suppressed", "message": ""}
     try:
         _lift_checked(conn, addr, sc, note or "removed through the API", force, actor)
