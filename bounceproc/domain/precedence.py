@@ -7,7 +7,8 @@ the precedence step that decided, and the evidence on each side (for `classify -
 
 Steps, first that applies wins (numbers as in taxonomy.md):
 1 sender-side wording beats any code: a hard reason whose text names a blocklist, reputation, a
-  rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address;
+  rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address; so is
+  one given in reply to MAIL FROM (no recipient named yet: the sender was refused, `rejected`);
 2 temporary DNS ("try again", SERVFAIL, timeouts, a 4xx code) is networkerror, never hostunknown;
 3 stage: "user unknown" after DATA is a recipient-side filter unless the status is x.1.1;
 4 a DSN with Action: failed and a 4.x.x status is an expiry (`expired_by_action`, used by the
@@ -49,6 +50,9 @@ _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
 _AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does not like recipient|\[rcpt_to\]"
                       r"|recipient address rejected")
+# The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
+# ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
+_AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -87,6 +91,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
                 return Verdict(reason, False, "3-stage", f"'user unknown' refused {m.group(0)!r}: rule {rule} agrees")
         return Verdict(reason, False, "rule")
     side, words = sender_side_evidence(diag)
+    at_mail = _AT_MAIL.search(diag)
+    if at_mail and not _AT_RCPT.search(diag):
+        return Verdict(side or "rejected", False, "1-sender-side",
+                       f"refused {at_mail.group(0)!r}, before any recipient was named, beats rule {rule} ({reason})")
     if side:
         return Verdict(side, False, "1-sender-side",
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")

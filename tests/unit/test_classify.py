@@ -396,6 +396,11 @@ STAGE_CASES = [
  ("5.2.0", "550 5.2.0 <s@example.net> From: Domain is invalid. Please provide a valid From:", "rejected"),
  ("5.0.0", "554 Transaction failed (smtp stage: mail)", "systemerror"),
  ("5.1.0", "553 5.1.0 sender.example does not exist (smtp stage: mail)", "rejected"),
+ # precedence 1: at MAIL FROM no recipient has been named: "user unknown" there is our sender
+ ("5.1.1", "550 5.1.1 <s@example.org>... User unknown (smtp stage: mail)", "rejected"),
+ ("", "550 user unknown (in reply to MAIL FROM command)", "rejected"),
+ ("", "SMTP error from remote mail server after MAIL FROM:<s@example.org> SIZE=1234: 550 Unknown user", "rejected"),
+ ("", "Connected to 192.0.2.1 but sender was rejected. Remote host said: 553 5.1.0 Address rejected", "rejected"),
  # precedence 6: a generic "user unknown" under a code that says the mailbox exists (x.2.x) or
  # under a security / policy code (x.7.x) is soft, unless the refusal answered RCPT TO (step 3)
  ("5.2.1", "550 5.2.1 <u@example.com>... User Unknown", "suspend"),
@@ -591,3 +596,15 @@ def test_an_ip_address_is_not_an_enhanced_status_code():
 def test_the_rules_read_the_reply_without_the_mtas_preamble(raw, reply):
     from bounceproc.domain.classify import normalise_inputs
     assert normalise_inputs("", "", raw, "")[2] == reply
+
+
+def test_a_mail_from_named_only_by_another_session_of_the_transcript_is_not_this_recipients_stage():
+    """Sendmail transcript of two hosts: the first refused MAIL FROM (for another recipient); this
+    recipient's own line names no stage, so its "Host unknown" stays about its domain."""
+    from bounceproc.domain.parse.message import parse_message
+    raw = _notice("   ----- Transcript of session follows -----\nWhile talking to mx.example.org:\n"
+                  ">>> MAIL From:<news@example.net>\n<<< 501 <news@example.net>... no access from open relay\n"
+                  "554 <kim@example.org>... Remote protocol error\n"
+                  "554 <lee@nowhere.example>... 550 Host unknown (Authoritative answer from name server)\n")
+    got = {r.address: r for r in parse_message(raw).recipients}
+    assert got["lee@nowhere.example"].reason == "hostunknown" and got["lee@nowhere.example"].hard

@@ -339,7 +339,12 @@ class _Reader:
         else `whole_notice()` (called only then: the notice of a one-recipient report)."""
         temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4")) or (
             not status and bool(_RETRIES_EXHAUSTED.search(diag)))
-        stage = smtp_stage(diag) or smtp_stage(fallback_text) or self.transcript_stage(address)
+        stage = smtp_stage(diag) or self.transcript_stage(address)
+        if not stage and smtp_stage(fallback_text) != "mail":
+            # The notice's stage, when the recipient's own text names none; but a MAIL FROM named
+            # only elsewhere in the notice belongs to another session (a Sendmail transcript of
+            # several hosts), and would make the refusal the sender's (precedence step 1).
+            stage = smtp_stage(fallback_text)
         if stage:
             # The SMTP command the server refused is evidence too: "user unknown" after DATA
             # comes from a content filter, a refusal after MAIL FROM is about the sender.
