@@ -209,3 +209,34 @@ def test_what_a_limit_cuts_is_reported():
     r = parse_message(_big_dsn(dsn.MAX_RECIPIENTS + 5))
     assert len(r.recipients) == dsn.MAX_RECIPIENTS
     assert len(r.cuts) == 1 and "not read" in r.cuts[0]
+
+
+def test_labelled_reply_is_the_diagnostic_and_the_section_is_still_classified():
+    from bounceproc.domain.parse import legacy
+    assert legacy.labelled_reply("a@example.com\nRemote Server returned '550 5.1.1 User unknown'\n") == \
+        "550 5.1.1 User unknown"
+    assert legacy.labelled_reply("  Reason: over quota\n  Diagnostic code: smtp;552 5.2.2 Full\n") == "552 5.2.2 Full"
+    assert legacy.labelled_reply("Reason: Remote host said: 550 Invalid Recipient\n") == "550 Invalid Recipient"
+    assert legacy.labelled_reply("because:\n\n  User x not listed\n") == "User x not listed"
+    assert legacy.labelled_reply("a@example.com: Domain not found\n") == ""
+
+
+def test_cause_stated_before_the_recipient_list_belongs_to_each_listed_recipient():
+    from bounceproc.domain.parse import legacy
+    text = ("Could not be delivered because of\n\n550 5.1.1 User unknown\n\n"
+            "The following recipients were affected:\n\n    a@example.com\n    b@example.org\n\n"
+            "Additional Information\n======================\nRemote-MTA: <192.0.2.1>\n")
+    assert legacy.causes_before_lists(text) == {"a@example.com": "550 5.1.1 User unknown",
+                                                "b@example.org": "550 5.1.1 User unknown"}
+    assert legacy.causes_before_lists("a@example.com: 550 User unknown\n") == {}
+
+
+def test_quoted_header_fields_neither_cut_the_notice_nor_name_recipients():
+    from bounceproc.domain.parse import legacy
+    text = ("This report relates to a message you sent with the following header fields:\n\n"
+            "  Message-id: <1@example.net>\n  To: a@example.com, b@example.com\n\n"
+            "Your message cannot be delivered to the following recipients:\n\n"
+            "  Recipient address: b@example.com\n  Reason: over quota\n")
+    assert legacy.notification_text(text) == text
+    _pre, secs = legacy.sections(legacy.without_quoted_headers(text), set())
+    assert [a for a, _s in secs] == ["b@example.com"]
