@@ -591,3 +591,10 @@ def test_an_ip_address_is_not_an_enhanced_status_code():
 def test_the_rules_read_the_reply_without_the_mtas_preamble(raw, reply):
     from bounceproc.domain.classify import normalise_inputs
     assert normalise_inputs("", "", raw, "")[2] == reply
+
+
+def test_addresses_fold_away_but_a_word_glued_after_a_colon_is_kept():
+    from bounceproc.domain.classify import normalise_inputs
+    assert normalise_inputs("", "", "550 permanent failure (a@example.org:blocked)", "")[2] == \
+        "550 permanent failure <>:blocked)"
+    assert normalise_inputs("", "", "550 <a@example.org>: User unknown", "")[2] == "550 <> user unknown"
