@@ -240,3 +240,19 @@ def test_quoted_header_fields_neither_cut_the_notice_nor_name_recipients():
     assert legacy.notification_text(text) == text
     _pre, secs = legacy.sections(legacy.without_quoted_headers(text), set())
     assert [a for a, _s in secs] == ["b@example.com"]
+
+
+def test_an_address_named_again_gets_each_stretch_and_a_bare_list_shares_the_cause_after_it():
+    from bounceproc.domain.parse import legacy
+    text = ("Delivery has failed to these recipients or groups:\n\na@example.com\nNot found.\n\n"
+            "b@example.org\nMailbox full.\n\nDiagnostic information for administrators:\n\n"
+            "a@example.com\n#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##\n\n"
+            "b@example.org\nmx.example.org #552 5.2.2 Quota exceeded ##\n")
+    _pre, secs = legacy.sections(text, set())
+    got = dict(secs)
+    assert "5.1.1" in got["a@example.com"] and "5.2.2" not in got["a@example.com"]
+    assert "5.2.2" in got["b@example.org"] and "5.1.1" not in got["b@example.org"]
+    assert legacy.labelled_reply(got["b@example.org"]) == "552 5.2.2 Quota exceeded"
+    text = "was not delivered to:\n\n  a@example.org\n  b@example.org\n\nbecause:\n\n  User not listed\n"
+    _pre, secs = legacy.sections(text, set())
+    assert [legacy.labelled_reply(s) for _a, s in secs] == ["User not listed", "User not listed"]

@@ -106,10 +106,21 @@ def notification_text(text: str) -> str:
     return text
 
 
+_BARE = re.compile(r"[\s<>\"'*\-\u2022,;:()\[\]]*")
+
+
 def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
-    """(preamble, [(address, section text)]) for the distinct addresses in the notification."""
-    found: list[tuple[int, str]] = []
+    """(preamble, [(address, section text)]) for the distinct addresses in the notification.
+
+    A section runs from a line naming a recipient to the next line naming another. An address
+    named again further on (Exchange 2010-2019 lists the recipients, then repeats each above its
+    server reply under "Diagnostic information for administrators") gets each of its stretches,
+    joined. A recipient alone on its line right above another (a list: Domino's "was not delivered
+    to:" / addresses / "because:" / cause) shares the text after the list."""
+    found: list[tuple[int, str]] = []      # (line start, address) of every line naming a recipient
+    first: dict[str, str] = {}             # lowercased -> address as first written, in order
     seen: set[str] = set()
+    skipped: set[str] = set()
     prev_end = -1
     for m in ADDRESS.finditer(text):
         addr = m.group(1).strip(".")
@@ -118,11 +129,16 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
         if 0 < gap <= 4 and not text[m.start() - gap:m.start()].strip(" \t<"):
             # "a@x <b@y>": one mailbox written as display name and address (Exim "incorrectly
             # constructed" notices, corpus:maildir/bsd/lhost-exim-52.eml), not two recipients.
-            seen.add(low)
+            if low not in first:
+                skipped.add(low)
             continue
-        if low in seen or low in exclude or _NON_RECIPIENT.match(low):
+        if low in skipped or low in exclude or _NON_RECIPIENT.match(low):
             continue
         line_start = text.rfind("\n", 0, m.start()) + 1
+        if low in seen:
+            if found and found[-1][0] != line_start and found[-1][1].lower() != low:
+                found.append((line_start, first[low]))     # named again after another recipient
+            continue
         line = text[line_start:m.start()]
         if _SKIP_LINE.search(line):
             continue
@@ -131,20 +147,34 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
             # sent by\n  <sender>\ncould not be delivered").
             prev = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1:max(0, line_start - 1)]
             if _SENDER_BEFORE.search(prev):
+                skipped.add(low)
                 continue
         seen.add(low)
+        first[low] = addr
         found.append((line_start, addr))
-        if len(found) >= MAX_RECIPIENTS:
+        if len(first) >= MAX_RECIPIENTS:
             break
     if not found:
         return text, []
-    out = []
+    stretches: dict[str, list[str]] = {}
     for n, (start, addr) in enumerate(found):
         end = found[n + 1][0] if n + 1 < len(found) else len(text)
         if end <= start:
             end = text.find("\n\n", start + 1)
             end = len(text) if end < 0 else end
-        out.append((addr, text[start:end][:MAX_SECTION]))
+        stretches.setdefault(addr.lower(), []).append(text[start:end])
+    out = []
+    for low, addr in first.items():
+        parts = stretches[low]
+        out.append((addr, "\n".join(parts)[:MAX_SECTION]))
+    # A list of addresses alone on their lines shares what follows the list.
+    for n in range(len(out) - 2, -1, -1):
+        addr, sec = out[n]
+        if len(stretches[addr.lower()]) == 1 and _BARE.fullmatch(sec.replace(addr, "")) is not None:
+            nxt_addr, nxt = out[n + 1]
+            rest = nxt.split("\n", 1)[1] if "\n" in nxt.strip("\n") else ""
+            if rest.strip():
+                out[n] = (addr, (sec.rstrip("\n") + "\n" + rest)[:MAX_SECTION])
     return text[:found[0][0]], out
 
 
@@ -154,7 +184,8 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
 # Information", Remote-MTA lines) is not its cause (fixtures/dsn/mailmarshal-user-unknown.eml).
 _CAUSE_THEN_LIST = re.compile(
     r"^[ \t]*could not be delivered because of:?[ \t]*\n(?P<cause>(?:.*\n){1,12}?)"
-    r"[ \t]*the following recipients? (?:were|was) affected:?[ \t]*\n(?P<list>(?:[ \t]*\n)?(?:[ \t]+\S+@\S+[ \t]*(?:\n|$))+)",
+    r"[ \t]*the following recipients? (?:were|was) affected:?[ \t]*\n"
+    r"(?P<list>(?:[ \t]*\n)?(?:[ \t]+\S+@\S+[ \t]*(?:\n|$))+)",
     re.I | re.M)
 
 
@@ -172,14 +203,16 @@ def causes_before_lists(text: str) -> dict[str, str]:
 
 # The line of a section that quotes the answering server's reply (or the notice's own cause), where
 # the notice labels it: Sun / Oracle Messaging Server "Diagnostic code: smtp;550 ...", Exchange
-# 2010-2019 "Remote Server returned '550 ...'", hMailServer / Kerio "Remote server replied: 550 ...",
-# Trend Micro IMSS "Received >>> 550 ...", qmail-style "Remote host said: 550 ...", MDaemon's
-# transcript "<-- 552 ...", CommuniGate Pro "SMTP module(domain x) reports:" / next line, Domino
-# "because:" / next line, BIGLOBE "----- Non-delivered information -----" / next line, and last a
-# bare "Reason: ..." (MessageLabs, SmarterMail). Earlier labels are preferred.
+# 2010-2019 "Remote Server returned '550 ...'" or "#550 5.1.1 ... ##", hMailServer / Kerio
+# "Remote server replied: 550 ...", Trend Micro IMSS "Received >>> 550 ...", qmail-style "Remote
+# host said: 550 ...", MDaemon's transcript "<-- 552 ...", CommuniGate Pro "SMTP module(domain x)
+# reports:" / next line, Domino "because:" / next line, BIGLOBE "----- Non-delivered information
+# -----" / next line, and last a bare "Reason: ..." (MessageLabs, SmarterMail). Earlier labels
+# are preferred.
 _LABELLED_REPLY = (
     re.compile(r"^[ \t]*diagnostic[ -]code:[ \t]*(?:smtp|x-[\w.-]+)?[ \t]*;?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"remote server returned '([^\n]+?)'?[ \t]*$", re.I | re.M),
+    re.compile(r"#([245]\d\d [^#\n]+?)[ \t]*##"),
     re.compile(r"^[ \t]*remote server replied:[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"^[ \t]*received >>>[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"(?:^|[ \t])remote host said:[ \t]*(\S[^\n]*)", re.I | re.M),
@@ -189,7 +222,7 @@ _LABELLED_REPLY = (
     re.compile(r"^[ \t]*-{3,} ?non-delivered information ?-{3,}[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"^[ \t]*reason:[ \t]*(\S[^\n]*)", re.I | re.M),
 )
-_LABEL_WORDS = ("diagnostic", "returned '", "replied:", "received >>>", "said:", "<--", "reports:", "because:",
+_LABEL_WORDS = ("diagnostic", "returned '", "##", "replied:", "received >>>", "said:", "<--", "reports:", "because:",
                 "non-delivered", "reason:")
 
 
