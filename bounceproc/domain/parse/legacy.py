@@ -171,7 +171,7 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
     for n in range(len(out) - 2, -1, -1):
         addr, sec = out[n]
         if len(stretches[addr.lower()]) == 1 and _BARE.fullmatch(sec.replace(addr, "")) is not None:
-            nxt_addr, nxt = out[n + 1]
+            nxt = out[n + 1][1]
             rest = nxt.split("\n", 1)[1] if "\n" in nxt.strip("\n") else ""
             if rest.strip():
                 out[n] = (addr, (sec.rstrip("\n") + "\n" + rest)[:MAX_SECTION])
