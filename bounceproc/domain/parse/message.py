@@ -609,6 +609,11 @@ class _Reader:
             return "multipart/report"
         if h.ctype == "multipart/report":
             return ""   # read receipts (disposition-notification) and other reports are not bounces
+        if h.get("x-mailman-version") and h.get("return-path").strip() not in ("<>", ""):
+            # A list manager's own notice (held for moderation, bounce action notice to the owner,
+            # membership reminder), sent with a return path: it may quote a member's bounce, but
+            # does not report one of ours (fixtures/not-a-bounce/mailman-bounce-action-notice.eml).
+            return ""
         frm = h.get("from")
         subject = decode_header(h.get("subject"))
         if _BOUNCE_FROM.search(frm) and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(self.body_text()[:5000])):
