@@ -218,7 +218,7 @@ def test_labelled_reply_is_the_diagnostic_and_the_section_is_still_classified():
     assert legacy.labelled_reply("  Reason: over quota\n  Diagnostic code: smtp;552 5.2.2 Full\n") == "552 5.2.2 Full"
     assert legacy.labelled_reply("Reason: Remote host said: 550 Invalid Recipient\n") == "550 Invalid Recipient"
     assert legacy.labelled_reply("because:\n\n  User x not listed\n") == "User x not listed"
-    assert legacy.labelled_reply("a@example.com: Domain not found\n") == ""
+    assert legacy.labelled_reply("  a@example.com\n    SMTP error from remote mail server after RCPT TO\n") == ""
 
 
 def test_cause_stated_before_the_recipient_list_belongs_to_each_listed_recipient():
@@ -256,3 +256,17 @@ def test_an_address_named_again_gets_each_stretch_and_a_bare_list_shares_the_cau
     text = "was not delivered to:\n\n  a@example.org\n  b@example.org\n\nbecause:\n\n  User not listed\n"
     _pre, secs = legacy.sections(text, set())
     assert [legacy.labelled_reply(s) for _a, s in secs] == ["User not listed", "User not listed"]
+
+
+def test_labelled_reply_takes_a_multiline_reply_whole_and_an_opensmtpd_line_alone():
+    from bounceproc.domain.parse import legacy
+    section = ("<a@example.com>:\n192.0.2.1 failed after I sent the message.\n"
+               "Remote host said: 550-5.7.26 Unauthenticated email is not accepted due to\n"
+               "550-5.7.26 the domain's DMARC policy.\n550 5.7.26 See the help page\nGiving up on 192.0.2.1.\n")
+    assert legacy.labelled_reply(section) == ("550-5.7.26 Unauthenticated email is not accepted due to "
+                                              "550-5.7.26 the domain's DMARC policy. 550 5.7.26 See the help page")
+    assert legacy.labelled_reply("a@example.org: Network error on destination MXs\n\nPlease note ...\n") == \
+        "Network error on destination MXs"
+    # Postfix's "<addr>: host ... said:" continues on indented lines: not a one-line reply.
+    assert legacy.labelled_reply("<a@example.com>: host mx.example.com[192.0.2.6] said: 550 5.1.1\n"
+                                 "    <a@example.com>: User unknown (in reply to RCPT TO command)\n") == ""

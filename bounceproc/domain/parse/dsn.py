@@ -95,7 +95,7 @@ def mta_name(value: str) -> str:
     Server's `dns;mx.example.com (TCP|192.0.2.2|48211|192.0.2.1|25) (banner)` -> `mx.example.com`."""
     name = address_of(value)
     m = re.match(r"([^\s(\[]+)\s*[(\[]", name)
-    return m.group(1) if m else name
+    return (m.group(1) if m else name).rstrip(".")
 
 
 def looks_like_dsn(text: str) -> bool:

@@ -207,8 +207,8 @@ def causes_before_lists(text: str) -> dict[str, str]:
 # "Remote server replied: 550 ...", Trend Micro IMSS "Received >>> 550 ...", qmail-style "Remote
 # host said: 550 ...", MDaemon's transcript "<-- 552 ...", CommuniGate Pro "SMTP module(domain x)
 # reports:" / next line, Domino "because:" / next line, BIGLOBE "----- Non-delivered information
-# -----" / next line, and last a bare "Reason: ..." (MessageLabs, SmarterMail). Earlier labels
-# are preferred.
+# -----" / next line, a bare "Reason: ..." (MessageLabs, SmarterMail), and last OpenSMTPD's
+# "addr: reply" line. Earlier labels are preferred.
 _LABELLED_REPLY = (
     re.compile(r"^[ \t]*diagnostic[ -]code:[ \t]*(?:smtp|x-[\w.-]+)?[ \t]*;?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"remote server returned '([^\n]+?)'?[ \t]*$", re.I | re.M),
@@ -221,9 +221,12 @@ _LABELLED_REPLY = (
     re.compile(r"^[ \t]*because:[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"^[ \t]*-{3,} ?non-delivered information ?-{3,}[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"^[ \t]*reason:[ \t]*(\S[^\n]*)", re.I | re.M),
+    # OpenSMTPD: "addr: reply" on a line of its own (a blank line or the end after it; Postfix's
+    # "<addr>: host ... said:" continues on indented lines and is left whole).
+    re.compile(r"\A[ \t]*<?[^\s<>@]+@[^\s<>:]+>?:[ \t]*(\S[^\n]*)(?:\n[ \t]*(?:\n|\Z)|\Z)"),
 )
 _LABEL_WORDS = ("diagnostic", "returned '", "##", "replied:", "received >>>", "said:", "<--", "reports:", "because:",
-                "non-delivered", "reason:")
+                "non-delivered", "reason:", ": ")
 
 
 def labelled_reply(section: str) -> str:
@@ -234,8 +237,22 @@ def labelled_reply(section: str) -> str:
     for pattern in _LABELLED_REPLY:
         m = pattern.search(section)
         if m and m.group(1).strip():
-            return m.group(1).strip()
+            said = m.group(1).strip()
+            if _MULTILINE_REPLY.match(said):
+                # A multi-line reply ("550-5.7.26 ..." lines up to "550 5.7.26 ..."): all of it.
+                for line in section[m.end(1):].split("\n")[1:12]:
+                    line = line.strip()
+                    if not _MULTILINE_REPLY.match(line) and not _LAST_REPLY_LINE.match(line):
+                        break
+                    said += " " + line
+                    if _LAST_REPLY_LINE.match(line):
+                        break
+            return said
     return ""
+
+
+_MULTILINE_REPLY = re.compile(r"[245]\d\d-")
+_LAST_REPLY_LINE = re.compile(r"[245]\d\d(?: |$)")
 
 
 # Sendmail's session transcript ends each failed recipient with a summary line

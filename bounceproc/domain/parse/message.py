@@ -539,8 +539,12 @@ class _Reader:
             if not diag and status_text:
                 diag = status_text
             section = by_addr.get(addr.lower(), "")
+            shown = ""
             if not diag:
                 diag = _one_line(section) if section else ""
+                # No Diagnostic-Code: the reply the notice text labels is what is reported
+                # (CommuniGate Pro "SMTP module(...) reports:", fixtures/dsn/communigate-user-unknown.eml).
+                shown = legacy.labelled_reply(section) if section else ""
             diag_type = raw_diag.partition(";")[0].strip().lower() if ";" in raw_diag else ""
             local_mailer = diag_type in ("x-unix", "x-local")
             reply = "" if local_mailer else find_reply_code(diag)
@@ -574,7 +578,7 @@ class _Reader:
             whole = (lambda: _one_line(self.notification_text() + " " + self.root.get("subject"))) if (
                 section and len(blocks) == 1) else None
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
-                                         fallback, whole))
+                                         fallback, whole, shown=shown))
         if not failed:
             return Report("delivered", tuple(verdicts))
         verdicts = [v for v in verdicts if v.reason != "delivered"]
