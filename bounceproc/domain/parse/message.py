@@ -523,7 +523,7 @@ class _Reader:
         if not blocks:
             return None
         own = self.own_addresses()
-        preamble, secs = legacy.sections(self.notification_text(), own)
+        preamble, secs = legacy.sections(legacy.without_quoted_headers(self.notification_text()), own)
         by_addr = {a.lower(): s for a, s in secs}
         verdicts = []
         failed = False
@@ -539,12 +539,12 @@ class _Reader:
             if not diag and status_text:
                 diag = status_text
             section = by_addr.get(addr.lower(), "")
-            shown = ""
+            # No Diagnostic-Code: the reply the notice text labels is what is reported (CommuniGate
+            # Pro "SMTP module(...) reports:", Sun / Oracle "Diagnostic code:" in the text only;
+            # fixtures/dsn/communigate-user-unknown.eml, sun-messaging-delayed.eml).
+            shown = legacy.labelled_reply(section) if section and not raw_diag.strip() else ""
             if not diag:
                 diag = _one_line(section) if section else ""
-                # No Diagnostic-Code: the reply the notice text labels is what is reported
-                # (CommuniGate Pro "SMTP module(...) reports:", fixtures/dsn/communigate-user-unknown.eml).
-                shown = legacy.labelled_reply(section) if section else ""
             diag_type = raw_diag.partition(";")[0].strip().lower() if ";" in raw_diag else ""
             local_mailer = diag_type in ("x-unix", "x-local")
             reply = "" if local_mailer else find_reply_code(diag)
