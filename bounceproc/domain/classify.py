@@ -847,6 +847,12 @@ def _reply_part(diag: str) -> str:
         m = _EXCHANGE_REPLY.search(diag)
         if m:
             return m.group(1)
+    at = diag.rfind("received >>> ")
+    if at >= 0:
+        # Trend Micro InterScan MSS turns the arrows round: "Sent <<< RCPT TO:<…>" then
+        # "Received >>> 550 …" (fixtures/dsn/trendmicro-imss-other-recipients.eml).
+        end = diag.find(" sent <<< ", at)
+        return diag[at + 13:end if end > 0 else len(diag)]
     at = diag.find("<<< ")
     # One reply only (one session), and no reply before it (a notice quoting its summary first).
     if at >= 0 and at + 4 < len(diag) and diag.find("<<< ", at + 4) < 0 and not _REPLY_START.match(diag):
@@ -858,7 +864,7 @@ def _reply_part(diag: str) -> str:
 def reply_first(diag: str) -> str:
     """`diag` (normalised) without the MTA's words around the reply; unchanged when they are all
     there is."""
-    if "returned" in diag or "the response from" in diag or "##" in diag or "<<< " in diag:
+    if "returned" in diag or "the response from" in diag or "##" in diag or "<<< " in diag or ">>> " in diag:
         notes = _NOTES_AT_END.search(diag)
         body = diag[:notes.start()] if notes else diag
         reply = _reply_part(body).strip()
