@@ -778,6 +778,9 @@ def _packaged_toml(name: str) -> dict:
     return data
 
 
+_AFTER_ADDRESS = re.compile(r"(?<=[a-z0-9>]):[a-z][a-z-]{1,30}\)?$")
+
+
 def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> tuple[str, str, str, str]:
     """The key the rules see: bare codes, lowercased one-line diagnostic without addresses."""
     diag = strip_type(diagnostic or "")[:MAX_DIAGNOSTIC]
@@ -787,8 +790,10 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
         rc = find_reply_code(diag)
     words = diag.replace("\x00", " ").lower().split()
     if "@" in diag:
-        # Addresses make every diagnostic unique and never decide a rule: fold them away.
-        words = ["<>" if "@" in w else w for w in words]
+        # Addresses make every diagnostic unique and never decide a rule: fold them away. A word
+        # glued after one with a colon is kept (Barracuda's "(<addr>:blocked)" -> "<>:blocked)").
+        words = [("<>" + _AFTER_ADDRESS.search(w).group(0) if _AFTER_ADDRESS.search(w) else "<>") if "@" in w else w
+                 for w in words]
     diag = reply_first(" ".join(words))
     mta = strip_type(remote_mta or "").replace("\x00", " ").strip().lower()[:255]
     return st, rc, diag, mta
@@ -842,6 +847,12 @@ def _reply_part(diag: str) -> str:
         m = _EXCHANGE_REPLY.search(diag)
         if m:
             return m.group(1)
+    at = diag.rfind("received >>> ")
+    if at >= 0:
+        # Trend Micro InterScan MSS turns the arrows round: "Sent <<< RCPT TO:<…>" then
+        # "Received >>> 550 …" (fixtures/dsn/trendmicro-imss-other-recipients.eml).
+        end = diag.find(" sent <<< ", at)
+        return diag[at + 13:end if end > 0 else len(diag)]
     at = diag.find("<<< ")
     # One reply only (one session), and no reply before it (a notice quoting its summary first).
     if at >= 0 and at + 4 < len(diag) and diag.find("<<< ", at + 4) < 0 and not _REPLY_START.match(diag):
@@ -853,7 +864,7 @@ def _reply_part(diag: str) -> str:
 def reply_first(diag: str) -> str:
     """`diag` (normalised) without the MTA's words around the reply; unchanged when they are all
     there is."""
-    if "returned" in diag or "the response from" in diag or "##" in diag or "<<< " in diag:
+    if "returned" in diag or "the response from" in diag or "##" in diag or "<<< " in diag or ">>> " in diag:
         notes = _NOTES_AT_END.search(diag)
         body = diag[:notes.start()] if notes else diag
         reply = _reply_part(body).strip()

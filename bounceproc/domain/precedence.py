@@ -126,6 +126,12 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
     return Verdict(reason, True, "rule")
 
 
+# A routing loop is refused at once (5.4.6, wordings.md 5), not a retry period running out:
+# Domino "Maximum hop count exceeded. Message probably in a routing loop."
+# (fixtures/dsn/domino-legacy-text-only.eml).
+_LOOP_WORDS = re.compile(r"routing loop|mail loop|hop count|too many hops|loop(?:ing)? detected|is looping")
+
+
 def expired_by_action(reason: str, status: str, action: str, diag: str, reply: str = "") -> bool:
     """Step 4: `Action: failed` with a 4.x.x status is an expiry (the last deferral's code), unless
     the text names a cause of its own: only a connection-level failure (networkerror, not DNS) is
@@ -136,4 +142,4 @@ def expired_by_action(reason: str, status: str, action: str, diag: str, reply: s
     if action.lower() == "expired":
         return True     # not an RFC 3464 action, but some senders (SendGrid) write it for a give-up
     return (action.lower() == "failed" and temporary and reason == "networkerror"
-            and not _DNS_WORDS.search(diag.lower()))
+            and not _DNS_WORDS.search(diag.lower()) and not _LOOP_WORDS.search(diag.lower()))

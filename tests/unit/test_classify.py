@@ -608,3 +608,25 @@ def test_a_mail_from_named_only_by_another_session_of_the_transcript_is_not_this
                   "554 <lee@nowhere.example>... 550 Host unknown (Authoritative answer from name server)\n")
     got = {r.address: r for r in parse_message(raw).recipients}
     assert got["lee@nowhere.example"].reason == "hostunknown" and got["lee@nowhere.example"].hard
+
+
+def test_addresses_fold_away_but_a_word_glued_after_a_colon_is_kept():
+    from bounceproc.domain.classify import normalise_inputs
+    assert normalise_inputs("", "", "550 permanent failure (a@example.org:blocked)", "")[2] == \
+        "550 permanent failure <>:blocked)"
+    assert normalise_inputs("", "", "550 <a@example.org>: User unknown", "")[2] == "550 <> user unknown"
+
+
+def test_a_routing_loop_in_a_final_report_is_not_an_expiry():
+    from bounceproc.domain import precedence
+    assert precedence.expired_by_action("networkerror", "", "failed", "connection timed out", "")
+    assert not precedence.expired_by_action(
+        "networkerror", "", "failed", "Maximum hop count exceeded. Message probably in a routing loop.", "")
+
+
+def test_trend_micro_received_arrow_marks_the_reply():
+    from bounceproc.domain.classify import normalise_inputs
+    raw = ("Unable to deliver message to <a@b.example> (and other recipients in the same domain). "
+           "Sent <<< DATA Received >>> 554 5.7.1 Message rejected due to content restrictions (smtp stage: data)")
+    assert normalise_inputs("", "", raw, "")[2] == \
+        "554 5.7.1 message rejected due to content restrictions (smtp stage: data)"

@@ -209,3 +209,64 @@ def test_what_a_limit_cuts_is_reported():
     r = parse_message(_big_dsn(dsn.MAX_RECIPIENTS + 5))
     assert len(r.recipients) == dsn.MAX_RECIPIENTS
     assert len(r.cuts) == 1 and "not read" in r.cuts[0]
+
+
+def test_labelled_reply_is_the_diagnostic_and_the_section_is_still_classified():
+    from bounceproc.domain.parse import legacy
+    assert legacy.labelled_reply("a@example.com\nRemote Server returned '550 5.1.1 User unknown'\n") == \
+        "550 5.1.1 User unknown"
+    assert legacy.labelled_reply("  Reason: over quota\n  Diagnostic code: smtp;552 5.2.2 Full\n") == "552 5.2.2 Full"
+    assert legacy.labelled_reply("Reason: Remote host said: 550 Invalid Recipient\n") == "550 Invalid Recipient"
+    assert legacy.labelled_reply("because:\n\n  User x not listed\n") == "User x not listed"
+    assert legacy.labelled_reply("  a@example.com\n    SMTP error from remote mail server after RCPT TO\n") == ""
+
+
+def test_cause_stated_before_the_recipient_list_belongs_to_each_listed_recipient():
+    from bounceproc.domain.parse import legacy
+    text = ("Could not be delivered because of\n\n550 5.1.1 User unknown\n\n"
+            "The following recipients were affected:\n\n    a@example.com\n    b@example.org\n\n"
+            "Additional Information\n======================\nRemote-MTA: <192.0.2.1>\n")
+    assert legacy.causes_before_lists(text) == {"a@example.com": "550 5.1.1 User unknown",
+                                                "b@example.org": "550 5.1.1 User unknown"}
+    assert legacy.causes_before_lists("a@example.com: 550 User unknown\n") == {}
+
+
+def test_quoted_header_fields_neither_cut_the_notice_nor_name_recipients():
+    from bounceproc.domain.parse import legacy
+    text = ("This report relates to a message you sent with the following header fields:\n\n"
+            "  Message-id: <1@example.net>\n  To: a@example.com, b@example.com\n\n"
+            "Your message cannot be delivered to the following recipients:\n\n"
+            "  Recipient address: b@example.com\n  Reason: over quota\n")
+    assert legacy.notification_text(text) == text
+    _pre, secs = legacy.sections(legacy.without_quoted_headers(text), set())
+    assert [a for a, _s in secs] == ["b@example.com"]
+
+
+def test_an_address_named_again_gets_each_stretch_and_a_bare_list_shares_the_cause_after_it():
+    from bounceproc.domain.parse import legacy
+    text = ("Delivery has failed to these recipients or groups:\n\na@example.com\nNot found.\n\n"
+            "b@example.org\nMailbox full.\n\nDiagnostic information for administrators:\n\n"
+            "a@example.com\n#550 5.1.1 RESOLVER.ADR.RecipNotFound; not found ##\n\n"
+            "b@example.org\nmx.example.org #552 5.2.2 Quota exceeded ##\n")
+    _pre, secs = legacy.sections(text, set())
+    got = dict(secs)
+    assert "5.1.1" in got["a@example.com"] and "5.2.2" not in got["a@example.com"]
+    assert "5.2.2" in got["b@example.org"] and "5.1.1" not in got["b@example.org"]
+    assert legacy.labelled_reply(got["b@example.org"]) == "552 5.2.2 Quota exceeded"
+    text = "was not delivered to:\n\n  a@example.org\n  b@example.org\n\nbecause:\n\n  User not listed\n"
+    _pre, secs = legacy.sections(text, set())
+    assert [legacy.labelled_reply(s) for _a, s in secs] == ["User not listed", "User not listed"]
+
+
+def test_labelled_reply_takes_a_multiline_reply_whole_and_an_opensmtpd_line_alone():
+    from bounceproc.domain.parse import legacy
+    section = ("<a@example.com>:\n192.0.2.1 failed after I sent the message.\n"
+               "Remote host said: 550-5.7.26 Unauthenticated email is not accepted due to\n"
+               "550-5.7.26 the domain's DMARC policy.\n550 5.7.26 See the help page\nGiving up on 192.0.2.1.\n")
+    assert legacy.labelled_reply(section) == ("550-5.7.26 Unauthenticated email is not accepted due to "
+                                              "550-5.7.26 the domain's DMARC policy. 550 5.7.26 See the help page")
+    assert legacy.labelled_reply("a@example.org: Network error on destination MXs\n\nPlease note ...\n") == \
+        "Network error on destination MXs"
+    # Postfix's "<addr>: host ... said:" continues on indented lines: not a one-line reply.
+    assert legacy.labelled_reply("<a@example.com>: host mx.example.com[192.0.2.6] said: 550 5.1.1\n"
+                                 "    <a@example.com>: User unknown (in reply to RCPT TO command)\n") == ""

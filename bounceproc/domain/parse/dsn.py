@@ -90,6 +90,14 @@ def address_of(value: str) -> str:
     return value.strip().strip("'\"")
 
 
+def mta_name(value: str) -> str:
+    """A Remote-MTA field's host: `dns; mx.example.com [192.0.2.1]` and Sun / Oracle Messaging
+    Server's `dns;mx.example.com (TCP|192.0.2.2|48211|192.0.2.1|25) (banner)` -> `mx.example.com`."""
+    name = address_of(value)
+    m = re.match(r"([^\s(\[]+)\s*[(\[]", name)
+    return (m.group(1) if m else name).rstrip(".")
+
+
 def looks_like_dsn(text: str) -> bool:
     """Text that carries delivery-status fields (for MTAs that send them as text/plain)."""
     low = text[:20000].lower()

@@ -35,8 +35,9 @@ _CUT_LINE = lazy(
     r"|mime-version|x-mailer)\s*:\s*\S"
     r"|(?:original|the original|unsent|returned|your) message(?: follows| header| was)?\s*:?\s*$"
     r"|(?:original|returned|unsent|undelivered) message"
+    r"|(?:below is a copy of|possibly truncated) (?:the )?original message"     # OpenSMTPD, GroupWise
     r"|\[?attachment:)", re.I)
-_CUT_FIRST = frozenset("-=_*#|rdmxoturyORDMXUTY[")
+_CUT_FIRST = frozenset("-=_*#|rdmxoturybpORDMXUTYBP[")
 MAX_LINES = 600
 _SKIP_LINE = lazy(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
                   r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
@@ -46,17 +47,58 @@ _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|da
                             r"abuse|bounce|bounces)@", re.I)
 
 
+# Sun / Oracle Communications Messaging Server quotes the returned message's header fields,
+# indented, above its recipient list ("This report relates to a message you sent with the following
+# header fields:" then "  Message-id: <...>", "  To: ..."): a quote, neither where the original
+# starts nor a list of recipients (fixtures/dsn/sun-messaging-over-quota-no-dsn.eml).
+_QUOTED_HEADERS_INTRO = re.compile(r"with the following header fields:?[ \t]*$", re.I)
+
+
+def _quoted_header_lines(lines: list[str]) -> list[bool]:
+    """For each line: is it in an indented block of header fields quoted under a line such as
+    "... with the following header fields:"."""
+    out = []
+    state = 0           # 0 outside, 1 after the intro line, 2 inside the indented block
+    for line in lines:
+        if state == 0:
+            out.append(False)
+            if "header fields" in line and _QUOTED_HEADERS_INTRO.search(line):
+                state = 1
+            continue
+        if not line.strip():
+            out.append(False)
+            state = 0 if state == 2 else 1
+        elif line[:1] in (" ", "\t"):
+            out.append(True)
+            state = 2
+        else:
+            out.append(False)
+            state = 0
+    return out
+
+
+def without_quoted_headers(text: str) -> str:
+    """`text` with quoted header-field blocks (see _quoted_header_lines) blanked out."""
+    if "header fields" not in text:
+        return text
+    lines = text.split("\n")
+    return "\n".join("" if q else line for line, q in zip(lines, _quoted_header_lines(lines)))
+
+
 def notification_text(text: str) -> str:
     """The text up to where the returned original message starts."""
     text = text[:MAX_TEXT]
     pos = 0
     seen_text = False
-    for n, line in enumerate(text.split("\n")):
+    lines = text.split("\n")
+    quoted = _quoted_header_lines(lines[:MAX_LINES]) if "header fields" in text else []
+    for n, line in enumerate(lines):
         if n >= MAX_LINES:
             break
         stripped = line.lstrip(" \t>")
         # Cheap first-character test before the regex: most lines cannot start a cut.
-        if stripped and stripped[0] in _CUT_FIRST and seen_text and _CUT_LINE.match(stripped):
+        if stripped and stripped[0] in _CUT_FIRST and seen_text and _CUT_LINE.match(stripped) and not (
+                quoted and quoted[n]):
             return text[:pos]
         if stripped.strip():
             seen_text = True
@@ -64,10 +106,21 @@ def notification_text(text: str) -> str:
     return text
 
 
+_BARE = re.compile(r"[\s<>\"'*\-\u2022,;:()\[\]]*")
+
+
 def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
-    """(preamble, [(address, section text)]) for the distinct addresses in the notification."""
-    found: list[tuple[int, str]] = []
+    """(preamble, [(address, section text)]) for the distinct addresses in the notification.
+
+    A section runs from a line naming a recipient to the next line naming another. An address
+    named again further on (Exchange 2010-2019 lists the recipients, then repeats each above its
+    server reply under "Diagnostic information for administrators") gets each of its stretches,
+    joined. A recipient alone on its line right above another (a list: Domino's "was not delivered
+    to:" / addresses / "because:" / cause) shares the text after the list."""
+    found: list[tuple[int, str]] = []      # (line start, address) of every line naming a recipient
+    first: dict[str, str] = {}             # lowercased -> address as first written, in order
     seen: set[str] = set()
+    skipped: set[str] = set()
     prev_end = -1
     for m in ADDRESS.finditer(text):
         addr = m.group(1).strip(".")
@@ -76,11 +129,16 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
         if 0 < gap <= 4 and not text[m.start() - gap:m.start()].strip(" \t<"):
             # "a@x <b@y>": one mailbox written as display name and address (Exim "incorrectly
             # constructed" notices, corpus:maildir/bsd/lhost-exim-52.eml), not two recipients.
-            seen.add(low)
+            if low not in first:
+                skipped.add(low)
             continue
-        if low in seen or low in exclude or _NON_RECIPIENT.match(low):
+        if low in skipped or low in exclude or _NON_RECIPIENT.match(low):
             continue
         line_start = text.rfind("\n", 0, m.start()) + 1
+        if low in seen:
+            if found and found[-1][0] != line_start and found[-1][1].lower() != low:
+                found.append((line_start, first[low]))     # named again after another recipient
+            continue
         line = text[line_start:m.start()]
         if _SKIP_LINE.search(line):
             continue
@@ -89,21 +147,112 @@ def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
             # sent by\n  <sender>\ncould not be delivered").
             prev = text[text.rfind("\n", 0, max(0, line_start - 1)) + 1:max(0, line_start - 1)]
             if _SENDER_BEFORE.search(prev):
+                skipped.add(low)
                 continue
         seen.add(low)
+        first[low] = addr
         found.append((line_start, addr))
-        if len(found) >= MAX_RECIPIENTS:
+        if len(first) >= MAX_RECIPIENTS:
             break
     if not found:
         return text, []
-    out = []
+    stretches: dict[str, list[str]] = {}
     for n, (start, addr) in enumerate(found):
         end = found[n + 1][0] if n + 1 < len(found) else len(text)
         if end <= start:
             end = text.find("\n\n", start + 1)
             end = len(text) if end < 0 else end
-        out.append((addr, text[start:end][:MAX_SECTION]))
+        stretches.setdefault(addr.lower(), []).append(text[start:end])
+    out = []
+    for low, addr in first.items():
+        parts = stretches[low]
+        out.append((addr, "\n".join(parts)[:MAX_SECTION]))
+    # A list of addresses alone on their lines shares what follows the list.
+    for n in range(len(out) - 2, -1, -1):
+        addr, sec = out[n]
+        if len(stretches[addr.lower()]) == 1 and _BARE.fullmatch(sec.replace(addr, "")) is not None:
+            nxt = out[n + 1][1]
+            rest = nxt.split("\n", 1)[1] if "\n" in nxt.strip("\n") else ""
+            if rest.strip():
+                out[n] = (addr, (sec.rstrip("\n") + "\n" + rest)[:MAX_SECTION])
     return text[:found[0][0]], out
+
+
+# MailMarshal (Trustwave) states the cause BEFORE the recipients it applies to: "Could not be
+# delivered because of" / the reply / "The following recipients were affected:" / the indented
+# addresses; a notice may hold several such blocks, and what follows an address ("Additional
+# Information", Remote-MTA lines) is not its cause (fixtures/dsn/mailmarshal-user-unknown.eml).
+_CAUSE_THEN_LIST = re.compile(
+    r"^[ \t]*could not be delivered because of:?[ \t]*\n(?P<cause>(?:.*\n){1,12}?)"
+    r"[ \t]*the following recipients? (?:were|was) affected:?[ \t]*\n"
+    r"(?P<list>(?:[ \t]*\n)?(?:[ \t]+\S+@\S+[ \t]*(?:\n|$))+)",
+    re.I | re.M)
+
+
+def causes_before_lists(text: str) -> dict[str, str]:
+    """{address (lowercased): the cause stated above it} for notices that give the cause first."""
+    if "affected" not in text:
+        return {}
+    out: dict[str, str] = {}
+    for m in _CAUSE_THEN_LIST.finditer(text):
+        cause = m.group("cause").strip()
+        for a in ADDRESS.findall(m.group("list")):
+            out.setdefault(a.lower(), cause)
+    return out
+
+
+# The line of a section that quotes the answering server's reply (or the notice's own cause), where
+# the notice labels it: Sun / Oracle Messaging Server "Diagnostic code: smtp;550 ...", Exchange
+# 2010-2019 "Remote Server returned '550 ...'" or "#550 5.1.1 ... ##", hMailServer / Kerio
+# "Remote server replied: 550 ...", Trend Micro IMSS "Received >>> 550 ...", qmail-style "Remote
+# host said: 550 ...", MDaemon's transcript "<-- 552 ...", CommuniGate Pro "SMTP module(domain x)
+# reports:" / next line, Domino "because:" / next line, BIGLOBE "----- Non-delivered information
+# -----" / next line, a bare "Reason: ..." (MessageLabs, SmarterMail), and last OpenSMTPD's
+# "addr: reply" line. Earlier labels are preferred.
+_LABELLED_REPLY = (
+    re.compile(r"^[ \t]*diagnostic[ -]code:[ \t]*(?:smtp|x-[\w.-]+)?[ \t]*;?[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"remote server returned '([^\n]+?)'?[ \t]*$", re.I | re.M),
+    re.compile(r"#([245]\d\d [^#\n]+?)[ \t]*##"),
+    re.compile(r"^[ \t]*remote server replied:[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"^[ \t]*received >>>[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"(?:^|[ \t])remote host said:[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"<--[ \t]*([45]\d\d\b[^\n]*)"),
+    re.compile(r"\bmodule\([^()\n]{0,200}\) reports:[ \t]*\n[ \t]*(\S[^\n]*)", re.I),
+    re.compile(r"^[ \t]*because:[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"^[ \t]*-{3,} ?non-delivered information ?-{3,}[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"^[ \t]*reason:[ \t]*(\S[^\n]*)", re.I | re.M),
+    # OpenSMTPD: "addr: reply" on a line of its own (a blank line or the end after it; Postfix's
+    # "<addr>: host ... said:" continues on indented lines and is left whole).
+    re.compile(r"\A[ \t]*<?[^\s<>@]+@[^\s<>:]+>?:[ \t]*(\S[^\n]*)(?:\n[ \t]*(?:\n|\Z)|\Z)"),
+)
+_LABEL_WORDS = ("diagnostic", "returned '", "##", "replied:", "received >>>", "said:", "<--", "reports:", "because:",
+                "non-delivered", "reason:", ": ")
+
+
+def labelled_reply(section: str) -> str:
+    """The remote reply a section quotes under a known label (see _LABELLED_REPLY), else ""."""
+    low = section.lower()
+    if not any(w in low for w in _LABEL_WORDS):
+        return ""
+    for pattern in _LABELLED_REPLY:
+        m = pattern.search(section)
+        if m and m.group(1).strip():
+            said = m.group(1).strip()
+            if _MULTILINE_REPLY.match(said):
+                # A multi-line reply ("550-5.7.26 ..." lines up to "550 5.7.26 ..."): all of it.
+                for line in section[m.end(1):].split("\n")[1:12]:
+                    line = line.strip()
+                    if not _MULTILINE_REPLY.match(line) and not _LAST_REPLY_LINE.match(line):
+                        break
+                    said += " " + line
+                    if _LAST_REPLY_LINE.match(line):
+                        break
+            return said
+    return ""
+
+
+_MULTILINE_REPLY = re.compile(r"[245]\d\d-")
+_LAST_REPLY_LINE = re.compile(r"[245]\d\d(?: |$)")
 
 
 # Sendmail's session transcript ends each failed recipient with a summary line

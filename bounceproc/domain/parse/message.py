@@ -74,6 +74,7 @@ _BOUNCE_BODY = lazy(
 # The failures were temporary; the report is final because the retry period ran out (Exim).
 _RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|have been failing for a long time", re.I)
 _FORWARDED = re.compile(r"^[ \t]*(?:begin forwarded message:|-{3,} ?forwarded message ?-{3,})[ \t]*\n", re.I | re.M)
+_HEADER_FIELD = re.compile(r"[!-9;-~]+:")
 _TEMPORARY_SUBJECT = re.compile(r"delay|warning|deferred|will retry|still trying|temporar", re.I)
 
 
@@ -201,8 +202,9 @@ class _Reader:
                 rest = text[len(cut):]
                 if rest:
                     lines = rest.split("\n", 1)
-                    body = rest if ":" in lines[0] and not lines[0].startswith(("-", " ")) else (
-                        lines[1] if len(lines) > 1 else "")
+                    # The cut line is the original's first header field, or a label line to skip
+                    # (Exchange's "Original message headers:", whose "name" has spaces).
+                    body = rest if _HEADER_FIELD.match(lines[0]) else (lines[1] if len(lines) > 1 else "")
                     orig = parse_entity(body.lstrip("\n").encode("utf-8", "replace")[:200000], 3)
                     if not orig.all_headers():
                         orig = None
@@ -334,9 +336,11 @@ class _Reader:
         return smtp_stage(text[start:pos])
 
     def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
-                parser: str, recovered_by: str, fallback_text: str = "", whole_notice=None, **extra) -> Verdict:
+                parser: str, recovered_by: str, fallback_text: str = "", whole_notice=None, shown: str = "",
+                **extra) -> Verdict:
         """One recipient's verdict: classify `diag`, else `fallback_text` (its section of the notice),
-        else `whole_notice()` (called only then: the notice of a one-recipient report)."""
+        else `whole_notice()` (called only then: the notice of a one-recipient report). `shown`, if
+        given, is the diagnostic reported instead of `diag` (the server's reply within it)."""
         temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4")) or (
             not status and bool(_RETRIES_EXHAUSTED.search(diag)))
         stage = smtp_stage(diag) or self.transcript_stage(address)
@@ -391,7 +395,8 @@ class _Reader:
             code = code or pseudo_status("expired", True)
             c = type(c)("expired", category_for("expired"), False, c.rule, "4-action-failed")
             hard = False
-        return Verdict(address=address, status=code, reply_code=reply, diagnostic=_one_line(_NOTES.sub("", diag)),
+        return Verdict(address=address, status=code, reply_code=reply,
+                       diagnostic=_one_line(shown) if shown else _one_line(_NOTES.sub("", diag)),
                        remote_mta=mta, action=action, reason=c.reason, category=c.category, hard=hard,
                        rule=c.rule, parser=parser, explain=explain, recovered_by=recovered_by, **extra)
 
@@ -523,7 +528,7 @@ class _Reader:
         if not blocks:
             return None
         own = self.own_addresses()
-        preamble, secs = legacy.sections(self.notification_text(), own)
+        preamble, secs = legacy.sections(legacy.without_quoted_headers(self.notification_text()), own)
         by_addr = {a.lower(): s for a, s in secs}
         verdicts = []
         failed = False
@@ -539,6 +544,10 @@ class _Reader:
             if not diag and status_text:
                 diag = status_text
             section = by_addr.get(addr.lower(), "")
+            # No Diagnostic-Code: the reply the notice text labels is what is reported (CommuniGate
+            # Pro "SMTP module(...) reports:", Sun / Oracle "Diagnostic code:" in the text only;
+            # fixtures/dsn/communigate-user-unknown.eml, sun-messaging-delayed.eml).
+            shown = legacy.labelled_reply(section) if section and not raw_diag.strip() else ""
             if not diag:
                 diag = _one_line(section) if section else ""
             diag_type = raw_diag.partition(";")[0].strip().lower() if ";" in raw_diag else ""
@@ -559,7 +568,7 @@ class _Reader:
             if local_mailer:
                 # Diagnostic type X-Unix: the local delivery program's exit status, not SMTP.
                 diag = f"{diag} (local mailer: {diag_type})"
-            mta = dsn.address_of(f.get("remote-mta", ""))
+            mta = dsn.mta_name(f.get("remote-mta", ""))
             if action in ("delivered", "relayed", "expanded") or (not action and dsn_status.startswith("2")):
                 verdicts.append(Verdict(address=addr, status=dsn_status, action=action or "delivered",
                                         diagnostic=_one_line(diag), remote_mta=mta, reason="delivered",
@@ -574,7 +583,7 @@ class _Reader:
             whole = (lambda: _one_line(self.notification_text() + " " + self.root.get("subject"))) if (
                 section and len(blocks) == 1) else None
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
-                                         fallback, whole))
+                                         fallback, whole, shown=shown))
         if not failed:
             return Report("delivered", tuple(verdicts))
         verdicts = [v for v in verdicts if v.reason != "delivered"]
@@ -609,6 +618,11 @@ class _Reader:
             return "multipart/report"
         if h.ctype == "multipart/report":
             return ""   # read receipts (disposition-notification) and other reports are not bounces
+        if h.get("x-mailman-version") and h.get("return-path").strip() not in ("<>", ""):
+            # A list manager's own notice (held for moderation, bounce action notice to the owner,
+            # membership reminder), sent with a return path: it may quote a member's bounce, but
+            # does not report one of ours (fixtures/not-a-bounce/mailman-bounce-action-notice.eml).
+            return ""
         frm = h.get("from")
         subject = decode_header(h.get("subject"))
         if _BOUNCE_FROM.search(frm) and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(self.body_text()[:5000])):
@@ -633,7 +647,7 @@ class _Reader:
             return forwarded
         note = self.notification_text()
         own = self.own_addresses() | self.original_senders()
-        preamble, secs = legacy.sections(note, own)
+        preamble, secs = legacy.sections(legacy.without_quoted_headers(note), own)
         if len(secs) >= legacy.MAX_RECIPIENTS:
             self.cuts.append(f"text notice naming {legacy.MAX_RECIPIENTS} recipients, the limit: "
                              "any after them were not read")
@@ -655,21 +669,29 @@ class _Reader:
         if blocks:
             # A recipient whose own transcript block holds the remote reply: that block is its text.
             secs = [(a, blocks[a.lower()]) if "<<< " in blocks.get(a.lower(), "") else (a, sec) for a, sec in secs]
+        causes = legacy.causes_before_lists(note) if how == "text" else {}
+        if causes:
+            # The cause stated above a recipient list is each listed recipient's text (MailMarshal).
+            secs = [(a, causes[a.lower()]) if a.lower() in causes else (a, sec) for a, sec in secs]
         subject = decode_header(self.root.get("subject"))
         temporary = bool(_TEMPORARY_SUBJECT.search(subject))
         verdicts = []
         evidence = []
         for addr, sec in secs:
             sec1 = _one_line(sec)
+            said = legacy.labelled_reply(sec)
             status = failure_status(sec1)
-            reply = find_reply_code(_diag_start(sec1))
+            reply = find_reply_code(_diag_start(_one_line(said) if said else sec1))
             fallback = _one_line(preamble + " " + sec + " " + subject)
             # A subject such as Sendmail's "Returned mail: Deferred: ..." names one attempt's
             # error; a section whose own code is permanent (5xx) failed for good
             # (corpus:maildir/bsd/lhost-v5sendmail-06.eml).
             delayed = temporary and not (status or reply).startswith("5")
+            # A reply the notice labels as the server's ("Remote Server returned '...'") is the
+            # diagnostic reported; the section around it is what is classified, for its words name
+            # the stage ("Connected to ... but my name was rejected", corpus:maildir/bsd/lhost-qmail-04.eml).
             v = self.verdict(addr, status, reply, sec1, "", "delayed" if delayed else "failed", "legacy", how,
-                             fallback)
+                             fallback, shown=said)
             verdicts.append(v)
             evidence.append(bool(status or reply) or self.classifier.classify("", "", sec1).rule != "none")
         if any(evidence) and not all(evidence):
