@@ -392,7 +392,7 @@ class _Reader:
         if precedence.expired_by_action(c.reason, code, action, used, reply):
             # taxonomy.md precedence 4: the last deferral's code in a final failure = expiry.
             explain += f" [precedence 4-action-failed: Action failed + {code or reply} -> expired, not {c.reason}]"
-            code = code or pseudo_status("expired", True)
+            code = code or pseudo_status("expired", temporary)
             c = type(c)("expired", category_for("expired"), False, c.rule, "4-action-failed")
             hard = False
         return Verdict(address=address, status=code, reply_code=reply,
