@@ -270,3 +270,20 @@ def test_labelled_reply_takes_a_multiline_reply_whole_and_an_opensmtpd_line_alon
     # Postfix's "<addr>: host ... said:" continues on indented lines: not a one-line reply.
     assert legacy.labelled_reply("<a@example.com>: host mx.example.com[192.0.2.6] said: 550 5.1.1\n"
                                  "    <a@example.com>: User unknown (in reply to RCPT TO command)\n") == ""
+
+
+def test_a_recipient_whose_wording_no_rule_knows_is_kept_when_the_original_was_addressed_to_it():
+    """Two recipients, one refusal in known words and one in words no rule knows: the second is a
+    recipient of the returned original, so it is reported (onhold), not dropped as a quoted contact."""
+    raw = ("Return-Path: <>\nFrom: MAILER-DAEMON@mx.example.net\nTo: news@example.org\nSubject: Undelivered mail\n"
+           "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\nContent-Type: text/plain\n\n"
+           "Your message could not be delivered to the following recipients:\n\n"
+           "ann@example.net\n    550 5.1.1 User unknown\n\n"
+           "bob@example.net\n    Zustellung abgelehnt wegen Regel 17\n\n"
+           "Questions? Write to helpdesk@example.net.\n\n"
+           "--B\nContent-Type: message/rfc822\n\nFrom: news@example.org\nTo: ann@example.net, bob@example.net\n"
+           "Subject: hi\n\nhello\n--B--\n").encode()
+    got = {r.address: r.reason for r in parse_message(raw).recipients}
+    assert got.get("ann@example.net") == "userunknown"
+    assert "bob@example.net" in got                      # the original was addressed to bob
+    assert "helpdesk@example.net" not in got             # a contact address quoted in the text

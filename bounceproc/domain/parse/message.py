@@ -249,12 +249,17 @@ class _Reader:
         orig = self.original()
         if orig is None:
             return set()
-        senders, targets = set(), set()
+        senders = set()
         for h in ("from", "sender", "return-path"):
             senders.update(a.lower() for a in legacy.ADDRESS.findall(orig.get(h)))
-        for h in ("to", "cc"):
-            targets.update(a.lower() for a in legacy.ADDRESS.findall(orig.get(h)))
-        return senders - targets
+        return senders - self.original_targets()
+
+    def original_targets(self) -> set[str]:
+        """The returned original's To / Cc addresses (empty when no original is enclosed)."""
+        orig = self.original()
+        if orig is None:
+            return set()
+        return {a.lower() for h in ("to", "cc") for a in legacy.ADDRESS.findall(orig.get(h))}
 
     def tracking(self) -> dict[str, str]:
         """Message-ID, list and job of the enclosed original (headers or our stamp)."""
@@ -696,8 +701,11 @@ class _Reader:
             evidence.append(bool(status or reply) or self.classifier.classify("", "", sec1).rule != "none")
         if any(evidence) and not all(evidence):
             # An address whose own section says nothing about a failure, next to ones that do, is
-            # the sender or a contact address quoted in the text (Exim: "A message sent by <x>").
-            verdicts = [v for v, e in zip(verdicts, evidence) if e]
+            # the sender or a contact address quoted in the text (Exim: "A message sent by <x>") —
+            # unless the returned original was addressed to it: then it is a recipient whose
+            # wording no rule knows (reported, as onhold, rather than lost).
+            targets = self.original_targets()
+            verdicts = [v for v, e in zip(verdicts, evidence) if e or v.address.lower() in targets]
         verdicts = self.apply_envelope(verdicts)
         return Report("dsn", tuple(verdicts), why)
 
