@@ -126,6 +126,9 @@ def test_autoreply_needs_a_sign_of_automation_for_ordinary_subjects():
     from bounceproc.domain.parse.autoreply import autoreply_reason
     assert autoreply_reason({"subject": ["Automatic reply: March news"]})
     assert autoreply_reason({"subject": ["Respuesta automática: hola"]})
+    for subject in ("自动回复: 你好", "自動回覆: hi", "Автоответ: привет", "Автоматический ответ: привет",
+                    "Automatyczna odpowiedź: cześć", "Resposta automática: olá"):
+        assert autoreply_reason({"subject": [subject]}), subject
     assert autoreply_reason({"subject": ["Away until May 5"], "auto-submitted": ["auto-replied"]})
     assert not autoreply_reason({"subject": ["Vacation photos"]})
     assert not autoreply_reason({"subject": ["Undelivered Mail Returned to Sender"], "auto-submitted": ["auto-replied"]})

@@ -20,6 +20,9 @@ _STRONG = lazy(
     _PREFIX + r"(?:auto(?:matic)?[ \-_]?(?:reply|response|antwort|risposta|respuesta)|autoreply|auto:|"
     r"respuesta autom|risposta automatica|resposta autom|automatische antwort|automatisch antwoord|"
     r"automatisk svar|automaattinen vastaus|\u81ea\u52d5\u5fdc\u7b54|\u81ea\u52d5\u8fd4\u4fe1|"
+    r"\u81ea\u52a8\u56de\u590d|\u81ea\u52d5\u56de\u8986|\u0430\u0432\u0442\u043e\u043e\u0442\u0432\u0435\u0442|"   # 自动回复 自動回覆 автоответ
+    r"\u0430\u0432\u0442\u043e\u043c\u0430\u0442\u0438\u0447\u0435\u0441\u043a\u0438\u0439 \u043e\u0442\u0432\u0435\u0442|"   # автоматический ответ
+    r"resposta autom[\u00e1a]tica|automatyczna odpowied[\u017az]|otomatik yan[\u0131i]t|"
     r"out of (?:the )?office|abwesenheit|r[\u00e9e]ponse automatique|message d'absence|fuera de la oficina|"
     r"ooo\b)", re.I)
 # Subjects a person may write too: they need another sign of automation.
