@@ -52,6 +52,9 @@ _BOUNCE_SUBJECT = lazy(
     r"warning: message|mail(?:er)? error|error notification|failure notification|mail failure|"
     r"\u30a8\u30e9\u30fc|\u4e0d\u9054|\u914d\u4fe1\u5931\u6557|\u914d\u9001\u5931\u6557|"   # エラー 不達 配信失敗 配送失敗
     r"\u672a\u914d\u9054|non consegnato|nicht zugestellt|niet afgeleverd|n\u00e3o entregue|"
+    r"non recapitabile|onbestelbaar|niet bezorgd|nie mo\u017cna dostarczy\u0107|niedostarczon|olevererbar|"
+    r"kan ikke leveres|teslim edilemedi|nedoru\u010diteln|n\u00e3o \u00e9 poss\u00edvel entregar|no entregado|"
+    r"[\u00e9e]chec de (?:la )?remise|"   # Exchange's "Undeliverable" in Italian, Dutch, Polish, Swedish, ...
     r"\u9000\u4fe1|\u6295\u9012\u5931\u8d25|\u65e0\u6cd5\u6295\u9012|"   # 退信 投递失败 无法投递
     r"\u043d\u0435 \u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d|\u043d\u0435\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d",   # не доставлен(о) недоставлен(о)
     re.I)
