@@ -290,3 +290,13 @@ def test_a_recipient_whose_wording_no_rule_knows_is_kept_when_the_original_was_a
     assert got.get("ann@example.net") == "userunknown"
     assert "bob@example.net" in got                      # the original was addressed to bob
     assert "helpdesk@example.net" not in got             # a contact address quoted in the text
+
+
+def test_exchange_undeliverable_subjects_in_other_languages_are_bounces():
+    for subject in ("Non recapitabile: ciao", "Onbestelbaar: hallo", "Nie można dostarczyć: x", "Olevererbart: hej",
+                    "Teslim edilemedi: x", "Nedoručitelné: x", "Não é possível entregar: x"):
+        raw = (f"Return-Path: <>\nFrom: postmaster@mail.example.net\nTo: news@example.org\nSubject: {subject}\n"
+               "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+               "ann@example.net\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n").encode()
+        r = parse_message(raw)
+        assert r.kind == "dsn" and r.recipients[0].address == "ann@example.net", subject
