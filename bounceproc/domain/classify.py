@@ -781,6 +781,12 @@ def _packaged_toml(name: str) -> dict:
 _AFTER_ADDRESS = re.compile(r"(?<=[a-z0-9>]):[a-z][a-z-]{1,30}\)?$")
 
 
+def _fold_address(word: str) -> str:
+    """A word holding an address as "<>", keeping a word glued after it with a colon."""
+    after = _AFTER_ADDRESS.search(word)
+    return "<>" + after.group(0) if after else "<>"
+
+
 def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> tuple[str, str, str, str]:
     """The key the rules see: bare codes, lowercased one-line diagnostic without addresses."""
     diag = strip_type(diagnostic or "")[:MAX_DIAGNOSTIC]
@@ -792,8 +798,7 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     if "@" in diag:
         # Addresses make every diagnostic unique and never decide a rule: fold them away. A word
         # glued after one with a colon is kept (Barracuda's "(<addr>:blocked)" -> "<>:blocked)").
-        words = [("<>" + _AFTER_ADDRESS.search(w).group(0) if _AFTER_ADDRESS.search(w) else "<>") if "@" in w else w
-                 for w in words]
+        words = [_fold_address(w) if "@" in w else w for w in words]
     diag = reply_first(" ".join(words))
     mta = strip_type(remote_mta or "").replace("\x00", " ").strip().lower()[:255]
     return st, rc, diag, mta

@@ -141,5 +141,6 @@ def expired_by_action(reason: str, status: str, action: str, diag: str, reply: s
     temporary = status.startswith("4.") or (not status and (reply.startswith("4") or not reply))
     if action.lower() == "expired":
         return True     # not an RFC 3464 action, but some senders (SendGrid) write it for a give-up
+    low = diag.lower()
     return (action.lower() == "failed" and temporary and reason == "networkerror"
-            and not _DNS_WORDS.search(diag.lower()) and not _LOOP_WORDS.search(diag.lower()))
+            and not _DNS_WORDS.search(low) and not _LOOP_WORDS.search(low))
