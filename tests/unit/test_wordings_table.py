@@ -9,7 +9,6 @@ recorded in docs/accuracy.md. Skips when the reference is absent, except under C
 from __future__ import annotations
 
 import collections
-import os
 import sys
 from pathlib import Path
 
@@ -20,17 +19,12 @@ from bounceproc.domain.classify import classify
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import wordings_table as wt  # noqa: E402
 
-WORDINGS = Path(__file__).resolve().parents[3] / "shared" / "reference" / "wordings.md"
 REASON_TARGET, CLASS_TARGET = 0.95, 0.99
 
 
 @pytest.fixture(scope="module")
 def results():
-    if not WORDINGS.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"reference/wordings.md absent at {WORDINGS} (CI must have it)")
-        pytest.skip(f"reference/wordings.md absent at {WORDINGS}")
-    entries = wt.parse(WORDINGS)
+    entries = wt.entries_or_skip()
     assert len(entries) > 400, "the wordings.md tables were not read (format changed?)"
     return [(e, classify(e.status, e.reply, wt.as_diagnostic(e), "", e.receiver)) for e in entries]
 
@@ -77,7 +71,5 @@ def test_every_sender_side_and_temporary_entry_is_soft(results):
 
 
 def test_the_reader_sees_the_tables():
-    if not WORDINGS.is_file():
-        pytest.skip("reference absent")
-    sections = {e.section.split(" ")[0] for e in wt.parse(WORDINGS)}
+    sections = {e.section.split(" ")[0] for e in wt.entries_or_skip()}
     assert {"1.1", "1.2", "1.9", "1.10", "2", "3", "4.1", "4.4"} <= sections
