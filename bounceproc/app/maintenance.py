@@ -53,7 +53,8 @@ def prune(conn, settings: Settings, now: datetime | None = None) -> int:
 def compact_counts(settings: Settings, now: datetime | None = None) -> int:
     """Merge the per-batch count rows of the last settled minutes (run by the 30-second sweep, so
     the dashboard and `show status` read one row per minute and key, not one per batch). A
-    failure (say a deadlock with the hourly prune's merge) is logged: the next sweep merges them."""
+    failure is logged: the next sweep merges them. It takes turns with the hourly prune's merge
+    (traffic_counts.lock_counts)."""
     try:
         with bootstrap.engine(settings).begin() as conn:
             return merge_minutes(conn, now or datetime.now(timezone.utc))

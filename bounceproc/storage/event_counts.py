@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, literal, select
 
 from bounceproc.storage.bulk import bulk_insert
 from bounceproc.storage.tables import complaint_counts, event_counts
-from bounceproc.storage.traffic_counts import add_traffic, prune_traffic
+from bounceproc.storage.traffic_counts import add_traffic, lock_counts, prune_traffic
 from bounceproc.domain.events import Event
 
 
@@ -93,6 +93,7 @@ def complaint_totals(conn, since: datetime, until: datetime | None, by: str) -> 
 
 
 def prune_counts(conn, before: datetime) -> int:
+    lock_counts(conn)
     n = conn.execute(delete(event_counts).where(event_counts.c.minute < before)).rowcount or 0
     n += conn.execute(delete(complaint_counts).where(complaint_counts.c.minute < before)).rowcount or 0
     return n + prune_traffic(conn, before)

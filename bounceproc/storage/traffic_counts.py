@@ -121,6 +121,18 @@ _SHAPES = {"traffic_counts": (("kind", "provider", "sending_domain", "vmta", "so
 MERGE_SETTLE = timedelta(minutes=2)
 MERGE_LOOKBACK = timedelta(minutes=15)
 MERGE_LOOKBACK_HOURLY = timedelta(hours=3)
+# Merges, folds and prunes of the count tables delete and rewrite rows in ranges that overlap (the
+# sweep's last 15 minutes lie inside the hourly prune's last 3 hours); two of them at once on
+# PostgreSQL took row locks in different orders and deadlocked. One transaction-level advisory lock
+# makes them take turns; workers only insert count rows and never wait for it.
+COUNTS_LOCK = 0x62705F636F756E74      # 'bp_count'
+
+
+def lock_counts(conn) -> None:
+    """Wait for the count tables' maintenance lock until the transaction ends (PostgreSQL; SQLite
+    has one writer at a time anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({COUNTS_LOCK})")
 
 
 def _fold(conn, table, fine: int, coarse: int, until: datetime, since: datetime | None = None) -> int:
@@ -157,12 +169,14 @@ def merge_minutes(conn, now: datetime, lookback: timedelta = MERGE_LOOKBACK) -> 
     minute and key, in the four count tables; returns how many rows were read. A window then
     reads at most (minutes x keys) rows, however many batches stored its events."""
     until = now.replace(second=0, microsecond=0) - MERGE_SETTLE
+    lock_counts(conn)
     return sum(_fold(conn, t, 60, 60, until, until - lookback)
                for t in (event_counts, complaint_counts, traffic_counts, rule_counts))
 
 
 def fold_counts(conn, now: datetime) -> int:
     """Fold old traffic and rule rows into coarser ones (FOLDS); returns how many rows were folded."""
+    lock_counts(conn)
     folded = 0
     for table in (traffic_counts, rule_counts):
         for fine, coarse, age in FOLDS:
@@ -172,5 +186,6 @@ def fold_counts(conn, now: datetime) -> int:
 
 
 def prune_traffic(conn, before: datetime) -> int:
+    lock_counts(conn)
     n = conn.execute(delete(traffic_counts).where(traffic_counts.c.minute < before)).rowcount or 0
     return n + (conn.execute(delete(rule_counts).where(rule_counts.c.minute < before)).rowcount or 0)

@@ -315,3 +315,23 @@ def test_dashboard_numbers_agree_with_show_status(api):
     overall = [r for r in status["complaints"] if r["dimension"] == "all"][0]
     assert sum(r["complaints"] for r in rates["provider"]) == overall["complaints"]
     assert sum(r["delivered"] for r in rates["sending_domain"]) == overall["delivered"]
+
+
+def test_count_maintenance_takes_turns(fresh_pg_url, make_settings):
+    """The sweep's merge waits for an hourly prune's merge / fold in progress instead of taking row
+    locks in another order (they deadlocked): both hold one advisory lock until they commit."""
+    import threading
+
+    from bounceproc.app import maintenance
+    from bounceproc.storage.traffic_counts import fold_counts
+    settings = make_settings(database_url=fresh_pg_url)
+    now = datetime.now(timezone.utc)
+    eng = bootstrap.engine(settings)
+    done = threading.Event()
+    with eng.begin() as conn:
+        fold_counts(conn, now)                      # the prune holds the lock until its commit
+        t = threading.Thread(target=lambda: (maintenance.compact_counts(settings, now), done.set()), daemon=True)
+        t.start()
+        assert not done.wait(1.0), "the sweep's merge ran beside the prune's fold"
+    assert done.wait(30), "the sweep's merge never ran after the prune committed"
+    t.join(5)
