@@ -74,6 +74,19 @@ _BOUNCE_BODY = lazy(
     r"\u043d\u0435 (?:\u043c\u043e\u0436\u0435\u0442 \u0431\u044b\u0442\u044c |\u0431\u044b\u043b\u043e )?\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d"   # не (может быть |было )доставлен
     r"|\u043d\u0435 \u0443\u0434\u0430\u043b\u043e\u0441\u044c \u0434\u043e\u0441\u0442\u0430\u0432\u0438\u0442\u044c",   # не удалось доставить
     re.I)
+# A mailing-list manager refusing a post (not a member, moderator rejection, no permission):
+# the list address refused the sender (taxonomy: rejected / filtered, soft). Its notices come
+# from the list's admin / owner / request address, or carry the manager's own header.
+_LIST_MANAGER_HEADERS = ("x-mlserver", "x-ml-name", "x-mailman-version", "x-ezmlm-version", "x-listserver")
+_LIST_MANAGER_FROM = re.compile(r"[-.+](?:admin|owner|request|bounces?)@|\bowner-[^@\s]*@|\blistserv@|\bmajordomo@", re.I)
+_LIST_REFUSAL = re.compile(
+    r"\bnot (?:a )?member(?:s)? of (?:this|the) (?:mailing )?list|\bnon-?member|members[- ]only|"
+    r"only (?:list )?members (?:can|may) post|(?:not (?:allowed|authori[sz]ed|permitted)|no permission|"
+    r"do not have permission|don.t have permission) to post|deemed inappropriate by the moderator|"
+    r"forbidden from posting|rejected by (?:the )?(?:list )?moderator|post(?:ing)? (?:was )?rejected", re.I)
+# ...but a post held for the moderator has not been refused (yet): not a bounce.
+_LIST_HOLD = re.compile(r"\bbeing held\b|\bheld (?:for|until|pending)|awaits? (?:the )?(?:list )?moderator|"
+                        r"requires? (?:the )?(?:list )?moderator|pending (?:moderator )?approval", re.I)
 # The failures were temporary; the report is final because the retry period ran out (Exim).
 _RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|have been failing for a long time", re.I)
 _FORWARDED = re.compile(r"^[ \t]*(?:begin forwarded message:|-{3,} ?forwarded message ?-{3,})[ \t]*\n", re.I | re.M)
@@ -626,6 +639,11 @@ class _Reader:
             return "multipart/report"
         if h.ctype == "multipart/report":
             return ""   # read receipts (disposition-notification) and other reports are not bounces
+        list_manager = any(h.get(k) for k in _LIST_MANAGER_HEADERS) or _LIST_MANAGER_FROM.search(h.get("from"))
+        if list_manager:
+            text = decode_header(h.get("subject")) + "\n" + self.notification_text()[:5000]
+            if _LIST_REFUSAL.search(text) and not _LIST_HOLD.search(text):
+                return "a list manager refused the post"
         if h.get("x-mailman-version") and h.get("return-path").strip() not in ("<>", ""):
             # A list manager's own notice (held for moderation, bounce action notice to the owner,
             # membership reminder), sent with a return path: it may quote a member's bounce, but
