@@ -82,7 +82,8 @@ _LIST_MANAGER_FROM = re.compile(r"[-.+](?:admin|owner|request|bounces?)@|\bowner
 _LIST_REFUSAL = re.compile(
     r"\bnot (?:a )?member(?:s)? of (?:this|the) (?:mailing )?list|\bnon-?member|members[- ]only|"
     r"only (?:list )?members (?:can|may) post|(?:not (?:allowed|authori[sz]ed|permitted)|no permission|"
-    r"do not have permission|don.t have permission) to post|deemed inappropriate by the moderator|"
+    r"do not have permission|don.t have permission) to (?:post|send (?:\S+ ){0,2}to (?:this|the)(?: \S+)? list)|"
+    r"deemed inappropriate by the moderator|"
     r"forbidden from posting|rejected by (?:the )?(?:list )?moderator|post(?:ing)? (?:was )?rejected", re.I)
 # ...but a post held for the moderator has not been refused (yet): not a bounce.
 _LIST_HOLD = re.compile(r"\bbeing held\b|\bheld (?:for|until|pending)|awaits? (?:the )?(?:list )?moderator|"
