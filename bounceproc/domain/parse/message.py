@@ -78,15 +78,15 @@ _BOUNCE_BODY = lazy(
 # the list address refused the sender (taxonomy: rejected / filtered, soft). Its notices come
 # from the list's admin / owner / request address, or carry the manager's own header.
 _LIST_MANAGER_HEADERS = ("x-mlserver", "x-ml-name", "x-mailman-version", "x-ezmlm-version", "x-listserver")
-_LIST_MANAGER_FROM = re.compile(r"[-.+](?:admin|owner|request|bounces?)@|\bowner-[^@\s]*@|\blistserv@|\bmajordomo@", re.I)
-_LIST_REFUSAL = re.compile(
+_LIST_MANAGER_FROM = lazy(r"[-.+](?:admin|owner|request|bounces?)@|\bowner-[^@\s]*@|\blistserv@|\bmajordomo@", re.I)
+_LIST_REFUSAL = lazy(
     r"\bnot (?:a )?member(?:s)? of (?:this|the) (?:mailing )?list|\bnon-?member|members[- ]only|"
     r"only (?:list )?members (?:can|may) post|(?:not (?:allowed|authori[sz]ed|permitted)|no permission|"
     r"do not have permission|don.t have permission) to (?:post|send (?:\S+ ){0,2}to (?:this|the)(?: \S+)? list)|"
     r"deemed inappropriate by the moderator|"
     r"forbidden from posting|rejected by (?:the )?(?:list )?moderator|post(?:ing)? (?:was )?rejected", re.I)
 # ...but a post held for the moderator has not been refused (yet): not a bounce.
-_LIST_HOLD = re.compile(r"\bbeing held\b|\bheld (?:for|until|pending)|awaits? (?:the )?(?:list )?moderator|"
+_LIST_HOLD = lazy(r"\bbeing held\b|\bheld (?:for|until|pending)|awaits? (?:the )?(?:list )?moderator|"
                         r"requires? (?:the )?(?:list )?moderator|pending (?:moderator )?approval", re.I)
 # The failures were temporary; the report is final because the retry period ran out (Exim).
 _RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|have been failing for a long time", re.I)
