@@ -300,3 +300,38 @@ def test_exchange_undeliverable_subjects_in_other_languages_are_bounces():
                "ann@example.net\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n").encode()
         r = parse_message(raw)
         assert r.kind == "dsn" and r.recipients[0].address == "ann@example.net", subject
+
+
+def test_the_returned_original_heading_in_chinese_korean_japanese_ends_the_notice():
+    from bounceproc.domain.parse import legacy
+    zh = "收件人: a@example.org\n退信原因: 该用户不存在\n\n被退回邮件 / Original message\n收件人: b@example.org\n"
+    assert legacy.notification_text(zh) == "收件人: a@example.org\n退信原因: 该用户不存在\n\n"
+    ko = "받는 사람: a@example.org\n\n원본 메일 정보\nTo: b@example.org\n"
+    assert legacy.notification_text(ko) == "받는 사람: a@example.org\n\n"
+    ja = "a@example.org\n#550 5.2.2 mailbox full ##\n元のメッセージ ヘッダー:\nTo: b@example.org\n"
+    assert legacy.notification_text(ja) == "a@example.org\n#550 5.2.2 mailbox full ##\n"
+    # 原因 ("reason") starts like 原始邮件 but is the notice's own line
+    assert legacy.notification_text("a@example.org\n原因: 用户不存在\n") == "a@example.org\n原因: 用户不存在\n"
+
+
+def _daemon_notice(subject: str, body: str) -> bytes:
+    from email.header import Header
+    return ("From: Mail Delivery System <mailer-daemon@mail.example.com>\nTo: news@example.net\n"
+            f"Subject: {Header(subject, 'utf-8').encode()}\nMIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+            + body).encode()
+
+
+def test_italian_czech_and_korean_notices_are_bounces_with_their_reasons():
+    it = parse_message(_daemon_notice("Messaggio non recapitato", "Il messaggio non è stato recapitato:\n\n"
+                                      "a@example.org\nMotivo: casella di posta piena\n"))
+    assert it.kind == "dsn" and [(v.address, v.reason) for v in it.recipients] == [("a@example.org", "mailboxfull")]
+    cs = parse_message(_daemon_notice("Oznámení", "Vaše zpráva nemohla být doručena.\n\nAdresát: b@example.org\n"
+                                      "Důvod: Adresa příjemce neexistuje.\n"))
+    assert cs.kind == "dsn" and [(v.address, v.reason, v.hard) for v in cs.recipients] == [
+        ("b@example.org", "userunknown", True)]
+    ko = parse_message(_daemon_notice("메일 발송 실패", "메일이 전달되지 않았습니다.\n\n받는 사람: c@example.org\n"
+                                      "실패 사유: 받는 사람의 메일함 용량이 초과되었습니다.\n\n받는 사람: d@example.org\n"
+                                      "실패 사유: 계정이 휴면 상태로 정지되었습니다.\n"))
+    assert ko.kind == "dsn" and [(v.address, v.reason) for v in ko.recipients] == [
+        ("c@example.org", "mailboxfull"), ("d@example.org", "suspend")]

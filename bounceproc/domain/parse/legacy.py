@@ -36,8 +36,12 @@ _CUT_LINE = lazy(
     r"|(?:original|the original|unsent|returned|your) message(?: follows| header| was)?\s*:?\s*$"
     r"|(?:original|returned|unsent|undelivered) message"
     r"|(?:below is a copy of|possibly truncated) (?:the )?original message"     # OpenSMTPD, GroupWise
+    # the returned original's heading in Chinese, Korean and Japanese notices: 被退回(的)邮件 /
+    # 原始邮件 / 原邮件 ("returned / original mail"), 원본 메일 / 원본 메시지, 元のメッセージ
+    r"|\u88ab\u9000\u56de(?:\u7684)?\u90ae\u4ef6|\u539f(?:\u59cb)?\u90ae\u4ef6|\uc6d0\ubcf8 ?(?:\uba54\uc77c|\uba54\uc2dc\uc9c0)"
+    r"|\u5143\u306e\u30e1\u30c3\u30bb\u30fc\u30b8"
     r"|\[?attachment:)", re.I)
-_CUT_FIRST = frozenset("-=_*#|rdmxoturybpORDMXUTYBP[")
+_CUT_FIRST = frozenset("-=_*#|rdmxoturybpORDMXUTYBP[\u88ab\u539f\uc6d0\u5143")
 MAX_LINES = 600
 _SKIP_LINE = lazy(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
                   r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
