@@ -335,3 +335,33 @@ def test_italian_czech_and_korean_notices_are_bounces_with_their_reasons():
                                       "실패 사유: 계정이 휴면 상태로 정지되었습니다.\n"))
     assert ko.kind == "dsn" and [(v.address, v.reason) for v in ko.recipients] == [
         ("c@example.org", "mailboxfull"), ("d@example.org", "suspend")]
+
+
+def test_intermail_cause_above_the_recipient_list_belongs_to_each_address():
+    from bounceproc.domain.parse import legacy
+    text = ("This Message was undeliverable due to the following reason:\n\n"
+            "Your message was not delivered within 5 days:\nServer 192.0.2.1 is not responding.\n\n"
+            "The following recipients did not receive this message:\n\n     <a@example.com>\n"
+            "     <b@example.org>\n\nPlease reply to Postmaster@mail.example.com\n")
+    cause = "Your message was not delivered within 5 days:\nServer 192.0.2.1 is not responding."
+    assert legacy.causes_before_lists(text) == {"a@example.com": cause, "b@example.org": cause}
+    # the per-recipient layout of the same family ("Recipient:" / "Reason:" pairs) has no such list
+    pairs = ("This Message was undeliverable due to the following reason:\n\nEach of the following recipients "
+             "was rejected by a remote mail server.\n\n    Recipient: <a@example.com>\n    Reason:    550 No such user\n")
+    assert legacy.causes_before_lists(pairs) == {}
+
+
+def test_message_global_headers_is_the_returned_original():
+    raw = ("From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\nTo: s@example.net\n"
+           "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+           "--b\nContent-Type: text/plain\n\n<a@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 "
+           "User unknown (in reply to RCPT TO command)\n\n"
+           "--b\nContent-Type: message/global-delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+           "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n"
+           "Diagnostic-Code: smtp; 550 5.1.1 User unknown\n\n"
+           "--b\nContent-Type: message/global-headers\n\nFrom: Jörg <s@example.net>\n"
+           "To: a@example.org, Grüße <c@example.com>\nMessage-ID: <m-1@example.net>\n\n--b--\n").encode()
+    report = parse_message(raw)
+    assert [(v.address, v.reason, v.original_message_id) for v in report.recipients] == [
+        ("a@example.org", "userunknown", "<m-1@example.net>")]

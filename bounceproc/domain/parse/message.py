@@ -27,7 +27,7 @@ from bounceproc.domain import precedence
 from bounceproc.domain.lazy_regex import lazy
 from bounceproc.domain.parse import arf as arf_mod
 from bounceproc.domain.parse import autoreply, dsn, legacy
-from bounceproc.domain.parse.mime import (MAX_BYTES, MAX_HEADER_LINES, Part, decode_header, header_lines,
+from bounceproc.domain.parse.mime import (ENCLOSED_TYPES, MAX_BYTES, MAX_HEADER_LINES, Part, decode_header, header_lines,
                                           normalise_newlines, parse_entity, parse_message_bytes)
 from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp
 from bounceproc.domain.parse.verp import DEFAULT as DEFAULT_VERP
@@ -35,7 +35,7 @@ from bounceproc.domain.parse.verp import VerpFormat, decode_verp
 
 MAX_ENCLOSED = 500_000
 KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
-_ENCLOSED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
+_ENCLOSED = ENCLOSED_TYPES
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _SPACES = re.compile(r"\s+")
 _BOUNCE_FROM = lazy(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
