@@ -641,8 +641,12 @@ def test_trend_micro_received_arrow_marks_the_reply():
     # MailEnable: the recipient domain is not registered (hard); the sender's domain is not ours to judge
     ("", "The message could not be delivered because the domain name (x.example.com) does not appear "
          "to be registered.", "hostunknown"),
+    # InterMail / iPlanet queue expiry
+    ("", "Your message was not delivered because the destination computer was not reachable within the "
+         "allowed queue period.", "expired"),
+    ("", "Your message was not delivered within 5 days: Server 192.0.2.1 is not responding.", "expired"),
 ])
-def test_will_not_accept_this_message_and_domain_not_registered(status, diagnostic, reason):
+def test_wordings_of_unseen_notice_systems(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
 
 

@@ -193,15 +193,32 @@ _CAUSE_THEN_LIST = re.compile(
     re.I | re.M)
 
 
+# Openwave InterMail / Netscape-iPlanet Messaging Server (Verizon, BigPond-era notices) do the same:
+# "This Message was undeliverable due to the following reason:" / the cause in a paragraph or
+# more (no address in it) / optionally "The following recipients did not receive this message:" /
+# the addresses alone on their lines; the "Please reply to Postmaster@..." after the list is not a
+# cause (fixtures/dsn/intermail-queue-expired.eml, intermail-over-quota-list.eml).
+_REASON_THEN_LIST = re.compile(
+    r"^[ \t]*this message was undeliverable due to the following reason:?[ \t]*\n"
+    r"(?P<cause>(?:[^@\n]*\n){1,30}?)"
+    r"(?:[ \t]*the following recipients? did not receive this message:?[ \t]*\n)?"
+    r"(?P<list>(?:[ \t]*\n)?(?:[ \t]*<?[^\s<>@]+@[^\s<>]+>?[ \t]*(?:\n|$))+)",
+    re.I | re.M)
+
+
 def causes_before_lists(text: str) -> dict[str, str]:
     """{address (lowercased): the cause stated above it} for notices that give the cause first."""
-    if "affected" not in text:
-        return {}
+    lowered = text[:MAX_TEXT].lower()
+    patterns = [p for p, word in ((_CAUSE_THEN_LIST, "affected"), (_REASON_THEN_LIST, "due to the following reason"))
+                if word in lowered]
     out: dict[str, str] = {}
-    for m in _CAUSE_THEN_LIST.finditer(text):
-        cause = m.group("cause").strip()
-        for a in ADDRESS.findall(m.group("list")):
-            out.setdefault(a.lower(), cause)
+    for pattern in patterns:
+        for m in pattern.finditer(text):
+            cause = m.group("cause").strip()
+            if not cause:
+                continue
+            for a in ADDRESS.findall(m.group("list")):
+                out.setdefault(a.lower(), cause)
     return out
 
 
