@@ -630,3 +630,25 @@ def test_trend_micro_received_arrow_marks_the_reply():
            "Sent <<< DATA Received >>> 554 5.7.1 Message rejected due to content restrictions (smtp stage: data)")
     assert normalise_inputs("", "", raw, "")[2] == \
         "554 5.7.1 message rejected due to content restrictions (smtp stage: data)"
+
+
+@pytest.mark.parametrize("status,diagnostic,reason", [
+    # a receiver naming itself and refusing "this message" refuses the sender, whatever 521 / x.2.1 say
+    ("5.2.1", "521 5.2.1 :  AOL will not accept delivery of this message.", "blocked"),
+    ("", "554 example.org will not accept your message", "blocked"),
+    # ... but a mailbox that will not accept it for a stated mailbox cause keeps that cause
+    ("5.2.2", "552 5.2.2 mailbox full, will not accept this message", "mailboxfull"),
+    # MailEnable: the recipient domain is not registered (hard); the sender's domain is not ours to judge
+    ("", "The message could not be delivered because the domain name (x.example.com) does not appear "
+         "to be registered.", "hostunknown"),
+    # InterMail / iPlanet queue expiry
+    ("", "Your message was not delivered because the destination computer was not reachable within the "
+         "allowed queue period.", "expired"),
+    ("", "Your message was not delivered within 5 days: Server 192.0.2.1 is not responding.", "expired"),
+])
+def test_wordings_of_unseen_notice_systems(status, diagnostic, reason):
+    assert classify(status, "", diagnostic).reason == reason
+
+
+def test_a_sender_domain_not_registered_is_not_the_recipients():
+    assert classify("", "", "553 sender domain example.net is not registered").reason != "hostunknown"

@@ -300,3 +300,68 @@ def test_exchange_undeliverable_subjects_in_other_languages_are_bounces():
                "ann@example.net\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n").encode()
         r = parse_message(raw)
         assert r.kind == "dsn" and r.recipients[0].address == "ann@example.net", subject
+
+
+def test_the_returned_original_heading_in_chinese_korean_japanese_ends_the_notice():
+    from bounceproc.domain.parse import legacy
+    zh = "收件人: a@example.org\n退信原因: 该用户不存在\n\n被退回邮件 / Original message\n收件人: b@example.org\n"
+    assert legacy.notification_text(zh) == "收件人: a@example.org\n退信原因: 该用户不存在\n\n"
+    ko = "받는 사람: a@example.org\n\n원본 메일 정보\nTo: b@example.org\n"
+    assert legacy.notification_text(ko) == "받는 사람: a@example.org\n\n"
+    ja = "a@example.org\n#550 5.2.2 mailbox full ##\n元のメッセージ ヘッダー:\nTo: b@example.org\n"
+    assert legacy.notification_text(ja) == "a@example.org\n#550 5.2.2 mailbox full ##\n"
+    # 原因 ("reason") starts like 原始邮件 but is the notice's own line
+    assert legacy.notification_text("a@example.org\n原因: 用户不存在\n") == "a@example.org\n原因: 用户不存在\n"
+
+
+def _daemon_notice(subject: str, body: str) -> bytes:
+    from email.header import Header
+    return ("From: Mail Delivery System <mailer-daemon@mail.example.com>\nTo: news@example.net\n"
+            f"Subject: {Header(subject, 'utf-8').encode()}\nMIME-Version: 1.0\n"
+            "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+            + body).encode()
+
+
+def test_italian_czech_and_korean_notices_are_bounces_with_their_reasons():
+    it = parse_message(_daemon_notice("Messaggio non recapitato", "Il messaggio non è stato recapitato:\n\n"
+                                      "a@example.org\nMotivo: casella di posta piena\n"))
+    assert it.kind == "dsn" and [(v.address, v.reason) for v in it.recipients] == [("a@example.org", "mailboxfull")]
+    cs = parse_message(_daemon_notice("Oznámení", "Vaše zpráva nemohla být doručena.\n\nAdresát: b@example.org\n"
+                                      "Důvod: Adresa příjemce neexistuje.\n"))
+    assert cs.kind == "dsn" and [(v.address, v.reason, v.hard) for v in cs.recipients] == [
+        ("b@example.org", "userunknown", True)]
+    ko = parse_message(_daemon_notice("메일 발송 실패", "메일이 전달되지 않았습니다.\n\n받는 사람: c@example.org\n"
+                                      "실패 사유: 받는 사람의 메일함 용량이 초과되었습니다.\n\n받는 사람: d@example.org\n"
+                                      "실패 사유: 계정이 휴면 상태로 정지되었습니다.\n"))
+    assert ko.kind == "dsn" and [(v.address, v.reason) for v in ko.recipients] == [
+        ("c@example.org", "mailboxfull"), ("d@example.org", "suspend")]
+
+
+def test_intermail_cause_above_the_recipient_list_belongs_to_each_address():
+    from bounceproc.domain.parse import legacy
+    text = ("This Message was undeliverable due to the following reason:\n\n"
+            "Your message was not delivered within 5 days:\nServer 192.0.2.1 is not responding.\n\n"
+            "The following recipients did not receive this message:\n\n     <a@example.com>\n"
+            "     <b@example.org>\n\nPlease reply to Postmaster@mail.example.com\n")
+    cause = "Your message was not delivered within 5 days:\nServer 192.0.2.1 is not responding."
+    assert legacy.causes_before_lists(text) == {"a@example.com": cause, "b@example.org": cause}
+    # the per-recipient layout of the same family ("Recipient:" / "Reason:" pairs) has no such list
+    pairs = ("This Message was undeliverable due to the following reason:\n\nEach of the following recipients "
+             "was rejected by a remote mail server.\n\n    Recipient: <a@example.com>\n    Reason:    550 No such user\n")
+    assert legacy.causes_before_lists(pairs) == {}
+
+
+def test_message_global_headers_is_the_returned_original():
+    raw = ("From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\nTo: s@example.net\n"
+           "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+           'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+           "--b\nContent-Type: text/plain\n\n<a@example.org>: host mx.example.org[192.0.2.1] said: 550 5.1.1 "
+           "User unknown (in reply to RCPT TO command)\n\n"
+           "--b\nContent-Type: message/global-delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+           "Final-Recipient: rfc822; a@example.org\nAction: failed\nStatus: 5.1.1\n"
+           "Diagnostic-Code: smtp; 550 5.1.1 User unknown\n\n"
+           "--b\nContent-Type: message/global-headers\n\nFrom: Jörg <s@example.net>\n"
+           "To: a@example.org, Grüße <c@example.com>\nMessage-ID: <m-1@example.net>\n\n--b--\n").encode()
+    report = parse_message(raw)
+    assert [(v.address, v.reason, v.original_message_id) for v in report.recipients] == [
+        ("a@example.org", "userunknown", "<m-1@example.net>")]

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from bounceproc.domain.parse.dsn import address_of
-from bounceproc.domain.parse.mime import Part
+from bounceproc.domain.parse.mime import ENCLOSED_TYPES, Part
 
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9\-]*)\s*:\s?(.*)$")
 MAX_FIELDS = 500
@@ -57,8 +57,7 @@ def report_fields(text: str) -> dict[str, list[str]]:
 
 def _enclosed(root: Part) -> Part | None:
     for p in root.walk():
-        if p is not root and p.ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
-                                         "message/rfc822-headers") and p.children:
+        if p is not root and p.ctype in ENCLOSED_TYPES and p.children:
             return p.children[0]
     return None
 

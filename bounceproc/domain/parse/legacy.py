@@ -36,8 +36,12 @@ _CUT_LINE = lazy(
     r"|(?:original|the original|unsent|returned|your) message(?: follows| header| was)?\s*:?\s*$"
     r"|(?:original|returned|unsent|undelivered) message"
     r"|(?:below is a copy of|possibly truncated) (?:the )?original message"     # OpenSMTPD, GroupWise
+    # the returned original's heading in Chinese, Korean and Japanese notices: 被退回(的)邮件 /
+    # 原始邮件 / 原邮件 ("returned / original mail"), 원본 메일 / 원본 메시지, 元のメッセージ
+    r"|\u88ab\u9000\u56de(?:\u7684)?\u90ae\u4ef6|\u539f(?:\u59cb)?\u90ae\u4ef6|\uc6d0\ubcf8 ?(?:\uba54\uc77c|\uba54\uc2dc\uc9c0)"
+    r"|\u5143\u306e\u30e1\u30c3\u30bb\u30fc\u30b8"
     r"|\[?attachment:)", re.I)
-_CUT_FIRST = frozenset("-=_*#|rdmxoturybpORDMXUTYBP[")
+_CUT_FIRST = frozenset("-=_*#|rdmxoturybpORDMXUTYBP[\u88ab\u539f\uc6d0\u5143")
 MAX_LINES = 600
 _SKIP_LINE = lazy(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
                   r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
@@ -189,15 +193,32 @@ _CAUSE_THEN_LIST = re.compile(
     re.I | re.M)
 
 
+# Openwave InterMail / Netscape-iPlanet Messaging Server (Verizon, BigPond-era notices) do the same:
+# "This Message was undeliverable due to the following reason:" / the cause in a paragraph or
+# more (no address in it) / optionally "The following recipients did not receive this message:" /
+# the addresses alone on their lines; the "Please reply to Postmaster@..." after the list is not a
+# cause (fixtures/dsn/intermail-queue-expired.eml, intermail-over-quota-list.eml).
+_REASON_THEN_LIST = re.compile(
+    r"^[ \t]*this message was undeliverable due to the following reason:?[ \t]*\n"
+    r"(?P<cause>(?:[^@\n]*\n){1,30}?)"
+    r"(?:[ \t]*the following recipients? did not receive this message:?[ \t]*\n)?"
+    r"(?P<list>(?:[ \t]*\n)?(?:[ \t]*<?[^\s<>@]+@[^\s<>]+>?[ \t]*(?:\n|$))+)",
+    re.I | re.M)
+
+
 def causes_before_lists(text: str) -> dict[str, str]:
     """{address (lowercased): the cause stated above it} for notices that give the cause first."""
-    if "affected" not in text:
-        return {}
+    lowered = text[:MAX_TEXT].lower()
+    patterns = [p for p, word in ((_CAUSE_THEN_LIST, "affected"), (_REASON_THEN_LIST, "due to the following reason"))
+                if word in lowered]
     out: dict[str, str] = {}
-    for m in _CAUSE_THEN_LIST.finditer(text):
-        cause = m.group("cause").strip()
-        for a in ADDRESS.findall(m.group("list")):
-            out.setdefault(a.lower(), cause)
+    for pattern in patterns:
+        for m in pattern.finditer(text):
+            cause = m.group("cause").strip()
+            if not cause:
+                continue
+            for a in ADDRESS.findall(m.group("list")):
+                out.setdefault(a.lower(), cause)
     return out
 
 

@@ -27,7 +27,7 @@ from bounceproc.domain import precedence
 from bounceproc.domain.lazy_regex import lazy
 from bounceproc.domain.parse import arf as arf_mod
 from bounceproc.domain.parse import autoreply, dsn, legacy
-from bounceproc.domain.parse.mime import (MAX_BYTES, MAX_HEADER_LINES, Part, decode_header, header_lines,
+from bounceproc.domain.parse.mime import (ENCLOSED_TYPES, MAX_BYTES, MAX_HEADER_LINES, Part, decode_header, header_lines,
                                           normalise_newlines, parse_entity, parse_message_bytes)
 from bounceproc.domain.parse.stamp import TRACKING_HEADER, decode_stamp
 from bounceproc.domain.parse.verp import DEFAULT as DEFAULT_VERP
@@ -35,7 +35,7 @@ from bounceproc.domain.parse.verp import VerpFormat, decode_verp
 
 MAX_ENCLOSED = 500_000
 KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
-_ENCLOSED = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers")
+_ENCLOSED = ENCLOSED_TYPES
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 _SPACES = re.compile(r"\s+")
 _BOUNCE_FROM = lazy(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
@@ -56,6 +56,8 @@ _BOUNCE_SUBJECT = lazy(
     r"kan ikke leveres|teslim edilemedi|nedoru\u010diteln|n\u00e3o \u00e9 poss\u00edvel entregar|no entregado|"
     r"[\u00e9e]chec de (?:la )?remise|"   # Exchange's "Undeliverable" in Italian, Dutch, Polish, Swedish, ...
     r"\u9000\u4fe1|\u6295\u9012\u5931\u8d25|\u65e0\u6cd5\u6295\u9012|"   # 退信 投递失败 无法投递
+    r"non recapitat[oa]|"   # Italian (Libero / Virgilio) "Messaggio non recapitato"
+    r"\ubc1c\uc1a1 ?\uc2e4\ud328|\uc804\uc1a1 ?\uc2e4\ud328|\ubc30\ub2ec ?\uc2e4\ud328|\ubc18\uc1a1|"   # Korean 발송 실패 전송 실패 배달 실패 반송
     r"\u043d\u0435 \u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d|\u043d\u0435\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d",   # не доставлен(о) недоставлен(о)
     re.I)
 _BOUNCE_BODY = lazy(
@@ -72,7 +74,10 @@ _BOUNCE_BODY = lazy(
     r"\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093|"   # 配信できません 届きません
     r"\u672a\u80fd(?:\u6210\u529f)?\u6295\u9012|\u65e0\u6cd5(?:\u6295\u9012|\u9001\u8fbe)|\u6295\u9012\u5931\u8d25|"   # 未能(成功)投递 无法投递/送达 投递失败
     r"\u043d\u0435 (?:\u043c\u043e\u0436\u0435\u0442 \u0431\u044b\u0442\u044c |\u0431\u044b\u043b\u043e )?\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d"   # не (может быть |было )доставлен
-    r"|\u043d\u0435 \u0443\u0434\u0430\u043b\u043e\u0441\u044c \u0434\u043e\u0441\u0442\u0430\u0432\u0438\u0442\u044c",   # не удалось доставить
+    r"|\u043d\u0435 \u0443\u0434\u0430\u043b\u043e\u0441\u044c \u0434\u043e\u0441\u0442\u0430\u0432\u0438\u0442\u044c"   # не удалось доставить
+    r"|non (?:\u00e8 stat[oa] |pu\u00f2 essere )?(?:recapitat[oa]|consegnat[oa])"   # Italian: (non è stato) recapitato / consegnato
+    r"|nemohl[ao]? b\u00fdt doru\u010den|nebyl[ao]? doru\u010den|nelze doru\u010dit"   # Czech: nemohla být doručena, nebyla doručena
+    r"|\uc804\ub2ec\ub418\uc9c0 \uc54a|\uc804\uc1a1\ub418\uc9c0 \ubabb|\ubc1c\uc1a1\ub418\uc9c0 \uc54a|\ubc30\ub2ec\ub418\uc9c0 \uc54a",   # Korean 전달되지 않 전송되지 못 발송되지 않 배달되지 않
     re.I)
 # A mailing-list manager refusing a post (not a member, moderator rejection, no permission):
 # the list address refused the sender (taxonomy: rejected / filtered, soft). Its notices come

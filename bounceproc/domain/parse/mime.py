@@ -25,6 +25,12 @@ MAX_DEPTH = 6              # multipart / message/* nesting
 MAX_PARTS = 64             # parts per message
 MAX_HEADER_LINES = 50_000  # lines of one header block (a 1 MB+ Received chain is ~10,000)
 MAX_HEADER_VALUE = 8192    # bytes kept of one header field
+# Parts that hold a returned original (whole, or its header section): RFC 2046 message/rfc822,
+# RFC 6522 text/rfc822-headers, and their SMTPUTF8 forms of RFC 6532 / RFC 6533, message/global
+# and message/global-headers (Postfix uses the latter two for a bounce of an SMTPUTF8 message,
+# fixtures/dsn/postfix-smtputf8-global-headers.eml).
+ENCLOSED_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers",
+                  "message/global-headers")
 _NOT_BASE64 = bytes(c for c in range(256) if not (chr(c).isalnum() and c < 128 or c in b"+/"))
 
 _LINE_ENDINGS = re.compile(rb"\r\n?")
@@ -276,8 +282,7 @@ def parse_entity(data: bytes, depth: int = 0, default_type: str = "text/plain",
             if budget.parts >= MAX_PARTS:
                 break
             part.children.append(parse_entity(chunk, depth + 1, child_type, budget))
-    elif ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
-                   "message/rfc822-headers") and body:
+    elif ctype in ENCLOSED_TYPES and body:
         inner = decode_transfer(body, part.get("content-transfer-encoding"))
         # The returned original is read for a few headers only (Message-ID, To, List-Id, our
         # stamp): they are looked up on demand and its MIME structure is not split.
