@@ -302,6 +302,22 @@ def test_exchange_undeliverable_subjects_in_other_languages_are_bounces():
         assert r.kind == "dsn" and r.recipients[0].address == "ann@example.net", subject
 
 
+def test_other_notice_subjects_are_bounces_with_the_remote_reply():
+    for subject in ("Failed mail", "Unsuccessful delivery", "Your message could not be sent", "Could not send message",
+                    "Fehlgeschlagene Zustellung", "Devolución de correo", "Kézbesíthetetlen üzenet", "Levering mislukt",
+                    "Toimitus epäonnistui", "配信不能", "전달 실패"):
+        raw = (f"Return-Path: <>\nFrom: postmaster@mail.example.net\nTo: news@example.org\nSubject: {subject}\n"
+               "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
+               "ann@example.net\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n").encode()
+        r = parse_message(raw)
+        assert r.kind == "dsn" and r.recipients[0].address == "ann@example.net", subject
+    # a person's message with such a subject is not a bounce
+    human = ("Return-Path: <ann@example.net>\nFrom: Ann <ann@example.net>\nTo: news@example.org\n"
+             "Subject: Could not send message\n\n"
+             "Hi, my message to you could not be sent yesterday, resending.\n").encode()
+    assert parse_message(human).kind == "not-bounce"
+
+
 def test_the_returned_original_heading_in_chinese_korean_japanese_ends_the_notice():
     from bounceproc.domain.parse import legacy
     zh = "收件人: a@example.org\n退信原因: 该用户不存在\n\n被退回邮件 / Original message\n收件人: b@example.org\n"

@@ -57,6 +57,10 @@ _BOUNCE_SUBJECT = lazy(
     r"[\u00e9e]chec de (?:la )?remise|"   # Exchange's "Undeliverable" in Italian, Dutch, Polish, Swedish, ...
     r"\u9000\u4fe1|\u6295\u9012\u5931\u8d25|\u65e0\u6cd5\u6295\u9012|"   # 退信 投递失败 无法投递
     r"non recapitat[oa]|"   # Italian (Libero / Virgilio) "Messaggio non recapitato"
+    r"failed mail|unsuccessful delivery|(?:message|mail) (?:could )?not (?:be )?sent|could not send|"
+    r"zustellung fehlgeschlagen|fehlgeschlagene zustellung|devoluci\u00f3n de correo|k\u00e9zbes\u00edthetetlen|"
+    r"levering mislukt|toimitus ep\u00e4onnistui|\u914d\u4fe1\u4e0d\u80fd|\u9001\u4fe1\u5931\u6557|"   # 配信不能 送信失敗
+    r"\uc804\ub2ec ?\uc2e4\ud328|"   # Korean 전달 실패
     r"\ubc1c\uc1a1 ?\uc2e4\ud328|\uc804\uc1a1 ?\uc2e4\ud328|\ubc30\ub2ec ?\uc2e4\ud328|\ubc18\uc1a1|"   # Korean 발송 실패 전송 실패 배달 실패 반송
     r"\u043d\u0435 \u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d|\u043d\u0435\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d",   # не доставлен(о) недоставлен(о)
     re.I)
