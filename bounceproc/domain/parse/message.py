@@ -482,10 +482,17 @@ class _Reader:
         return Report("arf", verdicts)
 
     def read_ses(self) -> Report | None:
-        """Amazon SES notifications (Bounce / Complaint / Delivery) sent as JSON by mail."""
-        if not self.root.ctype.startswith("text/"):
+        """Amazon SES notifications (Bounce / Complaint / Delivery) sent as JSON by mail: the
+        message's text, or its first text/plain part where a gateway made a multipart of it (to
+        add a footer or a disclaimer part)."""
+        if self.root.ctype.startswith("text/"):
+            text = self.root.text()
+        elif self.root.ctype in ("multipart/mixed", "multipart/alternative"):
+            text = next((p.text() for p in top_level_parts(self.root)
+                         if p.ctype == "text/plain" and not p.children), "")
+        else:
             return None
-        data = legacy.ses_notification(self.root.text()[:300000])
+        data = legacy.ses_notification(text[:300000])
         if data is None:
             return None
         kind = str(data.get("notificationType") or data.get("eventType") or "").lower()
