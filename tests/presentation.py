@@ -24,6 +24,7 @@ another message, quoted as is).
 - `content-type-case` / `content-type-params`: Content-Type fields with type, subtype, field and
   parameter names in another case, or unknown parameters added (RFC 2045 §5.1: both ignored).
 - `boundary`: every multipart boundary of the notice renamed (RFC 2046 §5.1.1).
+- `multipart-wrap`: a single-part text message made a multipart/mixed of its one part.
 - `forward-<client>`: the whole message forwarded as a message/rfc822 attachment under "Fwd:" and
   its own subject (forwarding.wrap).
 """
@@ -503,6 +504,25 @@ def rename_boundary(data: bytes) -> bytes | None:
     return _splice(data, edits) if edits else None
 
 
+def multipart_wrap(data: bytes) -> bytes | None:
+    """A single-part text message made a multipart/mixed of that one part (as a gateway does to
+    add a footer part): the part takes the message's Content-Type and Content-Transfer-Encoding."""
+    root = parse(data)
+    if root is None or root.ctype != "text/plain" or not root.fields:
+        return None
+    moved = [f for f in root.fields if f.name.lower() in ("content-type", "content-transfer-encoding")]
+    edits = [(f.start, f.end + 1, b"") for f in moved]      # each with its line break
+    head = _splice(data[:root.head_end + 1], edits).rstrip(b"\n")
+    if root.find("mime-version") is None:
+        head += b"\nMIME-Version: 1.0"
+    boundary = b"=_wrapped_%d" % len(data)
+    if boundary in data:
+        return None
+    part_head = b"\n".join(data[f.start:f.end] for f in moved)
+    return (head + b'\nContent-Type: multipart/mixed; boundary="' + boundary + b'"\n\n--' + boundary + b"\n" +
+            part_head + b"\n\n" + data[root.body_start:].rstrip(b"\n") + b"\n--" + boundary + b"--\n")
+
+
 def forward(data: bytes, client: str) -> bytes:
     """The message forwarded as an attachment, under "Fwd: " and its own subject (as clients do)."""
     root = parse(data)
@@ -572,5 +592,6 @@ TRANSFORMS = {
     "content-type-case": content_type_case,
     "content-type-params": content_type_params,
     "boundary": rename_boundary,
+    "multipart-wrap": multipart_wrap,
     **{f"forward-{c}": (lambda c: lambda d: forward(d, c))(c) for c in CLIENTS},
 }
