@@ -23,6 +23,7 @@ another message, quoted as is).
 - `field-name-case`: field names upper-cased (RFC 5322 §1.2.2 / RFC 3464 §2.1.1: case-insensitive).
 - `content-type-case` / `content-type-params`: Content-Type fields with type, subtype, field and
   parameter names in another case, or unknown parameters added (RFC 2045 §5.1: both ignored).
+- `content-type-quoting`: Content-Type parameter values written as quoted-strings.
 - `boundary`: every multipart boundary of the notice renamed (RFC 2046 §5.1.1).
 - `multipart-wrap`: a single-part text message made a multipart/mixed of its one part.
 - `forward-<client>`: the whole message forwarded as a message/rfc822 attachment under "Fwd:" and
@@ -485,6 +486,17 @@ def content_type_params(data: bytes) -> bytes | None:
     return _splice(data, edits) if edits else None
 
 
+def content_type_quoting(data: bytes) -> bytes | None:
+    """Every parameter value written as a quoted-string (RFC 2045 §5.1: token and quoted-string
+    are the same value)."""
+    edits = []
+    for _e, f in _content_type_fields(data):
+        value = re.sub(r'(;\s*[A-Za-z0-9_\-*]+\s*=\s*)([^";\s][^;\s]*)', r'\1"\2"', f.value)
+        if value != f.value:
+            edits.append((f.start, f.end, (f.name + ":" + value).encode("latin-1")))
+    return _splice(data, edits) if edits else None
+
+
 def rename_boundary(data: bytes) -> bytes | None:
     root = parse(data)
     if root is None:
@@ -591,6 +603,7 @@ TRANSFORMS = {
     "field-name-case": field_name_case,
     "content-type-case": content_type_case,
     "content-type-params": content_type_params,
+    "content-type-quoting": content_type_quoting,
     "boundary": rename_boundary,
     "multipart-wrap": multipart_wrap,
     **{f"forward-{c}": (lambda c: lambda d: forward(d, c))(c) for c in CLIENTS},

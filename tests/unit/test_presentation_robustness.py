@@ -9,13 +9,13 @@ refolded at other widths, prose paragraphs of a plain-text notice re-wrapped at 
 columns (structure lines kept: addresses alone, "<<<" / ">>>" transcripts, indented blocks,
 "Label: value" lines, everything from where the returned original starts), the charset label of
 ASCII text changed, non-ASCII text transcoded to UTF-8, Subject and From's display name as RFC 2047
-encoded words, field names upper-cased, Content-Type in another case or with unknown parameters,
-multipart boundaries renamed, a single-part notice made a multipart of its one part, and the whole
-message forwarded as a message/rfc822 attachment by three mail clients (tests/forwarding.py). A
-rewrite applies only where it is surely equivalent (presentation.py returns None otherwise: ten
-corpus files whose MIME structure is broken are left alone by all but the forward);
-test_the_rewrites_change_presentation_only checks with Python's email package, an independent MIME
-reader, that each rewrite keeps every part's text.
+encoded words, field names upper-cased, Content-Type in another case, with unknown parameters or
+with quoted values, multipart boundaries renamed, a single-part notice made a multipart of its one
+part, and the whole message forwarded as a message/rfc822 attachment by three mail clients
+(tests/forwarding.py). A rewrite applies only where it is surely equivalent (presentation.py
+returns None otherwise: ten corpus files whose MIME structure is broken are left alone by all but
+the forward); test_the_rewrites_change_presentation_only checks with Python's email package, an
+independent MIME reader, that each rewrite keeps every part's text.
 
 Not equivalent, so not tested:
 - forwarding a message that is not a report (an auto-reply, a delivery notice, a non-bounce):
@@ -56,7 +56,7 @@ ALLOWED: dict[tuple[str, str], str] = {}
 MIN_APPLIED = {"base64": 250, "quoted-printable": 250, "refold-fields": 140, "refold-fields-narrow": 140,
                "refold-header": 260, "rewrap-narrow": 200, "rewrap-72": 120, "rewrap-wide": 120,
                "charset-label": 240, "transcode-utf8": 12, "encoded-words": 250, "field-name-case": 260,
-               "content-type-case": 200, "content-type-params": 200, "boundary": 170, "multipart-wrap": 90,
+               "content-type-case": 200, "content-type-params": 200, "content-type-quoting": 170, "boundary": 170, "multipart-wrap": 90,
                "forward-gmail": 250, "forward-outlook": 250, "forward-thunderbird": 250}
 
 
