@@ -245,6 +245,33 @@ def test_quoted_header_fields_neither_cut_the_notice_nor_name_recipients():
     assert [a for a, _s in secs] == ["b@example.com"]
 
 
+def test_prose_wrapped_at_another_width_does_not_cut_the_notice():
+    """A line that goes on with the sentence above ("... from the attached\nreturned message.") or
+    whose sentence runs on below ("The original message was\nreceived at ...") is prose; a
+    heading line where the original starts still cuts."""
+    from bounceproc.domain.parse import legacy
+    text = ("If you do so, please include this problem report. You can delete your own text from the attached\n"
+            "returned message.\n\nThe original message was\nreceived at Fri, 10 Dec 2010 from a.example.org\n\n"
+            "<a@example.com>: host mx.example.com said: 550 5.1.1 User unknown\n\n")
+    assert legacy.notification_text(text) == text
+    for cut in ("Returned message\n", "--- The original message was:\n", "Original message follows.\n",
+                "Received: from mx.example.org\n"):
+        assert legacy.notification_text(text + cut + "\nFrom: s@example.org\n") == text
+
+
+def test_a_subject_in_encoded_words_reads_as_the_same_subject():
+    import base64
+    raw = (b"From: Mail Delivery Subsystem <MAILER-DAEMON@example.net>\nTo: s@example.org\n"
+           b"Subject: %s\nMIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status;"
+           b" boundary=b1\n\n--b1\nContent-Type: text/plain\n\nThe message could not be delivered.\n\n"
+           b"--b1\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+           b"Final-Recipient: rfc822; a@example.com\nAction: failed\nStatus: 4.0.0\n\n--b1--\n")
+    subject = b"Warning: could not send message for past 4 hours"
+    words = b"=?UTF-8?B?" + base64.b64encode(subject[:30]) + b"?= =?UTF-8?B?" + base64.b64encode(subject[30:]) + b"?="
+    plain, encoded = parse_message(raw % subject), parse_message(raw % words)
+    assert [(v.reason, v.hard) for v in encoded.recipients] == [(v.reason, v.hard) for v in plain.recipients]
+
+
 def test_an_address_named_again_gets_each_stretch_and_a_bare_list_shares_the_cause_after_it():
     from bounceproc.domain.parse import legacy
     text = ("Delivery has failed to these recipients or groups:\n\na@example.com\nNot found.\n\n"

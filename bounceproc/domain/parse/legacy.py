@@ -90,24 +90,49 @@ def without_quoted_headers(text: str) -> str:
 
 
 def notification_text(text: str) -> str:
-    """The text up to where the returned original message starts."""
+    """The text up to where the returned original message starts.
+
+    A line that goes on with the sentence of the line above (it starts in lower case, and the line
+    above ends in a word or a comma), or whose sentence goes on in the line below, is prose,
+    whatever its first words: a notice wrapped at another width puts "returned message." at the
+    start of a line (Postfix's "delete your own text from the attached\nreturned message.") or
+    ends one with "The original message was" (Courier's "... was\nreceived on ...")."""
     text = text[:MAX_TEXT]
     pos = 0
     seen_text = False
     lines = text.split("\n")
     quoted = _quoted_header_lines(lines[:MAX_LINES]) if "header fields" in text else []
+    prev = ""
     for n, line in enumerate(lines):
         if n >= MAX_LINES:
             break
         stripped = line.lstrip(" \t>")
         # Cheap first-character test before the regex: most lines cannot start a cut.
         if stripped and stripped[0] in _CUT_FIRST and seen_text and _CUT_LINE.match(stripped) and not (
-                quoted and quoted[n]):
+                quoted and quoted[n]) and not _continues(prev, stripped) and not (
+                n + 1 < len(lines) and _runs_on(stripped, lines[n + 1])):
             return text[:pos]
         if stripped.strip():
             seen_text = True
+        prev = line
         pos += len(line) + 1
     return text
+
+
+def _continues(prev: str, stripped: str) -> bool:
+    """`stripped` (a line without its indent) goes on with the sentence of the line `prev`."""
+    tail = prev.rstrip()
+    return stripped[0].islower() and bool(tail) and (tail[-1].isalnum() or tail[-1] == ",")
+
+
+_FIELD_LINE = re.compile(r"[!-9;-~]+:")
+
+
+def _runs_on(stripped: str, nxt: str) -> bool:
+    """The sentence of `stripped` (not a header field) goes on in the line `nxt`, unindented and
+    in lower case."""
+    tail = stripped.rstrip()
+    return bool(tail) and tail[-1].isalnum() and nxt[:1].islower() and not _FIELD_LINE.match(stripped)
 
 
 _BARE = re.compile(r"[\s<>\"'*\-\u2022,;:()\[\]]*")

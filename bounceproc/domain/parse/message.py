@@ -259,6 +259,11 @@ class _Reader:
             self._note = legacy.notification_text(self.body_text())
         return self._note
 
+    def subject(self) -> str:
+        """The notice's Subject as text: RFC 2047 encoded words decoded (a gateway that encodes an
+        ASCII subject, "=?UTF-8?B?...?=", says the same as one that does not)."""
+        return decode_header(self.root.get("subject"))
+
     def own_addresses(self) -> set[str]:
         """Addresses of the bounce itself (its From / To / Reply-To): never failed recipients."""
         out = set()
@@ -500,10 +505,17 @@ class _Reader:
         return Report("arf", verdicts)
 
     def read_ses(self) -> Report | None:
-        """Amazon SES notifications (Bounce / Complaint / Delivery) sent as JSON by mail."""
-        if not self.root.ctype.startswith("text/"):
+        """Amazon SES notifications (Bounce / Complaint / Delivery) sent as JSON by mail: the
+        message's text, or its first text/plain part where a gateway made a multipart of it (to
+        add a footer or a disclaimer part)."""
+        if self.root.ctype.startswith("text/"):
+            text = self.root.text()
+        elif self.root.ctype in ("multipart/mixed", "multipart/alternative"):
+            text = next((p.text() for p in top_level_parts(self.root)
+                         if p.ctype == "text/plain" and not p.children), "")
+        else:
             return None
-        data = legacy.ses_notification(self.root.text()[:300000])
+        data = legacy.ses_notification(text[:300000])
         if data is None:
             return None
         kind = str(data.get("notificationType") or data.get("eventType") or "").lower()
@@ -607,11 +619,11 @@ class _Reader:
                                         explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
                 continue
             failed = True
-            fallback = _one_line(section or (self.notification_text() + " " + self.root.get("subject")))
+            fallback = _one_line(section or (self.notification_text() + " " + self.subject()))
             # One recipient: the whole notice is about it; the text above the delivery-status
             # fields may be where the reason is, not under the recipient's address
             # (Sendmail: "554 "|procmail ..."... Service unavailable", corpus:maildir/bsd/rfc3464-04.eml).
-            whole = (lambda: _one_line(self.notification_text() + " " + self.root.get("subject"))) if (
+            whole = (lambda: _one_line(self.notification_text() + " " + self.subject())) if (
                 section and len(blocks) == 1) else None
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
                                          fallback, whole, shown=shown))
@@ -659,8 +671,8 @@ class _Reader:
             # membership reminder), sent with a return path: it may quote a member's bounce, but
             # does not report one of ours (fixtures/not-a-bounce/mailman-bounce-action-notice.eml).
             return ""
-        frm = h.get("from")
-        subject = decode_header(h.get("subject"))
+        frm = decode_header(h.get("from"))
+        subject = self.subject()
         if _BOUNCE_FROM.search(frm) and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(self.body_text()[:5000])):
             return "from a mail daemon"
         automated = h.get("return-path").strip() in ("<>", "") or (
@@ -709,7 +721,7 @@ class _Reader:
         if causes:
             # The cause stated above a recipient list is each listed recipient's text (MailMarshal).
             secs = [(a, causes[a.lower()]) if a.lower() in causes else (a, sec) for a, sec in secs]
-        subject = decode_header(self.root.get("subject"))
+        subject = self.subject()
         temporary = bool(_TEMPORARY_SUBJECT.search(subject))
         verdicts = []
         evidence = []
