@@ -132,6 +132,8 @@ def test_autoreply_needs_a_sign_of_automation_for_ordinary_subjects():
     assert autoreply_reason({"subject": ["Away until May 5"], "auto-submitted": ["auto-replied"]})
     assert not autoreply_reason({"subject": ["Vacation photos"]})
     assert not autoreply_reason({"subject": ["Undelivered Mail Returned to Sender"], "auto-submitted": ["auto-replied"]})
+    assert autoreply_reason({"subject": ["AW: Abwesenheitsnotiz"]})          # an auto-responder answers
+    assert not autoreply_reason({"subject": ["FW: Automatic reply: March news"]})   # a person forwards one
 
 
 def test_redacted_arf_recovers_the_recipient_from_a_verp_mail_from_not_the_fbl_envelope():
@@ -408,3 +410,15 @@ def test_message_global_headers_is_the_returned_original():
     report = parse_message(raw)
     assert [(v.address, v.reason, v.original_message_id) for v in report.recipients] == [
         ("a@example.org", "userunknown", "<m-1@example.net>")]
+
+
+def test_sendmail_warning_banner_is_not_where_the_original_starts():
+    from bounceproc.domain.parse import legacy
+    text = ("The original message was received at Thu, 3 Dec 2026 10:00:00 GMT\n\n"
+            "   **********************************************\n"
+            "   **      THIS IS A WARNING MESSAGE ONLY      **\n"
+            "   **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **\n"
+            "   **********************************************\n\n"
+            "The following addresses had transient non-fatal errors\n<ann@example.net>\n")
+    assert legacy.notification_text(text) == text
+    assert legacy.notification_text("x\n----- Your message follows -----\nFrom: a\n") == "x\n"

@@ -14,7 +14,9 @@ import re
 from bounceproc.domain.lazy_regex import lazy
 from bounceproc.domain.parse.mime import decode_header
 
-_PREFIX = r"^\s*(?:(?:re|aw|fw|sv|antw|r)\s*:\s*|\[)?"
+# Reply prefixes (Re, German AW, Scandinavian SV, Dutch Antw, Italian R): an auto-responder
+# answers. A forward ("Fw:", "Fwd:") of an auto-reply is a person passing it on, not one.
+_PREFIX = r"^\s*(?:(?:re|aw|sv|antw|r)\s*:\s*|\[)?"
 # Subjects that only auto-responders write.
 _STRONG = lazy(
     _PREFIX + r"(?:auto(?:matic)?[ \-_]?(?:reply|response|antwort|risposta|respuesta)|autoreply|auto:|"

@@ -28,7 +28,7 @@ ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\
 # A line where the returned original starts (matched at the start of a stripped line). The run of
 # dashes is possessive ({2,}+): lines of 70 dashes otherwise backtrack through every length.
 _CUT_LINE = lazy(
-    r"(?:[-=_*#|]{2,}+ ?(?!.{0,30}transcript).{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
+    r"(?:[-=_*#|]{2,}+ ?(?!.{0,30}transcript|.{0,30}\bresend\b).{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
     r"message header|headers? of|message text|included|unsent message|rejected message|follows|"
     r"bounced message|the header|attached message|message was|your message|text of)"
     r"|(?:return-path|received|dkim-signature|message-id|delivered-to|x-original-to|domainkey-signature"
