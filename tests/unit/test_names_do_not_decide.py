@@ -71,7 +71,8 @@ MEANINGFUL = [
     r"verizon\.net", r"orange\.fr", r"wanadoo\.fr", r"gmx\.[a-z.]+", r"web\.de", r"t-online\.de", r"ionos\.[a-z.]+",
     r"1and1\.[a-z.]+", r"1und1\.de", r"kundenserver\.de", r"freenet\.de", r"interia\.pl", r"spamhaus\.org",
     r"spamcop\.net", r"barracudacentral\.org", r"barracuda\.com", r"messagelabs\.com", r"mimecast\.[a-z.]+",
-    r"proofpoint\.com", r"manitu\.net", r"sorbs\.net", r"trendmicro\.com", r"uribl\.com", r"surbl\.org",
+    r"proofpoint\.com", r"manitu\.net", r"sorbs\.net", r"abuseat\.org",
+    r"trendmicro\.com", r"uribl\.com", r"surbl\.org",
 ]
 _NAME_OF_A_DOMAIN = re.compile(r"\b((?:[a-z0-9-]+\.)+[a-z]{2,})\b", re.I)
 _DOC_NAMES = re.compile(r"(?:^|\.)(?:example|invalid|test|localhost|local|localdomain)(?:\.|$)", re.I)
