@@ -318,6 +318,11 @@ WORDING_CASES = [
  ("", "550 La casella del destinatario è piena", "mailboxfull"),
  ("", "550 casella di posta inesistente", "userunknown"),
  ("", "550 account disattivato", "suspend"),
+ ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
+ ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
+ ("", "Message could not be delivered for too long. Message will be deleted from queue", "expired"),
+ ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address", "speeding"),
+ ("", "552 Over STORAGE quota", "mailboxfull"),
 ]
 
 
