@@ -136,6 +136,19 @@ def test_autoreply_needs_a_sign_of_automation_for_ordinary_subjects():
     assert not autoreply_reason({"subject": ["FW: Automatic reply: March news"]})   # a person forwards one
 
 
+def test_rfc3834_auto_replied_is_an_autoreply_whatever_the_subject_but_a_bounce_stays_a_bounce():
+    reply = parse_message(b"From: Ann <ann@example.net>\nTo: news@example.org\nSubject: Re: March news\n"
+                          b"Auto-Submitted: auto-replied\n\nThanks for your mail, I will read it when I can.\n")
+    assert reply.kind == "autoreply" and reply.recipients[0].address == "ann@example.net"
+    bounce = parse_message(b"From: Mail Delivery System <Mailer-Daemon@mx.example.org>\nTo: news@example.org\n"
+                           b"Subject: Mail delivery failed: returning message to sender\nAuto-Submitted: auto-replied\n\n"
+                           b"This message was created automatically by mail delivery software.\n\n"
+                           b"A message that you sent could not be delivered to one or more of its\n"
+                           b"recipients. This is a permanent error. The following address(es) failed:\n\n"
+                           b"  bob@example.net\n    Unrouteable address\n")
+    assert bounce.kind == "dsn" and bounce.recipients[0].address == "bob@example.net"
+
+
 def test_redacted_arf_recovers_the_recipient_from_a_verp_mail_from_not_the_fbl_envelope():
     raw = (b"From: fbl@isp.example.com\nSubject: report\nMIME-Version: 1.0\n"
            b"Content-Type: multipart/report; report-type=feedback-report; boundary=z\n\n"

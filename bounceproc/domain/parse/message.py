@@ -448,15 +448,21 @@ class _Reader:
         if report is None:
             reason = autoreply.autoreply_reason(self.root.all_headers())
             if reason:
-                sender = legacy.ADDRESS.findall(self.root.get("from"))
-                return Report("autoreply", (Verdict(address=sender[0] if sender else "", reason="vacation",
-                                                    category="other", rule="autoreply", parser="autoreply",
-                                                    explain=reason),), reason)
+                return self.autoreply(reason)
         if report is None:
             report = self.read_legacy()
+            if report.kind == "not-bounce" and self.root.get("auto-submitted").strip().lower().startswith("auto-replied"):
+                # RFC 3834's own mark, on a message that is no bounce notice (those carry it too,
+                # so it is asked only now): a reply of a responder, whatever its subject.
+                return self.autoreply("auto-submitted: auto-replied")
         if report.kind in ("dsn", "arf", "delivered") and report.recipients:
             report = self.add_tracking(report)
         return report
+
+    def autoreply(self, reason: str) -> Report:
+        sender = legacy.ADDRESS.findall(self.root.get("from"))
+        return Report("autoreply", (Verdict(address=sender[0] if sender else "", reason="vacation", category="other",
+                                            rule="autoreply", parser="autoreply", explain=reason),), reason)
 
     def read_enclosed_report(self) -> Report | None:
         """A gateway that wraps another system's DSN as message/rfc822 under its own short notice
