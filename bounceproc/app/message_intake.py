@@ -13,7 +13,9 @@ configured to log it, and the sending core always records it.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -82,6 +84,24 @@ def _received_at(meta: dict, row: Any) -> datetime:
     return datetime.now(timezone.utc)
 
 
+def as_delivered(raw: bytes, origin: str, meta: dict) -> bytes:
+    """The message as a final delivery would hand it on: the SMTP sink is the final hop, so,
+    where the message has no Return-Path field, one with the envelope's MAIL FROM (RFC 5321
+    4.4; "<>" for a null sender) is put on top. Readers take a null return path as a sign of an
+    automatic message; without the field every message received by the sink looked like one."""
+    if not origin.startswith("sink:") or "mail_from" not in meta:
+        return raw
+    head = raw[:65536].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    if _RETURN_PATH.search(head):
+        return raw
+    sender = str(meta.get("mail_from") or "").strip("<> ")
+    eol = b"\r\n" if b"\r\n" in raw[:2000] else b"\n"
+    return b"Return-Path: <" + sender.encode("utf-8", "replace")[:320] + b">" + eol + raw
+
+
+_RETURN_PATH = re.compile(rb"^return-path[ \t]*:", re.I | re.M)
+
+
 def parse_reports(raw: bytes, rcpt_tos: list[str], settings=None) -> list:
     """The reports in one received message (forwarded ones unwrapped: domain.parse.forwarded)."""
     from bounceproc.app.service import classifier_for, verp_format
@@ -121,7 +141,9 @@ def prepare(conn, row, settings) -> list:
     raw = bytes(row.payload)
     meta = dict(row.meta or {})
     rcpt_tos = [str(r) for r in meta.get("rcpt_tos") or []]
-    found = parse_reports(raw, rcpt_tos, settings)
+    found = parse_reports(as_delivered(raw, row.origin or "", meta), rcpt_tos, settings)
+    # The message's own bytes (not the delivered form read above) make its event keys.
+    found = [w if w.position else dataclasses.replace(w, raw=raw) for w in found]
     if len(found) == 1 and getattr(found[0].report, "kind", "unknown") == "unknown":
         reason = "unreadable message: " + (getattr(found[0].report, "note", "") or "unknown format")
         raw_text = bytes(row.payload[:8000]).decode("utf-8", "replace")
