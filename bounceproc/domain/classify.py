@@ -799,9 +799,30 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
         # Addresses make every diagnostic unique and never decide a rule: fold them away. A word
         # glued after one with a colon is kept (Barracuda's "(<addr>:blocked)" -> "<>:blocked)").
         words = [_fold_address(w) if "@" in w else w for w in words]
-    diag = reply_first(" ".join(words))
+    diag = reply_first(join_continuations(" ".join(words)))
     mta = strip_type(remote_mta or "").replace("\x00", " ").strip().lower()[:255]
     return st, rc, diag, mta
+
+
+# A multi-line SMTP reply (RFC 5321 4.2.1) that an MTA quotes joined into one line repeats the code
+# at each line: "550-5.1.1 The email account that you tried to reach does not exist. Please try
+# 550-5.1.1 double-checking the recipient's email address for typos or 550-5.1.1 unnecessary
+# spaces." The repeats cut the sentence the rules read; the first line's code is kept (as "550 ").
+_CONTINUED = lazy(r"(?<![\w.-])([245]\d\d)-(?=\S)")
+
+
+def join_continuations(diag: str) -> str:
+    """`diag` (normalised) with the repeated codes of a multi-line reply removed (see above)."""
+    if "-" not in diag:
+        return diag
+    m = _CONTINUED.search(diag)
+    if not m:
+        return diag
+    code = m.group(1)
+    status = re.match(r"[245]\.\d{1,3}\.\d{1,3} ", diag[m.end():])
+    marker = re.compile(rf" {code}[- ]" + (rf"(?:{re.escape(status.group(0))})?" if status else ""))
+    rest = marker.sub(" ", diag[m.end():])
+    return f"{diag[:m.start()]}{code} {rest}"
 
 
 # What an MTA writes around the receiving server's reply, in notices without a delivery report:

@@ -657,3 +657,14 @@ def test_wordings_of_unseen_notice_systems(status, diagnostic, reason):
 
 def test_a_sender_domain_not_registered_is_not_the_recipients():
     assert classify("", "", "553 sender domain example.net is not registered").reason != "hostunknown"
+
+
+def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
+    joined = ("550-5.7.1 messages missing a valid address in the from: 550-5.7.1 header are not accepted. "
+              "550 5.7.1 please check")
+    assert cl.join_continuations(joined) == ("550 5.7.1 messages missing a valid address in the from: header are "
+                                             "not accepted. please check")
+    assert cl.join_continuations("550 5.1.1 user unknown") == "550 5.1.1 user unknown"
+    assert cl.join_continuations("call 1-800-550-1234 now") == "call 1-800-550-1234 now"
+    one = classify("5.4.5", "550", "550-5.4.5 Daily user sending 550-5.4.5 limit exceeded.")
+    assert one.reason == classify("5.4.5", "550", "550 5.4.5 Daily user sending limit exceeded.").reason

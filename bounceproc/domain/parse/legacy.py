@@ -252,9 +252,11 @@ def causes_before_lists(text: str) -> dict[str, str]:
 # 2010-2019 "Remote Server returned '550 ...'" or "#550 5.1.1 ... ##", hMailServer / Kerio
 # "Remote server replied: 550 ...", Trend Micro IMSS "Received >>> 550 ...", qmail-style "Remote
 # host said: 550 ...", MDaemon's transcript "<-- 552 ...", CommuniGate Pro "SMTP module(domain x)
-# reports:" / next line, Domino "because:" / next line, BIGLOBE "----- Non-delivered information
-# -----" / next line, a bare "Reason: ..." (MessageLabs, SmarterMail), and last OpenSMTPD's
-# "addr: reply" line. Earlier labels are preferred.
+# reports:" / next line (without the "mx.host:" it starts with), Domino "because:" / next line,
+# BIGLOBE "----- Non-delivered information -----" / next line, a bare "Reason: ..." (MessageLabs,
+# SmarterMail, InterMail, whose reply may wrap onto indented lines; Japanese notices' "理由:"),
+# Exchange 2000/2003's line under "<addr> on <date>", and last OpenSMTPD's "addr: reply" line.
+# Earlier labels are preferred.
 _LABELLED_REPLY = (
     re.compile(r"^[ \t]*diagnostic[ -]code:[ \t]*(?:smtp|x-[\w.-]+)?[ \t]*;?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"remote server returned '([^\n]+?)'?[ \t]*$", re.I | re.M),
@@ -263,16 +265,22 @@ _LABELLED_REPLY = (
     re.compile(r"^[ \t]*received >>>[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"(?:^|[ \t])remote host said:[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"<--[ \t]*([45]\d\d\b[^\n]*)"),
-    re.compile(r"\bmodule\([^()\n]{0,200}\) reports:[ \t]*\n[ \t]*(\S[^\n]*)", re.I),
+    re.compile(r"\bmodule\([^()\n]{0,200}\) reports:[ \t]*\n[ \t]*(?:[a-z0-9-]+(?:\.[a-z0-9-]+)+:[ \t]+)?(\S[^\n]*)",
+               re.I),
     re.compile(r"^[ \t]*because:[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
     re.compile(r"^[ \t]*-{3,} ?non-delivered information ?-{3,}[ \t]*\n(?:[ \t]*\n)?[ \t]*(\S[^\n]*)", re.I | re.M),
-    re.compile(r"^[ \t]*reason:[ \t]*(\S[^\n]*)", re.I | re.M),
+    re.compile(r"^[ \t]*(?:reason|\u7406\u7531)[:\uff1a][ \t]*(\S[^\n]*)", re.I | re.M),
+    # Exchange 2000 / 2003: "<addr> on <date>" / the reply / "<host #5.x.x>", indented.
+    re.compile(r"^[ \t]*<?[^\s<>@]+@[^\s<>]+>? on \d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}[^\n]*\n[ \t]+(?!<[^\s<>]+ #)(\S[^\n]*)",
+               re.M),
     # OpenSMTPD: "addr: reply" on a line of its own (a blank line or the end after it; Postfix's
     # "<addr>: host ... said:" continues on indented lines and is left whole).
     re.compile(r"\A[ \t]*<?[^\s<>@]+@[^\s<>:]+>?:[ \t]*(\S[^\n]*)(?:\n[ \t]*(?:\n|\Z)|\Z)"),
 )
 _LABEL_WORDS = ("diagnostic", "returned '", "##", "replied:", "received >>>", "said:", "<--", "reports:", "because:",
-                "non-delivered", "reason:", ": ")
+                "non-delivered", "reason:", "\u7406\u7531", ": ", " on ")
+# Labels whose reply a notice wraps onto lines indented under its start (InterMail "Reason:    ...").
+_WRAPPED_LABELS = ("reason", "\u7406\u7531")
 
 
 def labelled_reply(section: str) -> str:
@@ -284,7 +292,15 @@ def labelled_reply(section: str) -> str:
         m = pattern.search(section)
         if m and m.group(1).strip():
             said = m.group(1).strip()
-            if _MULTILINE_REPLY.match(said):
+            if m.group(0).lstrip().lower().startswith(_WRAPPED_LABELS):
+                # Lines indented as far as the reply's start go on with it.
+                column = m.start(1) - (section.rfind("\n", 0, m.start(1)) + 1)
+                for line in section[m.end(1):].split("\n")[1:12]:
+                    indent = len(line) - len(line.lstrip(" "))
+                    if not line.strip() or indent < column or line[:column].strip():
+                        break
+                    said += " " + line.strip()
+            elif _MULTILINE_REPLY.match(said):
                 # A multi-line reply ("550-5.7.26 ..." lines up to "550 5.7.26 ..."): all of it.
                 for line in section[m.end(1):].split("\n")[1:12]:
                     line = line.strip()

@@ -373,13 +373,14 @@ class _Reader:
 
     def verdict(self, address: str, status: str, reply: str, diag: str, mta: str, action: str,
                 parser: str, recovered_by: str, fallback_text: str = "", whole_notice=None, shown: str = "",
-                **extra) -> Verdict:
+                section: str = "", **extra) -> Verdict:
         """One recipient's verdict: classify `diag`, else `fallback_text` (its section of the notice),
         else `whole_notice()` (called only then: the notice of a one-recipient report). `shown`, if
-        given, is the diagnostic reported instead of `diag` (the server's reply within it)."""
+        given, is the diagnostic reported instead of `diag` (the server's reply within it); `section`,
+        if given, is the text around `diag` that may name the SMTP stage."""
         temporary = action == "delayed" or status.startswith("4") or (not status and reply.startswith("4")) or (
             not status and bool(_RETRIES_EXHAUSTED.search(diag)))
-        stage = smtp_stage(diag) or self.transcript_stage(address)
+        stage = smtp_stage(diag) or smtp_stage(section) or self.transcript_stage(address)
         if not stage and smtp_stage(fallback_text) != "mail":
             # The notice's stage, when the recipient's own text names none; but a MAIL FROM named
             # only elsewhere in the notice belongs to another session (a Sendmail transcript of
@@ -598,7 +599,9 @@ class _Reader:
             # fixtures/dsn/communigate-user-unknown.eml, sun-messaging-delayed.eml).
             shown = legacy.labelled_reply(section) if section and not raw_diag.strip() else ""
             if not diag:
-                diag = _one_line(section) if section else ""
+                # The labelled reply is classified, the section names the stage (see read_legacy).
+                own = bool(shown) and "remote host said:" not in section.lower()
+                diag = _one_line(shown) if own else _one_line(section) if section else ""
             diag_type = raw_diag.partition(";")[0].strip().lower() if ";" in raw_diag else ""
             local_mailer = diag_type in ("x-unix", "x-local")
             reply = "" if local_mailer else find_reply_code(diag)
@@ -614,6 +617,11 @@ class _Reader:
                 text_status = find_status(section or self.notification_text())
                 if text_status and not text_status.endswith(".0.0") and text_status[0] == (status or text_status)[0]:
                     status = text_status
+            own_status = remote_status(diag) if status.startswith("5") and status.endswith(".0.0") else ""
+            if own_status.startswith("4") or (own_status[:1] not in "25" and reply.startswith("4")):
+                # A generic 5.0.0 ("failed") over the server's own 4xx reply: the report gave up, the
+                # refusal itself was temporary (CommuniGate Pro writes 5.0.0 for every failure).
+                status = own_status if own_status.startswith("4") else "4.0.0"
             if local_mailer:
                 # Diagnostic type X-Unix: the local delivery program's exit status, not SMTP.
                 diag = f"{diag} (local mailer: {diag_type})"
@@ -632,7 +640,7 @@ class _Reader:
             whole = (lambda: _one_line(self.notification_text() + " " + self.subject())) if (
                 section and len(blocks) == 1) else None
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
-                                         fallback, whole, shown=shown))
+                                         fallback, whole, shown=shown, section=section))
         if not failed:
             return Report("delivered", tuple(verdicts))
         verdicts = [v for v in verdicts if v.reason != "delivered"]
@@ -744,8 +752,17 @@ class _Reader:
             # A reply the notice labels as the server's ("Remote Server returned '...'") is the
             # diagnostic reported; the section around it is what is classified, for its words name
             # the stage ("Connected to ... but my name was rejected", corpus:maildir/bsd/lhost-qmail-04.eml).
-            v = self.verdict(addr, status, reply, sec1, "", "delayed" if delayed else "failed", "legacy", how,
-                             fallback, shown=said)
+            # The reply the notice labels is what is classified (anchored rules read the reply's
+            # start; the notice's own words around it, "because:", "Reason:", the Postmaster line
+            # after it, must not decide); the section still names the stage, and decides when the
+            # reply alone says nothing. Not for qmail, whose words before "Remote host said:" are
+            # evidence themselves ("Connected to <ip> but my name was rejected.": the HELO was
+            # refused, corpus:maildir/bsd/lhost-qmail-04.eml) and are removed by the classifier
+            # where they are only a preamble (classify.reply_first).
+            own = said and "remote host said:" not in sec1.lower()
+            v = self.verdict(addr, status, reply, _one_line(said) if own else sec1, "",
+                             "delayed" if delayed else "failed", "legacy", how, fallback, shown=said,
+                             section=sec1 if own else "")
             verdicts.append(v)
             evidence.append(bool(status or reply) or self.classifier.classify("", "", sec1).rule != "none")
         if any(evidence) and not all(evidence):
@@ -837,14 +854,20 @@ def failure_status(text: str) -> str:
         if m.group(1)[0] in "45":
             return m.group(1)
     m = _FAILURE_STATUS.search(text or "")
-    return "%s.%s.%s" % m.groups() if m else find_status(text)
+    if m:
+        return "%s.%s.%s" % m.groups()
+    found = find_status(text)
+    # A 2.x.x code next to a failure reply is a command that succeeded (MDaemon's transcript:
+    # "<-- 250 2.1.0 Ok" then "<-- 550 ..."), not the failure's code.
+    return "" if found.startswith("2") and _FAILURE_CODE_AT.search(text or "") else found
 
 
-# Sendmail / Courier transcripts name the command as ">>> DATA" or ">>> RCPT To:<...>". With
+# Sendmail / Courier transcripts name the command as ">>> DATA" or ">>> RCPT To:<...>" (MDaemon:
+# "--> RCPT To:<...>", fixtures/dsn/mdaemon-mailbox-full.eml; Trend Micro IMSS: "Sent <<< RCPT TO:<...>"). With
 # PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
 # with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
-_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>|\[) ?(?:end of )?"
+_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>|-->|sent <<<|\[) ?(?:end of )?"
                     r"(data|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])", re.I)
 _QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
                           r"(does not like sender|sender was rejected)")
