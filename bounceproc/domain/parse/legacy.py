@@ -55,7 +55,9 @@ _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|da
 # indented, above its recipient list ("This report relates to a message you sent with the following
 # header fields:" then "  Message-id: <...>", "  To: ..."): a quote, neither where the original
 # starts nor a list of recipients (fixtures/dsn/sun-messaging-over-quota-no-dsn.eml).
-_QUOTED_HEADERS_INTRO = re.compile(r"with the following header fields:?[ \t]*$", re.I)
+# The intro may be wrapped anywhere ("... with the following header\nfields:").
+_QUOTED_HEADERS_INTRO = re.compile(r"with\s+the\s+following\s+header\s+fields:?[ \t]*$", re.I)
+_HEADER_FIELDS = re.compile(r"header\s+fields", re.I)
 
 
 def _quoted_header_lines(lines: list[str]) -> list[bool]:
@@ -63,11 +65,13 @@ def _quoted_header_lines(lines: list[str]) -> list[bool]:
     "... with the following header fields:"."""
     out = []
     state = 0           # 0 outside, 1 after the intro line, 2 inside the indented block
+    prev = ""
     for line in lines:
         if state == 0:
             out.append(False)
-            if "header fields" in line and _QUOTED_HEADERS_INTRO.search(line):
+            if "fields" in line and _QUOTED_HEADERS_INTRO.search(prev + " " + line):
                 state = 1
+            prev = line
             continue
         if not line.strip():
             out.append(False)
@@ -83,7 +87,7 @@ def _quoted_header_lines(lines: list[str]) -> list[bool]:
 
 def without_quoted_headers(text: str) -> str:
     """`text` with quoted header-field blocks (see _quoted_header_lines) blanked out."""
-    if "header fields" not in text:
+    if not _HEADER_FIELDS.search(text):
         return text
     lines = text.split("\n")
     return "\n".join("" if q else line for line, q in zip(lines, _quoted_header_lines(lines)))
@@ -101,7 +105,7 @@ def notification_text(text: str) -> str:
     pos = 0
     seen_text = False
     lines = text.split("\n")
-    quoted = _quoted_header_lines(lines[:MAX_LINES]) if "header fields" in text else []
+    quoted = _quoted_header_lines(lines[:MAX_LINES]) if _HEADER_FIELDS.search(text) else []
     prev = ""
     for n, line in enumerate(lines):
         if n >= MAX_LINES:

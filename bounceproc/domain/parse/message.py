@@ -772,6 +772,13 @@ class _Reader:
             # wording no rule knows (reported, as onhold, rather than lost).
             targets = self.original_targets()
             verdicts = [v for v, e in zip(verdicts, evidence) if e or v.address.lower() in targets]
+        elif len(verdicts) > 1 and not any(evidence):
+            # No section says anything (the cause is above them all): those the returned original
+            # was addressed to are the recipients; the others are addresses the text quotes (a
+            # list manager's "send help to the address <list-ctl@...>").
+            targets = self.original_targets()
+            if any(v.address.lower() in targets for v in verdicts):
+                verdicts = [v for v in verdicts if v.address.lower() in targets]
         verdicts = self.apply_envelope(verdicts)
         return Report("dsn", tuple(verdicts), why)
 
