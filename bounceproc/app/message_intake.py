@@ -89,8 +89,8 @@ def as_delivered(raw: bytes, origin: str, meta: dict) -> bytes:
     where the message has no Return-Path field, one with the envelope's MAIL FROM (RFC 5321
     4.4; "<>" for a null sender) is put on top. Readers take a null return path as a sign of an
     automatic message; without the field every message received by the sink looked like one."""
-    if not origin.startswith("sink:") or "mail_from" not in meta:
-        return raw
+    if not origin.startswith("sink:") or "mail_from" not in meta or not raw.strip():
+        return raw      # (an empty message stays empty: unreadable, quarantined as such)
     head = raw[:65536].replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
     if _RETURN_PATH.search(head):
         return raw

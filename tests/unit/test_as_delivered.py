@@ -18,6 +18,7 @@ def test_the_envelope_sender_becomes_the_return_path_only_where_the_message_has_
     in_body = b"From: a@example.net\n\nReturn-Path: <q@example.net>\n"       # a field in the body is not one
     assert as_delivered(in_body, "sink:192.0.2.1", {"mail_from": "b@example.net"}).startswith(b"Return-Path: <b@")
     assert as_delivered(HUMAN, "mailbox:imap", {"mail_from": ""}) == HUMAN   # a mailbox's message has its own
+    assert as_delivered(b"", "sink:192.0.2.1", {"mail_from": ""}) == b""   # still empty: unreadable
 
 
 def test_a_persons_reply_received_by_the_sink_is_not_a_bounce():
