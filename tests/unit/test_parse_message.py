@@ -360,6 +360,17 @@ def test_other_notice_subjects_are_bounces_with_the_remote_reply():
     assert parse_message(human).kind == "not-bounce"
 
 
+def test_a_daemon_notice_saying_could_not_be_delivered_in_other_languages_is_a_bounce():
+    for body in ("Ihre Nachricht konnte nicht zugestellt werden.", "Votre message n'a pas pu être remis.",
+                 "Su mensaje no pudo ser entregado.", "A mensagem não pôde ser entregue.",
+                 "Non è stato possibile recapitare il messaggio.", "Uw bericht kon niet worden afgeleverd.",
+                 "Meddelandet kunde inte levereras.", "Wiadomość nie mogła zostać dostarczona.",
+                 "Mesajınız iletilemedi.", "메일을 전송할 수 없습니다."):
+        raw = _daemon_notice("Notice", body + "\n\nann@example.net\n550 5.1.1 <ann@example.net>: Recipient address rejected\n")
+        r = parse_message(raw)
+        assert r.kind == "dsn" and r.recipients[0].address == "ann@example.net", body
+
+
 def test_the_returned_original_heading_in_chinese_korean_japanese_ends_the_notice():
     from bounceproc.domain.parse import legacy
     zh = "收件人: a@example.org\n退信原因: 该用户不存在\n\n被退回邮件 / Original message\n收件人: b@example.org\n"

@@ -74,6 +74,13 @@ _BOUNCE_BODY = lazy(
     r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered|"
     r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
     r"requested action not taken|mailbox (?:is )?full|could not be sent|incorrectly constructed|"
+    # "could not be delivered" in German, French, Spanish, Portuguese, Italian, Dutch, Swedish,
+    # Polish, Turkish and Korean notices
+    r"nicht (?:\S+ ){0,4}zugestellt werden|n.a pas pu \u00eatre (?:remis|d\u00e9livr\u00e9|distribu\u00e9)|"
+    r"no (?:pudo ser|ha podido ser) entregad|no se (?:pudo|ha podido) entregar|n\u00e3o (?:p\u00f4de ser|foi poss\u00edvel) entreg|"
+    r"non \u00e8 stato possibile (?:recapitare|consegnare)|kon niet worden (?:afgeleverd|bezorgd)|"
+    r"kunde inte levereras|nie (?:mog\u0142a|mo\u017ce) zosta\u0107 dostarczon|iletilemedi|"
+    r"\uc804\uc1a1\ud560 \uc218 \uc5c6|\ubc30\ub2ec\ud560 \uc218 \uc5c6|"   # 전송할 수 없 배달할 수 없
     r"\u9001\u4fe1\u3067\u304d\u307e\u305b\u3093|\u914d\u9001\u3067\u304d\u307e\u305b\u3093|"   # 送信できません 配送できません
     r"\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093|"   # 配信できません 届きません
     r"\u672a\u80fd(?:\u6210\u529f)?\u6295\u9012|\u65e0\u6cd5(?:\u6295\u9012|\u9001\u8fbe)|\u6295\u9012\u5931\u8d25|"   # 未能(成功)投递 无法投递/送达 投递失败
