@@ -323,6 +323,14 @@ WORDING_CASES = [
  ("", "Message could not be delivered for too long. Message will be deleted from queue", "expired"),
  ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail originating from your IP address", "speeding"),
  ("", "552 Over STORAGE quota", "mailboxfull"),
+ ("", "550 dominio inesistente", "hostunknown"),
+ ("", "550 域名不存在", "hostunknown"),
+ ("", "550 도메인이 존재하지 않습니다", "hostunknown"),
+ ("", "550 Домен не существует", "hostunknown"),
+ ("", "553 domaine de l'expéditeur n'existe pas", "rejected"),      # the sender's domain, not the recipient's
+ ("", "553 Domain des Absenders existiert nicht", "rejected"),
+ ("", "553 домен отправителя не существует", "rejected"),
+ ("", "552 casilla de correo llena", "mailboxfull"),
 ]
 
 
