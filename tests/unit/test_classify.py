@@ -331,6 +331,9 @@ WORDING_CASES = [
  ("", "553 Domain des Absenders existiert nicht", "rejected"),
  ("", "553 домен отправителя не существует", "rejected"),
  ("", "552 casilla de correo llena", "mailboxfull"),
+ ("", "550 Sender address unknown", "rejected"),      # the sender's address, not the recipient's
+ ("", "553 Absender unbekannt", "rejected"),
+ ("", "553 expéditeur inconnu", "rejected"),
 ]
 
 
