@@ -8,7 +8,8 @@ the precedence step that decided, and the evidence on each side (for `classify -
 Steps, first that applies wins (numbers as in taxonomy.md):
 1 sender-side wording beats any code: a hard reason whose text names a blocklist, reputation, a
   rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address; so is
-  one given in reply to MAIL FROM (no recipient named yet: the sender was refused, `rejected`);
+  one given in reply to MAIL FROM (no recipient named yet: the sender was refused, `rejected`),
+  and one whose wording is about our sender ("sender domain does not exist", "No such user (sender)");
 2 temporary DNS ("try again", SERVFAIL, timeouts, a 4xx code) is networkerror, never hostunknown;
 3 stage: "user unknown" after DATA is a recipient-side filter unless the status is x.1.1;
 4 a DSN with Action: failed and a 4.x.x status is an expiry (`expired_by_action`, used by the
@@ -53,6 +54,16 @@ _AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does 
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
 _AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
+# A "hard" wording whose subject is our sender ("sender domain does not exist", "From address does
+# not exist", "No such user (sender)"): the sender refused (taxonomy: rejected), whatever the stage;
+# Postfix checks the sender at RCPT TO ("Sender address rejected: Domain not found (in reply to RCPT
+# TO command)").
+_SENDER_SUBJECT = re.compile(
+    r"\b(?:sender(?:'s)?|from address|mail from|envelope (?:sender|from)|return[- ]path|originator|your domain)"
+    r"(?: (?:e-?mail |mail )?(?:address|domain|host|mailbox|user|account))?(?: (?:is|was))?"
+    r" (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid user|has no mx|does not resolve"
+    r"|unavailable|not known)"
+    r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -98,6 +109,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
     if side:
         return Verdict(side, False, "1-sender-side",
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
+    about_sender = _SENDER_SUBJECT.search(diag)
+    if about_sender:
+        return Verdict("rejected", False, "1-sender-side",
+                       f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
     if reason == "hostunknown":
         # The temporary wording must be about the lookup: near the DNS words when there are some
         # (a flattened transcript may carry another host's "timed out" further on).

@@ -670,6 +670,22 @@ def test_a_sender_domain_not_registered_is_not_the_recipients():
     assert classify("", "", "553 sender domain example.net is not registered").reason != "hostunknown"
 
 
+@pytest.mark.parametrize("text", ["550 sender mailbox does not exist", "553 sender host unknown",
+                                  "553 The sender's domain does not exist", "553 From address does not exist",
+                                  "553 MAIL FROM domain not found", "550 Your domain does not exist",
+                                  "550 No such user (sender)", "553 unknown user in MAIL FROM",
+                                  "550 5.1.1 Sender address rejected: Domain not found (in reply to RCPT TO command)"])
+def test_a_hard_wording_about_our_sender_is_the_sender_refused(text):
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == ("rejected", False), c
+    assert classify("5.1.1", "550", text).hard is False
+
+
+def test_a_transcripts_mail_from_does_not_make_the_recipients_refusal_the_senders():
+    c = classify("", "", ">>> MAIL From:<a@example.org> SIZE=1234 <<< 250 ok >>> RCPT To:<x@example.net> <<< 550 user unknown")
+    assert (c.reason, c.hard) == ("userunknown", True)
+
+
 def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     joined = ("550-5.7.1 messages missing a valid address in the from: 550-5.7.1 header are not accepted. "
               "550 5.7.1 please check")
