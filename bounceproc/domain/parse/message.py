@@ -607,7 +607,7 @@ class _Reader:
             shown = legacy.labelled_reply(section) if section and not raw_diag.strip() else ""
             if not diag:
                 # The labelled reply is classified, the section names the stage (see read_legacy).
-                own = bool(shown) and "remote host said:" not in section.lower()
+                own = _reply_decides(shown, section)
                 diag = _one_line(shown) if own else _one_line(section) if section else ""
             diag_type = raw_diag.partition(";")[0].strip().lower() if ";" in raw_diag else ""
             local_mailer = diag_type in ("x-unix", "x-local")
@@ -684,7 +684,7 @@ class _Reader:
             return ""   # read receipts (disposition-notification) and other reports are not bounces
         list_manager = any(h.get(k) for k in _LIST_MANAGER_HEADERS) or _LIST_MANAGER_FROM.search(h.get("from"))
         if list_manager:
-            text = decode_header(h.get("subject")) + "\n" + self.notification_text()[:5000]
+            text = self.subject() + "\n" + self.notification_text()[:5000]
             if _LIST_REFUSAL.search(text) and not _LIST_HOLD.search(text):
                 return "a list manager refused the post"
         if h.get("x-mailman-version") and h.get("return-path").strip() not in ("<>", ""):
@@ -766,7 +766,7 @@ class _Reader:
             # evidence themselves ("Connected to <ip> but my name was rejected.": the HELO was
             # refused, corpus:maildir/bsd/lhost-qmail-04.eml) and are removed by the classifier
             # where they are only a preamble (classify.reply_first).
-            own = said and "remote host said:" not in sec1.lower()
+            own = _reply_decides(said, sec1)
             v = self.verdict(addr, status, reply, _one_line(said) if own else sec1, "",
                              "delayed" if delayed else "failed", "legacy", how, fallback, shown=said,
                              section=sec1 if own else "")
@@ -828,6 +828,12 @@ class _Reader:
 
 _TAGS = re.compile(r"<(?:script|style)[^>]*>.*?</(?:script|style)>|<[^>]{0,2000}>", re.S | re.I)
 _ENTITIES = {"&nbsp;": " ", "&lt;": "<", "&gt;": ">", "&amp;": "&", "&quot;": '"', "&#39;": "'"}
+
+
+def _reply_decides(reply: str, section: str) -> bool:
+    """Is the labelled `reply` (legacy.labelled_reply) what is classified, rather than its whole
+    `section`? Not for qmail: its words before "Remote host said:" are evidence (see read_legacy)."""
+    return bool(reply) and "remote host said:" not in section.lower()
 
 
 def _strip_html(html: str) -> str:
