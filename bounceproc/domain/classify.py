@@ -669,10 +669,11 @@ class Classifier:
     def _classify_normalised(self, status: str, reply: str, diag: str, mta: str, receiver: str) -> Classification:
         best = self.rule_index(status, reply, diag, mta, receiver)
         if best == len(self.rules):
-            reason, rule_id = "undefined", "none"
+            reason, rule_id, one_receiver = "undefined", "none", False
         else:
-            reason, rule_id = self.rules[best].reason, self.rules[best].id
-        v = precedence.decide(reason, rule_id, status, reply, diag)
+            rule = self.rules[best]
+            reason, rule_id, one_receiver = rule.reason, rule.id, bool(rule.receiver)
+        v = precedence.decide(reason, rule_id, status, reply, diag, one_receiver)
         info = self.reasons.get(v.reason)
         return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
 

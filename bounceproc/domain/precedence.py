@@ -14,7 +14,8 @@ Steps, first that applies wins (numbers as in taxonomy.md):
 3 stage: "user unknown" after DATA is a recipient-side filter unless the status is x.1.1;
 4 a DSN with Action: failed and a 4.x.x status is an expiry (`expired_by_action`, used by the
   message reader, which alone sees the Action field);
-5 receiver-specific meanings are rules (rules/wordings.toml, tried before the generic rules);
+5 receiver-specific meanings are rules (rules/wordings.toml, tried before the generic rules); a
+  hard verdict from a rule for one receiver stands against step 6's doubts about its status code;
 6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard; a
   "user unknown" under x.2.0 / x.2.1 (the mailbox exists) or under a security / policy status
   (x.7.x) is filtered / suspend unless the refusal answered RCPT TO (then step 3: the address).
@@ -29,16 +30,20 @@ HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"}
 
 # Sender-side evidence: (reason it points to, pattern). URLs are removed before searching, so a
 # link to "…/policy/…" or "…?p=spam" is not evidence.
+_PTR_WORDS = r"reverse (?:dns|hostname|host ?name|lookup|address|mapping)|\bptr\b|\brdns\b"
 SENDER_SIDE = (
     ("blocked", r"spamhaus|spamcop|sorbs|barracuda|\brbl\b|dnsbl|\bcbl\b|black ?list|block ?list|deny ?list"
                 r"|(?<!not )listed (?:at|in|on|by)|\bblocked\b"),
+    ("requireptr", _PTR_WORDS),
+    ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"),
     ("badreputation", r"reputation|sender ?score"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)|throttl|frequency"),
     ("spamdetected", r"\bspam|unsolicited"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     ("policyviolation", r"\bpolic(?:y|ies)\b"),
 )
-_SENDER = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in SENDER_SIDE))
+_SENDER = re.compile("|".join(f"(?P<{name}{i}>{rx})" for i, (name, rx) in enumerate(SENDER_SIDE)))
+_PTR = re.compile(f"(?P<requireptr>{_PTR_WORDS})")
 _URL = re.compile(r"\S*(?:https?://|www\.)\S*|\S+\.(?:html?|aspx?|php)\S*")
 _TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar|timed? ?out|name lookup failure"
                         r"|lookup did not complete|\bdeferred\b")
@@ -64,6 +69,10 @@ _SENDER_SUBJECT = re.compile(
     r" (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid user|has no mx|does not resolve"
     r"|unavailable|not known)"
     r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b")
+# The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
+# wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
+_AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
+                      r"|refused to talk to me|in reply to initial greeting|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
 _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
@@ -72,16 +81,17 @@ _AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of
 class Verdict:
     reason: str
     hard: bool
-    step: str            # "1-sender-side", "2-temporary-dns", "3-stage", "6-doubt-soft", "rule"
+    step: str            # "1-sender-side", "2-temporary-dns", "3-stage", "5-receiver", "6-doubt-soft", "rule"
     evidence: str = ""   # what the deciding step saw, and what the rule had seen
 
 
 def sender_side_evidence(text: str) -> tuple[str, str]:
     """(reason, words) of the first sender-side evidence in `text` (lowercased), ("", "") if none."""
-    m = _SENDER.search(_URL.sub(" ", text))
+    text = _URL.sub(" ", text)
+    m = _PTR.search(text) or _SENDER.search(text)   # a missing PTR is the cause the host refusal names
     if not m:
         return "", ""
-    return m.lastgroup or "", m.group(0)
+    return (m.lastgroup or "").rstrip("0123456789"), m.group(0)
 
 
 def temporary(status: str, reply: str) -> bool:
@@ -93,8 +103,10 @@ def is_hard(reason: str, status: str = "", reply: str = "") -> bool:
     return reason in HARD_REASONS and not temporary(status, reply)
 
 
-def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdict:
-    """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring)."""
+def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_receiver: bool = False) -> Verdict:
+    """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring). `one_receiver`:
+    the rule is written for one receiver (step 5), whose documented meaning step 6's doubts about
+    the status code do not overrule."""
     if reason not in HARD_REASONS:
         if reason == "filtered" and _GENERIC_UNKNOWN.search(diag):
             m = _AFTER_DATA.search(diag)
@@ -106,6 +118,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
     if at_mail and not _AT_RCPT.search(diag):
         return Verdict(side or "rejected", False, "1-sender-side",
                        f"refused {at_mail.group(0)!r}, before any recipient was named, beats rule {rule} ({reason})")
+    at_helo = _AT_HELO.search(diag)
+    if at_helo and not _AT_RCPT.search(diag):
+        protocol = reply.startswith("50") or status[1:4] == ".5."
+        return Verdict(side or ("syntaxerror" if protocol else "blocked"), False, "1-sender-side",
+                       f"refused {at_helo.group(0)!r}, before any recipient was named, beats rule {rule} ({reason})")
     if side:
         return Verdict(side, False, "1-sender-side",
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
@@ -128,6 +145,8 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str) -> Verdic
                            f"refused {m.group(0)!r} (status {status or '-'}, not x.1.1) beats rule {rule} (userunknown)")
     if temporary(status, reply):
         return Verdict(reason, False, "6-doubt-soft", f"temporary code {status or reply}: not hard")
+    if one_receiver:
+        return Verdict(reason, True, "5-receiver", f"rule {rule} is the receiver's own meaning")
     if reason == "userunknown" and status[1:] in (".2.0", ".2.1") and not _AT_RCPT.search(diag):
         # The status says the mailbox exists (x.2.x) while the text says it does not, and no RCPT
         # stage says the refusal was about the address: soft.

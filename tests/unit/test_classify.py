@@ -54,6 +54,22 @@ def test_block_on_our_ip_is_never_hard():
     assert (c.reason, c.category, c.hard) == ("blocked", "spam-related", False)
 
 
+@pytest.mark.parametrize("status,reply,diagnostic,reason", [
+    # a 521 / 556 reply code says "no mail here", but the text names our host as the cause
+    ("5.7.1", "521", "521 5.7.1 Client host rejected: cannot find your reverse hostname, [192.0.2.9]", "requireptr"),
+    ("5.7.1", "521", "521 5.7.1 Client host rejected: Access denied", "blocked"),
+    # refused at HELO / EHLO or at the greeting: no recipient had been named
+    ("5.5.4", "501", "501 5.5.4 Invalid domain name (in reply to HELO command)", "syntaxerror"),
+    ("5.7.1", "550", "550 5.7.1 <mx.example.net>: Helo command rejected: Host not found", "blocked"),
+    ("5.7.1", "554", "554 5.7.1 Service unavailable; Helo command [mx] rejected: need fully-qualified hostname",
+     "blocked"),
+    ("", "550", "host mx.example.org[192.0.2.7] refused to talk to me: 550 Unknown domain", "blocked"),
+])
+def test_a_refusal_of_our_host_is_never_hard(status, reply, diagnostic, reason):
+    c = classify(status, reply, diagnostic)
+    assert (c.reason, c.hard) == (reason, False), c
+
+
 def test_notaccept_is_hard_only_when_permanent():
     assert classify("5.1.10", "", "does not accept mail (null MX)").hard is True
     assert classify("4.3.0", "", "domain does not accept mail").hard is False
@@ -361,6 +377,9 @@ RECEIVER_CASES = [
   "filtered"),                  # the receiver unknown: soft (taxonomy.md precedence 6)
  ("5.7.1", "554 5.7.1 <u@example.org>: Recipient address rejected: Access denied", "mail.example.org",
   "u@example.org", "filtered"),
+ # Yandex's own "No such user!" comes under 5.7.1: its documented meaning beats step 6's doubt
+ ("5.7.1", "550 5.7.1 No such user!", "mx.yandex.ru", "u@yandex.ru", "userunknown"),
+ ("5.7.1", "550 5.7.1 No such user!", "mx.example.org", "u@example.org", "filtered"),
  # the receiver named in the text: Postfix "host <mx>[ip] said:", no Remote-MTA, no recipient given
  ("", "host mx3.qq.com[192.0.2.9] said: 550 Mailbox unavailable or access denied (in reply to RCPT TO command)",
   "", "", "speeding"),
@@ -695,3 +714,34 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     assert cl.join_continuations("call 1-800-550-1234 now") == "call 1-800-550-1234 now"
     one = classify("5.4.5", "550", "550-5.4.5 Daily user sending 550-5.4.5 limit exceeded.")
     assert one.reason == classify("5.4.5", "550", "550 5.4.5 Daily user sending limit exceeded.").reason
+
+
+@pytest.mark.parametrize("diagnostic,reason", [
+    # the three families (no such user / mailbox full / account disabled) in more receivers' languages
+    ("550 Adres nie istnieje", "userunknown"),                      # Polish
+    ("550 Skrzynka odbiorcy jest pełna", "mailboxfull"),
+    ("550 Konto zablokowane", "suspend"),
+    ("550 Användaren finns inte", "userunknown"),                   # Swedish
+    ("552 Brevlådan är full", "mailboxfull"),
+    ("550 Postkassen er fuld", "mailboxfull"),                      # Danish
+    ("550 Brukeren finnes ikke", "userunknown"),                    # Norwegian
+    ("550 Käyttäjää ei ole olemassa", "userunknown"),               # Finnish
+    ("550 Kullanıcı bulunamadı", "userunknown"),                    # Turkish
+    ("550 Η διεύθυνση δεν υπάρχει", "userunknown"),                 # Greek
+    ("550 Utilizatorul nu exista", "userunknown"),                  # Romanian
+    ("550 Contul a fost suspendat", "suspend"),
+    ("550 Nincs ilyen felhasználó", "userunknown"),                 # Hungarian
+    ("550 Mailbox is vol", "mailboxfull"),                          # Dutch
+])
+def test_localised_families(diagnostic, reason):
+    assert classify("", "", diagnostic).reason == reason
+
+
+def test_a_servers_no_smtp_service_heading_is_not_a_null_mx():
+    # GMX / web.de: "Service not available / No SMTP service / <the real reason>"
+    heading = "554-gmx.net (mxgmx117) Nemesis ESMTP Service not available 554-No SMTP service 554-"
+    assert classify("", "", heading + "Bad DNS PTR resource record.").reason == "requireptr"
+    assert classify("", "", heading + "Too many connections.").hard is False
+    # the sending MTA's own words about the DNS (RFC 7505 null MX) stay a dead domain
+    c = classify("5.1.10", "", "an MX or SRV record indicated no SMTP service")
+    assert (c.reason, c.hard) == ("notaccept", True)

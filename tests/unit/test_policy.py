@@ -166,7 +166,9 @@ HARD_TEXTS = ["550 5.1.1 user unknown", "553 5.1.2 host not found", "521 5.7.1 m
 SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "poor IP reputation",
                "rate limit exceeded", "message looks like SPAM", "rejected by policy", "DMARC policy reject",
                "SPF check failed", "DKIM signature invalid", "your IP is BLOCKED", "Barracuda Reputation",
-               "on our blocklist", "in a black list at", "too many messages, rate too high", "unsolicited mail"]
+               "on our blocklist", "in a black list at", "too many messages, rate too high", "unsolicited mail",
+               "Client host rejected: Access denied", "cannot find your reverse hostname", "no PTR record",
+               "Helo command rejected: Host not found", "Helo command [mx] rejected"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
