@@ -149,6 +149,33 @@ def test_rfc3834_auto_replied_is_an_autoreply_whatever_the_subject_but_a_bounce_
     assert bounce.kind == "dsn" and bounce.recipients[0].address == "bob@example.net"
 
 
+def _mdn(disposition: str, text: str, auto_submitted: str = "") -> bytes:
+    head = "From: MAILER-DAEMON@mx.example.net\nTo: news@example.org\nSubject: Re: March news\n"
+    head += f"Auto-Submitted: {auto_submitted}\n" if auto_submitted else ""
+    return (head + "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=disposition-notification; "
+            "boundary=m\n\n--m\nContent-Type: text/plain\n\n" + text + "\n\n--m\n"
+            "Content-Type: message/disposition-notification\n\nReporting-UA: mx.example.net; Dovecot\n"
+            "Final-Recipient: rfc822; ann@example.net\nDisposition: " + disposition + "\n--m--\n").encode()
+
+
+def test_a_sieve_reject_mdn_is_the_recipients_filter_and_a_read_receipt_is_nothing():
+    reject = parse_message(_mdn("automatic-action/MDN-sent-automatically; deleted",
+                                "Your message to <ann@example.net> was automatically rejected:\nNo thanks.",
+                                "auto-replied (rejected)"))
+    v = reject.recipients[0]
+    assert (reject.kind, v.address, v.reason, v.hard, v.rule) == ("dsn", "ann@example.net", "filtered", False,
+                                                                  "mdn-sieve-reject")
+    # The RFC 5429 field alone is enough: the text need not say "rejected".
+    assert parse_message(_mdn("automatic-action/MDN-sent-automatically; deleted", "Not wanted.",
+                              "auto-replied (rejected)")).recipients[0].reason == "filtered"
+    # Deleted without being read, displayed, or sent by hand: not a rejection, not a bounce.
+    for disposition, text in (("automatic-action/MDN-sent-automatically; deleted", "Your message was deleted "
+                               "without being read."),
+                              ("manual-action/MDN-sent-manually; displayed", "Your message was displayed."),
+                              ("manual-action/MDN-sent-manually; deleted", "Rejected by hand.")):
+        assert parse_message(_mdn(disposition, text)).kind == "not-bounce", disposition
+
+
 def test_redacted_arf_recovers_the_recipient_from_a_verp_mail_from_not_the_fbl_envelope():
     raw = (b"From: fbl@isp.example.com\nSubject: report\nMIME-Version: 1.0\n"
            b"Content-Type: multipart/report; report-type=feedback-report; boundary=z\n\n"

@@ -9,10 +9,10 @@ per recipient: address, codes, diagnostic, reason/category/hard/rule from classi
 parser that read it and an `explain` line.
 
 Order of readers: ARF (message/feedback-report and ISP variants) -> RFC 3464 delivery-status
-fields -> auto-reply headers -> legacy notification text (our section scan, flufl.bounce for
-addresses as a fallback). Auto-replies yield one Verdict with reason "vacation" and delivery
-notices one with reason "delivered"; neither is a failure. parse_message never raises: a bug or
-hostile input gives kind "unknown" and the reason in `note`.
+fields -> a Sieve reject's MDN (RFC 5429) -> auto-reply headers -> legacy notification text (our
+section scan, flufl.bounce for addresses as a fallback). Auto-replies yield one Verdict with
+reason "vacation" and delivery notices one with reason "delivered"; neither is a failure.
+parse_message never raises: a bug or hostile input gives kind "unknown" and the reason in `note`.
 """
 from __future__ import annotations
 
@@ -37,6 +37,10 @@ MAX_ENCLOSED = 500_000
 KINDS = ("dsn", "arf", "autoreply", "delivered", "not-bounce", "unknown")
 _ENCLOSED = ENCLOSED_TYPES
 _DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
+_MDN_TYPES = ("message/disposition-notification", "message/global-disposition-notification")
+# RFC 5429 (Sieve reject): an MDN sent automatically whose disposition is "deleted".
+_MDN_DELETED = re.compile(r"^\s*automatic-action\s*/[^;]*;\s*deleted\b", re.I)
+_REJECTED = re.compile(r"reject", re.I)
 _SPACES = re.compile(r"\s+")
 _BOUNCE_FROM = lazy(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
                     r"delivery subsystem|mail administrator|mailadmin|bounce|nobody@|"
@@ -454,6 +458,8 @@ class _Reader:
         if report is None:
             report = self.read_enclosed_report()
         if report is None:
+            report = self.read_mdn_reject()
+        if report is None:
             reason = autoreply.autoreply_reason(self.root.all_headers())
             if reason:
                 return self.autoreply(reason)
@@ -471,6 +477,38 @@ class _Reader:
         sender = legacy.ADDRESS.findall(self.root.get("from"))
         return Report("autoreply", (Verdict(address=sender[0] if sender else "", reason="vacation", category="other",
                                             rule="autoreply", parser="autoreply", explain=reason),), reason)
+
+    def read_mdn_reject(self) -> Report | None:
+        """A Sieve `reject` (RFC 5429): the recipient's own filter refused the message and says so
+        in an MDN sent automatically with the disposition "deleted" (Dovecot Pigeonhole, Cyrus;
+        fixtures/dsn/dovecot-sieve-reject-mdn.eml). The recipient filtered us: `filtered`, soft.
+        Read receipts and "deleted without being read" notices are not rejections: the notice must
+        say "reject" in its Auto-Submitted field (`auto-replied (rejected)`), subject or text."""
+        if self.root.ctype != "multipart/report" or \
+                self.root.params.get("report-type", "").lower() != "disposition-notification":
+            return None
+        part = next((p for p in top_level_parts(self.root) if p.ctype in _MDN_TYPES), None)
+        if part is None:
+            return None
+        fields, blocks = dsn.parse_fields(part.text())
+        for b in blocks:
+            for k, v in b.items():
+                fields.setdefault(k, v)
+        if not _MDN_DELETED.match(fields.get("disposition", "")):
+            return None
+        text = self.notification_text()
+        if not any(_REJECTED.search(t) for t in (self.root.get("auto-submitted"), self.subject(), text[:2000])):
+            return None
+        address = dsn.address_of(fields.get("final-recipient") or fields.get("original-recipient", ""))
+        how = "final-recipient"
+        if not address:
+            address, how = self.recover_address()
+        verdict = Verdict(address=address, status=pseudo_status("filtered"), diagnostic=_one_line(text),
+                          remote_mta=fields.get("reporting-ua", "").split(";")[0].strip()[:255],
+                          action="failed", reason="filtered", category=category_for("filtered"),
+                          rule="mdn-sieve-reject", parser="mdn", recovered_by=how,
+                          explain="RFC 5429 reject: an MDN sent automatically with the disposition 'deleted'")
+        return Report("dsn", (verdict,))
 
     def read_enclosed_report(self) -> Report | None:
         """A gateway that wraps another system's DSN as message/rfc822 under its own short notice
