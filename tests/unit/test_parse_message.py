@@ -149,6 +149,17 @@ def test_rfc3834_auto_replied_is_an_autoreply_whatever_the_subject_but_a_bounce_
     assert bounce.kind == "dsn" and bounce.recipients[0].address == "bob@example.net"
 
 
+def test_a_delayed_report_is_never_hard_whatever_its_code():
+    raw = (b"From: MAILER-DAEMON@mx.example.net\nTo: bounce@example.org\nSubject: Delivery delayed\n"
+           b"MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+           b"--b\nContent-Type: text/plain\n\nStill trying.\n\n--b\nContent-Type: message/delivery-status\n\n"
+           b"Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; ann@example.com\nAction: %s\n"
+           b"Status: 5.1.1\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\n--b--\n")
+    delayed = parse_message(raw % b"delayed").recipients[0]
+    assert (delayed.reason, delayed.hard, delayed.action) == ("userunknown", False, "delayed")
+    assert parse_message(raw % b"failed").recipients[0].hard
+
+
 def _mdn(disposition: str, text: str, auto_submitted: str = "") -> bytes:
     head = "From: MAILER-DAEMON@mx.example.net\nTo: news@example.org\nSubject: Re: March news\n"
     head += f"Auto-Submitted: {auto_submitted}\n" if auto_submitted else ""

@@ -435,7 +435,9 @@ class _Reader:
             # A failure report we cannot explain: taxonomy "onhold" (too little to decide).
             code = status or find_status(used) or pseudo_status("onhold", temporary)
             c = type(c)("onhold", "other", False, c.rule)
-        hard = c.hard and is_hard(c.reason, code, reply)
+        # A report that the message is still queued (Action: delayed) is never final, whatever its
+        # code: the policy reads it as a deferral and suppresses nobody, and the verdict says so.
+        hard = c.hard and is_hard(c.reason, code, reply) and action != "delayed"
         explain = self.classifier.explain(status, reply, used, mta, address)
         if precedence.expired_by_action(c.reason, code, action, used, reply):
             # taxonomy.md precedence 4: the last deferral's code in a final failure = expiry.
