@@ -484,3 +484,14 @@ def test_sendmail_warning_banner_is_not_where_the_original_starts():
             "The following addresses had transient non-fatal errors\n<ann@example.net>\n")
     assert legacy.notification_text(text) == text
     assert legacy.notification_text("x\n----- Your message follows -----\nFrom: a\n") == "x\n"
+
+
+def test_a_mail_daemons_notice_is_detected_by_its_subject_in_many_wordings():
+    body = "\n\nann@example.com\n    550 5.1.1 Mailbox does not exist\n"   # no bounce wording in the text
+    head = "From: Postmaster <postmaster@mx.example.net>\nTo: news@example.org\nContent-Type: text/plain; charset=utf-8\n"
+    for subject in ("Could not deliver message", "Notification of failure to deliver", "Error delivering mail",
+                    "Problem delivering message", "Notificación de estado de entrega (Error)", "Ошибка доставки",
+                    "Niedostarczalne: test", "Oznámenie o nedoručiteľnosti"):
+        r = parse_message((head + f"Subject: {subject}" + body).encode())
+        assert (r.kind, r.recipients[0].address, r.recipients[0].reason) == ("dsn", "ann@example.com", "userunknown"), subject
+    assert parse_message((head + "Subject: Re: delivery of your order" + body).encode()).kind == "not-bounce"

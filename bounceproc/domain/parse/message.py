@@ -62,6 +62,8 @@ _BOUNCE_SUBJECT = lazy(
     r"\u9000\u4fe1|\u6295\u9012\u5931\u8d25|\u65e0\u6cd5\u6295\u9012|"   # 退信 投递失败 无法投递
     r"non recapitat[oa]|"   # Italian (Libero / Virgilio) "Messaggio non recapitato"
     r"failed mail|unsuccessful delivery|(?:message|mail) (?:could )?not (?:be )?sent|could not send|"
+    r"could not deliver|fail(?:ure|ed) (?:to )?deliver|(?:error|problem) delivering|estado de entrega|"
+    r"niedostarczaln|nedoru\u010dite\u013en|\u043e\u0448\u0438\u0431\u043a\u0430 \u0434\u043e\u0441\u0442\u0430\u0432\u043a\u0438|"   # Polish, Slovak, ошибка доставки
     r"zustellung fehlgeschlagen|fehlgeschlagene zustellung|devoluci\u00f3n de correo|k\u00e9zbes\u00edthetetlen|"
     r"levering mislukt|toimitus ep\u00e4onnistui|\u914d\u4fe1\u4e0d\u80fd|\u9001\u4fe1\u5931\u6557|"   # 配信不能 送信失敗
     r"\uc804\ub2ec ?\uc2e4\ud328|"   # Korean 전달 실패
