@@ -495,3 +495,13 @@ def test_a_mail_daemons_notice_is_detected_by_its_subject_in_many_wordings():
         r = parse_message((head + f"Subject: {subject}" + body).encode())
         assert (r.kind, r.recipients[0].address, r.recipients[0].reason) == ("dsn", "ann@example.com", "userunknown"), subject
     assert parse_message((head + "Subject: Re: delivery of your order" + body).encode()).kind == "not-bounce"
+
+
+def test_exchanges_and_other_mail_systems_senders_are_mail_daemons():
+    body = "\n\nYour message did not reach some or all of the intended recipients.\n\n" \
+           "ann@example.com\n    550 5.1.1 Mailbox does not exist\n"
+    for sender in ("Microsoft Outlook <MicrosoftExchange329e71ec88ae4615bbc36ab6ce41109e@contoso.com>",
+                   "Mail System <mail@mx.example.net>", "Courier mail server at mx.example.net <@>"):
+        raw = f"From: {sender}\nTo: news@example.org\nSubject: Message status: news\n{body}".encode()
+        r = parse_message(raw)
+        assert (r.kind, r.recipients[0].address, r.recipients[0].reason) == ("dsn", "ann@example.com", "userunknown"), sender

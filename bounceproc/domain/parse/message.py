@@ -44,7 +44,8 @@ _REJECTED = re.compile(r"reject", re.I)
 _SPACES = re.compile(r"\s+")
 _BOUNCE_FROM = lazy(r"mailer-daemon|post_?master|mail delivery|mail-daemon|maildaemon|"
                     r"delivery subsystem|mail administrator|mailadmin|bounce|nobody@|"
-                    r"system administrator|daemon@|returned", re.I)
+                    r"system administrator|daemon@|returned|microsoftexchange[0-9a-f]{8}|mail (?:system|router|transport)|"
+                    r"courier mail server|delivery notification", re.I)
 _BOUNCE_SUBJECT = lazy(
     r"undeliver|deliver(?:y|ed)? (?:status|failure|failed|notification|report|problem|incomplete)|"
     r"returned mail|return(?:ed)? to sender|failure notice|mail delivery failed|could not be delivered|"
