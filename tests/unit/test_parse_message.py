@@ -505,3 +505,18 @@ def test_exchanges_and_other_mail_systems_senders_are_mail_daemons():
         raw = f"From: {sender}\nTo: news@example.org\nSubject: Message status: news\n{body}".encode()
         r = parse_message(raw)
         assert (r.kind, r.recipients[0].address, r.recipients[0].reason) == ("dsn", "ann@example.com", "userunknown"), sender
+
+
+def test_an_mtas_opening_line_is_bounce_wording():
+    head = "From: MAILER-DAEMON@mx.example.net\nTo: news@example.org\nSubject: Notice\n" \
+           "Content-Type: text/plain; charset=utf-8\n\n"
+    for opening in ("Hi. This is the qmail-send program at mx.example.net.",
+                    "This message was created automatically by mail delivery software.",
+                    "This is the mail system at host mx.example.net.",
+                    "The original message was received at Mon, 4 May 2026 10:00:00 +0200",
+                    "The following recipients did not receive your message:",
+                    "Ihre Nachricht hat einige oder alle Empfänger nicht erreicht.",
+                    "Su mensaje no llegó a algunos o todos los destinatarios.",
+                    "Votre message n'est pas parvenu à certains ou à l'ensemble de ses destinataires."):
+        r = parse_message((head + opening + "\n\n<ann@example.com>:\n550 5.1.1 Mailbox does not exist\n").encode())
+        assert (r.kind, r.recipients[0].address, r.recipients[0].reason) == ("dsn", "ann@example.com", "userunknown"), opening

@@ -81,8 +81,14 @@ _BOUNCE_BODY = lazy(
     r"giving up|delivery problem|error occurred|has been rejected|was rejected|not delivered|"
     r"not yet been delivered|no valid recipients|failed addresses|invalid (?:user|recipient) address|"
     r"requested action not taken|mailbox (?:is )?full|could not be sent|incorrectly constructed|"
+    # The MTAs' own opening lines (qmail, Exim, Postfix, Sendmail) and more notice wordings
+    r"this is the qmail-send program|created automatically by mail delivery software|"
+    r"this is the mail system at host|the original message was received at|"
+    r"recipients? did not receive|delivery to \S+ failed|unable to be delivered|"
+    r"recipient address rejected|"
     # "could not be delivered" in German, French, Spanish, Portuguese, Italian, Dutch, Swedish,
     # Polish, Turkish and Korean notices
+    r"empf\u00e4nger nicht erreicht|no lleg\u00f3 a|n.est pas parvenu|"   # Exchange: did not reach (de, es, fr)
     r"nicht (?:\S+ ){0,4}zugestellt werden|n.a pas pu \u00eatre (?:remis|d\u00e9livr\u00e9|distribu\u00e9)|"
     r"no (?:pudo ser|ha podido ser) entregad|no se (?:pudo|ha podido) entregar|n\u00e3o (?:p\u00f4de ser|foi poss\u00edvel) entreg|"
     r"non \u00e8 stato possibile (?:recapitare|consegnare)|kon niet worden (?:afgeleverd|bezorgd)|"
