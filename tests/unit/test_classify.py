@@ -748,3 +748,22 @@ def test_a_servers_no_smtp_service_heading_is_not_a_null_mx():
     # the sending MTA's own words about the DNS (RFC 7505 null MX) stay a dead domain
     c = classify("5.1.10", "", "an MX or SRV record indicated no SMTP service")
     assert (c.reason, c.hard) == ("notaccept", True)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("user unknown; listed in zen.spamhaus.org", ("blocked", "listed in")),
+    ("user unknown; not listed in our directory", ("", "")),
+    ("user unknown; your ip is listed on a list", ("blocked", "listed on")),
+    ("user unknown; no ptr record", ("requireptr", "ptr")),
+    ("user unknown; xptr-123 and rdns2", ("", "")),
+    ("user unknown; rate limited", ("speeding", "rate limit")),
+    ("user unknown; accurate mailbox", ("", "")),
+    ("user unknown; spf fail", ("authfailure", "spf")),
+    ("user unknown; see https://example.com/policy/spam.html", ("", "")),
+    ("user unknown; see example.com/spam.php for details", ("", "")),
+    ("user unknown; ehlo command [x] rejected", ("blocked", "ehlo command [x] rejected")),
+    ("user unknown by policy; spamhaus", ("policyviolation", "policy")),   # the leftmost evidence decides
+])
+def test_sender_side_evidence_words_and_their_boundaries(text, expected):
+    from bounceproc.domain.precedence import sender_side_evidence
+    assert sender_side_evidence(text) == expected
