@@ -37,6 +37,7 @@ import re
 from dataclasses import dataclass, field
 
 from bounceproc.domain import precedence
+from bounceproc.domain.alternation import split_alternatives
 from bounceproc.domain.lazy_regex import lazy
 
 # Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
@@ -296,46 +297,6 @@ except ImportError:  # pragma: no cover - older Pythons keep the same modules un
     except ImportError:
         _sre = _sre_parse = None  # type: ignore[assignment]
 
-def split_alternatives(pattern: str) -> list[str]:
-    """`a|b(?:c|d)|[|]` -> ['a', 'b(?:c|d)', '[|]']: the top-level alternatives of a pattern.
-
-    A search for the pattern succeeds exactly when a search for one of them does. Patterns with
-    global inline flags, comments or verbose mode are not split (returned whole).
-    """
-    if re.match(r"\(\?[aiLmsux]+\)", pattern) or "(?#" in pattern or re.search(r"\(\?[aiLmsu]*x", pattern):
-        return [pattern]
-    out, depth, start, i, n = [], 0, 0, 0, len(pattern)
-    in_class = False
-    while i < n:
-        ch = pattern[i]
-        if ch == "\\":
-            i += 2
-            continue
-        if in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            i += 1
-            if pattern[i:i + 1] == "^":
-                i += 1
-            if pattern[i:i + 1] == "]":
-                i += 1          # a ']' right after '[' or '[^' is a literal
-            continue
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            out.append(pattern[start:i])
-            start = i + 1
-        i += 1
-    out.append(pattern[start:])
-    try:
-        for p in out:
-            re.compile(p, re.S)
-    except re.error:
-        return [pattern]
-    return out
 
 
 _Anchors = tuple[frozenset, "int | None"]   # (literal strings, reach), see _required

@@ -204,3 +204,24 @@ def test_a_hard_verdict_without_sender_side_evidence_still_suppresses(hard_text,
 def test_links_are_not_evidence():
     text = "550 5.1.1 user unknown, see https://postmaster.example.com/policy/spam-faq.html"
     assert policy.safety_net("userunknown", True, text) == ""
+
+
+def test_safety_net_patterns_are_written_in_lower_case():
+    # The text is lowercased and searched case-sensitively (alternation.py): an upper-case letter
+    # outside an escape (\S, \W, \B, \D) would never match.
+    import re
+    net = policy._table()["safety_net"]
+    for p in net["sender_side"] + net["temporary_dns"]:
+        assert not re.search(r"(?<!\\)[A-Z]", p), p
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(SENDER_SIDE + HARD_TEXTS + ["not listed in", "xrbl", "Rate", "SPF", "Policies",
+                                                           "HELO command rejected", "xspam", "PTR."]), max_size=6),
+       FILLER)
+def test_safety_net_finds_what_a_case_insensitive_search_of_its_patterns_finds(words, filler):
+    import re
+    net = policy._table()["safety_net"]
+    reference = re.compile("|".join(f"(?:{p})" for p in net["sender_side"]), re.I)
+    text = " ".join(words) + " " + filler
+    assert bool(policy.safety_net("userunknown", True, text)) == bool(reference.search(text)), text
