@@ -36,7 +36,9 @@ def add_counts(conn, evs: Sequence[Event]) -> None:
         # a batch shares a few times, senders, IPs and jobs: one tuple per event, then per key
         _append(conn, Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id)
                               for e in evs))
-        add_traffic(conn, ((1, e.occurred_at, e.type, e.hard, e.recipient_domain, sending_domain(e.sender),
+        senders: dict[str, str] = {}      # a batch has a few senders: each domain worked out once
+        add_traffic(conn, ((1, e.occurred_at, e.type, e.hard, e.recipient_domain,
+                            senders.get(e.sender) or senders.setdefault(e.sender, sending_domain(e.sender)),
                             e.vmta, e.source_ip, e.job_id, e.reason, e.rule, e.diagnostic) for e in evs))
 
 

@@ -40,13 +40,21 @@ def add_traffic(conn, items: Iterable[tuple]) -> None:
     traffic: Counter = Counter()
     rules: Counter = Counter()
     examples: dict[tuple, str] = {}
+    # A batch shares a few times and a few thousand domains: each minute and provider is worked
+    # out once per batch, not once per event (this runs for every stored event).
+    minutes: dict[datetime, datetime] = {}
+    providers: dict[str, str] = {}
     for sign, at, type_, hard, rdomain, sdomain, vmta, ip, job, reason, rule, diag in items:
         kind = kind_of(type_, bool(hard))
         if kind is None:
             continue
-        minute = at.replace(second=0, microsecond=0)
-        traffic[(minute, kind, provider_of(rdomain or ""), (sdomain or "")[:255], vmta or "", ip or "",
-                 job or "")] += sign
+        minute = minutes.get(at)
+        if minute is None:
+            minute = minutes[at] = at.replace(second=0, microsecond=0)
+        provider = providers.get(rdomain)
+        if provider is None:
+            provider = providers[rdomain] = provider_of(rdomain or "")
+        traffic[(minute, kind, provider, (sdomain or "")[:255], vmta or "", ip or "", job or "")] += sign
         if type_ == "bounced":
             key = (minute, (reason or "")[:32], (rule or "")[:64])
             rules[key] += sign
