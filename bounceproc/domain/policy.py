@@ -82,7 +82,8 @@ def action_for(reason: str, hard: bool) -> str:
     return act
 
 
-_URL = re.compile(r"\S*(?:https?://|www\.)\S*")
+# A word holding a link (only word starts are tried: `\S*` at every position cost twice as much).
+_URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*")
 
 
 @lru_cache(maxsize=1)

@@ -48,7 +48,7 @@ SENDER_SIDE = (
 _SENDER = fast_alternation(rx for _, rx in SENDER_SIDE)     # where: the leftmost evidence
 _SENDER_KINDS = tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE)   # what: the first kind there
 _PTR = fast_alternation([_PTR_WORDS])
-_URL = re.compile(r"\S*(?:https?://|www\.)\S*|\S+\.(?:html?|aspx?|php)\S*")
+_URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar|timed? ?out|name lookup failure"
                         r"|lookup did not complete|\bdeferred\b")
