@@ -36,7 +36,8 @@ HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"}
 _PTR_WORDS = r"reverse (?:dns|hostname|host ?name|lookup|address|mapping)|\bptr\b|\brdns\b"
 SENDER_SIDE = (
     ("blocked", r"spamhaus|spamcop|sorbs|barracuda|\brbl\b|dnsbl|\bcbl\b|black ?list|block ?list|deny ?list"
-                r"|(?<!not )listed (?:at|in|on|by)|\bblocked\b"),
+                r"|(?<!not )listed (?:at|in|on|by)|\bip(?: address)?(?: \[?[0-9a-f.:]{3,39}\]?)? (?:is |was |has been )?"
+                r"(?:currently )?listed\b|\bblocked\b"),
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"),
     ("badreputation", r"reputation|sender ?score"),
@@ -73,12 +74,20 @@ _SENDER_SUBJECT = re.compile(
     r"(?: (?:e-?mail |mail )?(?:address|domain|host|mailbox|user|account))?(?: (?:is|was))?"
     r" (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid user|has no mx|does not resolve"
     r"|unavailable|not known)"
-    r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b")
+    r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b"
+    # Exim's sender verification: "Verification failed for <sender>", then the callout's
+    # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
+    # MTAs keep only the first line of a multi-line reply.
+    r"|sender verif\w* failed|verification failed for")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
                       r"|refused to talk to me|in reply to initial greeting|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
-_AFTER_DATA = re.compile(r"smtp stage: data|in reply to end of data|after end of data|failed after i sent the message"
+# Said in so many words: the reply came after the message content. (Sendmail's ">>> DATA" note,
+# "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
+# generic wordings are read as a filter's.)
+_END_OF_DATA = re.compile(r"smtp stage: end of data|in reply to end of data|after end of data|failed after i sent the message")
+_AFTER_DATA = re.compile(r"smtp stage: (?:end of )?data|in reply to end of data|after end of data|failed after i sent the message"
                          r"|in reply to data command|after data\b")
 
 
@@ -150,7 +159,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             return Verdict("networkerror", False, "2-temporary-dns", f"{why} beats rule {rule} (hostunknown)")
     if reason == "userunknown" and not status.endswith(".1.1"):
         m = _AFTER_DATA.search(diag)
-        if m and _GENERIC_UNKNOWN.search(diag):
+        if m and (_GENERIC_UNKNOWN.search(diag) or _END_OF_DATA.search(diag)):
             return Verdict("filtered", False, "3-stage",
                            f"refused {m.group(0)!r} (status {status or '-'}, not x.1.1) beats rule {rule} (userunknown)")
     if temporary(status, reply):

@@ -353,6 +353,23 @@ WORDING_CASES = [
  ("", "550 Sender address unknown", "rejected"),      # the sender's address, not the recipient's
  ("", "553 Absender unbekannt", "rejected"),
  ("", "553 expéditeur inconnu", "rejected"),
+ # Exim's sender verification names our sender first; the callout's "User unknown" is about it
+ ("", "550-Verification failed for <s@example.net>", "rejected"),
+ ("", "550-Verification failed for <s@example.net> 550-Called: 192.0.2.9 550-Sent: RCPT TO:<s@example.net> "
+      "550-Response: 550 5.1.1 <s@example.net>: Recipient address rejected: User unknown 550 Sender verify failed", "rejected"),
+ ("", "553 sorry, your envelope sender has been denied (#5.7.1)", "rejected"),
+ # a forbidden attachment is content, although the text says "blocked"
+ ("5.7.0", "554 5.7.0 Reject, id=28314-07 - BANNED: P=p003,L=1,M=multipart/mixed", "contenterror"),
+ ("5.7.1", "554 5.7.1 This message has been blocked because it contains a banned attachment", "contenterror"),
+ ("5.7.1", "550 5.7.1 Message blocked: attachment file type is forbidden", "contenterror"),
+ # our HELO name refused: about our host
+ ("", "550 Invalid HELO name", "blocked"),
+ ("5.7.1", "550 5.7.1 HELO hostname example.net is forged", "blocked"),
+ # RFC 5321's generic "mailbox unavailable" followed by the real, sender-side cause
+ ("5.7.1", "550 5.7.1 Mailbox unavailable. Your IP 192.0.2.1 is on a blocklist", "blocked"),
+ ("5.2.1", "550 5.2.1 Mailbox unavailable. Your message was rejected due to spam", "spamdetected"),
+ ("5.7.1", "550 5.7.1 The user has chosen to block email from your address", "filtered"),
+ ("5.1.1", "550 5.1.1 Recipient rejected: IP 192.0.2.1 is listed", "blocked"),
 ]
 
 
@@ -446,6 +463,11 @@ STAGE_CASES = [
  ("5.2.1", "Remote host said: 550 5.2.1 <u@example.com>... User Unknown [RCPT_TO]", "userunknown"),
  ("5.7.1", "550 5.7.1 <u@example.com>... User unknown", "filtered"),
  ("5.7.1", "554 5.7.1 <u@example.com>: Recipient address rejected: User unknown", "userunknown"),
+ # "after the message content" said in so many words: any unknown-address wording is a filter's
+ ("5.0.0", "550 Mailbox does not exist (in reply to end of DATA command)", "filtered"),
+ ("", "SMTP error from remote mail server after end of data: 550 Account does not exist", "filtered"),
+ # ... while sendmail's ">>> DATA" (smtp stage: data) also carries RCPT refusals reported late
+ ("5.0.0", "554 delivery error: dd This user doesn't have a yahoo.com account (smtp stage: data)", "userunknown"),
 ]
 
 
@@ -467,7 +489,7 @@ def test_sendmail_transcript_names_the_stage():
     from bounceproc.domain.parse.message import smtp_stage
     assert smtp_stage("... while talking to mx.example.com.:\n>>> DATA\n<<< 550 Unknown user") == "data"
     assert smtp_stage(">>> RCPT To:<u@example.com>\n<<< 550 User unknown") == "rcpt"
-    assert smtp_stage("said: 550 User unknown (in reply to end of DATA command)") == "data"
+    assert smtp_stage("said: 550 User unknown (in reply to end of DATA command)") == "end of data"
 
 
 def test_reply_code_followed_by_a_colon():
@@ -498,7 +520,7 @@ def test_qmail_names_the_stage_in_words():
     from bounceproc.domain.parse.message import smtp_stage
     assert smtp_stage("192.0.2.1 does not like recipient. Remote host said: 550 User unknown") == "rcpt"
     assert smtp_stage("Connected to 192.0.2.1 but sender was rejected. Remote host said: 553 no") == "mail"
-    assert smtp_stage("192.0.2.1 failed after I sent the message. Remote host said: 554 spam") == "data"
+    assert smtp_stage("192.0.2.1 failed after I sent the message. Remote host said: 554 spam") == "end of data"
 
 
 def _notice(body: str) -> bytes:
@@ -614,10 +636,10 @@ def test_an_ip_address_is_not_an_enhanced_status_code():
      "550 5.7.1 user in blacklist (in reply to rcpt to command)"),
     ("a@b.example host mx.b.example [192.0.2.1] SMTP error from remote mail server after RCPT TO:<a@b.example>: "
      "550 Access denied", "550 access denied (smtp stage: rcpt)"),
-    ("SMTP error from remote mail server after end of data: 550 spam", "550 spam (smtp stage: data)"),
+    ("SMTP error from remote mail server after end of data: 550 spam", "550 spam (smtp stage: end of data)"),
     ("<a@b.example>: 192.0.2.1 does not like recipient. Remote host said: 550 User rejected Giving up on 192.0.2.1.",
      "550 user rejected (smtp stage: rcpt)"),
-    ("192.0.2.1 failed after I sent the message. Remote host said: 554 content refused", "554 content refused (smtp stage: data)"),
+    ("192.0.2.1 failed after I sent the message. Remote host said: 554 content refused", "554 content refused (smtp stage: end of data)"),
     ("host unknown: mx.b.example", "host unknown: mx.b.example"),          # the failure itself, not a preamble
     ("<a@b.example>: host not found", "host not found"),
     ("<a@b.example>: ", "<>"),                                                  # nothing after it: kept
@@ -753,7 +775,11 @@ def test_a_servers_no_smtp_service_heading_is_not_a_null_mx():
 @pytest.mark.parametrize("text,expected", [
     ("user unknown; listed in zen.spamhaus.org", ("blocked", "listed in")),
     ("user unknown; not listed in our directory", ("", "")),
-    ("user unknown; your ip is listed on a list", ("blocked", "listed on")),
+    ("user unknown; your ip is listed on a list", ("blocked", "ip is listed")),
+    ("user unknown; listed on a list", ("blocked", "listed on")),
+    ("recipient rejected: ip 192.0.2.1 is listed", ("blocked", "ip 192.0.2.1 is listed")),
+    ("recipient rejected: your ip address [192.0.2.1] is currently listed", ("blocked", "ip address [192.0.2.1] is currently listed")),
+    ("user unknown; ip list updated", ("", "")),
     ("user unknown; no ptr record", ("requireptr", "ptr")),
     ("user unknown; xptr-123 and rdns2", ("", "")),
     ("user unknown; rate limited", ("speeding", "rate limit")),

@@ -168,7 +168,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "SPF check failed", "DKIM signature invalid", "your IP is BLOCKED", "Barracuda Reputation",
                "on our blocklist", "in a black list at", "too many messages, rate too high", "unsolicited mail",
                "Client host rejected: Access denied", "cannot find your reverse hostname", "no PTR record",
-               "Helo command rejected: Host not found", "Helo command [mx] rejected"]
+               "Helo command rejected: Host not found", "Helo command [mx] rejected", "IP 192.0.2.1 is listed",
+               "your IP address [192.0.2.1] is currently listed"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 

@@ -936,7 +936,7 @@ def failure_status(text: str) -> str:
 # PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
 # with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
-_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>|-->|sent <<<|\[) ?(?:end of )?"
+_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>|-->|sent <<<|\[) ?(end of )?"
                     r"(data|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])", re.I)
 _QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
                           r"(does not like sender|sender was rejected)")
@@ -945,7 +945,9 @@ _NOTES = re.compile(r"(?: \((?:smtp stage|local mailer|notice): [a-z\- ]+\))+$")
 
 
 def smtp_stage(text: str) -> str:
-    """The SMTP command a refusal answered ("data", "rcpt", "mail", "connect"), if the text says."""
+    """The SMTP command a refusal answered ("data", "end of data", "rcpt", "mail", "connect"), if the
+    text says. "data" is the DATA command (where PIPELINING also reports late RCPT refusals); "end of
+    data" is the reply to the message content."""
     text = (text or "")[:2000]
     low = text.lower()
     if "does not like" in low or "failed after i sent" in low or "sender was rejected" in low:
@@ -953,7 +955,7 @@ def smtp_stage(text: str) -> str:
         # rejected" (MAIL), "failed after I sent the message" (end of DATA).
         m = _QMAIL_STAGE.search(low)
         if m:
-            return "rcpt" if m.group(1) else "data" if m.group(2) else "mail"
+            return "rcpt" if m.group(1) else "end of data" if m.group(2) else "mail"
     if not any(w in low for w in _STAGE_WORDS):
         return ""
     m = None
@@ -961,6 +963,8 @@ def smtp_stage(text: str) -> str:
         pass    # the last command named is the one that was refused (sendmail transcripts)
     if m is None:
         return ""
-    word = m.group(1).lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
+    word = m.group(2).lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
+    if word == "data" and m.group(1):
+        return "end of data"    # said in so many words: the reply came after the message content
     return {"rcpt to": "rcpt", "mail from": "mail", "helo": "connect", "ehlo": "connect",
             "initial connection": "connect"}.get(word, word)
