@@ -370,6 +370,9 @@ WORDING_CASES = [
  ("5.2.1", "550 5.2.1 Mailbox unavailable. Your message was rejected due to spam", "spamdetected"),
  ("5.7.1", "550 5.7.1 The user has chosen to block email from your address", "filtered"),
  ("5.1.1", "550 5.1.1 Recipient rejected: IP 192.0.2.1 is listed", "blocked"),
+ ("", "550 The recipient you specified is not valid", "userunknown"),
+ ("", "550 The sender address you specified is not valid", "rejected"),
+ ("", "user mailbox is over the allowed quota", "mailboxfull"),
 ]
 
 
