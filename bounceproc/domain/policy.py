@@ -29,7 +29,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 
-from bounceproc.domain.alternation import fast_alternation
+from bounceproc.domain.alternation import Prefiltered, prefiltered
 from bounceproc.domain.events import Event
 
 SUPPRESS, SOFT, BLOCK = "suppress", "soft", "block"
@@ -87,11 +87,12 @@ _URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*")
 
 
 @lru_cache(maxsize=1)
-def _safety_patterns() -> tuple[re.Pattern, re.Pattern]:
-    # Read on every hard verdict: compiled letter-first (alternation.py), the text lowercased
-    # instead of a case-insensitive search (~45 -> ~5 us on a 150-character diagnostic).
+def _safety_patterns() -> tuple[Prefiltered, Prefiltered]:
+    # Read on every hard verdict: compiled letter-first and searched only where one of the
+    # literals a match needs occurs (alternation.py), the text lowercased instead of a
+    # case-insensitive search (~45 -> ~9 -> ~2 us on a 150-character diagnostic with a link).
     net = _table()["safety_net"]
-    return fast_alternation(net["sender_side"]), fast_alternation(net["temporary_dns"])
+    return prefiltered(net["sender_side"]), prefiltered(net["temporary_dns"])
 
 
 def safety_net(reason: str, hard: bool, diagnostic: str) -> str:
@@ -101,7 +102,9 @@ def safety_net(reason: str, hard: bool, diagnostic: str) -> str:
         return ""
     sender, dns = _safety_patterns()
     text = diagnostic[:4000].lower()
-    if "http" in text or "www." in text:
+    # Removing links cannot put an anchor into the text, only take one out: a text without any
+    # is left as it is (most hard verdicts: "the email account … does not exist … https://…").
+    if ("http" in text or "www." in text) and sender.search(text):
         text = _URL.sub(" ", text)
     m = sender.search(text)
     if m:

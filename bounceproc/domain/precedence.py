@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bounceproc.domain.alternation import fast_alternation
+from bounceproc.domain.alternation import fast_alternation, prefiltered
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 
@@ -46,9 +46,9 @@ SENDER_SIDE = (
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     ("policyviolation", r"\bpolic(?:y|ies)\b"),
 )
-_SENDER = fast_alternation(rx for _, rx in SENDER_SIDE)     # where: the leftmost evidence
+_SENDER = prefiltered(rx for _, rx in SENDER_SIDE)     # where: the leftmost evidence
 _SENDER_KINDS = tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE)   # what: the first kind there
-_PTR = fast_alternation([_PTR_WORDS])
+_PTR = prefiltered([_PTR_WORDS])
 _URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar|timed? ?out|name lookup failure"
@@ -101,6 +101,8 @@ class Verdict:
 
 def sender_side_evidence(text: str) -> tuple[str, str]:
     """(reason, words) of the first sender-side evidence in `text` (lowercased), ("", "") if none."""
+    if not _SENDER.search(text):
+        return "", ""       # removing links only takes evidence out (also the PTR words: they are in _SENDER)
     if any(mark in text for mark in URL_MARKS):
         text = _URL.sub(" ", text)
     m = _PTR.search(text)   # a missing PTR is the cause the host refusal names

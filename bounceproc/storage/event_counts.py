@@ -20,7 +20,9 @@ from sqlalchemy import delete, func, literal, select
 
 from bounceproc.storage.bulk import bulk_insert
 from bounceproc.storage.tables import complaint_counts, event_counts
-from bounceproc.storage.traffic_counts import add_traffic, lock_counts, prune_traffic
+from bounceproc.domain.providers import provider_of
+from bounceproc.storage.traffic_counts import (add_traffic, count_rule, kind_of, lock_counts, prune_traffic,
+                                               write_traffic)
 from bounceproc.domain.events import Event
 
 
@@ -31,15 +33,50 @@ def sending_domain(sender: str) -> str:
 
 
 def add_counts(conn, evs: Sequence[Event]) -> None:
-    """Count `evs` (events just stored, none of them stored before) per minute."""
-    if evs:
-        # a batch shares a few times, senders, IPs and jobs: one tuple per event, then per key
-        _append(conn, Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id)
-                              for e in evs))
-        senders: dict[str, str] = {}      # a batch has a few senders: each domain worked out once
-        add_traffic(conn, ((1, e.occurred_at, e.type, e.hard, e.recipient_domain,
-                            senders.get(e.sender) or senders.setdefault(e.sender, sending_domain(e.sender)),
-                            e.vmta, e.source_ip, e.job_id, e.reason, e.rule, e.diagnostic) for e in evs))
+    """Count `evs` (events just stored, none of them stored before) per minute: event_counts and
+    complaint_counts, and the operations view's traffic_counts and rule_counts."""
+    if not evs:
+        return
+    # Most of a batch (deliveries) differs only in what no count keeps (recipient, message):
+    # keyed by time, type, category, sender, IP, job, vmta and provider, a batch's thousands of
+    # events make a few hundred keys (counted by Counter's C loop), and both count tables are
+    # worked out per key. Bounces also count per rule, with an example diagnostic, one by one.
+    providers: dict[str, str] = {}
+    known = providers.get
+
+    def unseen(domain: str) -> str:
+        p = providers[domain] = provider_of(domain)
+        return p
+
+    exact = Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id, e.vmta,
+                     known(d := e.recipient[e.recipient.rfind("@") + 1:]) or unseen(d),   # recipient_domain
+                     e.type == "bounced" and bool(e.hard)) for e in evs)
+    minutes: dict[datetime, datetime] = {}
+    rules: Counter = Counter()
+    examples: dict[tuple, str] = {}
+    for e in evs:
+        if e.type == "bounced":
+            at = e.occurred_at
+            minute = minutes.get(at)
+            if minute is None:
+                minute = minutes[at] = at.replace(second=0, microsecond=0)
+            count_rule(rules, examples, 1, minute, e.reason, e.rule, e.diagnostic)
+    counts: Counter = Counter()
+    traffic: Counter = Counter()
+    senders: dict[str, str] = {}      # a batch has a few senders: each domain worked out once
+    for (at, type_, category, sender, ip, job, vmta, provider, hard), n in exact.items():
+        counts[(at, type_, category, sender, ip, job)] += n
+        kind = kind_of(type_, hard)
+        if kind is not None:
+            minute = minutes.get(at)
+            if minute is None:
+                minute = minutes[at] = at.replace(second=0, microsecond=0)
+            sdomain = senders.get(sender)
+            if sdomain is None:
+                sdomain = senders[sender] = sending_domain(sender)
+            traffic[(minute, kind, provider, sdomain[:255], vmta or "", ip or "", job or "")] += n
+    _append(conn, counts)
+    write_traffic(conn, traffic, rules, examples)
 
 
 def remove_counts(conn, rows: Iterable[Mapping]) -> None:

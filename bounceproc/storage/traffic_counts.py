@@ -41,7 +41,7 @@ def add_traffic(conn, items: Iterable[tuple]) -> None:
     rules: Counter = Counter()
     examples: dict[tuple, str] = {}
     # A batch shares a few times and a few thousand domains: each minute and provider is worked
-    # out once per batch, not once per event (this runs for every stored event).
+    # out once per batch, not once per event.
     minutes: dict[datetime, datetime] = {}
     providers: dict[str, str] = {}
     for sign, at, type_, hard, rdomain, sdomain, vmta, ip, job, reason, rule, diag in items:
@@ -56,10 +56,21 @@ def add_traffic(conn, items: Iterable[tuple]) -> None:
             provider = providers[rdomain] = provider_of(rdomain or "")
         traffic[(minute, kind, provider, (sdomain or "")[:255], vmta or "", ip or "", job or "")] += sign
         if type_ == "bounced":
-            key = (minute, (reason or "")[:32], (rule or "")[:64])
-            rules[key] += sign
-            if sign > 0 and diag and key not in examples:
-                examples[key] = diag[:500]
+            count_rule(rules, examples, sign, minute, reason, rule, diag)
+    write_traffic(conn, traffic, rules, examples)
+
+
+def count_rule(rules: Counter, examples: dict, n: int, minute: datetime, reason: str, rule: str, diag: str) -> None:
+    """Count `n` bounces of (minute, reason, rule), keeping the first diagnostic as its example."""
+    key = (minute, (reason or "")[:32], (rule or "")[:64])
+    rules[key] += n
+    if n > 0 and diag and key not in examples:
+        examples[key] = diag[:500]
+
+
+def write_traffic(conn, traffic: Counter, rules: Counter, examples: dict) -> None:
+    """Append the rows of `traffic` ((minute, kind, provider, sending domain, vmta, source IP,
+    job) -> n) and of `rules` ((minute, reason, rule) -> n, with `examples`)."""
     bulk_insert(conn, traffic_counts, [
         {"minute": m, "kind": k, "provider": p, "sending_domain": d, "vmta": v, "source_ip": ip,
          "job_id": j, "n": n} for (m, k, p, d, v, ip, j), n in sorted(traffic.items()) if n])

@@ -335,3 +335,45 @@ def test_count_maintenance_takes_turns(fresh_pg_url, make_settings):
         assert not done.wait(1.0), "the sweep's merge ran beside the prune's fold"
     assert done.wait(30), "the sweep's merge never ran after the prune committed"
     t.join(5)
+
+
+def test_a_batch_is_counted_as_its_events_one_by_one(sqlite_url, make_settings):
+    """add_counts counts a batch per key (time, type, sender, IP, job, vmta, provider); the rows
+    must be those of counting each event on its own, the way `remove_counts` uncounts them."""
+    import random
+    from collections import Counter
+
+    from sqlalchemy import delete
+
+    from bounceproc.storage import event_counts as ec, traffic_counts as tc
+    from bounceproc.storage.ops_tables import rule_counts, traffic_counts
+    from bounceproc.storage.tables import complaint_counts, event_counts
+    rnd = random.Random(12)
+    t0 = datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)
+    types = ("delivered", "bounced", "deferred", "complained", "unsubscribed", "queue_deferred")
+    domains = ("gmail.com", "Outlook.COM", "yahoo.com", "example.org", "")
+    evs = [Event(event_key("c", i), rnd.choice(types), f"u{i}@{rnd.choice(domains)}" if rnd.random() < .9 else "",
+                 t0 + timedelta(seconds=rnd.randrange(300)), "acct", sender=rnd.choice(("b@S.example.org", "", "x")),
+                 source_ip=rnd.choice(("", "192.0.2.1")), job_id=rnd.choice(("", "j1")), vmta=rnd.choice(("", "v1")),
+                 hard=rnd.random() < .5, reason=rnd.choice(("", "userunknown", "x" * 40)),
+                 rule=rnd.choice(("", "r1", "y" * 80)), category=rnd.choice(("", "bad-mailbox")),
+                 diagnostic=rnd.choice(("", "550 5.1.1 unknown", "z" * 600)))
+           for i in range(3000)]
+    tables = (event_counts, complaint_counts, traffic_counts, rule_counts)
+    eng = bootstrap.engine(make_settings(database_url=sqlite_url))
+
+    def rows():
+        with eng.connect() as conn:
+            return [sorted(tuple(r) for r in conn.execute(select(*(c for c in t.c if c.name != "id"))).all())
+                    for t in tables]
+
+    with eng.begin() as conn:
+        ec.add_counts(conn, evs)
+    batched = rows()
+    with eng.begin() as conn:
+        for t in tables:
+            conn.execute(delete(t))
+        ec._append(conn, Counter((e.occurred_at, e.type, e.category, e.sender, e.source_ip, e.job_id) for e in evs))
+        tc.add_traffic(conn, ((1, e.occurred_at, e.type, e.hard, e.recipient_domain, ec.sending_domain(e.sender),
+                               e.vmta, e.source_ip, e.job_id, e.reason, e.rule, e.diagnostic) for e in evs))
+    assert rows() == batched and all(batched)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bounceproc.domain.alternation import fast_alternation, letter_first, split_alternatives
+from bounceproc.domain.alternation import fast_alternation, letter_first, prefiltered, split_alternatives
 
 PATTERNS = [r"\bspf\b", r"(?<!not )listed (?:at|in|on|by)", r"(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected",
             r"\bs?pam", r"(?:a|b)?x", r"spamhaus", r"\b\d+", r"rate.?limit", r"\brate\b", r"\bpolic(?:y|ies)\b"]
@@ -38,6 +38,23 @@ def test_the_joined_pattern_finds_the_same_first_match(words, sep):
     reference = re.compile("|".join(f"(?:{p})" for p in PATTERNS))
     a, b = reference.search(text), fast_alternation(PATTERNS).search(text)
     assert (a and (a.start(), a.group(0))) == (b and (b.start(), b.group(0)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=8), st.sampled_from(["", " ", "-"]))
+def test_the_prefiltered_pattern_finds_the_same_first_match(words, sep):
+    text = sep.join(words)
+    anchored = [p for p in PATTERNS if p != r"\b\d+"]
+    a, b = fast_alternation(anchored).search(text), prefiltered(anchored).search(text)
+    assert (a and (a.start(), a.group(0))) == (b and (b.start(), b.group(0)))
+
+
+def test_prefiltered_literals_and_a_pattern_without_any():
+    p = prefiltered([r"\bspf\b", r"spamhaus", r"\bs?pam", r"rate.?limit"])
+    assert p.literals == ("limit", "pam", "spf")      # "spamhaus" holds "pam": it adds nothing
+    assert p.search("no evidence here") is None and p.search("see spamhaus").group(0) == "spamhaus"
+    always = prefiltered([r"spamhaus", r"\b\d+"])       # \d+ needs no literal: always searched
+    assert always.literals is None and always.search("code 42").group(0) == "42"
 
 
 def test_split_alternatives_keeps_groups_and_classes_whole():
