@@ -373,6 +373,8 @@ WORDING_CASES = [
  ("", "550 The recipient you specified is not valid", "userunknown"),
  ("", "550 The sender address you specified is not valid", "rejected"),
  ("", "user mailbox is over the allowed quota", "mailboxfull"),
+ ("", "Unable to resolve MX for example.org: SERVFAIL", "networkerror"),
+ ("5.4.4", "550 5.4.4 DNS lookup timed out for example.org", "networkerror"),
 ]
 
 
