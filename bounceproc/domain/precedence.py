@@ -87,8 +87,7 @@ _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)
 _END_OF_DATA = re.compile(r"smtp stage: end of data|in reply to end of data|after end of data|failed after i sent the message")
-_AFTER_DATA = re.compile(r"smtp stage: (?:end of )?data|in reply to end of data|after end of data|failed after i sent the message"
-                         r"|in reply to data command|after data\b")
+_AFTER_DATA = re.compile(r"smtp stage: data|" + _END_OF_DATA.pattern + r"|in reply to data command|after data\b")
 
 
 @dataclass(frozen=True, slots=True)

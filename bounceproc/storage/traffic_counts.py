@@ -1,10 +1,11 @@
 """Per-minute traffic and bounce-rule counts of the operations view: written with every stored
-batch (next to event_counts.add_counts), summed by the dashboard and /metrics.
+batch (by event_counts.add_counts), summed by the dashboard and /metrics.
 
-Adapter layer (SQLAlchemy Core). `add_traffic` appends one `traffic_counts` row per (minute,
+Adapter layer (SQLAlchemy Core). `write_traffic` appends one `traffic_counts` row per (minute,
 kind, provider, sending domain, vmta, source IP, job) of a batch, and one `rule_counts` row per
-(minute, reason, rule) of its bounces with one example diagnostic; `sign` -1 uncounts events that
-`bounceproc reprocess` replaces. The read side (`traffic_series`, `traffic_totals`, `rule_totals`)
+(minute, reason, rule) of its bounces with one example diagnostic (`count_rule`); add_counts
+works the keys out per batch, `add_traffic` event by event (`sign` -1 uncounts events that
+`bounceproc reprocess` replaces; a test checks that both give the same rows). The read side (`traffic_series`, `traffic_totals`, `rule_totals`)
 sums a window's rows, never the events. `merge_minutes` (the 30-second sweep, and the hourly
 prune) merges the per-batch rows of each settled minute into one row per minute and key, in these
 two tables and in event_counts / complaint_counts; `fold_counts` (hourly prune) makes old rows
