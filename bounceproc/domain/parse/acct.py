@@ -541,9 +541,9 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None,
     reason = rule = ""
     category = bounce_cat
     hard = False
+    reply = _reply_code(diag)
     if etype == "bounced" or etype == "deferred" or etype == "queue_deferred":
-        reason, category, hard, rule = _classify(classifier, status, _reply_code(diag), diag, mta,
-                                                 bounce_cat, attrs)
+        reason, category, hard, rule = _classify(classifier, status, reply, diag, mta, bounce_cat, attrs)
         if etype != "bounced":
             hard = False           # a transient failure is never a verdict on the address
     elif etype != "delivered":
@@ -556,7 +556,7 @@ def _event(p: _Plan, row: list[str], kind: str, classifier, verp=None,
     key = tprefix + _fast_key((SOURCE, kind, tcanon, rcpt, orig_raw, _key_time(row[p.i_queued]), job_raw,
                                env, status, diag, mta_raw, vmta_raw, mid,
                                queue if kind == "tq" else "", feedback_type, ""))[:24]
-    return _make_event(key, etype, rcpt, occurred, SOURCE, orig[:W_ADDR], status, _reply_code(diag), diag,
+    return _make_event(key, etype, rcpt, occurred, SOURCE, orig[:W_ADDR], status, reply, diag,
                  mta[:W_MTA], reason, category[:W_CAT], hard, rule, feedback_type, vmta[:W_VMTA],
                  source_ip[:W_IP], job[:W_JOB], list_id.strip("<> \t")[:W_LIST], mid, None, attrs)
 
