@@ -519,11 +519,12 @@ class Classifier:
     def _classify_normalised(self, status: str, reply: str, diag: str, mta: str, receiver: str) -> Classification:
         best = self.rule_index(status, reply, diag, mta, receiver)
         if best == len(self.rules):
-            reason, rule_id, one_receiver = "undefined", "none", False
+            reason, rule_id, one_receiver, code_only = "undefined", "none", False, False
         else:
             rule = self.rules[best]
             reason, rule_id, one_receiver = rule.reason, rule.id, bool(rule.receiver)
-        v = precedence.decide(reason, rule_id, status, reply, diag, one_receiver)
+            code_only = not rule.diagnostic
+        v = precedence.decide(reason, rule_id, status, reply, diag, one_receiver, code_only)
         info = self.reasons.get(v.reason)
         return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
 

@@ -7,7 +7,8 @@ the precedence step that decided, and the evidence on each side (for `classify -
 
 Steps, first that applies wins (numbers as in taxonomy.md):
 1 sender-side wording beats any code: a hard reason whose text names a blocklist, reputation, a
-  rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address; so is
+  rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address (and so is
+  a suspend / mailboxfull / exceedlimit that only a code gave: they count toward suppression); so is
   one given in reply to MAIL FROM (no recipient named yet: the sender was refused, `rejected`),
   and one whose wording is about our sender ("sender domain does not exist", "No such user (sender)");
 2 temporary DNS ("try again", SERVFAIL, timeouts, a 4xx code) is networkerror, never hostunknown;
@@ -29,6 +30,15 @@ from dataclasses import dataclass
 from bounceproc.domain.alternation import fast_alternation, prefiltered
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
+# Soft reasons that count toward the soft-bounce threshold (rules/actions.toml): step 1 protects
+# them too where only a code decided them.
+COUNTED_REASONS = frozenset({"suspend", "mailboxfull", "exceedlimit"})
+# ... unless the text also says what the code says ("Mailbox full, see our quota policy").
+_OWN_WORDS = {
+    "mailboxfull": re.compile(r"\bfull\b|quota|storage|disk space|mailbox size|too many messages on|too much mail"),
+    "exceedlimit": re.compile(r"\bsize\b|too (?:big|large)|\blength\b"),
+    "suspend": re.compile(r"disabled|inactive|suspended|deactivated|not active|closed|locked|frozen"),
+}
 
 # Sender-side evidence: (reason it points to, pattern). URLs are removed before searching, so a
 # link to "…/policy/…" or "…?p=spam" is not evidence. Compiled letter-first (alternation.py): this
@@ -123,10 +133,20 @@ def is_hard(reason: str, status: str = "", reply: str = "") -> bool:
     return reason in HARD_REASONS and not temporary(status, reply)
 
 
-def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_receiver: bool = False) -> Verdict:
+def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_receiver: bool = False,
+           code_only: bool = False) -> Verdict:
     """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring). `one_receiver`:
     the rule is written for one receiver (step 5), whose documented meaning step 6's doubts about
-    the status code do not overrule."""
+    the status code do not overrule. `code_only`: the rule read the codes only, not the text."""
+    if code_only and reason in COUNTED_REASONS and not _OWN_WORDS[reason].search(diag):
+        # A status that says "mailbox full" / "disabled" (x.2.2, x.2.3, x.2.1) over a text that
+        # names a block, spam, a rate or a policy and not the code's own meaning: the text is the
+        # cause (step 1), and these reasons count toward suppression where a refusal of our mail
+        # must not.
+        side, words = sender_side_evidence(diag)
+        if side:
+            return Verdict(side, False, "1-sender-side",
+                           f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
     if reason not in HARD_REASONS:
         if reason == "filtered" and _GENERIC_UNKNOWN.search(diag):
             m = _AFTER_DATA.search(diag)

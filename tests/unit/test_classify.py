@@ -375,6 +375,13 @@ WORDING_CASES = [
  ("", "user mailbox is over the allowed quota", "mailboxfull"),
  ("", "Unable to resolve MX for example.org: SERVFAIL", "networkerror"),
  ("5.4.4", "550 5.4.4 DNS lookup timed out for example.org", "networkerror"),
+ # x.2.2 / x.2.3 (which count toward suppression) do not decide over a sender-side cause
+ ("5.2.2", "552 5.2.2 Message rejected as spam", "spamdetected"),
+ ("5.2.2", "552 5.2.2 Blocked by policy: your IP is on a blocklist", "blocked"),
+ ("4.2.2", "452 4.2.2 Too many messages from your IP, rate limited", "speeding"),
+ ("5.2.3", "552 5.2.3 Message rejected: spam", "spamdetected"),
+ ("5.2.2", "552 5.2.2 Mailbox full, see our quota policy", "mailboxfull"),
+ ("5.2.2", "552 5.2.2 Requested mail action aborted", "mailboxfull"),
 ]
 
 
