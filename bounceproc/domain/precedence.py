@@ -8,7 +8,8 @@ the precedence step that decided, and the evidence on each side (for `classify -
 Steps, first that applies wins (numbers as in taxonomy.md):
 1 sender-side wording beats any code: a hard reason whose text names a blocklist, reputation, a
   rate limit, spam, a policy or SPF/DKIM/DMARC is a block, not a fact about the address (and so is
-  a suspend / mailboxfull / exceedlimit that only a code gave: they count toward suppression); so is
+  a suspend / mailboxfull / exceedlimit that only a code gave, or whose text says the account is
+  ours: they count toward suppression); so is
   one given in reply to MAIL FROM (no recipient named yet: the sender was refused, `rejected`),
   and one whose wording is about our sender ("sender domain does not exist", "No such user (sender)");
 2 temporary DNS ("try again", SERVFAIL, timeouts, a 4xx code) is networkerror, never hostunknown;
@@ -33,6 +34,10 @@ HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"}
 # Soft reasons that count toward the soft-bounce threshold (rules/actions.toml): step 1 protects
 # them too where only a code decided them.
 COUNTED_REASONS = frozenset({"suspend", "mailboxfull", "exceedlimit"})
+# A disabled / suspended / full account, domain or access that the text says is ours ("Your account
+# has been suspended for sending spam", "Sender account disabled"): a refusal of our mail.
+_OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp |sending )?"
+                       r"(?:account|domain|ip|ip address|access|server|host|organi[sz]ation|tenant)\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
     "mailboxfull": re.compile(r"\bfull\b|quota|storage|disk space|mailbox size|too many messages on|too much mail"),
@@ -138,6 +143,12 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring). `one_receiver`:
     the rule is written for one receiver (step 5), whose documented meaning step 6's doubts about
     the status code do not overrule. `code_only`: the rule read the codes only, not the text."""
+    if reason in COUNTED_REASONS:
+        ours = _OUR_SIDE.search(diag)
+        if ours:    # "Your account has been suspended": ours, not the recipient's mailbox
+            side, _ = sender_side_evidence(diag)
+            return Verdict(side or "rejected", False, "1-sender-side",
+                           f"{ours.group(0)!r} is about our side, beats rule {rule} ({reason})")
     if code_only and reason in COUNTED_REASONS and not _OWN_WORDS[reason].search(diag):
         # A status that says "mailbox full" / "disabled" (x.2.2, x.2.3, x.2.1) over a text that
         # names a block, spam, a rate or a policy and not the code's own meaning: the text is the

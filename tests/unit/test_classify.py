@@ -382,6 +382,12 @@ WORDING_CASES = [
  ("5.2.3", "552 5.2.3 Message rejected: spam", "spamdetected"),
  ("5.2.2", "552 5.2.2 Mailbox full, see our quota policy", "mailboxfull"),
  ("5.2.2", "552 5.2.2 Requested mail action aborted", "mailboxfull"),
+ # a suspended or disabled account that the text says is ours: a refusal of our mail, not a
+ # recipient's mailbox (suspend would count toward suppression)
+ ("", "554 Your account has been suspended for sending spam", "spamdetected"),
+ ("", "550 Sender account disabled", "rejected"),
+ ("5.7.8", "535 5.7.8 Your account has been disabled", "rejected"),
+ ("5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", "suspend"),
 ]
 
 
