@@ -388,6 +388,12 @@ WORDING_CASES = [
  ("", "550 Sender account disabled", "rejected"),
  ("5.7.8", "535 5.7.8 Your account has been disabled", "rejected"),
  ("5.2.1", "550 5.2.1 The email account that you tried to reach is disabled", "suspend"),
+ # the receiving system full, not the recipient's mailbox
+ ("4.3.1", "452 4.3.1 Disk is full, try again later", "systemfull"),
+ ("", "421 Our queue is full, try later", "systemfull"),
+ ("4.3.0", "451 4.3.0 Temporary failure: the filesystem is full", "systemfull"),
+ ("", "552 Mailbox disk is full", "mailboxfull"),
+ ("", "552 The recipient's mailbox is full", "mailboxfull"),
 ]
 
 
