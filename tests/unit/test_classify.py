@@ -394,6 +394,11 @@ WORDING_CASES = [
  ("4.3.0", "451 4.3.0 Temporary failure: the filesystem is full", "systemfull"),
  ("", "552 Mailbox disk is full", "mailboxfull"),
  ("", "552 The recipient's mailbox is full", "mailboxfull"),
+ # "disabled" said of something else than the recipient's mailbox
+ ("5.7.1", "550 5.7.1 Relaying disabled", "norelaying"),
+ ("4.3.0", "421 4.3.0 Service is disabled temporarily", "systemerror"),
+ ("5.7.1", "554 5.7.1 External mail is disabled for this recipient", "filtered"),
+ ("", "550 User account suspended", "suspend"),
 ]
 
 
