@@ -399,6 +399,9 @@ WORDING_CASES = [
  ("4.3.0", "421 4.3.0 Service is disabled temporarily", "systemerror"),
  ("5.7.1", "554 5.7.1 External mail is disabled for this recipient", "filtered"),
  ("", "550 User account suspended", "suspend"),
+ ("", "550 Recipient limit exceeded", "undefined"),      # too many recipients (RFC 3463 x.5.3), not a full mailbox
+ ("", "552 Recipient quota exceeded", "mailboxfull"),
+ ("", "552 Mailbox storage limit reached", "mailboxfull"),
 ]
 
 
