@@ -93,7 +93,11 @@ _SENDER_SUBJECT = re.compile(
     # Exim's sender verification: "Verification failed for <sender>", then the callout's
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
     # MTAs keep only the first line of a multi-line reply.
-    r"|sender verif\w* failed|verification failed for")
+    r"|sender verif\w* failed|verification failed for"
+    # the addresses of our message's headers: Return-Path / Reply-To, the header From
+    r"|\b(?:(?:return|reply(?:-to)?) address|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
+    r"(?: domain)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve)"
+    r"|domain you are sending from (?:does not exist|doesn.t exist|is not valid|is invalid|does not resolve)")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"

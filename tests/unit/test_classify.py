@@ -402,6 +402,11 @@ WORDING_CASES = [
  ("", "550 Recipient limit exceeded", "undefined"),      # too many recipients (RFC 3463 x.5.3), not a full mailbox
  ("", "552 Recipient quota exceeded", "mailboxfull"),
  ("", "552 Mailbox storage limit reached", "mailboxfull"),
+ # the addresses of our own message: never the recipient's
+ ("", "550 The return address does not exist", "rejected"),
+ ("5.7.1", "550 5.7.1 Header From domain does not exist", "rejected"),
+ ("", "550 The domain you are sending from does not exist", "rejected"),
+ ("", "550 Unknown HELO hostname", "blocked"),
 ]
 
 
