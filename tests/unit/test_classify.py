@@ -830,3 +830,17 @@ def test_a_servers_no_smtp_service_heading_is_not_a_null_mx():
 def test_sender_side_evidence_words_and_their_boundaries(text, expected):
     from bounceproc.domain.precedence import sender_side_evidence
     assert sender_side_evidence(text) == expected
+
+
+def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
+    """A transcript shows the commands that succeeded ("250 2.1.0 Ok") before a refusal that may
+    carry no code: a failure notice is never read as a delivery."""
+    from bounceproc.domain.parse.message import parse_message
+    notice = _notice("The attached message had PERMANENT fatal delivery errors!\n\n--- Session Transcript ---\n"
+                     " 10:00:02.102: *  To: u@example.com\n"
+                     " 10:00:02.351: --> MAIL From:<news@example.net> SIZE=2048\n"
+                     " 10:00:02.400: <-- 250 2.1.0 Ok\n"
+                     " 10:00:02.401: --> RCPT To:<u@example.com>\n"
+                     " 10:00:02.450: <-- Mailbox quota exceeded for this user\n--- End Transcript ---\n")
+    [v] = parse_message(notice).recipients
+    assert (v.address, v.reason, v.status[:1]) == ("u@example.com", "mailboxfull", "5")

@@ -422,32 +422,45 @@ class _Reader:
 
         diag = noted(diag)
         fallback_text = noted(fallback_text)
-        c = self.classifier.classify(status, reply, diag, mta, address)
+        failed = action != "delivered"
+
+        def readable(text: str) -> str:
+            # A 2.x.x code in a failure report is a command that succeeded (a transcript's "250
+            # 2.1.0 Ok" before a refusal that may carry no code), never the outcome: not evidence.
+            return _SUCCESS_CODE.sub("", text) if failed and not status and "2." in text else text
+
+        def classify(text: str):
+            return self.classifier.classify(status, reply, readable(text), mta, address)
+
+        def code_in(text: str) -> str:
+            return failure_status(text) if failed else find_status(text)
+
+        c = classify(diag)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
-            c2 = self.classifier.classify(status, reply, fallback_text, mta, address)
+            c2 = classify(fallback_text)
             if c2.reason != "undefined":
                 c, used = c2, fallback_text
         if c.reason in ("undefined", "onhold") and whole_notice is not None:
             text = whole_notice()
             if text and noted(text + notes) not in (diag, fallback_text):
                 text = noted(text + notes)
-                c3 = self.classifier.classify(status, reply, text, mta, address)
+                c3 = classify(text)
                 if c3.reason not in ("undefined", "onhold"):
                     c, used = c3, text
-        code = status or find_status(used)
+        code = status or code_in(used)
         if not reply and "(local mailer: " not in diag:
             reply = find_reply_code(strip_type(used))
         if not code:
             code = pseudo_status(c.reason, temporary or reply.startswith("4"))
         if c.reason == "undefined":
             # A failure report we cannot explain: taxonomy "onhold" (too little to decide).
-            code = status or find_status(used) or pseudo_status("onhold", temporary)
+            code = status or code_in(used) or pseudo_status("onhold", temporary)
             c = type(c)("onhold", "other", False, c.rule)
         # A report that the message is still queued (Action: delayed) is never final, whatever its
         # code: the policy reads it as a deferral and suppresses nobody, and the verdict says so.
         hard = c.hard and is_hard(c.reason, code, reply) and action != "delayed"
-        explain = self.classifier.explain(status, reply, used, mta, address)
+        explain = self.classifier.explain(status, reply, readable(used), mta, address)
         if precedence.expired_by_action(c.reason, code, action, used, reply):
             # taxonomy.md precedence 4: the last deferral's code in a final failure = expiry.
             explain += f" [precedence 4-action-failed: Action failed + {code or reply} -> expired, not {c.reason}]"
@@ -916,6 +929,9 @@ def remote_status(diag: str) -> str:
     return m.group(1) if m else find_status(diag)
 
 
+_SUCCESS_CODE = re.compile(r"(?<![\w.])2\.\d{1,3}\.\d{1,3}(?![\w.])")
+
+
 def failure_status(text: str) -> str:
     """The enhanced code of a failure notice's section: its first 4.x.x / 5.x.x code, preferring one
     that follows a reply code (a transcript's 2.x.x codes are for the commands that succeeded)."""
@@ -926,9 +942,9 @@ def failure_status(text: str) -> str:
     if m:
         return "%s.%s.%s" % m.groups()
     found = find_status(text)
-    # A 2.x.x code next to a failure reply is a command that succeeded (MDaemon's transcript:
-    # "<-- 250 2.1.0 Ok" then "<-- 550 ..."), not the failure's code.
-    return "" if found.startswith("2") and _FAILURE_CODE_AT.search(text or "") else found
+    # A 2.x.x code in a failure notice is a command that succeeded (MDaemon's transcript: "<-- 250
+    # 2.1.0 Ok" then the refusal, which may carry no code at all), never the failure's code.
+    return "" if found.startswith("2") else found
 
 
 # Sendmail / Courier transcripts name the command as ">>> DATA" or ">>> RCPT To:<...>" (MDaemon:
