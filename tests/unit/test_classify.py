@@ -368,6 +368,7 @@ WORDING_CASES = [
  # RFC 5321's generic "mailbox unavailable" followed by the real, sender-side cause
  ("5.7.1", "550 5.7.1 Mailbox unavailable. Your IP 192.0.2.1 is on a blocklist", "blocked"),
  ("5.2.1", "550 5.2.1 Mailbox unavailable. Your message was rejected due to spam", "spamdetected"),
+ ("", "550 Requested action not taken: mailbox unavailable (IP 192.0.2.1 is listed)", "blocked"),
  ("5.7.1", "550 5.7.1 The user has chosen to block email from your address", "filtered"),
  ("5.1.1", "550 5.1.1 Recipient rejected: IP 192.0.2.1 is listed", "blocked"),
  ("", "550 The recipient you specified is not valid", "userunknown"),
