@@ -110,7 +110,6 @@ except ImportError:  # pragma: no cover - older Pythons keep the same modules un
         _sre = _sre_parse = None  # type: ignore[assignment]
 
 
-
 _Anchors = tuple[frozenset, "int | None"]   # (literal strings, reach), see _required
 
 

@@ -119,16 +119,15 @@ class Verdict:
 
 def sender_side_evidence(text: str) -> tuple[str, str]:
     """(reason, words) of the first sender-side evidence in `text` (lowercased), ("", "") if none."""
-    if not _SENDER.search(text):
-        return "", ""       # removing links only takes evidence out (also the PTR words: they are in _SENDER)
-    if any(mark in text for mark in URL_MARKS):
+    m = _SENDER.search(text)    # removing links only takes evidence out (the PTR words are in _SENDER too)
+    if m and any(mark in text for mark in URL_MARKS):
         text = _URL.sub(" ", text)
-    m = _PTR.search(text)   # a missing PTR is the cause the host refusal names
-    if m:
-        return "requireptr", m.group(0)
-    m = _SENDER.search(text)
+        m = _SENDER.search(text)
     if not m:
         return "", ""
+    p = _PTR.search(text)   # a missing PTR is the cause the host refusal names
+    if p:
+        return "requireptr", p.group(0)
     # The joined pattern tries its alternatives in order at the leftmost position; so do the kinds.
     return next((name, k.group(0)) for name, rx in _SENDER_KINDS if (k := rx.match(text, m.start())))
 
@@ -153,15 +152,15 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             side, _ = sender_side_evidence(diag)
             return Verdict(side or "rejected", False, "1-sender-side",
                            f"{ours.group(0)!r} is about our side, beats rule {rule} ({reason})")
-    if code_only and reason in COUNTED_REASONS and not _OWN_WORDS[reason].search(diag):
-        # A status that says "mailbox full" / "disabled" (x.2.2, x.2.3, x.2.1) over a text that
-        # names a block, spam, a rate or a policy and not the code's own meaning: the text is the
-        # cause (step 1), and these reasons count toward suppression where a refusal of our mail
-        # must not.
-        side, words = sender_side_evidence(diag)
-        if side:
-            return Verdict(side, False, "1-sender-side",
-                           f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
+        if code_only and not _OWN_WORDS[reason].search(diag):
+            # A status that says "mailbox full" / "disabled" (x.2.2, x.2.3, x.2.1) over a text
+            # that names a block, spam, a rate or a policy and not the code's own meaning: the text
+            # is the cause (step 1), and these reasons count toward suppression where a refusal of
+            # our mail must not.
+            side, words = sender_side_evidence(diag)
+            if side:
+                return Verdict(side, False, "1-sender-side",
+                               f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
     if reason not in HARD_REASONS:
         if reason == "filtered" and _GENERIC_UNKNOWN.search(diag):
             m = _AFTER_DATA.search(diag)

@@ -21,8 +21,8 @@ from sqlalchemy import delete, func, literal, select
 from bounceproc.storage.bulk import bulk_insert
 from bounceproc.storage.tables import complaint_counts, event_counts
 from bounceproc.domain.providers import provider_of
-from bounceproc.storage.traffic_counts import (add_traffic, count_rule, kind_of, lock_counts, prune_traffic,
-                                               write_traffic)
+from bounceproc.storage.traffic_counts import (add_traffic, count_rule, kind_of, lock_counts, minute_of,
+                                               prune_traffic, traffic_key, write_traffic)
 from bounceproc.domain.events import Event
 
 
@@ -56,11 +56,7 @@ def add_counts(conn, evs: Sequence[Event]) -> None:
     examples: dict[tuple, str] = {}
     for e in evs:
         if e.type == "bounced":
-            at = e.occurred_at
-            minute = minutes.get(at)
-            if minute is None:
-                minute = minutes[at] = at.replace(second=0, microsecond=0)
-            count_rule(rules, examples, 1, minute, e.reason, e.rule, e.diagnostic)
+            count_rule(rules, examples, 1, minute_of(minutes, e.occurred_at), e.reason, e.rule, e.diagnostic)
     counts: Counter = Counter()
     traffic: Counter = Counter()
     senders: dict[str, str] = {}      # a batch has a few senders: each domain worked out once
@@ -68,13 +64,10 @@ def add_counts(conn, evs: Sequence[Event]) -> None:
         counts[(at, type_, category, sender, ip, job)] += n
         kind = kind_of(type_, hard)
         if kind is not None:
-            minute = minutes.get(at)
-            if minute is None:
-                minute = minutes[at] = at.replace(second=0, microsecond=0)
             sdomain = senders.get(sender)
             if sdomain is None:
                 sdomain = senders[sender] = sending_domain(sender)
-            traffic[(minute, kind, provider, sdomain[:255], vmta or "", ip or "", job or "")] += n
+            traffic[traffic_key(minute_of(minutes, at), kind, provider, sdomain, vmta, ip, job)] += n
     _append(conn, counts)
     write_traffic(conn, traffic, rules, examples)
 

@@ -5,8 +5,8 @@ Adapter layer (SQLAlchemy Core). `write_traffic` appends one `traffic_counts` ro
 kind, provider, sending domain, vmta, source IP, job) of a batch, and one `rule_counts` row per
 (minute, reason, rule) of its bounces with one example diagnostic (`count_rule`); add_counts
 works the keys out per batch, `add_traffic` event by event (`sign` -1 uncounts events that
-`bounceproc reprocess` replaces; a test checks that both give the same rows). The read side (`traffic_series`, `traffic_totals`, `rule_totals`)
-sums a window's rows, never the events. `merge_minutes` (the 30-second sweep, and the hourly
+`bounceproc reprocess` replaces; a test checks that both give the same rows). The read side
+(`traffic_series`, `traffic_totals`, `rule_totals`) sums a window's rows, never the events. `merge_minutes` (the 30-second sweep, and the hourly
 prune) merges the per-batch rows of each settled minute into one row per minute and key, in these
 two tables and in event_counts / complaint_counts; `fold_counts` (hourly prune) makes old rows
 coarser.
@@ -49,16 +49,27 @@ def add_traffic(conn, items: Iterable[tuple]) -> None:
         kind = kind_of(type_, bool(hard))
         if kind is None:
             continue
-        minute = minutes.get(at)
-        if minute is None:
-            minute = minutes[at] = at.replace(second=0, microsecond=0)
+        minute = minute_of(minutes, at)
         provider = providers.get(rdomain)
         if provider is None:
             provider = providers[rdomain] = provider_of(rdomain or "")
-        traffic[(minute, kind, provider, (sdomain or "")[:255], vmta or "", ip or "", job or "")] += sign
+        traffic[traffic_key(minute, kind, provider, sdomain, vmta, ip, job)] += sign
         if type_ == "bounced":
             count_rule(rules, examples, sign, minute, reason, rule, diag)
     write_traffic(conn, traffic, rules, examples)
+
+
+def minute_of(minutes: dict[datetime, datetime], at: datetime) -> datetime:
+    """The minute of `at`, worked out once per distinct time (`minutes`: the batch's memo)."""
+    minute = minutes.get(at)
+    if minute is None:
+        minute = minutes[at] = at.replace(second=0, microsecond=0)
+    return minute
+
+
+def traffic_key(minute: datetime, kind: str, provider: str, sdomain: str, vmta: str, ip: str, job: str) -> tuple:
+    """A traffic_counts key, its values cut to the columns' widths ("" for a missing one)."""
+    return (minute, kind, provider, (sdomain or "")[:255], vmta or "", ip or "", job or "")
 
 
 def count_rule(rules: Counter, examples: dict, n: int, minute: datetime, reason: str, rule: str, diag: str) -> None:

@@ -432,9 +432,6 @@ class _Reader:
         def classify(text: str):
             return self.classifier.classify(status, reply, readable(text), mta, address)
 
-        def code_in(text: str) -> str:
-            return failure_status(text) if failed else find_status(text)
-
         c = classify(diag)
         used = diag
         if c.reason in ("undefined", "onhold") and fallback_text and fallback_text != diag:
@@ -448,14 +445,13 @@ class _Reader:
                 c3 = classify(text)
                 if c3.reason not in ("undefined", "onhold"):
                     c, used = c3, text
-        code = status or code_in(used)
+        found = status or (failure_status(used) if failed else find_status(used))
         if not reply and "(local mailer: " not in diag:
             reply = find_reply_code(strip_type(used))
-        if not code:
-            code = pseudo_status(c.reason, temporary or reply.startswith("4"))
+        code = found or pseudo_status(c.reason, temporary or reply.startswith("4"))
         if c.reason == "undefined":
             # A failure report we cannot explain: taxonomy "onhold" (too little to decide).
-            code = status or code_in(used) or pseudo_status("onhold", temporary)
+            code = found or pseudo_status("onhold", temporary)
             c = type(c)("onhold", "other", False, c.rule)
         # A report that the message is still queued (Action: delayed) is never final, whatever its
         # code: the policy reads it as a deferral and suppresses nobody, and the verdict says so.
