@@ -845,3 +845,52 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
                      " 10:00:02.450: <-- Mailbox quota exceeded for this user\n--- End Transcript ---\n")
     [v] = parse_message(notice).recipients
     assert (v.address, v.reason, v.status[:1]) == ("u@example.com", "mailboxfull", "5")
+
+
+@pytest.mark.parametrize("status,diagnostic,reason,hard", [
+    # a disabled account in French without accents, and in English "isn't enabled" (Orange OFR_417-like)
+    ("5.5.0", "550 5.5.0 Le compte du destinataire est bloque. The recipient account isn't enabled.", "suspend", False),
+    ("", "550 Votre compte a ete desactive", "suspend", False),
+    # "the address of destination is unknown" (La Poste-like); "mailbox not exist" (NetEase-like English)
+    ("", "550 Adresse de destination inconnue", "userunknown", True),
+    ("", "550 MI:IMF mx reject: mailbox not exist", "userunknown", True),
+    # RFC 5321's generic "mailbox unavailable" says no more than a filter's refusal, unless it goes on
+    # to say the user does not exist
+    ("", "550 Requested action not taken: mailbox unavailable (user does not exist)", "userunknown", True),
+    ("", "550 Requested action not taken: mailbox unavailable", "filtered", False),
+    ("", "550 The recipient cannot be verified. Please check all recipients of this message.", "userunknown", True),
+    ("", "550 sender cannot be verified", "rejected", False),
+    # Postfix reject_unverified_recipient: the probe's permanent answer decides, the pending probe does not
+    ("5.1.1", "550 5.1.1 <u@example.com>: Recipient address rejected: unverified address: host mx.example.com"
+              "[192.0.2.1] said: 550 5.1.1 no such user", "userunknown", True),
+    ("4.1.1", "450 4.1.1 <u@example.com>: Recipient address rejected: unverified address: Address verification"
+              " in progress", "networkerror", False),
+    # a gateway's quarantine is its spam verdict; a list refusing a non-subscriber refuses the sender
+    ("5.3.0", "553 5.3.0 <u@example.com>... Message has been quarantined by the gateway", "spamdetected", False),
+    ("", "550 Your message to list@example.com was rejected: sender not subscribed", "rejected", False),
+    ("5.7.133", "550 5.7.133 RESOLVER.RST.SenderNotAuthenticatedForGroup; authentication required; Delivery "
+                "restriction check failed because the sender was not authenticated when sending to this group",
+     "filtered", False),
+    ("", "554 Relay rejected for policy reasons.", "norelaying", False),
+])
+def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
+    c = classify(status, "", diagnostic)
+    assert (c.reason, c.hard) == (reason, hard), c
+
+
+@pytest.mark.parametrize("subject,body", [
+    ("Mail delivery failed: returning message to sender", "<u@example.com>\n    550 Message rejected\n"),
+    ("Undelivered Mail Returned to Sender", "<u@example.com>: host mx.example.com said: 550 Message rejected\n"),
+    ("Mail System Error - Returned Mail", "Each of the following recipients was rejected by a remote mail server.\n"
+     "The reasons given by the server are included to help you determine why\neach recipient was rejected.\n\n"
+     "    Recipient: <u@example.com>\n    Reason:    550 Message rejected\n"),
+])
+def test_a_notices_stock_phrases_do_not_decide_a_reply_that_says_nothing(subject, body):
+    """"550 Message rejected" alone names no cause, so the notice's own text decides; its subject
+    ("returning message to sender", "Mail System Error") and the sentences around the list ("why each
+    recipient was rejected") are stock phrases, not a refused sender, a system error or a block."""
+    from bounceproc.domain.parse.message import parse_message
+    notice = _notice("This message was created automatically by mail delivery software.\n\n" + body)
+    notice = notice.replace(b"Subject: failure notice", f"Subject: {subject}".encode())
+    [v] = parse_message(notice).recipients
+    assert (v.address, v.reason) == ("u@example.com", "onhold"), v

@@ -122,6 +122,15 @@ _RETRIES_EXHAUSTED = re.compile(r"retry timeout exceeded|retry time not reached|
 _FORWARDED = re.compile(r"^[ \t]*(?:begin forwarded message:|-{3,} ?forwarded message ?-{3,})[ \t]*\n", re.I | re.M)
 _HEADER_FIELD = re.compile(r"[!-9;-~]+:")
 _TEMPORARY_SUBJECT = re.compile(r"delay|warning|deferred|will retry|still trying|temporar", re.I)
+# A notice's own stock phrases, never a cause: its subject ("Mail delivery failed: returning message
+# to sender", "Mail System Error - Returned Mail") and the sentences around its recipient list ("why
+# each recipient was rejected", "a message you sent with the following header fields"). Removed from
+# the notice's text when that text decides, so that a reply which alone says nothing ("550 Message
+# rejected") is not read as the sender refused, a block, a system error or a header fault.
+_STOCK_PHRASES = lazy(r"(?:returning message|returned|return(?:ed)? mail|sent back) to (?:the )?sender|"
+                      r"the reasons? given by the (?:remote )?server (?:are|is) included to help you determine why"
+                      r"(?: each)? recipients? (?:was|were) rejected|with the following header fields|"
+                      r"mail system error\W+returned mail", re.I)
 
 
 @dataclass(frozen=True)
@@ -278,6 +287,11 @@ class _Reader:
         if self._note is None:
             self._note = legacy.notification_text(self.body_text())
         return self._note
+
+    def notice_evidence(self) -> str:
+        """The notification's text and subject without the notice's stock phrases: what decides when
+        a recipient's own diagnostic does not."""
+        return _STOCK_PHRASES.sub(" ", _one_line(self.notification_text() + " " + self.subject()))
 
     def subject(self) -> str:
         """The notice's Subject as text: RFC 2047 encoded words decoded (a gateway that encodes an
@@ -698,11 +712,11 @@ class _Reader:
                                         explain=f"DSN Action: {action or 'delivered'}", recovered_by=how))
                 continue
             failed = True
-            fallback = _one_line(section or (self.notification_text() + " " + self.subject()))
+            fallback = _one_line(section) if section else self.notice_evidence()
             # One recipient: the whole notice is about it; the text above the delivery-status
             # fields may be where the reason is, not under the recipient's address
             # (Sendmail: "554 "|procmail ..."... Service unavailable", corpus:maildir/bsd/rfc3464-04.eml).
-            whole = (lambda: _one_line(self.notification_text() + " " + self.subject())) if (
+            whole = self.notice_evidence if (
                 section and len(blocks) == 1) else None
             verdicts.append(self.verdict(addr, status, reply, diag, mta or "", action or "failed", "dsn", how,
                                          fallback, whole, shown=shown, section=section))
@@ -809,7 +823,7 @@ class _Reader:
             said = legacy.labelled_reply(sec)
             status = failure_status(sec1)
             reply = find_reply_code(_diag_start(_one_line(said) if said else sec1))
-            fallback = _one_line(preamble + " " + sec + " " + subject)
+            fallback = _STOCK_PHRASES.sub(" ", _one_line(preamble + " " + sec + " " + subject))
             # A subject such as Sendmail's "Returned mail: Deferred: ..." names one attempt's
             # error; a section whose own code is permanent (5xx) failed for good
             # (corpus:maildir/bsd/lhost-v5sendmail-06.eml).
