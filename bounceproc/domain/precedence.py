@@ -80,13 +80,13 @@ _AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does 
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
 _AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
-# A "hard" wording whose subject is our sender ("sender domain does not exist", "From address does
-# not exist", "No such user (sender)"): the sender refused (taxonomy: rejected), whatever the stage;
-# Postfix checks the sender at RCPT TO ("Sender address rejected: Domain not found (in reply to RCPT
-# TO command)").
+# A "hard" wording whose subject is our sender ("sender domain does not exist", "Sender domain
+# example.org has no MX record", "From address does not exist", "No such user (sender)"): the sender
+# refused (taxonomy: rejected), whatever the stage; Postfix checks the sender at RCPT TO ("Sender
+# address rejected: Domain not found (in reply to RCPT TO command)").
 _SENDER_SUBJECT = re.compile(
     r"\b(?:sender(?:'s)?|from address|mail from|envelope (?:sender|from)|return[- ]path|originator|your domain)"
-    r"(?: (?:e-?mail |mail )?(?:address|domain|host|mailbox|user|account))?(?: (?:is|was))?"
+    r"(?: (?:e-?mail |mail )?(?:address|domain|host|mailbox|user|account))?(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))?"
     r" (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid user|has no mx|does not resolve"
     r"|unavailable|not known)"
     r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b"

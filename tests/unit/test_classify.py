@@ -894,3 +894,29 @@ def test_a_notices_stock_phrases_do_not_decide_a_reply_that_says_nothing(subject
     notice = notice.replace(b"Subject: failure notice", f"Subject: {subject}".encode())
     [v] = parse_message(notice).recipients
     assert (v.address, v.reason) == ("u@example.com", "onhold"), v
+
+
+@pytest.mark.parametrize("status,diagnostic,reason,hard", [
+    # the sender's domain named between the subject and the verdict is still the sender's
+    ("5.1.2", "550 5.1.2 Sender domain example.org has no MX record", "rejected", False),
+    ("5.1.1", "550 5.1.1 Sender address <news@example.org> does not exist", "rejected", False),
+    # Gmail names the recipient's domain that could not be found: a dead domain
+    ("", "Your message wasn't delivered to u@example.com because the domain example.com couldn't be found. "
+         "Check for typos or unnecessary spaces and try again.", "hostunknown", True),
+    # Exchange: the destination's DNS points back at the sender, a routing fault, not the address's
+    ("5.4.4", "554 5.4.4 SMTPSEND.DNS.MxLoopback; DNS records for the destination computer are misconfigured",
+     "networkerror", False),
+    # our own provider account's sending is paused (Amazon SES): never the recipient's account
+    ("", "554 Message rejected: Sending suspended for this account. For more information, please check the inbox "
+         "of the email address associated with your AWS account.", "securityerror", False),
+    # qmail's bouncesaying idiom for a retired address, the local delivery program missing
+    ("", "This address no longer accepts mail.", "suspend", False),
+    ("", "/bin/sh: 1: /usr/local/bin/maildrop: not found", "mailererror", False),
+    ("", "mail transport unavailable", "systemerror", False),
+    # InterMail's cause above its list
+    ("", "The following destination addresses were unknown (please check the addresses and re-mail the message)",
+     "userunknown", True),
+])
+def test_more_wordings_read_from_their_subject(status, diagnostic, reason, hard):
+    c = classify(status, "", diagnostic)
+    assert (c.reason, c.hard) == (reason, hard), c
