@@ -444,8 +444,24 @@ class Classifier:
 
     def _classify_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str,
                       domain: str) -> Classification:
+        return self._decided(status, reply_code, diagnostic, remote_mta, domain)[0]
+
+    def _decided(self, status: str, reply_code: str, diagnostic: str, remote_mta: str,
+                 domain: str) -> tuple[Classification, str, str, str, str]:
+        """The classification and the normalised (status, reply, diagnostic, MTA) that gave it. When no
+        rule matches and the text names the recipient's own domain bare ("550 example.com does not
+        exist", "Host example.com not found, try again"), the text is read again with that name
+        called the destination domain: a wording about it is then read as the domain rules read it."""
         st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
-        return self._memo(st, rc, diag, mta, self.receiver_key(mta, domain, diagnostic))
+        rk = self.receiver_key(mta, domain, diagnostic)
+        c = self._memo(st, rc, diag, mta, rk)
+        if c.rule == "none" and domain and domain in diag:
+            named = name_recipient_domain(diag, domain)
+            if named != diag:
+                c2 = self._memo(st, rc, named, mta, rk)
+                if c2.rule != "none":
+                    return c2, st, rc, named, mta
+        return c, st, rc, diag, mta
 
     def explain(self, status: str = "", reply_code: str = "", diagnostic: str = "",
                 remote_mta: str = "", recipient: str = "") -> str:
@@ -453,8 +469,7 @@ class Classifier:
         return self._explain_memo(status, reply_code, diagnostic, remote_mta, recipient_domain(recipient))
 
     def _explain_raw(self, status: str, reply_code: str, diagnostic: str, remote_mta: str, domain: str) -> str:
-        st, rc, diag, mta = normalise_inputs(status, reply_code, diagnostic, remote_mta)
-        c = self._memo(st, rc, diag, mta, self.receiver_key(mta, domain, diagnostic))
+        c, st, rc, diag, mta = self._decided(status, reply_code, diagnostic, remote_mta, domain)
         rule = next((r for r in self.rules if r.id == c.rule), None)
         step = f" [precedence {c.step}: {c.evidence}]" if c.step != "rule" else " [precedence: rule stood]"
         if rule is None:
@@ -778,6 +793,13 @@ def recipient_domain(recipient: str) -> str:
     if not recipient:
         return ""
     return recipient.rpartition("@")[2].strip().strip("<>[]. ").lower()[:255]
+
+
+def name_recipient_domain(diag: str, domain: str) -> str:
+    """`diag` with each bare mention of the recipient's `domain` (not in an address, not a host under
+    it) called "destination domain <domain>"; unchanged when there is none."""
+    return re.sub(r"(?<![\w@.-])(?:the )?(?:domain (?:name )?)?%s(?![\w-]|\.\w)" % re.escape(domain),
+                  lambda m: "destination domain " + domain, diag)
 
 
 def receiver_evidence(remote_mta: str, recipient: str, diagnostic: str) -> str:

@@ -920,3 +920,25 @@ def test_a_notices_stock_phrases_do_not_decide_a_reply_that_says_nothing(subject
 def test_more_wordings_read_from_their_subject(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
     assert (c.reason, c.hard) == (reason, hard), c
+
+
+@pytest.mark.parametrize("diagnostic,reason,hard", [
+    # a text that names the recipient's own domain bare says what the domain rules read
+    ("550 example.com does not exist", "hostunknown", True),
+    ("553 The domain example.com is not valid", "hostunknown", True),
+    ("Host example.com not found, try again", "networkerror", False),        # precedence step 2
+    # ... but not a host under it, nor another domain (SoftBank names our sender's)
+    ("550 mx.example.com does not exist", "undefined", False),
+    ("553 example.org does not exist", "undefined", False),
+])
+def test_a_wording_about_the_recipients_own_domain_named_bare(diagnostic, reason, hard):
+    c = classify("", "", diagnostic, "", "u@example.com")
+    assert (c.reason, c.hard) == (reason, hard), c
+    assert classify("", "", diagnostic).reason == "undefined"     # without the recipient: no domain named
+
+
+def test_a_recipient_not_accepting_mail_from_the_sender_is_its_filter():
+    c = classify("", "", "Your mail to the following recipients could not be delivered because they are not "
+                         "accepting mail from news@example.org: user")
+    assert (c.reason, c.hard) == ("filtered", False)
+    assert classify("", "", "550 Must use TLS").reason == "failedstarttls"
