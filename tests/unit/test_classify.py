@@ -942,3 +942,19 @@ def test_a_recipient_not_accepting_mail_from_the_sender_is_its_filter():
                          "accepting mail from news@example.org: user")
     assert (c.reason, c.hard) == ("filtered", False)
     assert classify("", "", "550 Must use TLS").reason == "failedstarttls"
+
+
+@pytest.mark.parametrize("reply", ["551 5.1.6 User has moved; please try <new@example.net>",
+                                   "551 User not local; please try <new@example.net>",
+                                   "550 5.1.6 Address has moved to <new@example.net>"])
+def test_the_new_address_a_reply_gives_is_not_a_recipient(reply):
+    """A reply naming where the mailbox went names a live address: suppressing it as "hasmoved"
+    (hard) would drop a customer; the verdict is the failed recipient's."""
+    from bounceproc.domain.parse.message import parse_message
+    notice = _notice("This message was created automatically by mail delivery software.\n\nA message that you "
+                     "sent could not be delivered to one or more of its\nrecipients. This is a permanent error. "
+                     "The following address(es) failed:\n\n  old@example.com\n    host mx.example.com [192.0.2.7]\n"
+                     "    SMTP error from remote mail server after RCPT TO:<old@example.com>:\n"
+                     f"    {reply}\n")
+    got = parse_message(notice).recipients
+    assert [(v.address, v.reason, v.hard) for v in got] == [("old@example.com", "hasmoved", True)]

@@ -45,7 +45,10 @@ _CUT_FIRST = frozenset("-=_*#|rdmxoturybpORDMXUTYBP[\u88ab\u539f\uc6d0\u5143")
 MAX_LINES = 600
 _SKIP_LINE = lazy(r"(?:contact|postmaster|please send|for further|help desk|helpdesk|information|"
                   r"mail from:?\s*<?|envelope-from|sender:|from:|reply-to|x-sender|generated (?:from|by)|expanded from|"
-                  r"message-id|in-reply-to|references)", re.I)
+                  r"message-id|in-reply-to|references|"
+                  # the new address a reply gives ("551 User not local; please try <new@x>",
+                  # "has moved to"): another mailbox, never this recipient
+                  r"\btry\b|forward(?:ed|ing)? to|moved to|new (?:e-?mail )?address)", re.I)
 _SENDER_BEFORE = re.compile(r"(?:sent by|sender|from|originally sent|written by)\s*:?\s*$", re.I)
 _NON_RECIPIENT = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailer|daemon|root|noreply|no-reply|"
                             r"abuse|bounce|bounces)@", re.I)
