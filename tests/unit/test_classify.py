@@ -958,3 +958,20 @@ def test_the_new_address_a_reply_gives_is_not_a_recipient(reply):
                      f"    {reply}\n")
     got = parse_message(notice).recipients
     assert [(v.address, v.reason, v.hard) for v in got] == [("old@example.com", "hasmoved", True)]
+
+
+@pytest.mark.parametrize("diagnostic,reason", [
+    # our IP blocked, said in the receiver's language: never the recipient's account (suspend counts
+    # toward the recipient's threshold)
+    ("550 Ihre IP-Adresse ist gesperrt", "blocked"),
+    ("550 Votre adresse IP est bloquée", "blocked"),
+    ("550 Ваш IP-адрес заблокирован", "blocked"),
+    ("550 Su dirección IP está bloqueada", "blocked"),
+    # ... while the recipient's account or address stays the recipient's
+    ("550 Das Konto ist gesperrt", "suspend"),
+    ("550 La cuenta está deshabilitada", "suspend"),
+    ("550 Der Empfänger ist nicht bekannt", "userunknown"),
+    ("554 邮件被拒绝，疑似垃圾邮件", "spamdetected"),
+])
+def test_localised_blocks_and_accounts(diagnostic, reason):
+    assert classify("", "", diagnostic).reason == reason
