@@ -975,3 +975,15 @@ def test_the_new_address_a_reply_gives_is_not_a_recipient(reply):
 ])
 def test_localised_blocks_and_accounts(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason
+
+
+@pytest.mark.parametrize("status,diagnostic,reason", [
+    # "your network" is ours: not the recipient's disabled account (suspend counts toward its threshold)
+    ("", "550 Access from your network is disabled", "rejected"),
+    # an IP or a connection merely mentioned does not make a full or disabled mailbox ours
+    ("4.2.2", "452 4.2.2 Mailbox full (client ip 192.0.2.1)", "mailboxfull"),
+    ("4.2.2", "452 4.2.2 Mailbox full, your connection will be closed", "mailboxfull"),
+    ("5.2.1", "550 5.2.1 user account disabled, connection from IP 192.0.2.1", "suspend"),
+])
+def test_what_is_ours_in_a_counted_reason(status, diagnostic, reason):
+    assert classify(status, "", diagnostic).reason == reason
