@@ -987,3 +987,18 @@ def test_localised_blocks_and_accounts(diagnostic, reason):
 ])
 def test_what_is_ours_in_a_counted_reason(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
+
+
+@pytest.mark.parametrize("diagnostic,reason", [
+    # a quota on what WE send is a rate limit, not the recipient's full mailbox (which counts)
+    ("550 Daily sending quota exceeded", "speeding"),
+    ("451 Sender quota exceeded", "speeding"),
+    ("550 Domain quota exceeded for outbound mail", "speeding"),
+    ("550 Your quota of messages per day is exhausted", "speeding"),
+    ("550 Your sending limit has been exceeded", "speeding"),
+    ("550 user quota exceeded", "mailboxfull"),
+    # a receiver taking no mail from our domain is its choice, not a disabled mailbox
+    ("550 Inbound mail from this domain disabled", "filtered"),
+])
+def test_quotas_and_refusals_that_are_about_our_sending(diagnostic, reason):
+    assert classify("", "", diagnostic).reason == reason
