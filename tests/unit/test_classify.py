@@ -972,8 +972,17 @@ def test_the_new_address_a_reply_gives_is_not_a_recipient(reply):
     ("550 La cuenta está deshabilitada", "suspend"),
     ("550 Der Empfänger ist nicht bekannt", "userunknown"),
     ("554 邮件被拒绝，疑似垃圾邮件", "spamdetected"),
+    # a quota on what WE send is a rate limit, not the recipient's full mailbox (which counts)
+    ("550 Daily sending quota exceeded", "speeding"),
+    ("451 Sender quota exceeded", "speeding"),
+    ("550 Domain quota exceeded for outbound mail", "speeding"),
+    ("550 Your quota of messages per day is exhausted", "speeding"),
+    ("550 Your sending limit has been exceeded", "speeding"),
+    ("550 user quota exceeded", "mailboxfull"),
+    # a receiver taking no mail from our domain is its choice, not a disabled mailbox
+    ("550 Inbound mail from this domain disabled", "filtered"),
 ])
-def test_localised_blocks_and_accounts(diagnostic, reason):
+def test_what_is_about_our_sending_and_what_about_the_recipient(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason
 
 
@@ -988,17 +997,3 @@ def test_localised_blocks_and_accounts(diagnostic, reason):
 def test_what_is_ours_in_a_counted_reason(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
 
-
-@pytest.mark.parametrize("diagnostic,reason", [
-    # a quota on what WE send is a rate limit, not the recipient's full mailbox (which counts)
-    ("550 Daily sending quota exceeded", "speeding"),
-    ("451 Sender quota exceeded", "speeding"),
-    ("550 Domain quota exceeded for outbound mail", "speeding"),
-    ("550 Your quota of messages per day is exhausted", "speeding"),
-    ("550 Your sending limit has been exceeded", "speeding"),
-    ("550 user quota exceeded", "mailboxfull"),
-    # a receiver taking no mail from our domain is its choice, not a disabled mailbox
-    ("550 Inbound mail from this domain disabled", "filtered"),
-])
-def test_quotas_and_refusals_that_are_about_our_sending(diagnostic, reason):
-    assert classify("", "", diagnostic).reason == reason
