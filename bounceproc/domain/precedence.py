@@ -89,7 +89,7 @@ _SENDER_SUBJECT = re.compile(
     r"\b(?:sender(?:'s)?|from address|mail from|envelope (?:sender|from)|return[- ]path|originator|your domain)"
     r"(?: (?:e-?mail |mail )?(?:address|domain|host|mailbox|user|account))?(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))?"
     r" (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid user|has no mx|does not resolve"
-    r"|unavailable|not known)"
+    r"|unavailable|not known|(?:could not|cannot|can.t) be resolved)"
     r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b"
     # Exim's sender verification: "Verification failed for <sender>", then the callout's
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
@@ -97,8 +97,19 @@ _SENDER_SUBJECT = re.compile(
     r"|sender verif\w* failed|verification failed for"
     # the addresses of our message's headers: Return-Path / Reply-To, the header From
     r"|\b(?:(?:return|reply(?:-to)?) address|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
-    r"(?: domain)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve)"
+    r"(?: domain)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve"
+    r"|(?:could not|cannot|can.t) be resolved)"
+    r"|\b(?:reply-to|from) domain(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid"
+    r"|does not resolve|(?:could not|cannot|can.t) be resolved)"
     r"|domain you are sending from (?:does not exist|doesn.t exist|is not valid|is invalid|does not resolve)")
+# A "hard" wording whose subject is our host, its name, IP, MX or HELO name ("Client host name
+# unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
+# the connecting host (taxonomy: requireptr for its name, blocked otherwise), never the address.
+_OUR_HOST_SUBJECT = re.compile(
+    r"\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
+    r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain))\b"
+    r"(?: \S+)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve"
+    r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
@@ -181,6 +192,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     if side:
         return Verdict(side, False, "1-sender-side",
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
+    our_host = _OUR_HOST_SUBJECT.search(diag)
+    if our_host:
+        side = "requireptr" if (our_host.group("what") or "").startswith("host") else "blocked"
+        return Verdict(side, False, "1-sender-side",
+                       f"{our_host.group(0)!r} is about our host, beats rule {rule} ({reason})")
     about_sender = _SENDER_SUBJECT.search(diag)
     if about_sender:
         return Verdict("rejected", False, "1-sender-side",

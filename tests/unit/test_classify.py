@@ -997,3 +997,21 @@ def test_what_is_about_our_sending_and_what_about_the_recipient(diagnostic, reas
 def test_what_is_ours_in_a_counted_reason(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
 
+
+
+_OUR_SUBJECTS = ["your hostname", "client hostname", "HELO name", "your mail server", "your domain",
+                 "the envelope sender", "the originator", "your IP address", "the sending host",
+                 "your return path", "the From domain", "the Reply-To domain", "your MX", "sender host"]
+_HARD_VERBS = ["does not exist", "is unknown", "not found", "is invalid", "could not be resolved", "unknown"]
+
+
+@pytest.mark.parametrize("subject", _OUR_SUBJECTS)
+def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
+    """Whatever the code (x.1.1 / x.1.2 say mailbox / domain), a text whose subject is our host, its
+    name, IP or MX, or our sender's addresses, is about us: soft (precedence step 1)."""
+    for verb in _HARD_VERBS:
+        for code in ("", "5.1.1", "5.1.2"):
+            c = classify(code, "", f"550 {code} {subject} {verb}".replace("  ", " "))
+            assert not c.hard, (subject, verb, code, c)
+    assert classify("", "", "550 Client host name unknown").reason == "requireptr"
+    assert classify("5.1.2", "", "550 5.1.2 HELO name not found").reason == "blocked"
