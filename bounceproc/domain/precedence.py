@@ -35,10 +35,12 @@ HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"}
 # them too where only a code decided them.
 COUNTED_REASONS = frozenset({"suspend", "mailboxfull", "exceedlimit"})
 # A disabled / suspended / full account, domain or access that the text says is ours ("Your account
-# has been suspended for sending spam", "Sender account disabled"): a refusal of our mail.
+# has been suspended for sending spam", "Sender account disabled", an ESP's "Your API key is
+# disabled", "Outbound mail has been suspended"): a refusal of our mail.
 _OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp |sending )?"
                        r"(?:account|domain|ip|ip address|access|server|host|network|organi[sz]ation"
-                       r"|tenant)\b")
+                       r"|tenant)\b|\bthe sender (?:is|has been|was) |\byour (?:sender|from|return) (?:e-?mail )?address"
+                       r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
     "mailboxfull": re.compile(r"\bfull\b|quota|storage|disk space|mailbox size|too many messages on|too much mail"),

@@ -989,6 +989,13 @@ def test_what_is_about_our_sending_and_what_about_the_recipient(diagnostic, reas
 @pytest.mark.parametrize("status,diagnostic,reason", [
     # "your network" is ours: not the recipient's disabled account (suspend counts toward its threshold)
     ("", "550 Access from your network is disabled", "rejected"),
+    ("5.2.1", "550 5.2.1 Your API key has been suspended", "rejected"),
+    ("", "550 Outbound mail is disabled for this account", "rejected"),
+    ("", "550 Your sender address is locked", "rejected"),
+    ("", "550 The sender is inactive", "rejected"),
+    # ... the sender only named in passing does not
+    ("5.2.2", "552 5.2.2 Mailbox full. The sender will be notified", "mailboxfull"),
+    ("5.2.1", "550 5.2.1 Account disabled; please tell the sender", "suspend"),
     # an IP or a connection merely mentioned does not make a full or disabled mailbox ours
     ("4.2.2", "452 4.2.2 Mailbox full (client ip 192.0.2.1)", "mailboxfull"),
     ("4.2.2", "452 4.2.2 Mailbox full, your connection will be closed", "mailboxfull"),
