@@ -69,8 +69,9 @@ _SENDER_KINDS = tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE
 _PTR = prefiltered([_PTR_WORDS])
 _URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
-_TRY_AGAIN = re.compile(r"not found, try again|try again later|servfail|temporar|timed? ?out|name lookup failure"
-                        r"|lookup did not complete|\bdeferred\b")
+_TRY_AGAIN = re.compile(r"not found, try again|try (?:again )?later|servfail|temporar|timed? ?out|name lookup failure"
+                        r"|did not complete|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)|eai_again"
+                        r"|dns query failed|no answer from")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")

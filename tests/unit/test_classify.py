@@ -1022,3 +1022,15 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
             assert not c.hard, (subject, verb, code, c)
     assert classify("", "", "550 Client host name unknown").reason == "requireptr"
     assert classify("5.1.2", "", "550 5.1.2 HELO name not found").reason == "blocked"
+
+
+@pytest.mark.parametrize("text", ["Host not found (authoritative), retrying", "Name or service not known (try later)",
+                                  "DNS query failed: REFUSED", "DNS: no answer from authoritative servers",
+                                  "host lookup for example.com did not complete", "NXDOMAIN lookup error, will retry",
+                                  "lookup of example.com failed with EAI_AGAIN"])
+def test_a_dns_failure_that_will_be_retried_is_never_a_dead_domain(text):
+    """Precedence step 2, whatever the code: a lookup that may succeed later says nothing final."""
+    for code in ("", "5.1.2", "5.4.4"):
+        c = classify(code, "", f"550 {code} {text}" if code else text)
+        assert not c.hard, (code, text, c)
+    assert classify("", "", "550 5.1.2 bad destination host, message will not be retried").hard
