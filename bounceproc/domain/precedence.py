@@ -55,12 +55,16 @@ _PTR_WORDS = r"reverse (?:dns|hostname|host ?name|lookup|address|mapping)|\bptr\
 SENDER_SIDE = (
     ("blocked", r"spamhaus|spamcop|sorbs|barracuda|\brbl\b|dnsbl|\bcbl\b|black ?list|block ?list|deny ?list"
                 r"|(?<!not )listed (?:at|in|on|by)|\bip(?: address)?(?: \[?[0-9a-f.:]{3,39}\]?)? (?:is |was |has been )?"
-                r"(?:currently )?listed\b|\bblocked\b"),
+                r"(?:currently )?listed\b|\bblocked\b|invaluement|ivmsip|uceprotect|mailspike|\bpsbl\b|\bsurbl\b"
+                r"|\buribl\b|\b(?:[a-z0-9-]+\.)*(?:bl|rbl|dnsbl)\.[a-z0-9-]+\.[a-z]{2,}"),
     ("requireptr", _PTR_WORDS),
-    ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"),
+    ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
+                r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     ("badreputation", r"reputation|sender ?score"),
-    ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)|throttl|frequency"),
-    ("spamdetected", r"\bspam|unsolicited"),
+    ("speeding", r"rate.?limit|\brate\b|too many (?:(?:invalid|bad|unknown) )?(?:messages|connections|recipients)"
+                 r"|throttl|frequency"),
+    ("spamdetected", r"\bspam|unsolicited|\bbulk (?:e-?)?mail\b"),
+    ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     ("policyviolation", r"\bpolic(?:y|ies)\b"),
 )

@@ -988,7 +988,7 @@ def test_what_is_about_our_sending_and_what_about_the_recipient(diagnostic, reas
 
 @pytest.mark.parametrize("status,diagnostic,reason", [
     # "your network" is ours: not the recipient's disabled account (suspend counts toward its threshold)
-    ("", "550 Access from your network is disabled", "rejected"),
+    ("", "550 Access from your network is disabled", "blocked"),
     ("5.2.1", "550 5.2.1 Your API key has been suspended", "rejected"),
     ("", "550 Outbound mail is disabled for this account", "rejected"),
     ("", "550 Your sender address is locked", "rejected"),
@@ -1034,3 +1034,14 @@ def test_a_dns_failure_that_will_be_retried_is_never_a_dead_domain(text):
         c = classify(code, "", f"550 {code} {text}" if code else text)
         assert not c.hard, (code, text, c)
     assert classify("", "", "550 5.1.2 bad destination host, message will not be retried").hard
+
+
+@pytest.mark.parametrize("text", ["Sender IP is on the Invaluement list", "Refused by bl.example.net",
+                                  "Geo-IP restriction: connections from your country are not accepted",
+                                  "Too many invalid recipients from your IP", "Please use your ISP relay",
+                                  "Connection from your network rejected", "Your message looks like bulk mail",
+                                  "Access denied - Invalid HELO name", "Your server requires authentication"])
+def test_a_refusal_of_our_mail_under_an_address_code_is_neither_hard_nor_counted(text):
+    for code in ("5.1.1", "5.1.2", "5.1.10", "5.2.1", "5.2.2"):
+        c = classify(code, "", f"550 {code} {text}")
+        assert not c.hard and c.reason not in ("suspend", "mailboxfull", "exceedlimit"), (code, c)
