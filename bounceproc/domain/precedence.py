@@ -48,6 +48,14 @@ _OWN_WORDS = {
     "suspend": re.compile(r"disabled|inactive|suspended|deactivated|not active|closed|locked|frozen"),
 }
 
+# What is full when a mailbox-full code (x.2.2) comes with a text about the receiving system, not
+# a mailbox ("452 4.2.2 Queue full", "Connection table full"): systemfull / toomanyconn, which do
+# not count toward the recipient's threshold.
+_SYSTEM_FULL = re.compile(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk"
+                          r"|system|storage of the server)\b(?: \S+){0,3} (?:is |are )?(?:full|at capacity|exceeded|reached)"
+                          r"|\bat capacity\b|insufficient (?:system |disk )?(?:storage|space)")
+_MAILBOX_WORDS = re.compile(r"mailbox|inbox|\buser|recipient|account|addressee|postfach|bo[iî]te")
+
 # Sender-side evidence: (reason it points to, pattern). URLs are removed before searching, so a
 # link to "…/policy/…" or "…?p=spam" is not evidence. Compiled letter-first (alternation.py): this
 # runs on every hard verdict.
@@ -171,6 +179,12 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             side, _ = sender_side_evidence(diag)
             return Verdict(side or "rejected", False, "1-sender-side",
                            f"{ours.group(0)!r} is about our side, beats rule {rule} ({reason})")
+        if code_only and reason == "mailboxfull" and not _MAILBOX_WORDS.search(diag):
+            full = _SYSTEM_FULL.search(diag)
+            if full:
+                return Verdict("toomanyconn" if full.group("conn") else "systemfull", False, "1-sender-side",
+                               f"{full.group(0)!r} is the receiving system's, beats rule {rule} (mailboxfull, "
+                               f"code {status or reply or '-'})")
         if code_only and not _OWN_WORDS[reason].search(diag):
             # A status that says "mailbox full" / "disabled" (x.2.2, x.2.3, x.2.1) over a text
             # that names a block, spam, a rate or a policy and not the code's own meaning: the text

@@ -1045,3 +1045,15 @@ def test_a_refusal_of_our_mail_under_an_address_code_is_neither_hard_nor_counted
     for code in ("5.1.1", "5.1.2", "5.1.10", "5.2.1", "5.2.2"):
         c = classify(code, "", f"550 {code} {text}")
         assert not c.hard and c.reason not in ("suspend", "mailboxfull", "exceedlimit"), (code, c)
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("Server is full, try again later", "systemfull"), ("Queue full", "systemfull"), ("Spool full", "systemfull"),
+    ("Our servers are at capacity", "systemfull"), ("Connection table full", "toomanyconn"),
+    ("Mailbox full", "mailboxfull"), ("Quota exceeded", "mailboxfull"), ("User over quota, server full", "mailboxfull"),
+])
+def test_a_mailbox_full_code_over_a_full_receiving_system(text, reason):
+    """x.2.2 says a mailbox is full; a text naming only the receiving system's queue, disk or
+    connections is not the recipient's mailbox (mailboxfull counts toward its threshold)."""
+    for code in ("4.2.2", "5.2.2"):
+        assert classify(code, "", f"452 {code} {text}").reason == reason
