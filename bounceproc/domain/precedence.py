@@ -54,6 +54,9 @@ _OWN_WORDS = {
 _SYSTEM_FULL = re.compile(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk"
                           r"|system|storage of the server)\b(?: \S+){0,3} (?:is |are )?(?:full|at capacity|exceeded|reached)"
                           r"|\bat capacity\b|insufficient (?:system |disk )?(?:storage|space)")
+# A text's words, once codes, addresses, host names and the reader's notes are taken out.
+_CODES_AND_NOTES = re.compile(r"\((?:smtp stage|local mailer|notice): [^)]*\)|<[^>]*>|\S*[\d@]\S*|\S+\.\S+")
+_WORDS = re.compile(r"[^\W\d_]{3,}")
 _MAILBOX_WORDS = re.compile(r"mailbox|inbox|\buser|recipient|account|addressee|postfach|bo[iî]te")
 
 # Sender-side evidence: (reason it points to, pattern). URLs are removed before searching, so a
@@ -194,6 +197,13 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             if side:
                 return Verdict(side, False, "1-sender-side",
                                f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
+            if reason == "suspend" and _WORDS.search(_CODES_AND_NOTES.sub(" ", diag)):
+                # wordings.md §6: x.2.1 is a disabled mailbox only where the text says so; Exchange
+                # writes it for its content filter, sendmail for an access-db refusal ("550 5.2.1
+                # Message refused" is the recipient side's refusal, not a disabled account).
+                return Verdict("filtered", False, "5-receiver",
+                               f"code {status or reply or '-'} over a text that says no mailbox is disabled, "
+                               f"against rule {rule} (suspend)")
     if reason not in HARD_REASONS:
         if reason == "filtered" and _GENERIC_UNKNOWN.search(diag):
             m = _AFTER_DATA.search(diag)

@@ -1057,3 +1057,14 @@ def test_a_mailbox_full_code_over_a_full_receiving_system(text, reason):
     connections is not the recipient's mailbox (mailboxfull counts toward its threshold)."""
     for code in ("4.2.2", "5.2.2"):
         assert classify(code, "", f"452 {code} {text}").reason == reason
+
+
+@pytest.mark.parametrize("status,text,reason", [
+    ("5.2.1", "550 5.2.1 Message refused", "filtered"),      # wordings.md §6: the text decides x.2.1
+    ("4.2.1", "450 4.2.1 Rejected", "filtered"),
+    ("5.2.1", "550 5.2.1", "suspend"),                       # the code alone still says disabled
+    ("5.2.1", "550 5.2.1 <u@example.com>...", "suspend"),
+    ("5.2.1", "550 5.2.1 User account expired", "suspend"),
+])
+def test_x_2_1_is_a_disabled_mailbox_only_where_the_text_does_not_say_otherwise(status, text, reason):
+    assert classify(status, "", text).reason == reason
