@@ -128,6 +128,16 @@ _OUR_HOST_SUBJECT = re.compile(
     r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain))\b"
     r"(?: \S+)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve"
     r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
+# "Does not accept mail FROM …": whatever follows "from" is on the sending side (us, our IP or
+# domain, a class of senders), so the refusal is of our mail, not a domain that takes none (a 521 /
+# 556 reply or x.1.10 read alone says notaccept, hard). Our host / IP -> blocked, our sender or
+# domain -> rejected, a class of senders (external, unauthenticated) -> the recipient side's filter.
+_NOT_ACCEPTED_FROM = re.compile(
+    r"(?:not|n.t|never|no longer) accept(?:s|ing|ed)? (?:any )?(?:e-?mails?|mails?|messages?|connections?)? ?from"
+    r"(?P<whom>(?: \S+){1,3})")
+_FOR_NOW = re.compile(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
+_FROM_OUR_HOST = re.compile(r"\b(?:you|ip|ips|host|hosts|server|servers|network|dynamic|country|countries|asn)\b")
+_FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
@@ -223,6 +233,13 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     if side:
         return Verdict(side, False, "1-sender-side",
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
+    refused_from = _NOT_ACCEPTED_FROM.search(diag)
+    if refused_from:
+        whom = refused_from.group("whom")
+        side = ("rejected" if _FROM_OUR_SENDER.search(whom) and "unauthenticated" not in whom and "external" not in whom
+                else "blocked" if _FROM_OUR_HOST.search(whom) else "filtered")
+        return Verdict(side, False, "1-sender-side",
+                       f"{refused_from.group(0)!r}: a refusal of what we send, beats rule {rule} ({reason})")
     our_host = _OUR_HOST_SUBJECT.search(diag)
     if our_host:
         side = "requireptr" if (our_host.group("what") or "").startswith("host") else "blocked"
@@ -232,6 +249,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     if about_sender:
         return Verdict("rejected", False, "1-sender-side",
                        f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
+    if reason == "notaccept":
+        m = _FOR_NOW.search(diag)
+        if m:   # "Not accepting mail at this time": a state of the server, not a domain that takes none
+            return Verdict("systemerror", False, "6-doubt-soft", f"{m.group(0)!r} beats rule {rule} (notaccept)")
     if reason == "hostunknown":
         # The temporary wording must be about the lookup: near the DNS words when there are some
         # (a flattened transcript may carry another host's "timed out" further on).

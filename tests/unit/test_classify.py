@@ -1068,3 +1068,20 @@ def test_a_mailbox_full_code_over_a_full_receiving_system(text, reason):
 ])
 def test_x_2_1_is_a_disabled_mailbox_only_where_the_text_does_not_say_otherwise(status, text, reason):
     assert classify(status, "", text).reason == reason
+
+
+@pytest.mark.parametrize("text,reason", [
+    # "does not accept mail FROM …" refuses what we send, whatever 521 / 556 / x.1.10 say alone
+    ("556 We do not accept mail from your domain", "rejected"),
+    ("521 This server does not accept mail from you", "blocked"),
+    ("556 5.1.10 We do not accept mail from dynamic IPs", "blocked"),
+    ("556 Recipient does not accept mail from external senders", "filtered"),
+    # a server not accepting mail for now is not a domain that takes none
+    ("550 Not accepting mail at this time", "systemerror"),
+    ("521 Server temporarily not accepting mail", "systemerror"),
+    # ... while a domain that takes no mail at all stays notaccept, hard
+    ("556 5.1.10 Domain example.com does not accept mail (null MX)", "notaccept"),
+])
+def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reason):
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, reason == "notaccept"), c
