@@ -113,12 +113,10 @@ _SENDER_SUBJECT = re.compile(
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
     # MTAs keep only the first line of a multi-line reply.
     r"|sender verif\w* failed|verification failed for"
-    # the addresses of our message's headers: Return-Path / Reply-To, the header From
-    r"|\b(?:(?:return|reply(?:-to)?) address|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
+    # the addresses of our message's headers: Return-Path / Reply-To (or its domain), the header From
+    r"|\b(?:(?:return|reply(?:-to)?) address|reply-to domain|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
     r"(?: domain)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve"
     r"|(?:could not|cannot|can.t) be resolved)"
-    r"|\b(?:reply-to|from) domain(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid"
-    r"|does not resolve|(?:could not|cannot|can.t) be resolved)"
     r"|domain you are sending from (?:does not exist|doesn.t exist|is not valid|is invalid|does not resolve)")
 # A "hard" wording whose subject is our host, its name, IP, MX or HELO name ("Client host name
 # unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
