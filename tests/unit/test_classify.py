@@ -1085,3 +1085,23 @@ def test_x_2_1_is_a_disabled_mailbox_only_where_the_text_does_not_say_otherwise(
 def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reason):
     c = classify("", "", text)
     assert (c.reason, c.hard) == (reason, reason == "notaccept"), c
+
+
+@pytest.mark.parametrize("status,text,reason", [
+    ("", "421 You have exceeded your messaging limits", "speeding"),
+    ("", "554 Transaction failed: Bad attachment", "contenterror"),
+    ("5.7.1", "550 5.7.1 Delivery not authorized, message refused: Message is not RFC 2822 compliant", "notcompliantrfc"),
+    ("5.7.1", "550 5.7.1 Delivery not authorized, message refused", "policyviolation"),
+    ("", "550 Message headers fail syntax check", "notcompliantrfc"),
+    ("5.6.0", "554 5.6.0 Message contains 8bit characters in header", "notcompliantrfc"),
+    ("", "550 Callout verification failure", "rejected"),
+    ("", "The recipient's e-mail address was not found in the recipient's e-mail system.", "userunknown"),
+    ("", "The domain name in the email address is incorrect. Check that it's spelled correctly.", "hostunknown"),
+    ("5.0.0", "550 5.0.0 Your message was rejected because the recipient mailbox has been moved", "hasmoved"),
+    ("", "The message you sent was too large. Please reduce the size and resend.", "mesgtoobig"),
+    ("", "Your message couldn't be delivered to the recipient because you don't have permission to send to it.",
+     "filtered"),
+])
+def test_wording_families_of_mtas_and_notices(status, text, reason):
+    """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
+    assert classify(status, "", text).reason == reason
