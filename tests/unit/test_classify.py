@@ -1101,6 +1101,11 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "The message you sent was too large. Please reduce the size and resend.", "mesgtoobig"),
     ("", "Your message couldn't be delivered to the recipient because you don't have permission to send to it.",
      "filtered"),
+    ("5.7.1", "554 5.7.1 You are not allowed to connect.", "blocked"),
+    ("5.7.1", "554 5.7.1 Message rejected because of unacceptable content.", "contenterror"),
+    ("", "550 Benutzer hat zuviele Mails auf dem Server.", "mailboxfull"),
+    ("", "554 IP gesperrt", "blocked"),
+    ("", "550 MI:IMF 163 smtp14,EsCowAB Mailbox unavailable or not exist", "userunknown"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
