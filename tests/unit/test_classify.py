@@ -1106,6 +1106,13 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 Benutzer hat zuviele Mails auf dem Server.", "mailboxfull"),
     ("", "554 IP gesperrt", "blocked"),
     ("", "550 MI:IMF 163 smtp14,EsCowAB Mailbox unavailable or not exist", "userunknown"),
+    ("", "550 User is terminated", "suspend"),
+    ("5.2.0", "550 5.2.0 The user's mailbox has reached its maximum allowed number of messages", "mailboxfull"),
+    ("5.7.0", "550 5.7.0 Message rejected: ARC validation failed", "authfailure"),
+    ("", "421 Max connections per host exceeded", "toomanyconn"),
+    # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
+    ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
+    ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
