@@ -1113,6 +1113,17 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
+    # list servers refusing the sender, and their moderators
+    ("5.7.1", "550 5.7.1 Posting to this list is restricted to members", "rejected"),
+    ("5.7.1", "553 5.7.1 Sorry, only subscribers may post to this list", "rejected"),
+    ("5.7.1", "550 5.7.1 This list only accepts messages from its members", "rejected"),
+    ("", "Your message has been rejected by the list moderator", "filtered"),
+    ("5.7.1", "550 5.7.1 Relay not authorized", "norelaying"),
+    ("5.7.1", "550 5.7.1 Client certificate required", "securityerror"),
+    ("", "Recipient's mail server is not responding", "networkerror"),
+    ("", "Your message could not be delivered because the destination server was unreachable", "networkerror"),
+    ("", "The destination server refused the connection", "networkerror"),
+    ("", "Remote server closed the connection", "networkerror"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
