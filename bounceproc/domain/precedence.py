@@ -99,15 +99,20 @@ _AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does 
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
 _AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
+# What a "hard" wording says of its subject: it does not exist or does not resolve.
+_DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid (?:user|domain|address)"
+                   r"|does not resolve|unresolvable|not registered|lookup failed|unavailable|not known"
+                   r"|has no (?:mx|dns|a|valid)\b(?: (?:or|and) \w+)?(?: records?)?"
+                   r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
 # A "hard" wording whose subject is our sender ("sender domain does not exist", "Sender domain
 # example.org has no MX record", "From address does not exist", "No such user (sender)"): the sender
 # refused (taxonomy: rejected), whatever the stage; Postfix checks the sender at RCPT TO ("Sender
 # address rejected: Domain not found (in reply to RCPT TO command)").
 _SENDER_SUBJECT = re.compile(
-    r"\b(?:sender(?:'s)?|from address|mail from|envelope (?:sender|from)|return[- ]path|originator|your domain)"
-    r"(?: (?:e-?mail |mail )?(?:address|domain|host|mailbox|user|account))?(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))?"
-    r" (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid user|has no mx|does not resolve"
-    r"|unavailable|not known|(?:could not|cannot|can.t) be resolved)"
+    r"\b(?:sender(?:'s)?|from address|mail from|envelope[- ](?:sender|from)|return[- ]path|originator|your domain"
+    r"|bounce address)"
+    r"(?: (?:e-?mail |mail )?(?:address(?: domain)?|domain(?: name)?|host|mailbox|user|account))?"
+    r"(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))? " + _DOES_NOT_EXIST +
     r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b"
     # Exim's sender verification: "Verification failed for <sender>", then the callout's
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
@@ -115,17 +120,20 @@ _SENDER_SUBJECT = re.compile(
     r"|sender verif\w* failed|verification failed for"
     # the addresses of our message's headers: Return-Path / Reply-To (or its domain), the header From
     r"|\b(?:(?:return|reply(?:-to)?) address|reply-to domain|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
-    r"(?: domain)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve"
-    r"|(?:could not|cannot|can.t) be resolved)"
-    r"|domain you are sending from (?:does not exist|doesn.t exist|is not valid|is invalid|does not resolve)")
+    r"(?: domain)?(?: (?:is|was))? " + _DOES_NOT_EXIST +
+    # the domain named as ours: "the domain of the sender", "the domain in your From address",
+    # "the domain you are sending from", "sending / originating domain"
+    r"|\bdomain (?:of (?:the )?sender(?: address)?|(?:part )?(?:in|of) (?:your|the) (?:from|sender|return)(?:[- ]\w+)?(?: address)?"
+    r"|you are sending from)(?: (?:is|was))? " + _DOES_NOT_EXIST +
+    r"|\b(?:sending|originating|your sending) domain(?: (?:is|was))? " + _DOES_NOT_EXIST)
 # A "hard" wording whose subject is our host, its name, IP, MX or HELO name ("Client host name
 # unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
 # the connecting host (taxonomy: requireptr for its name, blocked otherwise), never the address.
 _OUR_HOST_SUBJECT = re.compile(
     r"\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
-    r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain))\b"
-    r"(?: \S+)?(?: (?:is|was))? (?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|does not resolve"
-    r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
+    r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain)"
+    r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"
+    r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
 # "Does not accept mail FROM …": whatever follows "from" is on the sending side (us, our IP or
 # domain, a class of senders), so the refusal is of our mail, not a domain that takes none (a 521 /
 # 556 reply or x.1.10 read alone says notaccept, hard). Our host / IP -> blocked, our sender or

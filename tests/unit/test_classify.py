@@ -1008,8 +1008,13 @@ def test_what_is_ours_in_a_counted_reason(status, diagnostic, reason):
 
 _OUR_SUBJECTS = ["your hostname", "client hostname", "HELO name", "your mail server", "your domain",
                  "the envelope sender", "the originator", "your IP address", "the sending host",
-                 "your return path", "the From domain", "the Reply-To domain", "your MX", "sender host"]
-_HARD_VERBS = ["does not exist", "is unknown", "not found", "is invalid", "could not be resolved", "unknown"]
+                 "your return path", "the From domain", "the Reply-To domain", "your MX", "sender host",
+                 "Sender address domain", "Sender domain name", "Envelope-from domain", "Bounce address domain",
+                 "The domain of the sender", "The domain in your From address", "Sending domain",
+                 "The hostname you gave in HELO"]
+_HARD_VERBS = ["does not exist", "is unknown", "not found", "is invalid", "could not be resolved", "unknown",
+               "has no DNS records", "lookup failed", "not registered", "cannot be found", "has no A or MX record",
+               "unresolvable", "is not a valid domain"]
 
 
 @pytest.mark.parametrize("subject", _OUR_SUBJECTS)
@@ -1128,3 +1133,17 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
     assert classify(status, "", text).reason == reason
+
+
+_THEIR_DOMAIN = ["Recipient domain", "The domain you are sending to", "Destination domain", "Domain of recipient address",
+                 "Recipient address domain", "The recipient's domain"]
+
+
+@pytest.mark.parametrize("subject", _THEIR_DOMAIN)
+def test_a_dead_recipient_domain_is_hard_however_it_is_named(subject):
+    """The recipient's domain named by its role ("the domain you are sending to does not resolve"):
+    hostunknown, hard; with a temporary code, soft."""
+    for verb in _HARD_VERBS:
+        c = classify("", "", f"550 {subject} {verb}")
+        assert (c.reason, c.hard) == ("hostunknown", True), (subject, verb, c)
+        assert not classify("4.4.3", "", f"450 4.4.3 {subject} {verb}").hard
