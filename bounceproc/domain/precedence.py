@@ -142,8 +142,12 @@ _NOT_ACCEPTED_FROM = re.compile(
     r"(?:not|n.t|never|no longer) accept(?:s|ing|ed)? (?:any )?(?:e-?mails?|mails?|messages?|connections?)? ?from"
     r"(?P<whom>(?: \S+){1,3})")
 _FOR_NOW = re.compile(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
-_FROM_OUR_HOST = re.compile(r"\b(?:you|ip|ips|host|hosts|server|servers|network|dynamic|country|countries|asn)\b")
+_FROM_OUR_MACHINES = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|dynamic|country|countries|asn)\b")
+_FROM_OUR_HOST = re.compile(r"\byou\b|" + _FROM_OUR_MACHINES.pattern)
 _FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")
+# ... unless the senders are a class the recipient's side refuses ("external senders",
+# "unauthenticated senders"): its filter, not our sender.
+_FROM_A_CLASS = re.compile(r"\b(?:unauthenticated|external|outside)\b")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
@@ -187,6 +191,14 @@ def is_hard(reason: str, status: str = "", reply: str = "") -> bool:
     return reason in HARD_REASONS and not temporary(status, reply)
 
 
+def _refused_side(whom: str) -> str:
+    """Who "does not accept mail from <whom>" refuses: our sender (rejected), our host (blocked),
+    or a class of senders the recipient's side turns away (filtered)."""
+    if _FROM_OUR_SENDER.search(whom) and not _FROM_A_CLASS.search(whom):
+        return "rejected"
+    return "blocked" if _FROM_OUR_HOST.search(whom) else "filtered"
+
+
 def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_receiver: bool = False,
            code_only: bool = False) -> Verdict:
     """Apply steps 1, 2, 3 and 6 to the rule's `reason` (see the module docstring). `one_receiver`:
@@ -225,6 +237,12 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             m = _AFTER_DATA.search(diag)
             if m:   # a rule written for this step decided it (e.g. text-unknown-after-data)
                 return Verdict(reason, False, "3-stage", f"'user unknown' refused {m.group(0)!r}: rule {rule} agrees")
+        refused_from = _NOT_ACCEPTED_FROM.search(diag) if reason == "filtered" else None
+        if refused_from and _FROM_OUR_MACHINES.search(refused_from.group("whom")):
+            # "We do not accept mail from your IP / servers / network": not a filter of the
+            # recipient's (which turns away senders, "from you", "from your domain") but our host
+            return Verdict("blocked", False, "1-sender-side",
+                           f"{refused_from.group(0)!r}: a refusal of our host, beats rule {rule} ({reason})")
         return Verdict(reason, False, "rule")
     side, words = sender_side_evidence(diag)
     at_mail = _AT_MAIL.search(diag)
@@ -241,10 +259,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                        f"sender-side {words!r} beats rule {rule} ({reason}, code {status or reply or '-'})")
     refused_from = _NOT_ACCEPTED_FROM.search(diag)
     if refused_from:
-        whom = refused_from.group("whom")
-        side = ("rejected" if _FROM_OUR_SENDER.search(whom) and "unauthenticated" not in whom and "external" not in whom
-                else "blocked" if _FROM_OUR_HOST.search(whom) else "filtered")
-        return Verdict(side, False, "1-sender-side",
+        return Verdict(_refused_side(refused_from.group("whom")), False, "1-sender-side",
                        f"{refused_from.group(0)!r}: a refusal of what we send, beats rule {rule} ({reason})")
     our_host = _OUR_HOST_SUBJECT.search(diag)
     if our_host:

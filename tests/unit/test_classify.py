@@ -1129,6 +1129,11 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "Your message could not be delivered because the destination server was unreachable", "networkerror"),
     ("", "The destination server refused the connection", "networkerror"),
     ("", "Remote server closed the connection", "networkerror"),
+    ("", "550 Maximum line length exceeded", "notcompliantrfc"),
+    ("", "550 This group does not accept messages from non-members", "rejected"),
+    ("", "550 We do not accept mail from outside senders", "filtered"),
+    ("", "550 We do not accept mail from your IP address", "blocked"),     # our host, not a filter
+    ("", "550 Recipient does not accept mail from your domain", "filtered"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
