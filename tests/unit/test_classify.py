@@ -1134,6 +1134,12 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 We do not accept mail from outside senders", "filtered"),
     ("", "550 We do not accept mail from your IP address", "blocked"),     # our host, not a filter
     ("", "550 Recipient does not accept mail from your domain", "filtered"),
+    # the same families in other languages
+    ("", "550 受信拒否されました", "filtered"),
+    ("", "550 迷惑メールと判定されました", "spamdetected"),
+    ("", "550 发信IP被列入黑名单", "blocked"),
+    ("", "550 Сообщение отклонено как спам", "spamdetected"),
+    ("", "550 Postbus bestaat niet", "userunknown"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
