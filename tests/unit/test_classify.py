@@ -1140,6 +1140,9 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 发信IP被列入黑名单", "blocked"),
     ("", "550 Сообщение отклонено как спам", "spamdetected"),
     ("", "550 Postbus bestaat niet", "userunknown"),
+    ("", "MX record for example.com not found", "hostunknown"),
+    ("", "example.com: No mail servers found", "hostunknown"),
+    ("", "lowest numbered MX record points to local host", "networkerror"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
