@@ -90,6 +90,17 @@ def address_of(value: str) -> str:
     return value.strip().strip("'\"")
 
 
+def recipient_of(fields: dict) -> tuple[str, str]:
+    """(address, field it came from) of one per-recipient block: Final-Recipient, else
+    Original-Recipient, else X-Actual-Recipient. A field present but empty ("rfc822;", as some
+    gateways write Final-Recipient when they only know the original) gives way to the next."""
+    for name in _RECIPIENT_FIELDS:
+        address = address_of(fields.get(name, ""))
+        if address:
+            return address, name
+    return "", "final-recipient"
+
+
 def mta_name(value: str) -> str:
     """A Remote-MTA field's host: `dns; mx.example.com [192.0.2.1]` and Sun / Oracle Messaging
     Server's `dns;mx.example.com (TCP|192.0.2.2|48211|192.0.2.1|25) (banner)` -> `mx.example.com`."""

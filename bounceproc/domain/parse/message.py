@@ -533,8 +533,7 @@ class _Reader:
         text = self.notification_text()
         if not any(_REJECTED.search(t) for t in (self.root.get("auto-submitted"), self.subject(), text[:2000])):
             return None
-        address = dsn.address_of(fields.get("final-recipient") or fields.get("original-recipient", ""))
-        how = "final-recipient"
+        address, how = dsn.recipient_of(fields)
         if not address:
             address, how = self.recover_address()
         verdict = Verdict(address=address, status=pseudo_status("filtered"), diagnostic=_one_line(text),
@@ -662,9 +661,7 @@ class _Reader:
         verdicts = []
         failed = False
         for f in blocks:
-            addr = dsn.address_of(f.get("final-recipient") or f.get("original-recipient")
-                                  or f.get("x-actual-recipient", ""))
-            how = "final-recipient" if f.get("final-recipient") else "original-recipient"
+            addr, how = dsn.recipient_of(f)
             action = f.get("action", "").strip().lower().split()[0] if f.get("action", "").strip() else ""
             status = normalise_status(f.get("status", ""))
             raw_diag = f.get("diagnostic-code", "")
