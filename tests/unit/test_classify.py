@@ -1143,6 +1143,8 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "MX record for example.com not found", "hostunknown"),
     ("", "example.com: No mail servers found", "hostunknown"),
     ("", "lowest numbered MX record points to local host", "networkerror"),
+    ("", "535 Incorrect authentication data", "securityerror"),
+    ("5.0.0", "535 Go away", "securityerror"),              # RFC 4954's reply codes alone
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
