@@ -493,6 +493,16 @@ class Classifier:
         rule whose status / reply / MTA / receiver conditions hold and whose diagnostic pattern, if
         any, is found in `diag`. `receiver` is receiver_key()'s ",id,id," list."""
         best, allowed = self._plan(f"{status}\x00{reply}\x00{mta}\x00{receiver}\x00")
+        return self._first_match(diag, best, allowed)
+
+    def wording_rule_index(self, status: str, reply: str, diag: str, mta: str, receiver: str = "") -> int:
+        """Like rule_index, but the first rule that reads the text (one with a diagnostic pattern),
+        passing over the rules that read codes only."""
+        key = f"{status}\x00{reply}\x00{mta}\x00{receiver}\x00"
+        allowed = frozenset(i for i in self._diag_rules if self._cond[i] is None or self._cond[i].match(key))
+        return self._first_match(diag, len(self.rules), allowed)
+
+    def _first_match(self, diag: str, best: int, allowed: frozenset) -> int:
         if not diag or not allowed:
             return best
         # Units whose anchors occur, with the first position of one: a match of the unit starts
@@ -540,6 +550,19 @@ class Classifier:
             reason, rule_id, one_receiver = rule.reason, rule.id, bool(rule.receiver)
             code_only = not rule.diagnostic
         v = precedence.decide(reason, rule_id, status, reply, diag, one_receiver, code_only)
+        if v.hard and code_only and diag:
+            # A hard verdict read from a code alone (x.1.2, x.1.6, 521 / 556 are tried before the
+            # wording rules) over a text that a wording rule reads as something that is not about
+            # the address ("556 ... IP=... (BL)", "521 Message body contains NUL characters"): the
+            # text decides (taxonomy: the text decides more often than the code; step 6: in doubt, soft).
+            alt = self.wording_rule_index(status, reply, diag, mta, receiver)
+            text_rule = self.rules[alt] if alt < len(self.rules) else None
+            if text_rule is not None and text_rule.reason not in precedence.HARD_REASONS:
+                v = precedence.decide(text_rule.reason, text_rule.id, status, reply, diag, bool(text_rule.receiver))
+                v = precedence.text_over_code(v, text_rule.id, rule_id, reason, status or reply)
+                info = self.reasons.get(v.reason)
+                return Classification(v.reason, info.category if info else "other", v.hard, text_rule.id, v.step,
+                                      v.evidence)
         info = self.reasons.get(v.reason)
         return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
 

@@ -20,7 +20,10 @@ Steps, first that applies wins (numbers as in taxonomy.md):
   hard verdict from a rule for one receiver stands against step 6's doubts about its status code;
 6 when still in doubt, soft: a hard reason under a temporary (4xx / 4.x.x) code is not hard; a
   "user unknown" under x.2.0 / x.2.1 (the mailbox exists) or under a security / policy status
-  (x.7.x) is filtered / suspend unless the refusal answered RCPT TO (then step 3: the address).
+  (x.7.x) is filtered / suspend unless the refusal answered RCPT TO (then step 3: the address);
+  a hard reason read from a code alone (x.1.2, x.1.6, 521 / 556, which are tried before the
+  wording rules) yields to the first wording rule that reads the text as something other than the
+  address (`text_over_code`, applied by the Classifier; step 1 when that wording is sender-side).
 Step "rule" means the rule's verdict stood.
 """
 from __future__ import annotations
@@ -274,14 +277,14 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
         m = _FOR_NOW.search(diag)
         if m:   # "Not accepting mail at this time": a state of the server, not a domain that takes none
             return Verdict("systemerror", False, "6-doubt-soft", f"{m.group(0)!r} beats rule {rule} (notaccept)")
-    if reason == "hostunknown":
+    if reason in ("hostunknown", "notaccept"):
         # The temporary wording must be about the lookup: near the DNS words when there are some
         # (a flattened transcript may carry another host's "timed out" further on).
         at = _DNS_FAILURE.search(diag)
         m = _TRY_AGAIN.search(diag, max(0, at.start() - 60), at.end() + 120) if at else _TRY_AGAIN.search(diag)
-        if m or temporary(status, reply):
+        if m or (reason == "hostunknown" and temporary(status, reply)):
             why = f"{m.group(0)!r}" if m else f"temporary code {status or reply}"
-            return Verdict("networkerror", False, "2-temporary-dns", f"{why} beats rule {rule} (hostunknown)")
+            return Verdict("networkerror", False, "2-temporary-dns", f"{why} beats rule {rule} ({reason})")
     if reason == "userunknown" and not status.endswith(".1.1"):
         m = _AFTER_DATA.search(diag)
         if m and (_GENERIC_UNKNOWN.search(diag) or _END_OF_DATA.search(diag)):
@@ -302,6 +305,23 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
         return Verdict("filtered", False, "6-doubt-soft",
                        f"status {status} (security / policy), no RCPT stage, against rule {rule} (userunknown)")
     return Verdict(reason, True, "rule")
+
+
+# The reasons of sender-side wording (taxonomy step 1): what we send, or how, was refused.
+SENDER_SIDE_REASONS = frozenset({"rejected", "blocked", "badreputation", "requireptr", "spamdetected", "virusdetected",
+                                 "contenterror", "policyviolation", "authfailure", "securityerror", "failedstarttls",
+                                 "norelaying", "toomanyconn", "speeding", "notcompliantrfc", "syntaxerror", "mesgtoobig"})
+
+
+def text_over_code(v: Verdict, text_rule: str, code_rule: str, code_reason: str, code: str) -> Verdict:
+    """The verdict of a wording rule that overrules a hard reason read from a code alone: step 1
+    when the wording is sender-side, else step 6 (in doubt, soft). A step the wording's own
+    verdict took (a sender-side subject, a stage) is kept."""
+    if v.step != "rule":
+        return v
+    step = "1-sender-side" if v.reason in SENDER_SIDE_REASONS else "6-doubt-soft"
+    return Verdict(v.reason, v.hard, step,
+                   f"wording rule {text_rule} ({v.reason}) beats rule {code_rule} ({code_reason}, code {code or '-'} alone)")
 
 
 # A routing loop is refused at once (5.4.6, wordings.md 5), not a retry period running out:

@@ -1163,3 +1163,27 @@ def test_a_dead_recipient_domain_is_hard_however_it_is_named(subject):
         c = classify("", "", f"550 {subject} {verb}")
         assert (c.reason, c.hard) == ("hostunknown", True), (subject, verb, c)
         assert not classify("4.4.3", "", f"450 4.4.3 {subject} {verb}").hard
+
+
+_NOT_ABOUT_THE_ADDRESS = ["IP=192.0.2.1 - A problem occurred. (Ask your postmaster for help) (BL)",
+                          "Message does not pass DomainKeys", "Message body contains NUL characters",
+                          "Access denied, Your organization does not allow external forwarding",
+                          "Our system has detected that this message is not RFC 5322 compliant",
+                          "Host not found, will retry", "DNS query failed", "Sorry, message looks like SPAM to me"]
+
+
+@pytest.mark.parametrize("text", _NOT_ABOUT_THE_ADDRESS)
+def test_a_code_alone_does_not_make_hard_what_the_wording_says_is_not_about_the_address(text):
+    """x.1.2, x.1.6, 521 and 556 are read before the wording rules; where a wording rule reads the
+    text as something other than the address, the text decides, and --explain says so."""
+    for code, status in (("550 5.1.2", "5.1.2"), ("521", ""), ("556 5.1.10", "5.1.10")):
+        c = classify(status, "", f"{code} {text}")
+        assert not c.hard, (code, text, c)
+        assert c.step != "rule", c
+    c = classify("5.1.2", "", "550 5.1.2 Rejected: Message does not pass DomainKeys")
+    assert (c.reason, c.rule, c.step) == ("authfailure", "text-dmarc-spf-dkim", "1-sender-side")
+    assert "code 5.1.2 alone" in c.evidence
+    assert classify("5.1.6", "", "551 5.1.6 Rejected: Message does not pass DomainKeys").reason == "authfailure"
+    # ... while a code over a wording about the address, or none, still decides
+    assert classify("5.1.2", "", "550 5.1.2 Bad destination host").hard
+    assert classify("", "", "556 5.1.10 Recipient address has null MX").hard

@@ -24,11 +24,14 @@ STATUSES = ["", "2.0.0", "4.0.0", "4.2.2", "4.4.7", "4.7.0", "5.0.0", "5.1.1", "
 REPLIES = ["", "421", "450", "451", "550", "551", "552", "554"]
 
 
-def reference_index(c: Classifier, status: str, reply: str, diag: str, mta: str, receiver: str = "") -> int:
+def reference_index(c: Classifier, status: str, reply: str, diag: str, mta: str, receiver: str = "",
+                    wording_only: bool = False) -> int:
     """The plain reading of the rules table: the first rule, in order, whose fields all match
     (a `receiver` pattern is searched in the receiver evidence itself)."""
     key = f"{status}\x00{reply}\x00{mta}\x00"
     for i, rule in enumerate(c.rules):
+        if wording_only and not rule.diagnostic:
+            continue
         cond = Classifier._key_condition(dataclasses.replace(rule, receiver="") if rule.receiver else rule)
         if cond and not re.match(cond, key, re.S):
             continue
@@ -66,6 +69,7 @@ def test_fast_engine_agrees_with_rules_tried_in_order_on_real_diagnostics():
         for status, reply in ((STATUSES[n % len(STATUSES)], ""), ("", REPLIES[n % len(REPLIES)]), ("5.0.0", "550")):
             args = normalise_inputs(status, reply, d, "")
             assert c.rule_index(*args) == reference_index(c, *args), args
+            assert c.wording_rule_index(*args) == reference_index(c, *args, wording_only=True), args
 
 
 def _anchor_pieces(c: Classifier) -> list[str]:
@@ -87,6 +91,7 @@ def test_fast_engine_agrees_with_rules_tried_in_order_on_text_built_from_anchors
     c = default_classifier()
     args = normalise_inputs(status, reply, diag, "")
     assert c.rule_index(*args) == reference_index(c, *args)
+    assert c.wording_rule_index(*args) == reference_index(c, *args, wording_only=True)
 
 
 RECEIVERS = ["", "qq.com", "ezweb.ne.jp", "mx.softbank.ne.jp", "example-org.mail.protection.outlook.com", "gmx.net",
