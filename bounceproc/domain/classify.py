@@ -550,19 +550,22 @@ class Classifier:
             reason, rule_id, one_receiver = rule.reason, rule.id, bool(rule.receiver)
             code_only = not rule.diagnostic
         v = precedence.decide(reason, rule_id, status, reply, diag, one_receiver, code_only)
-        if v.hard and code_only and diag:
+        if code_only and diag and precedence.code_verdict_in_doubt(reason, v, diag):
             # A hard verdict read from a code alone (x.1.2, x.1.6, 521 / 556 are tried before the
             # wording rules) over a text that a wording rule reads as something that is not about
-            # the address ("556 ... IP=... (BL)", "521 Message body contains NUL characters"): the
+            # the address ("556 ... IP=... (BL)", "521 Message body contains NUL characters"), or a
+            # counted one (x.2.x) over a text that does not say the mailbox is full / disabled: the
             # text decides (taxonomy: the text decides more often than the code; step 6: in doubt, soft).
             alt = self.wording_rule_index(status, reply, diag, mta, receiver)
             text_rule = self.rules[alt] if alt < len(self.rules) else None
-            if text_rule is not None and text_rule.reason not in precedence.HARD_REASONS:
-                v = precedence.decide(text_rule.reason, text_rule.id, status, reply, diag, bool(text_rule.receiver))
-                v = precedence.text_over_code(v, text_rule.id, rule_id, reason, status or reply)
-                info = self.reasons.get(v.reason)
-                return Classification(v.reason, info.category if info else "other", v.hard, text_rule.id, v.step,
-                                      v.evidence)
+            tv = text_rule and precedence.decide(text_rule.reason, text_rule.id, status, reply, diag,
+                                                 bool(text_rule.receiver))
+            if tv and tv.reason not in precedence.HARD_REASONS and tv.reason != v.reason:
+                # (a hard wording counts when the precedence turns it: "Sender domain not found")
+                tv = precedence.text_over_code(tv, text_rule.id, rule_id, reason, status or reply)
+                info = self.reasons.get(tv.reason)
+                return Classification(tv.reason, info.category if info else "other", tv.hard, text_rule.id,
+                                      tv.step, tv.evidence)
         info = self.reasons.get(v.reason)
         return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
 

@@ -23,7 +23,8 @@ Steps, first that applies wins (numbers as in taxonomy.md):
   (x.7.x) is filtered / suspend unless the refusal answered RCPT TO (then step 3: the address);
   a hard reason read from a code alone (x.1.2, x.1.6, 521 / 556, which are tried before the
   wording rules) yields to the first wording rule that reads the text as something other than the
-  address (`text_over_code`, applied by the Classifier; step 1 when that wording is sender-side).
+  address, and so does a counted one (x.2.1 / x.2.2 / x.2.3) whose text does not say what the
+  code says (`text_over_code`, applied by the Classifier; step 1 when that wording is sender-side).
 Step "rule" means the rule's verdict stood.
 """
 from __future__ import annotations
@@ -46,7 +47,7 @@ _OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp
                        r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
-    "mailboxfull": re.compile(r"\bfull\b|quota|storage|disk space|mailbox size|too many messages on|too much mail"),
+    "mailboxfull": re.compile(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
     "exceedlimit": re.compile(r"\bsize\b|too (?:big|large)|\blength\b"),
     "suspend": re.compile(r"disabled|inactive|suspended|deactivated|not active|closed|locked|frozen"),
 }
@@ -313,10 +314,16 @@ SENDER_SIDE_REASONS = frozenset({"rejected", "blocked", "badreputation", "requir
                                  "norelaying", "toomanyconn", "speeding", "notcompliantrfc", "syntaxerror", "mesgtoobig"})
 
 
+def code_verdict_in_doubt(code_reason: str, v: Verdict, diag: str) -> bool:
+    """Whether a verdict read from a code alone may yield to the wording: a hard one, or a counted
+    one (which moves the recipient toward suppression) whose text does not say what the code says."""
+    return v.hard or (v.reason == code_reason in COUNTED_REASONS and not _OWN_WORDS[code_reason].search(diag))
+
+
 def text_over_code(v: Verdict, text_rule: str, code_rule: str, code_reason: str, code: str) -> Verdict:
-    """The verdict of a wording rule that overrules a hard reason read from a code alone: step 1
-    when the wording is sender-side, else step 6 (in doubt, soft). A step the wording's own
-    verdict took (a sender-side subject, a stage) is kept."""
+    """The verdict of a wording rule that overrules a reason read from a code alone
+    (code_verdict_in_doubt): step 1 when the wording is sender-side, else step 6 (in doubt, soft).
+    A step the wording's own verdict took (a sender-side subject, a stage) is kept."""
     if v.step != "rule":
         return v
     step = "1-sender-side" if v.reason in SENDER_SIDE_REASONS else "6-doubt-soft"

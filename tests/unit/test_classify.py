@@ -1187,3 +1187,21 @@ def test_a_code_alone_does_not_make_hard_what_the_wording_says_is_not_about_the_
     # ... while a code over a wording about the address, or none, still decides
     assert classify("5.1.2", "", "550 5.1.2 Bad destination host").hard
     assert classify("", "", "556 5.1.10 Recipient address has null MX").hard
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("Message body contains NUL characters", "notcompliantrfc"),
+    ("Rejected: Message does not pass DomainKeys", "authfailure"),
+    ("Sender address domain not found", "rejected"),          # a hard wording the precedence turns
+    ("Host not found, will retry", "networkerror"),
+    ("Daily user sending quota exceeded", "speeding"),        # our quota, not the mailbox's
+])
+def test_a_counted_code_alone_yields_to_a_wording_about_something_else(text, reason):
+    """x.2.2 / x.2.3 / a bare 552 say "mailbox full" (counted toward suppression); where the text
+    says something else that a wording rule reads, the text decides and nothing is counted."""
+    for code, status in (("552 5.2.2", "5.2.2"), ("452 4.2.2", "4.2.2"), ("552 5.2.3", "5.2.3"), ("552", "")):
+        c = classify(status, "", f"{code} {text}")
+        assert (c.reason, c.hard) == (reason, False), (code, c)
+    # the code's own words keep the code's reason, in any language the rules read
+    assert classify("5.2.2", "", "552 5.2.2 Mailbox full, too many messages").reason == "mailboxfull"
+    assert classify("5.2.2", "", "552 5.2.2 La boîte aux lettres est pleine").rule == "status-x.2.2-first"
