@@ -1205,3 +1205,23 @@ def test_a_counted_code_alone_yields_to_a_wording_about_something_else(text, rea
     # the code's own words keep the code's reason, in any language the rules read
     assert classify("5.2.2", "", "552 5.2.2 Mailbox full, too many messages").reason == "mailboxfull"
     assert classify("5.2.2", "", "552 5.2.2 La boîte aux lettres est pleine").rule == "status-x.2.2-first"
+
+
+@pytest.mark.parametrize("text,reason", [
+    # a mailbox or user refusing some mail is not a domain that takes none
+    ("The user does not accept email with attachments", "filtered"),
+    ("The user does not accept email in plain text format", "filtered"),
+    ("Private mailbox. Not accepting messages from you.", "filtered"),
+    # qmail / MTAs that give only text: the retry period ran out
+    ("Delivery failed after 5 days", "expired"),
+    ("This message has been in the queue for 5 days and has been returned", "expired"),
+    ("Gave up on delivery after 4 days", "expired"),
+    ("Too many retries", "expired"),
+    ("Maximum number of delivery attempts exceeded", "expired"),
+    ("Could not deliver mail after 120 hours", "expired"),
+    ("Mail server unavailable", "systemerror"),
+])
+def test_text_only_wordings_of_refusals_and_give_ups(text, reason):
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, False), c
+    assert classify("", "", "example.com does not accept mail").reason == "notaccept"
