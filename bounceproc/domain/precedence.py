@@ -117,7 +117,7 @@ _SENDER_SUBJECT = re.compile(
     r"|bounce address)"
     r"(?: (?:e-?mail |mail )?(?:address(?: domain)?|domain(?: name)?|host|mailbox|user|account))?"
     r"(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))? " + _DOES_NOT_EXIST +
-    r"|(?:no such user|unknown user|user unknown) \(?(?:in )?(?:sender|mail from)\b"
+    r"|(?:no such user|unknown user|user unknown)(?: \S+)? \(?(?:in )?(?:sender|mail from)\b"
     # Exim's sender verification: "Verification failed for <sender>", then the callout's
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
     # MTAs keep only the first line of a multi-line reply.
@@ -134,7 +134,11 @@ _SENDER_SUBJECT = re.compile(
 # unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
 # the connecting host (taxonomy: requireptr for its name, blocked otherwise), never the address.
 _OUR_HOST_SUBJECT = re.compile(
-    r"\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
+    # a host named by its IP address, or the one connecting, that is "unknown": the receiver's
+    # reverse lookup of our IP ("Unknown host 192.0.2.1", "Connection from unknown host rejected")
+    r"\b(?P<ptr>(?:unknown|unresolvable|unverified) (?:client|host|ip)(?: address| name)? \[?\d{1,3}(?:\.\d{1,3}){3}\b"
+    r"|(?:connections?|mail) from (?:an? )?unknown (?:host|client)\b)"
+    r"|\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
     r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain)"
     r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"
     r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
@@ -267,7 +271,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                        f"{refused_from.group(0)!r}: a refusal of what we send, beats rule {rule} ({reason})")
     our_host = _OUR_HOST_SUBJECT.search(diag)
     if our_host:
-        side = "requireptr" if (our_host.group("what") or "").startswith("host") else "blocked"
+        side = "requireptr" if our_host.group("ptr") or (our_host.group("what") or "").startswith("host") else "blocked"
         return Verdict(side, False, "1-sender-side",
                        f"{our_host.group(0)!r} is about our host, beats rule {rule} ({reason})")
     about_sender = _SENDER_SUBJECT.search(diag)

@@ -1225,3 +1225,15 @@ def test_text_only_wordings_of_refusals_and_give_ups(text, reason):
     c = classify("", "", text)
     assert (c.reason, c.hard) == (reason, False), c
     assert classify("", "", "example.com does not accept mail").reason == "notaccept"
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("550 No such user (bounce@sender.example) in MAIL FROM", "rejected"),
+    ("550 No such sender", "rejected"),
+    ("550 5.7.1 Unknown host 192.0.2.1", "requireptr"),          # a host named by its IP: ours
+    ("550 Connection from unknown host rejected", "requireptr"),
+])
+def test_unknown_senders_and_hosts_of_ours_are_never_hard(text, reason):
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, False), c
+    assert classify("", "", "550 Unknown host example.com").hard     # a destination named by its name
