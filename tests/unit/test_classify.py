@@ -1237,3 +1237,16 @@ def test_unknown_senders_and_hosts_of_ours_are_never_hard(text, reason):
     c = classify("", "", text)
     assert (c.reason, c.hard) == (reason, False), c
     assert classify("", "", "550 Unknown host example.com").hard     # a destination named by its name
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("550 Your message has moved to quarantine", "spamdetected"),
+    ("550 Our mail server has moved, please update your MX records", "undefined"),
+    ("550 5.7.1 Your message was moved to the spam folder", "spamdetected"),
+])
+def test_what_moved_is_the_mailbox_not_the_message_or_the_server(text, reason):
+    """'has moved' is hasmoved (hard) only where what moved is the recipient."""
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, False), c
+    assert classify("", "", "550 User has moved to new@example.net").hard
+    assert classify("", "", "550 This person has moved on").reason == "hasmoved"
