@@ -45,6 +45,12 @@ _OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp
                        r"(?:account|domain|ip|ip address|access|server|host|network|organi[sz]ation"
                        r"|tenant)\b|\bthe sender (?:is|has been|was) |\byour (?:sender|from|return) (?:e-?mail )?address"
                        r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
+# ... and what else of ours a "hard" wording may be about: our credentials and certificates, the
+# addresses in our message's headers or envelope ("Invalid address in From header", "Account does
+# not exist for sender", "Invalid e-mail address format in MAIL FROM").
+_OUR_THINGS = re.compile(r"\byour (?:certificate|credentials|login|password|token|licen[cs]e|key|client|mta|helo)\b"
+                         r"|\b(?:in|of) (?:the |your )?(?:from|reply-to|sender|return-path)(?::)? (?:header|field|address)"
+                         r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
     "mailboxfull": re.compile(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
@@ -105,7 +111,7 @@ _AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does 
 _AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
 # What a "hard" wording says of its subject: it does not exist or does not resolve.
 _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid (?:user|domain|address)"
-                   r"|does not resolve|unresolvable|not registered|lookup failed|unavailable|not known"
+                   r"|does not resolve|unresolvable|not registered|lookup failed|unavailable|not known|not recogni[sz]ed"
                    r"|has no (?:mx|dns|a|valid)\b(?: (?:or|and) \w+)?(?: records?)?"
                    r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
 # A "hard" wording whose subject is our sender ("sender domain does not exist", "Sender domain
@@ -278,6 +284,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     if about_sender:
         return Verdict("rejected", False, "1-sender-side",
                        f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
+    ours = _OUR_SIDE.search(diag) or _OUR_THINGS.search(diag)
+    if ours:    # "Your IP is not listed in our whitelist", "Your API key is no longer valid"
+        return Verdict("blocked" if _FROM_OUR_MACHINES.search(ours.group(0)) else "rejected", False, "1-sender-side",
+                       f"{ours.group(0)!r} is ours, beats rule {rule} ({reason})")
     if reason == "notaccept":
         m = _FOR_NOW.search(diag)
         if m:   # "Not accepting mail at this time": a state of the server, not a domain that takes none

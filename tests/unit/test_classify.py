@@ -1250,3 +1250,24 @@ def test_what_moved_is_the_mailbox_not_the_message_or_the_server(text, reason):
     assert (c.reason, c.hard) == (reason, False), c
     assert classify("", "", "550 User has moved to new@example.net").hard
     assert classify("", "", "550 This person has moved on").reason == "hasmoved"
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("550 Your IP is not listed in our whitelist", "blocked"),
+    ("550 Sender not listed in allowed senders", "filtered"),
+    ("550 Your API key is no longer valid", "rejected"),
+    ("550 Invalid address in From header", "rejected"),
+    ("550 Invalid email address in Reply-To header", "rejected"),
+    ("550 Sender does not have an account here", "rejected"),
+    ("550 Account does not exist for sender", "rejected"),
+    ("550 Invalid e-mail address format in MAIL FROM", "rejected"),
+    ("550 HELO name not recognized", "blocked"),
+    ("550 Client not listed in relay table", "undefined"),
+])
+def test_the_unknown_user_family_never_reads_our_things_as_the_address(text, reason):
+    """'not listed in', 'no longer valid', 'invalid address', 'does not exist' about our IP, keys,
+    headers, sender or HELO name: soft (precedence step 1), never userunknown."""
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, False), c
+    assert classify("", "", "550 User hana (<>) not listed in Domino Directory").hard
+    assert classify("", "", "550 Recipient not listed in public directory").hard
