@@ -50,7 +50,8 @@ _OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp
 # not exist for sender", "Invalid e-mail address format in MAIL FROM").
 _OUR_THINGS = re.compile(r"\byour (?:certificate|credentials|login|password|token|licen[cs]e|key|client|mta|helo)\b"
                          r"|\b(?:in|of) (?:the |your )?(?:from|reply-to|sender|return-path)(?::)? (?:header|field|address)"
-                         r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b")
+                         r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b"
+                         r"|\b(?:from|reply-to|sender|return-path):? (?:header|field)\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
     "mailboxfull": re.compile(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
@@ -109,9 +110,12 @@ _AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does 
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
 _AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
-# What a "hard" wording says of its subject: it does not exist or does not resolve.
-_DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not a valid (?:user|domain|address)"
+# What a "hard" wording says of its subject: it does not exist, does not resolve, moved.
+_DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not listed in"
+                   r"|not a valid (?:user|domain|address|mailbox|recipient|account|e-?mail)"
                    r"|does not resolve|unresolvable|not registered|lookup failed|unavailable|not known|not recogni[sz]ed"
+                   r"|no longer (?:exists?|valid|available|in use|active)|has moved|was moved"
+                   r"|no such (?:user|mailbox|address|account|domain|host)|(?:does not|doesn.t) accept (?:e-?)?mail"
                    r"|has no (?:mx|dns|a|valid)\b(?: (?:or|and) \w+)?(?: records?)?"
                    r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
 # A "hard" wording whose subject is our sender ("sender domain does not exist", "Sender domain
@@ -143,7 +147,7 @@ _OUR_HOST_SUBJECT = re.compile(
     # a host named by its IP address, or the one connecting, that is "unknown": the receiver's
     # reverse lookup of our IP ("Unknown host 192.0.2.1", "Connection from unknown host rejected")
     r"\b(?P<ptr>(?:unknown|unresolvable|unverified) (?:client|host|ip)(?: address| name)? \[?\d{1,3}(?:\.\d{1,3}){3}\b"
-    r"|(?:connections?|mail) from (?:an? )?unknown (?:host|client)\b)"
+    r"|(?:connections?|mail) from (?:an? )?unknown (?:host|client)\b|unknown (?:client|ip(?: address)?)\b)"
     r"|\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
     r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain)"
     r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"

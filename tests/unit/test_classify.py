@@ -1271,3 +1271,23 @@ def test_the_unknown_user_family_never_reads_our_things_as_the_address(text, rea
     assert (c.reason, c.hard) == (reason, False), c
     assert classify("", "", "550 User hana (<>) not listed in Domino Directory").hard
     assert classify("", "", "550 Recipient not listed in public directory").hard
+
+
+_OURS = ["Your IP", "Your server", "Your domain", "Sender", "The sender address", "Your HELO", "The From address",
+         "Your Return-Path", "Your IP address 192.0.2.1", "The connecting host", "Your sender domain", "Your API key",
+         "Your certificate", "Your MTA"]
+_HARD_PREDICATES = ["is unknown", "not found", "is invalid", "does not exist", "is not valid", "no longer exists",
+                    "is no longer valid", "not listed in our directory", "could not be found", "is not a valid mailbox",
+                    "has moved", "was moved", "is not recognized", "cannot be found", "is not registered",
+                    "is no longer available", "unknown or illegal", "no such user", "does not accept mail"]
+
+
+@pytest.mark.parametrize("subject", _OURS)
+def test_a_hard_predicate_about_anything_of_ours_is_never_hard(subject):
+    """The hard families' predicates ("is unknown", "no longer exists", "has moved", "not listed
+    in ...") said of our IP, host, HELO, sender, headers or keys: never hard, with or without a
+    code (a generated sweep of 3,588 such texts found 661 hard before issue 12's sixth round)."""
+    for predicate in _HARD_PREDICATES:
+        for code, status in (("", ""), ("550", ""), ("554 5.7.1", "5.7.1"), ("553 5.1.8", "5.1.8")):
+            c = classify(status, "", f"{code} {subject} {predicate}".strip())
+            assert not c.hard, (subject, predicate, code, c)
