@@ -51,7 +51,8 @@ _OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp
 _OUR_THINGS = re.compile(r"\byour (?:certificate|credentials|login|password|token|licen[cs]e|key|client|mta|helo)\b"
                          r"|\b(?:in|of) (?:the |your )?(?:from|reply-to|sender|return-path)(?::)? (?:header|field|address)"
                          r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b"
-                         r"|\b(?:from|reply-to|sender|return-path):? (?:header|field)\b")
+                         r"|\b(?:from|reply-to|sender|return-path):? (?:header|field)\b"
+                         r"|\b(?:helo|ehlo)\b|\bdomain of (?:the )?sender\b|\bsender(?:'s)? (?:e-?mail )?domain\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
     "mailboxfull": re.compile(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
@@ -161,6 +162,7 @@ _NOT_ACCEPTED_FROM = re.compile(
     r"(?P<whom>(?: \S+){1,3})")
 _FOR_NOW = re.compile(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
 _FROM_OUR_MACHINES = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|dynamic|country|countries|asn)\b")
+_OUR_MACHINE = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|helo|ehlo|mta|client|certificate)\b")
 _FROM_OUR_HOST = re.compile(r"\byou\b|" + _FROM_OUR_MACHINES.pattern)
 _FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")
 # ... unless the senders are a class the recipient's side refuses ("external senders",
@@ -290,7 +292,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                        f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
     ours = _OUR_SIDE.search(diag) or _OUR_THINGS.search(diag)
     if ours:    # "Your IP is not listed in our whitelist", "Your API key is no longer valid"
-        return Verdict("blocked" if _FROM_OUR_MACHINES.search(ours.group(0)) else "rejected", False, "1-sender-side",
+        return Verdict("blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected", False, "1-sender-side",
                        f"{ours.group(0)!r} is ours, beats rule {rule} ({reason})")
     if reason == "notaccept":
         m = _FOR_NOW.search(diag)

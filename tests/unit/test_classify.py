@@ -1291,3 +1291,14 @@ def test_a_hard_predicate_about_anything_of_ours_is_never_hard(subject):
         for code, status in (("", ""), ("550", ""), ("554 5.7.1", "5.7.1"), ("553 5.1.8", "5.1.8")):
             c = classify(status, "", f"{code} {subject} {predicate}".strip())
             assert not c.hard, (subject, predicate, code, c)
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("550 HELO hostname: Host not found", "blocked"),
+    ("550 unknown domain in HELO", "blocked"),
+    ("550 Domain of sender: no such domain", "rejected"),
+    ("550 Sender domain: NXDOMAIN", "rejected"),
+])
+def test_a_dead_domain_that_is_our_helo_or_sender_domain_is_never_hard(text, reason):
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, False), c
