@@ -162,6 +162,11 @@ _NOT_ACCEPTED_FROM = re.compile(
     r"(?P<whom>(?: \S+){1,3})")
 _FOR_NOW = re.compile(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
 _FROM_OUR_MACHINES = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|dynamic|country|countries|asn)\b")
+# ... and our addresses or host named as the subject ("The From address is disabled", "Your
+# bounce address is over quota", "The connecting host is locked", "Sender is disabled").
+_OUR_ADDRESSES = re.compile(r"\b(?:(?:the |your )?(?:sender|from|return-path|bounce|envelope|reply-to)(?: e-?mail)? address"
+                            r"|your (?:return-path|bounce address)|(?:the )?connecting (?:host|ip|server|client)"
+                            r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?sender (?:is|has|was)\b")
 _OUR_MACHINE = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|helo|ehlo|mta|client|certificate)\b")
 _FROM_OUR_HOST = re.compile(r"\byou\b|" + _FROM_OUR_MACHINES.pattern)
 _FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")
@@ -211,6 +216,12 @@ def is_hard(reason: str, status: str = "", reply: str = "") -> bool:
     return reason in HARD_REASONS and not temporary(status, reply)
 
 
+def our_side(diag: str) -> re.Match | None:
+    """Where the text names something of ours as its subject: our account, IP, domain, keys,
+    certificate, HELO, our sender's / header addresses, the connecting host."""
+    return _OUR_SIDE.search(diag) or _OUR_THINGS.search(diag) or _OUR_ADDRESSES.search(diag)
+
+
 def _refused_side(whom: str) -> str:
     """Who "does not accept mail from <whom>" refuses: our sender (rejected), our host (blocked),
     or a class of senders the recipient's side turns away (filtered)."""
@@ -225,10 +236,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     the rule is written for one receiver (step 5), whose documented meaning step 6's doubts about
     the status code do not overrule. `code_only`: the rule read the codes only, not the text."""
     if reason in COUNTED_REASONS:
-        ours = _OUR_SIDE.search(diag)
+        ours = our_side(diag)
         if ours:    # "Your account has been suspended": ours, not the recipient's mailbox
             side, _ = sender_side_evidence(diag)
-            return Verdict(side or "rejected", False, "1-sender-side",
+            return Verdict(side or ("blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected"), False,
+                           "1-sender-side",
                            f"{ours.group(0)!r} is about our side, beats rule {rule} ({reason})")
         if code_only and reason == "mailboxfull" and not _MAILBOX_WORDS.search(diag):
             full = _SYSTEM_FULL.search(diag)
@@ -290,7 +302,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     if about_sender:
         return Verdict("rejected", False, "1-sender-side",
                        f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
-    ours = _OUR_SIDE.search(diag) or _OUR_THINGS.search(diag)
+    ours = our_side(diag)
     if ours:    # "Your IP is not listed in our whitelist", "Your API key is no longer valid"
         return Verdict("blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected", False, "1-sender-side",
                        f"{ours.group(0)!r} is ours, beats rule {rule} ({reason})")

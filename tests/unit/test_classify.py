@@ -1302,3 +1302,20 @@ def test_a_hard_predicate_about_anything_of_ours_is_never_hard(subject):
 def test_a_dead_domain_that_is_our_helo_or_sender_domain_is_never_hard(text, reason):
     c = classify("", "", text)
     assert (c.reason, c.hard) == (reason, False), c
+
+
+_COUNTED_PREDICATES = ["is disabled", "has been suspended", "is locked", "is inactive", "is over quota", "is full",
+                       "exceeded its quota", "is frozen", "is deactivated", "has expired", "storage limit exceeded",
+                       "is temporarily disabled", "has been terminated", "is not enabled"]
+
+
+@pytest.mark.parametrize("subject", ["Your IP", "Your HELO", "The From address", "Your Return-Path", "Your bounce address",
+                                     "The connecting host", "Client 192.0.2.1", "Your certificate", "The sender address",
+                                     "Your account", "Your organization"])
+def test_a_disabled_or_full_thing_of_ours_never_counts_toward_the_recipient(subject):
+    """suspend / mailboxfull / exceedlimit move the recipient toward suppression: never for a text
+    whose subject is ours (a generated sweep of 2,760 such texts found 864 counted before)."""
+    for predicate in _COUNTED_PREDICATES:
+        for code, status in (("", ""), ("550 5.2.1", "5.2.1"), ("552 5.2.2", "5.2.2"), ("452 4.2.2", "4.2.2")):
+            c = classify(status, "", f"{code} {subject} {predicate}".strip())
+            assert c.reason not in ("suspend", "mailboxfull", "exceedlimit") and not c.hard, (subject, predicate, code, c)
