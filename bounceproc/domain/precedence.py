@@ -166,7 +166,7 @@ _FROM_OUR_MACHINES = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|
 # bounce address is over quota", "The connecting host is locked", "Sender is disabled").
 _OUR_ADDRESSES = re.compile(r"\b(?:(?:the |your )?(?:sender|from|return-path|bounce|envelope|reply-to)(?: e-?mail)? address"
                             r"|your (?:return-path|bounce address)|(?:the )?connecting (?:host|ip|server|client)"
-                            r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?sender (?:is|has|was)\b")
+                            r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?(?:the )?sender\b")
 _OUR_MACHINE = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|helo|ehlo|mta|client|certificate)\b")
 _FROM_OUR_HOST = re.compile(r"\byou\b|" + _FROM_OUR_MACHINES.pattern)
 _FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")

@@ -1319,3 +1319,18 @@ def test_a_disabled_or_full_thing_of_ours_never_counts_toward_the_recipient(subj
         for code, status in (("", ""), ("550 5.2.1", "5.2.1"), ("552 5.2.2", "5.2.2"), ("452 4.2.2", "4.2.2")):
             c = classify(status, "", f"{code} {subject} {predicate}".strip())
             assert c.reason not in ("suspend", "mailboxfull", "exceedlimit") and not c.hard, (subject, predicate, code, c)
+
+
+def test_the_recipients_own_mailbox_stays_hard_or_counted():
+    """The other side of the sweeps above: the same predicates said of the recipient keep their
+    reason (550 texts: 10 subjects x 13 predicates x 3-5 codes, none lost)."""
+    subjects = ["The recipient's mailbox", "Mailbox", "User account", "The email account that you tried to reach",
+                "Recipient", "The user", "Mailbox of <>", "The recipient address"]
+    for s in subjects:
+        for p in ("is disabled", "is inactive", "is over quota", "is full", "exceeded its quota", "is locked"):
+            for code, status in (("", ""), ("550", ""), ("552 5.2.2", "5.2.2")):
+                c = classify(status, "", f"{code} {s} {p}".strip())
+                assert c.reason in ("suspend", "mailboxfull"), (s, p, code, c)
+        for p in ("does not exist", "is unknown", "not found", "is invalid", "no longer exists"):
+            for code, status in (("", ""), ("550", ""), ("550 5.1.1", "5.1.1")):
+                assert classify(status, "", f"{code} {s} {p}".strip()).hard, (s, p, code)
