@@ -1145,6 +1145,8 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "lowest numbered MX record points to local host", "networkerror"),
     ("", "535 Incorrect authentication data", "securityerror"),
     ("5.0.0", "535 Go away", "securityerror"),              # RFC 4954's reply codes alone
+    ("5.7.60", "550 5.7.60 SMTP; Client does not have permissions to send as this sender", "securityerror"),
+    ("4.7.1", "421 4.7.1 Intrusion prevention active for [192.0.2.1]", "blocked"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""
