@@ -1151,6 +1151,13 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 Remitente rechazado", "rejected"),
     ("", "550 Nachricht als unerwünscht eingestuft", "spamdetected"),
     ("", "550 Message considéré comme indésirable", "spamdetected"),
+    ("", "552 Nachricht zu groß", "mesgtoobig"),          # not the 552 code's mailbox full
+    ("", "552 Mensaje demasiado grande", "mesgtoobig"),
+    ("", "552 Размер сообщения превышает допустимый", "mesgtoobig"),
+    ("", "451 Interner Serverfehler", "systemerror"),
+    ("", "550 Relais non autorisé", "norelaying"),
+    ("", "550 Ihre IP-Adresse steht auf einer Sperrliste", "blocked"),
+    ("", "550 Su dirección IP está en una lista negra", "blocked"),
     ("", "MX record for example.com not found", "hostunknown"),
     ("", "example.com: No mail servers found", "hostunknown"),
     ("", "lowest numbered MX record points to local host", "networkerror"),
