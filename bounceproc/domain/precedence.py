@@ -141,6 +141,23 @@ _SENDER_SUBJECT = re.compile(
     r"|\bdomain (?:of (?:the )?sender(?: address)?|(?:part )?(?:in|of) (?:your|the) (?:from|sender|return)(?:[- ]\w+)?(?: address)?"
     r"|you are sending from)(?: (?:is|was))? " + _DOES_NOT_EXIST +
     r"|\b(?:sending|originating|your sending) domain(?: (?:is|was))? " + _DOES_NOT_EXIST)
+# The same in the languages the rules read: our sender's address or domain, or our IP, followed
+# by what the localised unknown-user / dead-domain families say ("Die Absenderadresse existiert
+# nicht", "L'adresse de l'expéditeur n'existe pas", "发件人不存在", "Ihre IP-Adresse ist unbekannt").
+_OURS_LOCALISED = re.compile(
+    r"(?P<sender>absender(?:adresse|domain|-?dom(?:ä|ae)ne)?(?: \S+){0,2} (?:existiert nicht|(?:ist )?unbekannt|nicht gefunden"
+    r"|(?:ist )?ung(?:ü|ue)ltig)"
+    r"|(?:adresse|domaine) (?:de l.|d.)?exp[ée]diteur(?: \S+){0,2} (?:n.existe pas|inconnue?|introuvable|invalide|inexistante?)"
+    r"|(?:direcci[oó]n|dominio|correo) del remitente(?: \S+){0,2} (?:no existe|desconocid[oa]|inv[aá]lid[oa]|inexistente)"
+    r"|(?:endere[cç]o|dom[ií]nio|e-?mail) do remetente(?: \S+){0,2} (?:n[aã]o existe|desconhecid[oa]|inv[aá]lid[oa]|inexistente)"
+    r"|(?:indirizzo|dominio) del mittente(?: \S+){0,2} (?:non esiste|sconosciut[oa]|inesistente|non valid[oa])"
+    r"|(?:адрес|домен|ящик) отправителя(?: \S+){0,2} (?:не существует|не найден|неизвест)"
+    r"|(?:发件人|發件人)(?:地址|邮箱|郵箱)?(?:不存在|无效|無效|未知)"
+    r"|(?:送信者|差出人)(?:の)?(?:メール)?(?:アドレス)?(?:が|は)?(?:存在しません|見つかりません|不明)"
+    r"|(?:발신자|보낸 ?사람)(?: 주소)?(?:가|는)? ?존재하지 않)"
+    r"|(?P<ip>(?:ihre|deine|votre|ta|su|tu|seu|sua|il tuo|la tua|ваш)(?: \S+)? (?:ip|ip-adresse|adresse ip|direcci[oó]n ip"
+    r"|endere[cç]o ip|indirizzo ip|ip-адрес)(?: \S+){0,2} (?:ist |est |es |é |è )?(?:unbekannt|inconnue?|desconocid[oa]"
+    r"|desconhecid[oa]|sconosciut[oa]|неизвест))")
 # A "hard" wording whose subject is our host, its name, IP, MX or HELO name ("Client host name
 # unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
 # the connecting host (taxonomy: requireptr for its name, blocked otherwise), never the address.
@@ -302,6 +319,11 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
     if about_sender:
         return Verdict("rejected", False, "1-sender-side",
                        f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
+    localised = _OURS_LOCALISED.search(diag)
+    if localised:
+        return Verdict("blocked" if localised.group("ip") else "rejected", False, "1-sender-side",
+                       f"{localised.group(0)!r} is about our {'IP' if localised.group('ip') else 'sender'}, "
+                       f"beats rule {rule} ({reason})")
     ours = our_side(diag)
     if ours:    # "Your IP is not listed in our whitelist", "Your API key is no longer valid"
         return Verdict("blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected", False, "1-sender-side",

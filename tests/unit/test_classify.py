@@ -1354,3 +1354,21 @@ def test_the_recipients_own_mailbox_stays_hard_or_counted():
         for p in ("does not exist", "is unknown", "not found", "is invalid", "no longer exists"):
             for code, status in (("", ""), ("550", ""), ("550 5.1.1", "5.1.1")):
                 assert classify(status, "", f"{code} {s} {p}".strip()).hard, (s, p, code)
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("550 Die Absenderadresse existiert nicht", "rejected"),
+    ("550 Absenderdomain existiert nicht", "rejected"),
+    ("550 L'adresse de l'expéditeur n'existe pas", "rejected"),
+    ("550 La dirección del remitente no existe", "rejected"),
+    ("550 O endereço do remetente não existe", "rejected"),
+    ("550 L'indirizzo del mittente non esiste", "rejected"),
+    ("550 送信者のアドレスが存在しません", "rejected"),
+    ("550 Ihre IP-Adresse ist unbekannt", "blocked"),
+])
+def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(text, reason):
+    c = classify("", "", text)
+    assert (c.reason, c.hard) == (reason, False), c
+    # ... while the recipient's address said so stays hard
+    assert classify("", "", "550 Die E-Mail-Adresse existiert nicht").hard
+    assert classify("", "", "550 このメールアドレスは存在しません").hard
