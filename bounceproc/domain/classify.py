@@ -364,6 +364,7 @@ class Classifier:
         self._short = tuple(short)
         self._keys_source = "(?:%s)" % "|".join(key_alts) if key_alts else None
         self._plan = bounded_memo(self._plan_for_key, 1024)   # keyed by the MTA's name too
+        self._wording_plan = bounded_memo(self._wording_plan_for_key, 1024)
         # Rules for one receiver: (id, pattern); which of them a receiver matches is memoised per
         # evidence string and goes into the key as ",id,id," (see receiver_evidence).
         self._receiver_rules = tuple((r.id, r.receiver) for r in rules if r.receiver)
@@ -433,9 +434,15 @@ class Classifier:
             m = self._keys.match(key)
             if m:
                 best = int(m.lastgroup[1:])
-        allowed = frozenset(i for i in self._diag_rules
-                            if i < best and (self._cond[i] is None or self._cond[i].match(key)))
-        return best, allowed
+        return best, self._diag_rules_for_key(key, best)
+
+    def _wording_plan_for_key(self, key: str) -> frozenset:
+        """The diagnostic rules whose code / MTA conditions hold for `key`, code-only rules passed over."""
+        return self._diag_rules_for_key(key, len(self.rules))
+
+    def _diag_rules_for_key(self, key: str, below: int) -> frozenset:
+        return frozenset(i for i in self._diag_rules
+                         if i < below and (self._cond[i] is None or self._cond[i].match(key)))
 
     def classify(self, status: str = "", reply_code: str = "", diagnostic: str = "",
                  remote_mta: str = "", recipient: str = "") -> Classification:
@@ -498,8 +505,7 @@ class Classifier:
     def wording_rule_index(self, status: str, reply: str, diag: str, mta: str, receiver: str = "") -> int:
         """Like rule_index, but the first rule that reads the text (one with a diagnostic pattern),
         passing over the rules that read codes only."""
-        key = f"{status}\x00{reply}\x00{mta}\x00{receiver}\x00"
-        allowed = frozenset(i for i in self._diag_rules if self._cond[i] is None or self._cond[i].match(key))
+        allowed = self._wording_plan(f"{status}\x00{reply}\x00{mta}\x00{receiver}\x00")
         return self._first_match(diag, len(self.rules), allowed)
 
     def _first_match(self, diag: str, best: int, allowed: frozenset) -> int:
@@ -562,10 +568,8 @@ class Classifier:
                                                  bool(text_rule.receiver))
             if tv and tv.reason not in precedence.HARD_REASONS and tv.reason != v.reason:
                 # (a hard wording counts when the precedence turns it: "Sender domain not found")
-                tv = precedence.text_over_code(tv, text_rule.id, rule_id, reason, status or reply)
-                info = self.reasons.get(tv.reason)
-                return Classification(tv.reason, info.category if info else "other", tv.hard, text_rule.id,
-                                      tv.step, tv.evidence)
+                v = precedence.text_over_code(tv, text_rule.id, rule_id, reason, status or reply)
+                rule_id = text_rule.id
         info = self.reasons.get(v.reason)
         return Classification(v.reason, info.category if info else "other", v.hard, rule_id, v.step, v.evidence)
 

@@ -178,13 +178,14 @@ _NOT_ACCEPTED_FROM = re.compile(
     r"(?:not|n.t|never|no longer) accept(?:s|ing|ed)? (?:any )?(?:e-?mails?|mails?|messages?|connections?)? ?from"
     r"(?P<whom>(?: \S+){1,3})")
 _FOR_NOW = re.compile(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
-_FROM_OUR_MACHINES = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|dynamic|country|countries|asn)\b")
+_MACHINE_WORDS = r"ip|ips|host|hosts|server|servers|network"
+_FROM_OUR_MACHINES = re.compile(r"\b(?:" + _MACHINE_WORDS + r"|dynamic|country|countries|asn)\b")
 # ... and our addresses or host named as the subject ("The From address is disabled", "Your
 # bounce address is over quota", "The connecting host is locked", "Sender is disabled").
 _OUR_ADDRESSES = re.compile(r"\b(?:(?:the |your )?(?:sender|from|return-path|bounce|envelope|reply-to)(?: e-?mail)? address"
                             r"|your (?:return-path|bounce address)|(?:the )?connecting (?:host|ip|server|client)"
                             r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?(?:the )?sender\b")
-_OUR_MACHINE = re.compile(r"\b(?:ip|ips|host|hosts|server|servers|network|helo|ehlo|mta|client|certificate)\b")
+_OUR_MACHINE = re.compile(r"\b(?:" + _MACHINE_WORDS + r"|helo|ehlo|mta|client|certificate)\b")
 _FROM_OUR_HOST = re.compile(r"\byou\b|" + _FROM_OUR_MACHINES.pattern)
 _FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")
 # ... unless the senders are a class the recipient's side refuses ("external senders",
@@ -239,6 +240,11 @@ def our_side(diag: str) -> re.Match | None:
     return _OUR_SIDE.search(diag) or _OUR_THINGS.search(diag) or _OUR_ADDRESSES.search(diag)
 
 
+def _ours_refused(ours: re.Match) -> str:
+    """What refusing something of ours (our_side) is: our host / IP / HELO blocked, else our sender."""
+    return "blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected"
+
+
 def _refused_side(whom: str) -> str:
     """Who "does not accept mail from <whom>" refuses: our sender (rejected), our host (blocked),
     or a class of senders the recipient's side turns away (filtered)."""
@@ -256,8 +262,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
         ours = our_side(diag)
         if ours:    # "Your account has been suspended": ours, not the recipient's mailbox
             side, _ = sender_side_evidence(diag)
-            return Verdict(side or ("blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected"), False,
-                           "1-sender-side",
+            return Verdict(side or _ours_refused(ours), False, "1-sender-side",
                            f"{ours.group(0)!r} is about our side, beats rule {rule} ({reason})")
         if code_only and reason == "mailboxfull" and not _MAILBOX_WORDS.search(diag):
             full = _SYSTEM_FULL.search(diag)
@@ -326,7 +331,7 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                        f"beats rule {rule} ({reason})")
     ours = our_side(diag)
     if ours:    # "Your IP is not listed in our whitelist", "Your API key is no longer valid"
-        return Verdict("blocked" if _OUR_MACHINE.search(ours.group(0)) else "rejected", False, "1-sender-side",
+        return Verdict(_ours_refused(ours), False, "1-sender-side",
                        f"{ours.group(0)!r} is ours, beats rule {rule} ({reason})")
     if reason == "notaccept":
         m = _FOR_NOW.search(diag)
