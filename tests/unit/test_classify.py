@@ -431,8 +431,10 @@ RECEIVER_CASES = [
  ("", "550 unrouteable address", "mx.example.org", "u@example.org", "hostunknown"),
  ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied", "example-org.mail.protection.outlook.com",
   "u@example.org", "userunknown"),
- ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "", "u@contoso.onmicrosoft.com",
+ ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied", "", "u@example.org",
   "filtered"),                  # the receiver unknown: soft (taxonomy.md precedence 6)
+ ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "", "u@contoso.onmicrosoft.com",
+  "userunknown"),               # ... but Microsoft's own AS(...) token names the receiver
  ("5.7.1", "554 5.7.1 <u@example.org>: Recipient address rejected: Access denied", "mail.example.org",
   "u@example.org", "filtered"),
  # Yandex's own "No such user!" comes under 5.7.1: its documented meaning beats step 6's doubt
@@ -1165,6 +1167,16 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.0.0", "535 Go away", "securityerror"),              # RFC 4954's reply codes alone
     ("5.7.60", "550 5.7.60 SMTP; Client does not have permissions to send as this sender", "securityerror"),
     ("4.7.1", "421 4.7.1 Intrusion prevention active for [192.0.2.1]", "blocked"),
+    # Exim's final give-up quotes "retry time not reached" in brackets: a give-up, not a deferral
+    ("", "all hosts for 'example.com' have been failing for a long time (and retry time not reached)", "expired"),
+    ("", "R=dnslookup T=remote_smtp: retry time not reached", "networkerror"),
+    ("", "550 We don't accept mail from your IP address", "blocked"),
+    ("", "550 Sorry, I don't accept mail from your host", "blocked"),
+    ("", "maildir delivery failed: Sorry, the user's maildir has overdrawn his diskspace quota", "mailboxfull"),
+    # Microsoft's Directory Based Edge Blocking relayed without its host name: its AS(...) token says who
+    ("5.4.1", "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)", "userunknown"),
+    ("5.4.1", "550 5.4.1 All recipient addresses rejected : Access denied. AS(201806281)", "userunknown"),
+    ("5.4.1", "550 5.4.1 All recipient addresses rejected : Access denied", "filtered"),
 ])
 def test_wording_families_of_mtas_and_notices(status, text, reason):
     """Wordings written the way receivers and their notices phrase them, beyond the table's sentences."""

@@ -167,14 +167,17 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
     codec = _codec(charset)
     try:
         return data.decode(codec)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeError, LookupError):
         pass
     if codec != "utf-8":
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    return data.decode(codec if codec != "utf-8" else "latin-1", errors="replace")
+    try:
+        return data.decode(codec if codec != "utf-8" else "latin-1", errors="replace")
+    except UnicodeError:    # a codec without the "replace" handler (idna, punycode)
+        return data.decode("latin-1")
 
 
 def _decode_word(m: re.Match) -> str:
