@@ -92,7 +92,7 @@ def test_huge_header_and_deep_nesting_are_bounded():
 def test_any_declared_charset_decodes_without_raising(data, charset):
     """Found by the mutation fuzz above (a NUL inside `charset=` raised ValueError): a charset
     that is unknown, not a text encoding (hex, zlib, rot13) or not a name at all falls back; so does
-    one whose codec has no "replace" error handler (idna, punycode: found by this test in a later run)."""
+    one whose codec cannot decode with the "replace" error handler (idna, punycode: found by this test in a later run)."""
     from bounceproc.domain.parse.mime import decode_bytes
     assert isinstance(decode_bytes(data, charset), str)
     raw = (b"From: MAILER-DAEMON@example.net\nSubject: Undelivered Mail\nContent-Type: text/plain; charset=\""

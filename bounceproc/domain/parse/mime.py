@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import functools
 import quopri
 import re
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ def decode_transfer(body: bytes, cte: str) -> bytes:
     return body
 
 
+@functools.lru_cache(maxsize=256)   # a few charsets recur; each costs a lookup and two probes
 def _codec(charset: str) -> str:
     charset = charset.strip().strip('"').lower()
     if not charset:
@@ -155,6 +157,10 @@ def _codec(charset: str) -> str:
             b"a".decode(name)     # a text encoding? base64_codec, hex, zlib, rot13 raise LookupError
         except UnicodeDecodeError:
             pass                  # one byte is too short for utf-16 / utf-32: still text
+        try:
+            b"a\x80".decode(name, "replace")
+        except UnicodeError:      # idna, punycode: text, but "replace" fails; read as if none were declared
+            return "utf-8"
         return name
     except (LookupError, ValueError):     # unknown, not text, or not a name at all ("utf\x00-8")
         return "latin-1"
@@ -167,17 +173,14 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
     codec = _codec(charset)
     try:
         return data.decode(codec)
-    except (UnicodeError, LookupError):
+    except (UnicodeDecodeError, LookupError):
         pass
     if codec != "utf-8":
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    try:
-        return data.decode(codec if codec != "utf-8" else "latin-1", errors="replace")
-    except UnicodeError:    # a codec without the "replace" handler (idna, punycode)
-        return data.decode("latin-1")
+    return data.decode(codec if codec != "utf-8" else "latin-1", errors="replace")
 
 
 def _decode_word(m: re.Match) -> str:
