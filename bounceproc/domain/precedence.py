@@ -194,7 +194,7 @@ _FROM_A_CLASS = re.compile(r"\b(?:unauthenticated|external|outside)\b")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
-                      r"|refused to talk to me|in reply to initial greeting|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
+                      r"|refused to talk to me|in reply to initial greeting|after initial connection|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
 # Said in so many words: the reply came after the message content. (Sendmail's ">>> DATA" note,
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)

@@ -59,7 +59,7 @@ def test_block_on_our_ip_is_never_hard():
     ("5.7.1", "521", "521 5.7.1 Client host rejected: cannot find your reverse hostname, [192.0.2.9]", "requireptr"),
     ("5.7.1", "521", "521 5.7.1 Client host rejected: Access denied", "blocked"),
     # ... and under a security / policy status, 521 / 556 is the server refusing us
-    ("5.7.1", "521", "521 5.7.1 Connection refused", "networkerror"),
+    ("5.7.1", "521", "521 5.7.1 Connection refused", "blocked"),
     ("5.7.0", "556", "556 5.7.0 Not accepted here", "policyviolation"),
     # refused at HELO / EHLO or at the greeting: no recipient had been named
     ("5.5.4", "501", "501 5.5.4 Invalid domain name (in reply to HELO command)", "syntaxerror"),
@@ -1384,3 +1384,30 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
     # ... while the recipient's address said so stays hard
     assert classify("", "", "550 Die E-Mail-Adresse existiert nicht").hard
     assert classify("", "", "550 このメールアドレスは存在しません").hard
+
+
+@pytest.mark.parametrize("status,diagnostic,reason,hard", [
+    # Exchange's friendly NDR texts, when the code beside them is generic or missing
+    ("", "The destination server for this recipient could not be found in Domain Name Service (DNS). "
+         "Please verify the email address and retry.", "hostunknown", True),
+    ("", "The message could not be delivered because the recipient's destination email system is unknown "
+         "or invalid.", "hostunknown", True),
+    # (Exchange 2010's "The e-mail address you entered couldn't be found" is not read: Exchange writes it
+    # from the code, and above a remote server's reply that reply decides)
+    ("", "The server has tried to deliver this message, without success, and has stopped trying.", "expired", False),
+    ("", "A configuration error in the e-mail system caused the message to bounce between two servers or to "
+         "be split into too many parts.", "networkerror", False),
+    ("", "The recipient's e-mail system isn't accepting messages now. Please try resending later.",
+     "systemerror", False),
+    # a refused greeting: Exim's 'after initial connection' (as Postfix's 'refused to talk to me') and a
+    # 5.7.x 'Connection refused' are the receiver refusing our host, not a TCP failure nor the recipient
+    ("", "SMTP error from remote mail server after initial connection: 554 mx.example.org ESMTP not "
+         "accepting messages", "blocked", False),
+    ("", "SMTP error from remote mail server after initial connection: 550 5.1.1 Invalid domain name",
+     "blocked", False),
+    ("", "554 5.7.1 Connection refused", "blocked", False),
+    ("", "connect to mx.example.org[192.0.2.7]:25: Connection refused", "networkerror", False),
+])
+def test_exchange_friendly_texts_and_refused_greetings(status, diagnostic, reason, hard):
+    c = classify(status, "", diagnostic)
+    assert (c.reason, c.hard) == (reason, hard), c
