@@ -1411,3 +1411,20 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
 def test_exchange_friendly_texts_and_refused_greetings(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
     assert (c.reason, c.hard) == (reason, hard), c
+
+
+@pytest.mark.parametrize("diagnostic,reason", [
+    # a refusal of the recipient with nothing else, the address after it ("#5.1.0 Address rejected <addr>")
+    ("550 #5.1.0 Address rejected u@example.org", "userunknown"),
+    # list servers refusing a non-member's post refuse the sender (Mailman's own hold text stays filtered)
+    ("550 Your message to the list was rejected: non-member submission", "rejected"),
+    ("550 You are not an authorized sender for this list", "rejected"),
+    ("Post by non-member to a members-only list", "filtered"),
+    # a URL / domain blocklist (SURBL, URIBL, Spamhaus DBL) lists the message's links, not our IP
+    ("550 5.7.1 Content rejected: URL listed in SURBL", "spamdetected"),
+    ("554 5.7.1 Message rejected: domain example.com listed at multi.uribl.com", "spamdetected"),
+    ("554 5.7.1 Rejected: URL in message listed at dbl.spamhaus.org", "spamdetected"),
+    ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", "blocked"),
+])
+def test_list_posts_url_blocklists_and_bare_address_refusals(diagnostic, reason):
+    assert classify("", "", diagnostic).reason == reason
