@@ -1380,6 +1380,8 @@ def test_the_recipients_own_mailbox_stays_hard_or_counted():
     ("550 O endereço do remetente não existe", "rejected"),
     ("550 L'indirizzo del mittente non esiste", "rejected"),
     ("550 送信者のアドレスが存在しません", "rejected"),
+    ("550 Afsenderadressen findes ikke", "rejected"),
+    ("550 Avsändaradressen finns inte", "rejected"),
     ("550 Ihre IP-Adresse ist unbekannt", "blocked"),
 ])
 def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(text, reason):
@@ -1388,6 +1390,9 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
     # ... while the recipient's address said so stays hard
     assert classify("", "", "550 Die E-Mail-Adresse existiert nicht").hard
     assert classify("", "", "550 このメールアドレスは存在しません").hard
+    assert classify("", "", "550 Adressen findes ikke").hard
+    assert classify("", "", "550 Il destinatario non esiste").hard
+    assert classify("", "", "550 Il dominio del destinatario non esiste").reason == "hostunknown"
 
 
 @pytest.mark.parametrize("status,diagnostic,reason,hard", [
