@@ -1382,6 +1382,10 @@ def test_the_recipients_own_mailbox_stays_hard_or_counted():
     ("550 送信者のアドレスが存在しません", "rejected"),
     ("550 Afsenderadressen findes ikke", "rejected"),
     ("550 Avsändaradressen finns inte", "rejected"),
+    ("550 Afzenderadres bestaat niet", "rejected"),
+    ("550 Het adres van de afzender bestaat niet", "rejected"),
+    ("550 Adres nadawcy nie istnieje", "rejected"),
+    ("550 Adresa odesílatele neexistuje", "rejected"),
     ("550 Ihre IP-Adresse ist unbekannt", "blocked"),
 ])
 def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(text, reason):
@@ -1391,6 +1395,8 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
     assert classify("", "", "550 Die E-Mail-Adresse existiert nicht").hard
     assert classify("", "", "550 このメールアドレスは存在しません").hard
     assert classify("", "", "550 Adressen findes ikke").hard
+    assert classify("", "", "550 Het e-mailadres bestaat niet").hard
+    assert classify("", "", "550 Adres odbiorcy nie istnieje").hard
     assert classify("", "", "550 Il destinatario non esiste").hard
     assert classify("", "", "550 Il dominio del destinatario non esiste").reason == "hostunknown"
 
