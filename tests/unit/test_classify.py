@@ -1420,6 +1420,9 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
      "blocked", False),
     ("", "554 5.7.1 Connection refused", "blocked", False),
     ("", "connect to mx.example.org[192.0.2.7]:25: Connection refused", "networkerror", False),
+    # Gmail's NODATA answer is a domain without mail records (wordings.md 4.1 NO_DATA); under 4.x.x, soft
+    ("", "DNS Error: DNS server returned answer with no data", "hostunknown", True),
+    ("4.4.3", "DNS Error: DNS server returned answer with no data", "networkerror", False),
 ])
 def test_exchange_friendly_texts_and_refused_greetings(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
