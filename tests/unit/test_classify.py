@@ -409,6 +409,17 @@ WORDING_CASES = [
  ("5.7.1", "550 5.7.1 Header From domain does not exist", "rejected"),
  ("", "550 The domain you are sending from does not exist", "rejected"),
  ("", "550 Unknown HELO hostname", "blocked"),
+ # a refusal of the recipient with nothing else, the address after it ("#5.1.0 Address rejected <addr>")
+ ("", "550 #5.1.0 Address rejected u@example.org", "userunknown"),
+ # list servers refusing a non-member's post refuse the sender (Mailman's own hold text stays filtered)
+ ("", "550 Your message to the list was rejected: non-member submission", "rejected"),
+ ("", "550 You are not an authorized sender for this list", "rejected"),
+ ("", "Post by non-member to a members-only list", "filtered"),
+ # a URL / domain blocklist (SURBL, URIBL, Spamhaus DBL) lists the message's links, not our IP
+ ("", "550 5.7.1 Content rejected: URL listed in SURBL", "spamdetected"),
+ ("", "554 5.7.1 Message rejected: domain example.com listed at multi.uribl.com", "spamdetected"),
+ ("", "554 5.7.1 Rejected: URL in message listed at dbl.spamhaus.org", "spamdetected"),
+ ("", "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", "blocked"),
 ]
 
 
@@ -877,6 +888,27 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
                 "restriction check failed because the sender was not authenticated when sending to this group",
      "filtered", False),
     ("", "554 Relay rejected for policy reasons.", "norelaying", False),
+    # Exchange's friendly NDR texts, when the code beside them is generic or missing
+    ("", "The destination server for this recipient could not be found in Domain Name Service (DNS). "
+         "Please verify the email address and retry.", "hostunknown", True),
+    # (Exchange 2010's "The e-mail address you entered couldn't be found" is not read: Exchange writes it
+    # from the code, and above a remote server's reply that reply decides)
+    ("", "The server has tried to deliver this message, without success, and has stopped trying.", "expired", False),
+    ("", "A configuration error in the e-mail system caused the message to bounce between two servers or to "
+         "be split into too many parts.", "networkerror", False),
+    ("", "The recipient's e-mail system isn't accepting messages now. Please try resending later.",
+     "systemerror", False),
+    # a refused greeting: Exim's 'after initial connection' (as Postfix's 'refused to talk to me') and a
+    # 5.7.x 'Connection refused' are the receiver refusing our host, not a TCP failure nor the recipient
+    ("", "SMTP error from remote mail server after initial connection: 554 mx.example.org ESMTP not "
+         "accepting messages", "blocked", False),
+    ("", "SMTP error from remote mail server after initial connection: 550 5.1.1 Invalid domain name",
+     "blocked", False),
+    ("", "554 5.7.1 Connection refused", "blocked", False),
+    ("", "connect to mx.example.org[192.0.2.7]:25: Connection refused", "networkerror", False),
+    # Gmail's NODATA answer is a domain without mail records (wordings.md 4.1 NO_DATA); under 4.x.x, soft
+    ("", "DNS Error: DNS server returned answer with no data", "hostunknown", True),
+    ("4.4.3", "DNS Error: DNS server returned answer with no data", "networkerror", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
@@ -1399,48 +1431,3 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
     assert classify("", "", "550 Adres odbiorcy nie istnieje").hard
     assert classify("", "", "550 Il destinatario non esiste").hard
     assert classify("", "", "550 Il dominio del destinatario non esiste").reason == "hostunknown"
-
-
-@pytest.mark.parametrize("status,diagnostic,reason,hard", [
-    # Exchange's friendly NDR texts, when the code beside them is generic or missing
-    ("", "The destination server for this recipient could not be found in Domain Name Service (DNS). "
-         "Please verify the email address and retry.", "hostunknown", True),
-    # (Exchange 2010's "The e-mail address you entered couldn't be found" is not read: Exchange writes it
-    # from the code, and above a remote server's reply that reply decides)
-    ("", "The server has tried to deliver this message, without success, and has stopped trying.", "expired", False),
-    ("", "A configuration error in the e-mail system caused the message to bounce between two servers or to "
-         "be split into too many parts.", "networkerror", False),
-    ("", "The recipient's e-mail system isn't accepting messages now. Please try resending later.",
-     "systemerror", False),
-    # a refused greeting: Exim's 'after initial connection' (as Postfix's 'refused to talk to me') and a
-    # 5.7.x 'Connection refused' are the receiver refusing our host, not a TCP failure nor the recipient
-    ("", "SMTP error from remote mail server after initial connection: 554 mx.example.org ESMTP not "
-         "accepting messages", "blocked", False),
-    ("", "SMTP error from remote mail server after initial connection: 550 5.1.1 Invalid domain name",
-     "blocked", False),
-    ("", "554 5.7.1 Connection refused", "blocked", False),
-    ("", "connect to mx.example.org[192.0.2.7]:25: Connection refused", "networkerror", False),
-    # Gmail's NODATA answer is a domain without mail records (wordings.md 4.1 NO_DATA); under 4.x.x, soft
-    ("", "DNS Error: DNS server returned answer with no data", "hostunknown", True),
-    ("4.4.3", "DNS Error: DNS server returned answer with no data", "networkerror", False),
-])
-def test_exchange_friendly_texts_and_refused_greetings(status, diagnostic, reason, hard):
-    c = classify(status, "", diagnostic)
-    assert (c.reason, c.hard) == (reason, hard), c
-
-
-@pytest.mark.parametrize("diagnostic,reason", [
-    # a refusal of the recipient with nothing else, the address after it ("#5.1.0 Address rejected <addr>")
-    ("550 #5.1.0 Address rejected u@example.org", "userunknown"),
-    # list servers refusing a non-member's post refuse the sender (Mailman's own hold text stays filtered)
-    ("550 Your message to the list was rejected: non-member submission", "rejected"),
-    ("550 You are not an authorized sender for this list", "rejected"),
-    ("Post by non-member to a members-only list", "filtered"),
-    # a URL / domain blocklist (SURBL, URIBL, Spamhaus DBL) lists the message's links, not our IP
-    ("550 5.7.1 Content rejected: URL listed in SURBL", "spamdetected"),
-    ("554 5.7.1 Message rejected: domain example.com listed at multi.uribl.com", "spamdetected"),
-    ("554 5.7.1 Rejected: URL in message listed at dbl.spamhaus.org", "spamdetected"),
-    ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", "blocked"),
-])
-def test_list_posts_url_blocklists_and_bare_address_refusals(diagnostic, reason):
-    assert classify("", "", diagnostic).reason == reason
