@@ -909,6 +909,17 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     # Gmail's NODATA answer is a domain without mail records (wordings.md 4.1 NO_DATA); under 4.x.x, soft
     ("", "DNS Error: DNS server returned answer with no data", "hostunknown", True),
     ("4.4.3", "DNS Error: DNS server returned answer with no data", "networkerror", False),
+    # a relay refusal that names the address between "relaying to" and the verdict
+    ("", "550 relaying to <u@example.com> prohibited by administrator", "norelaying", False),
+    ("", "550 Relaying to <u@example.com> denied (authentication required)", "norelaying", False),
+    # our sender refused in Turkish, Finnish and Hungarian; the same words as a label before the
+    # recipient's own verdict do not make it ours
+    ("", "550 Gönderen adresi bulunamadı", "rejected", False),
+    ("", "550 Lähettäjän osoitetta ei löydy", "rejected", False),
+    ("", "550 A feladó címe nem létezik", "rejected", False),
+    ("", "550 Ismeretlen feladó", "rejected", False),
+    ("", "550 Gönderen: <s@example.org> Kullanıcı bulunamadı", "userunknown", True),
+    ("", "550 Lähettäjä: <s@example.org> Käyttäjää ei löydy", "userunknown", True),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
