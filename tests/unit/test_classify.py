@@ -920,6 +920,15 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "550 Ismeretlen feladó", "rejected", False),
     ("", "550 Gönderen: <s@example.org> Kullanıcı bulunamadı", "userunknown", True),
     ("", "550 Lähettäjä: <s@example.org> Käyttäjää ei löydy", "userunknown", True),
+    # too much mail from our IP is a rate, not a full mailbox; the recipient's own deny list is a filter;
+    # a gateway's spam filter judged the content (Barracuda's name alone is no blocklist)
+    ("", "450 Too much mail from your IP, try later", "speeding", False),
+    ("5.7.1", "550 5.7.1 Sender is on user denylist", "filtered", False),
+    ("", "550 Message rejected: sender in recipient's block list", "filtered", False),
+    ("5.7.1", "554 5.7.1 Rejected by Barracuda Networks spam filter", "spamdetected", False),
+    ("", "554 5.7.1 Client host [192.0.2.1] blocked using Barracuda Reputation", "blocked", False),
+    # too many Received headers: a mail loop (the x.6.x status beside it is not a content verdict)
+    ("5.6.0", "554 5.6.0 Message has too many Received headers", "networkerror", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
