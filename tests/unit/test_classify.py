@@ -929,6 +929,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "554 5.7.1 Client host [192.0.2.1] blocked using Barracuda Reputation", "blocked", False),
     # too many Received headers: a mail loop (the x.6.x status beside it is not a content verdict)
     ("5.6.0", "554 5.6.0 Message has too many Received headers", "networkerror", False),
+    # a DNS failure its own text calls temporary is no dead domain; "host … not found" alone is
+    ("", "DNS lookup failure: example.com (temporary failure)", "networkerror", False),
+    ("", "DNS lookup failure: host mx.example.com not found", "hostunknown", True),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
