@@ -85,7 +85,7 @@ SENDER_SIDE = (
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     ("badreputation", r"reputation|sender ?score"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:(?:invalid|bad|unknown) )?(?:messages|connections|recipients)"
-                 r"|throttl|frequency"),
+                 r"|throttl|frequency|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
     ("spamdetected", r"\bspam|unsolicited|\bbulk (?:e-?)?mail\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),

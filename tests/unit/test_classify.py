@@ -932,6 +932,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     # a DNS failure its own text calls temporary is no dead domain; "host … not found" alone is
     ("", "DNS lookup failure: example.com (temporary failure)", "networkerror", False),
     ("", "DNS lookup failure: host mx.example.com not found", "hostunknown", True),
+    # an hourly / daily quota for our IP is a rate (x.2.2 beside it or not), not a full mailbox
+    ("4.2.2", "452 4.2.2 Over hourly message quota for your IP", "speeding", False),
+    ("", "452 Over hourly message quota for your IP", "speeding", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
