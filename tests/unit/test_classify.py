@@ -935,6 +935,21 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     # an hourly / daily quota for our IP is a rate (x.2.2 beside it or not), not a full mailbox
     ("4.2.2", "452 4.2.2 Over hourly message quota for your IP", "speeding", False),
     ("", "452 Over hourly message quota for your IP", "speeding", False),
+    # "invalid address" in Portuguese / Italian / Spanish; the IP's or the sender's address is not the recipient's
+    ("", "550 Endereço inválido", "userunknown", True),
+    ("", "550 Destinatario non valido", "userunknown", True),
+    ("", "550 Dirección de correo inválida", "userunknown", True),
+    ("", "550 Indirizzo IP non valido", "undefined", False),
+    ("", "550 Indirizzo del mittente non valido", "rejected", False),
+    ("", "550 Die Absenderadresse ist ungültig", "rejected", False),
+    ("", "550 Адрес отправителя не существует", "rejected", False),
+    ("", "451 Message temporarily deferred due to unresolvable RFC.5321 from domain", "rejected", False),
+    # more members of the families: Dutch "mailbox bestaat niet", Italian "disabilitato", Russian word order,
+    # a directory that does not list the address
+    ("", "550 Mailbox bestaat niet", "userunknown", True),
+    ("", "550 Account disabilitato", "suspend", False),
+    ("", "550 Такого пользователя нет", "userunknown", True),
+    ("", "550 Address not present in directory", "userunknown", True),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
