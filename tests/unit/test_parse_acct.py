@@ -362,6 +362,15 @@ def test_a_nul_in_any_column_quarantines_that_line_escaped_and_never_the_next_on
         assert not any("\x00" in str(getattr(e, f.name)) for f in dataclasses.fields(e))
 
 
+def test_a_nul_on_a_later_line_of_a_multi_line_record_quarantines_that_record_once():
+    # a quoted field spanning lines with a NUL on its second line: one record, one quarantine entry
+    bad_row = d_row("u0@example.com", type="b", dsnStatus="5.1.1", dsnDiag='"smtp;550 no\nmore\x00text"')
+    evs, bad = parse("\n".join([V5, bad_row, d_row("after@example.com")]) + "\n")
+    assert [e.recipient for e in evs] == ["after@example.com"]
+    assert [(q.line_no, q.reason) for q in bad] == [(2, acct.NUL_REASON)]
+    assert "\x00" not in bad[0].raw and "more\\x00text" in bad[0].raw
+
+
 def _with(row: str, col: str, value: str) -> str:
     vals = row.split(",")
     idx = V5.split(",").index(col)

@@ -36,10 +36,11 @@ Non-obvious choices:
   key nothing else would produce; the rest of the batch is unaffected. An empty rcpt (`<>`) is
   not an error here: the recipient is looked for elsewhere (X-Bounceproc-Ref, VERP).
 - Values are trimmed to the event log's column widths here, so one over-long field cannot fail
-  a whole batch's transaction downstream. A line holding a NUL (no text column can store it) is
-  quarantined with the NUL escaped (domain/storable.py) and read as a blank line, so it never
-  blocks the lines after it; a header given with one is read with it escaped (that column name
-  then matches nothing).
+  a whole batch's transaction downstream. A record holding a NUL (no text column can store it),
+  on any of its lines, is quarantined once, whole, with the NUL escaped (domain/storable.py), so
+  it never blocks the records after it; a header line holding one is quarantined and not taken
+  as the header; a header given with one is read with it escaped (that column name then
+  matches nothing).
 - A multi-line record with the wrong number of columns, or one whose later lines are records (or
   a header line) by themselves, is a stray quote on its first line that swallowed the following
   lines: that line is read alone and reading resumes on the next one, so only the broken line is
@@ -588,20 +589,24 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
     events: list[Event] = []
     bad: list[Quarantined] = []
     lines = text.split("\n")
-    if "\x00" in text:         # rare: one scan of the batch finds there is nothing to do
-        for k, line in enumerate(lines):
-            if "\x00" in line:  # quarantined, escaped; the line is read as blank
-                bad.append(Quarantined(first_line + k, NUL_REASON, escape_unstorable(line.rstrip("\r"))[:MAX_RAW]))
-                lines[k] = ""
+    # Rare: a batch holding a NUL is read on the general path, where a record with one (on any of
+    # its lines) is quarantined whole, its text escaped (see the module docstring).
+    nul = "\x00" in text
 
     def raw(start: int, end: int) -> str:
-        return "\n".join(lines[start:end]).rstrip("\r\n")[:MAX_RAW]
+        text = "\n".join(lines[start:end]).rstrip("\r\n")
+        return (escape_unstorable(text) if nul else text)[:MAX_RAW]
 
     def quarantine(start: int, end: int, reason: str) -> None:
+        if nul and not reason.startswith(NUL_REASON) and any("\x00" in line for line in lines[start:end]):
+            reason = NUL_REASON     # whatever else is wrong with it, no column could store it
         bad.append(Quarantined(first_line + start, reason, raw(start, end)))
 
     def slow(row: list[str], start: int, end: int, p: _Plan | None, note: str = "") -> _Plan | None:
         """General path for one row; returns the new plan when the row is a header line."""
+        if nul and any("\x00" in field for field in row):
+            quarantine(start, end, NUL_REASON + note)
+            return None
         kind = row[0].strip().lstrip(_BOM)
         if kind == "type":
             return _plan_from_row(row, raw(start, end).lstrip(_BOM) if end - start == 1 else ",".join(row))
@@ -663,7 +668,7 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
                             raise _StrayQuote(prev)
                     # Fast path, the bulk of a real stream: a `d` row, cached timestamp, no
                     # tracking-header columns. Must give the same event (and key) as _event().
-                    elif row and row[0] == "d" and p is not None and p.fast and len(row) == p.n:
+                    elif row and row[0] == "d" and p is not None and p.fast and len(row) == p.n and not nul:
                         row.append("")
                         (tl, rc, orig, queued, st, diag, mta, vmta, job, env, cat, srcip, lst,
                          mid) = p.fast_get(row)
