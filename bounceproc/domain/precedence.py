@@ -133,6 +133,9 @@ _SENDER_SUBJECT = re.compile(
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
     # MTAs keep only the first line of a multi-line reply.
     r"|sender verif\w* failed|verification failed for"
+    # "Mail from example.org refused, the domain does not exist": the domain is the one mail came from
+    r"|mail from (?:<[^>\s]*>|[\w.+-]*[.@][\w.-]+) (?:refused|rejected|denied)\W+(?:the |this |that |its )?"
+    r"(?:domain|address|sender)(?: \S+)? " + _DOES_NOT_EXIST +
     # the addresses of our message's headers: Return-Path / Reply-To (or its domain), the header From
     r"|\b(?:(?:return|reply(?:-to)?) address|reply-to domain|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
     r"(?: domain)?(?: (?:is|was))? " + _DOES_NOT_EXIST +

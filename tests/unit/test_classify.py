@@ -950,6 +950,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "550 Account disabilitato", "suspend", False),
     ("", "550 Такого пользователя нет", "userunknown", True),
     ("", "550 Address not present in directory", "userunknown", True),
+    # the domain our mail came from does not exist: ours, never the recipient's dead domain
+    ("", "550 Mail from example.org refused, the domain does not exist", "rejected", False),
+    ("", "550 Return path domain unresolvable", "rejected", False),
+    ("5.1.0", "550 5.1.0 Sender not found", "rejected", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
