@@ -79,7 +79,9 @@ SENDER_SIDE = (
     ("blocked", r"spamhaus|spamcop|sorbs|barracuda|\brbl\b|dnsbl|\bcbl\b|black ?list|block ?list|deny ?list"
                 r"|(?<!not )listed (?:at|in|on|by)|\bip(?: address)?(?: \[?[0-9a-f.:]{3,39}\]?)? (?:is |was |has been )?"
                 r"(?:currently )?listed\b|\bblocked\b|invaluement|ivmsip|uceprotect|mailspike|\bpsbl\b|\bsurbl\b"
-                r"|\buribl\b|\b(?:[a-z0-9-]+\.)*(?:bl|rbl|dnsbl)\.[a-z0-9-]+\.[a-z]{2,}"),
+                r"|\buribl\b|\b(?:[a-z0-9-]+\.)*(?:bl|rbl|dnsbl)\.[a-z0-9-]+\.[a-z]{2,}"
+                # not on the receiver's allow list: our host or sender was not let in
+                r"|not (?:found |listed )?(?:in|on) (?:the |our |any |their )?(?:allow|white|safe|permit)(?:ed)?[- ]?(?:senders? )?list"),
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
@@ -129,6 +131,7 @@ _SENDER_SUBJECT = re.compile(
     r"(?: (?:e-?mail |mail )?(?:address(?: domain)?|domain(?: name)?|host|mailbox|user|account))?"
     r"(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))? " + _DOES_NOT_EXIST +
     r"|(?:no such user|unknown user|user unknown)(?: \S+)? \(?(?:in )?(?:sender|mail from)\b"
+    r"|(?:does not exist|doesn.t exist|not found|unknown) \((?:in )?(?:sender|mail from)\)"
     # Exim's sender verification: "Verification failed for <sender>", then the callout's
     # "Called: … Response: 550 … User unknown", then "Sender verify failed" (smtp_in.c); some
     # MTAs keep only the first line of a multi-line reply.

@@ -954,6 +954,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "550 Mail from example.org refused, the domain does not exist", "rejected", False),
     ("", "550 Return path domain unresolvable", "rejected", False),
     ("5.1.0", "550 5.1.0 Sender not found", "rejected", False),
+    # "not found in the allow list" is a host or sender kept out, not a dead domain; "(sender)" names whose
+    ("5.1.2", "550 5.1.2 Host not found in allowlist", "blocked", False),
+    ("", "550 Domain not found in whitelist", "blocked", False),
+    ("5.1.1", "550 5.1.1 Mailbox does not exist (sender)", "rejected", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
