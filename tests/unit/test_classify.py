@@ -958,6 +958,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.2", "550 5.1.2 Host not found in allowlist", "blocked", False),
     ("", "550 Domain not found in whitelist", "blocked", False),
     ("5.1.1", "550 5.1.1 Mailbox does not exist (sender)", "rejected", False),
+    # more members of the unknown-user and relaying families
+    ("", "550 Nobody here by that name", "userunknown", True),
+    ("", "550 The email address is not in use", "userunknown", True),
+    ("", "550 Domain is not hosted here", "norelaying", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
