@@ -962,6 +962,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "550 Nobody here by that name", "userunknown", True),
     ("", "550 The email address is not in use", "userunknown", True),
     ("", "550 Domain is not hosted here", "norelaying", False),
+    # an encrypted / password-protected attachment is a content rule, not a spam verdict; mail from our domain refused
+    ("5.7.1", "550 5.7.1 Content rejected: encrypted attachment", "contenterror", False),
+    ("5.7.1", "550 5.7.1 Message contains a password protected archive", "contenterror", False),
+    ("5.7.1", "550 5.7.1 Emails from your domain are not accepted", "rejected", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
