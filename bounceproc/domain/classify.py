@@ -732,13 +732,14 @@ def join_continuations(diag: str) -> str:
 # "(smtp stage: …)" note the message reader writes.
 _PREAMBLE = lazy(r"^(?:(?:<>|\((?:expanded|generated|ultimately generated) from <>\))[:,]?\s+"
                  r"|host [a-z0-9-]+(?:\.[a-z0-9-]+)+\.? ?(?:\[[0-9a-f.:]+\])?(?: said)?(?::\s+|\s+(?=smtp error))"
-                 r"|smtp error from remote (?:mail server|mailer) after (rcpt|mail|end of data|data|helo|ehlo)"
+                 r"|smtp error from remote (?:mail server|mailer) after (?:pipelined )?(rcpt|mail|end of data|data|bdat|helo|ehlo)(?:(?<=bdat) \d+(?: last)?)?"
                  r"(?: to| from)?(?::? ?<>)?(?: size=\d+)?:?\s+"
                  r"|(?:connected to )?[0-9a-f.:]+ (?:does not like (recipient)|(?:but )?(sender) was rejected"
                  r"|failed after i sent the (message))\.?\s+"
                  r"|remote host said:\s+)+")
 _QMAIL_CLOSING = lazy(r"\s*giving up on [0-9a-f.:]+\.?(?= \(|$)")
-_PREAMBLE_STAGE = {"rcpt": "rcpt", "mail": "mail", "end of data": "end of data", "data": "data", "helo": "connect",
+_PREAMBLE_STAGE = {"rcpt": "rcpt", "mail": "mail", "end of data": "end of data", "data": "data", "bdat": "end of data",
+                   "helo": "connect",
                    "ehlo": "connect", "recipient": "rcpt", "sender": "mail", "message": "end of data"}
 
 

@@ -108,11 +108,11 @@ _DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no su
 _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
-_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after rcpt to|does not like recipient|\[rcpt_to\]"
+_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
                       r"|recipient address rejected")
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
-_AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after mail from|sender was rejected")
+_AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after (?:pipelined )?mail from|sender was rejected")
 # What a "hard" wording says of its subject: it does not exist, does not resolve, moved.
 _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not listed in"
                    r"|not a valid (?:user|domain|address|mailbox|recipient|account|e-?mail)"
@@ -213,8 +213,9 @@ _AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo
 # Said in so many words: the reply came after the message content. (Sendmail's ">>> DATA" note,
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)
-_END_OF_DATA = re.compile(r"smtp stage: end of data|in reply to end of data|after end of data|failed after i sent the message")
-_AFTER_DATA = re.compile(r"smtp stage: data|" + _END_OF_DATA.pattern + r"|in reply to data command|after data\b")
+_END_OF_DATA = re.compile(r"smtp stage: end of data|in reply to end of data|after (?:pipelined )?end of data"
+                          r"|(?:in reply to|after(?: pipelined)?) bdat\b|failed after i sent the message")
+_AFTER_DATA = re.compile(r"smtp stage: data|" + _END_OF_DATA.pattern + r"|in reply to data command|after (?:pipelined )?data\b")
 
 
 @dataclass(frozen=True, slots=True)

@@ -544,6 +544,9 @@ def test_sendmail_transcript_names_the_stage():
     assert smtp_stage("... while talking to mx.example.com.:\n>>> DATA\n<<< 550 Unknown user") == "data"
     assert smtp_stage(">>> RCPT To:<u@example.com>\n<<< 550 User unknown") == "rcpt"
     assert smtp_stage("said: 550 User unknown (in reply to end of DATA command)") == "end of data"
+    # Exim with PIPELINING / CHUNKING
+    assert smtp_stage("SMTP error from remote mail server after pipelined RCPT TO:<u@example.com>:") == "rcpt"
+    assert smtp_stage("SMTP error from remote mail server after pipelined BDAT 1834 LAST:") == "end of data"
 
 
 def test_reply_code_followed_by_a_colon():
@@ -966,6 +969,13 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.7.1", "550 5.7.1 Content rejected: encrypted attachment", "contenterror", False),
     ("5.7.1", "550 5.7.1 Message contains a password protected archive", "contenterror", False),
     ("5.7.1", "550 5.7.1 Emails from your domain are not accepted", "rejected", False),
+    # Exim names the stage "after pipelined …" with PIPELINING, and BDAT's reply answers the content
+    ("", "SMTP error from remote mail server after pipelined RCPT TO:<u@example.com>: 550 5.7.1 User unknown",
+     "userunknown", True),
+    ("", "SMTP error from remote mail server after pipelined MAIL FROM:<s@example.org> SIZE=1234: 550 5.1.1 "
+         "User unknown", "rejected", False),
+    ("", "SMTP error from remote mail server after pipelined end of data: 550 User unknown", "filtered", False),
+    ("", "SMTP error from remote mail server after pipelined BDAT 1834 LAST: 550 User unknown", "filtered", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)

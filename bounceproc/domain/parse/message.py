@@ -959,11 +959,11 @@ def failure_status(text: str) -> str:
 # PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
 # with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
-_STAGE = re.compile(r"(?:in reply to|after|smtp command:?|did not like our|while sending|>>>|-->|sent <<<|\[) ?(end of )?"
-                    r"(data|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])", re.I)
+_STAGE = re.compile(r"(?:in reply to|after(?: pipelined)?|smtp command:?|did not like our|while sending|>>>|-->|sent <<<|\[)"
+                    r" ?(end of )?(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])", re.I)
 _QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
                           r"(does not like sender|sender was rejected)")
-_STAGE_WORDS = ("data", "rcpt", "mail from", "helo", "ehlo", "initial connection")
+_STAGE_WORDS = ("data", "bdat", "rcpt", "mail from", "helo", "ehlo", "initial connection")
 _NOTES = re.compile(r"(?: \((?:smtp stage|local mailer|notice): [a-z\- ]+\))+$")
 
 
@@ -987,6 +987,8 @@ def smtp_stage(text: str) -> str:
     if m is None:
         return ""
     word = m.group(2).lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
+    if word == "bdat":
+        return "end of data"    # CHUNKING: BDAT's reply answers the content (its LAST chunk)
     if word == "data" and m.group(1):
         return "end of data"    # said in so many words: the reply came after the message content
     return {"rcpt to": "rcpt", "mail from": "mail", "helo": "connect", "ehlo": "connect",
