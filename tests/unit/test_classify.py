@@ -547,6 +547,13 @@ def test_sendmail_transcript_names_the_stage():
     # Exim with PIPELINING / CHUNKING
     assert smtp_stage("SMTP error from remote mail server after pipelined RCPT TO:<u@example.com>:") == "rcpt"
     assert smtp_stage("SMTP error from remote mail server after pipelined BDAT 1834 LAST:") == "end of data"
+    # the command named in other MTAs' words (IMail / MailEnable, hMailServer, others)
+    assert smtp_stage("SMTP error from remote server for RCPT TO command, host: mx.example.com reason: 550") == "rcpt"
+    assert smtp_stage("hMailServer sent: RCPT TO:<u@example.com>\nRemote server replied: 550 User unknown") == "rcpt"
+    assert smtp_stage("The mail server responded to the RCPT TO command with: 550 5.7.1 User unknown") == "rcpt"
+    assert smtp_stage("during the DATA phase: 550 User unknown") == "data"
+    assert smtp_stage("MAIL FROM command failed: 550 5.1.1 User unknown") == "mail"
+    assert smtp_stage("421 4.4.2 timeout waiting for data from client") == ""
 
 
 def test_reply_code_followed_by_a_colon():

@@ -959,8 +959,12 @@ def failure_status(text: str) -> str:
 # PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
 # with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
-_STAGE = re.compile(r"(?:in reply to|after(?: pipelined)?|smtp command:?|did not like our|while sending|>>>|-->|sent <<<|\[)"
-                    r" ?(end of )?(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])", re.I)
+_STAGE = re.compile(r"(?:in reply to|after(?: pipelined)?|smtp command:?|did not like our|while sending|>>>|-->|sent <<<"
+                    r"|\bsent:|\brejected|\[) ?(end of )?(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])"
+                    # "for RCPT TO command", "during the DATA phase", "at RCPT TO stage", "RCPT TO command failed"
+                    r"|\b(?:for|during|at|to|in response to)(?: the)? (end of )?(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo)"
+                    r"(?= command| stage| phase)"
+                    r"|(?<![a-z])(end of )?(data|rcpt[ _]to|mail[ _]from)(?= command failed)", re.I)
 _QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
                           r"(does not like sender|sender was rejected)")
 _STAGE_WORDS = ("data", "bdat", "rcpt", "mail from", "helo", "ehlo", "initial connection")
@@ -986,10 +990,11 @@ def smtp_stage(text: str) -> str:
         pass    # the last command named is the one that was refused (sendmail transcripts)
     if m is None:
         return ""
-    word = m.group(2).lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
+    end_of, word = next((m.group(i), m.group(i + 1)) for i in (1, 3, 5) if m.group(i + 1))
+    word = word.lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
     if word == "bdat":
         return "end of data"    # CHUNKING: BDAT's reply answers the content (its LAST chunk)
-    if word == "data" and m.group(1):
+    if word == "data" and end_of:
         return "end of data"    # said in so many words: the reply came after the message content
     return {"rcpt to": "rcpt", "mail from": "mail", "helo": "connect", "ehlo": "connect",
             "initial connection": "connect"}.get(word, word)
