@@ -959,12 +959,14 @@ def failure_status(text: str) -> str:
 # PIPELINING the RCPT replies follow ">>> DATA", so a stage of "data" is only evidence together
 # with a status that is not x.1.1 (see the rules text-unknown-*-data in bounces.toml);
 # fixtures: corpus:maildir/bsd/lhost-courier-02.eml (>>> DATA), lhost-ezweb-04.eml (>>> RCPT TO).
-_STAGE = re.compile(r"(?:in reply to|after(?: pipelined)?|smtp command:?|did not like our|while sending|>>>|-->|sent <<<"
-                    r"|\bsent:|\brejected|\[) ?(end of )?(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])"
-                    # "for RCPT TO command", "during the DATA phase", "at RCPT TO stage", "RCPT TO command failed"
-                    r"|\b(?:for|during|at|to|in response to)(?: the)? (end of )?(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo)"
-                    r"(?= command| stage| phase)"
-                    r"|(?<![a-z])(end of )?(data|rcpt[ _]to|mail[ _]from)(?= command failed)", re.I)
+# The stage is found from the commands named (few per text), each read with the words just before
+# it: a lead ("in reply to", "after", ">>>", "[" …, optionally "end of "), or "for / during / at /
+# to the <command> command | stage | phase", or "<command> command failed".
+_STAGE_COMMAND = re.compile(r"(?<![a-z])(data|bdat|rcpt[ _]to|mail[ _]from|helo|ehlo|initial connection)(?![a-z])")
+_STAGE_LEAD = re.compile(r"(?:(?:in reply to|after(?: pipelined)?|smtp command:?|did not like our|while sending|>>>|-->"
+                         r"|sent <<<|\bsent:|\brejected|\[) ?|(?P<named>\b(?:for|during|at|(?<!rcpt )(?<!rcpt_)to|in response to)(?: the)? ))"
+                         r"(?P<end>end of )?$")
+_STAGE_NAMED_AFTER = (" command", " stage", " phase")
 _QMAIL_STAGE = re.compile(r"does not like (recipient)|(failed after i sent the message)|"
                           r"(does not like sender|sender was rejected)")
 _STAGE_WORDS = ("data", "bdat", "rcpt", "mail from", "helo", "ehlo", "initial connection")
@@ -985,13 +987,19 @@ def smtp_stage(text: str) -> str:
             return "rcpt" if m.group(1) else "end of data" if m.group(2) else "mail"
     if not any(w in low for w in _STAGE_WORDS):
         return ""
-    m = None
-    for m in _STAGE.finditer(text):
-        pass    # the last command named is the one that was refused (sendmail transcripts)
-    if m is None:
+    # the last command named is the one that was refused (sendmail transcripts)
+    for c in reversed(list(_STAGE_COMMAND.finditer(low))):
+        word, after = c.group(1), low[c.end():c.end() + 16]
+        lead = _STAGE_LEAD.search(low, max(0, c.start() - 32), c.start())
+        if lead and (not lead.group("named") or after.startswith(_STAGE_NAMED_AFTER)):
+            end_of = lead.group("end")
+            break
+        if word[0] in "drm" and word != "bdat" and after.startswith(" command failed"):
+            end_of = low[:c.start()].endswith("end of ")
+            break
+    else:
         return ""
-    end_of, word = next((m.group(i), m.group(i + 1)) for i in (1, 3, 5) if m.group(i + 1))
-    word = word.lower().replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
+    word = word.replace("_", " ")     # Yahoo's legacy notices: "[RCPT_TO]"
     if word == "bdat":
         return "end of data"    # CHUNKING: BDAT's reply answers the content (its LAST chunk)
     if word == "data" and end_of:
