@@ -983,6 +983,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
          "User unknown", "rejected", False),
     ("", "SMTP error from remote mail server after pipelined end of data: 550 User unknown", "filtered", False),
     ("", "SMTP error from remote mail server after pipelined BDAT 1834 LAST: 550 User unknown", "filtered", False),
+    # Microsoft's exception name for the sender's submission quota (5.2.2 beside it is not a full mailbox)
+    ("5.2.2", "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to "
+              "process message due to a permanent exception", "speeding", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
