@@ -101,6 +101,9 @@ URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one ha
 _TRY_AGAIN = re.compile(r"not found, try again|try (?:again )?later|servfail|temporar|timed? ?out|name lookup failure"
                         r"|did not complete|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)|eai_again"
                         r"|dns query failed|no answer from")
+# A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
+# toward the soft-bounce threshold, not suppressed at once).
+_STILL_TRYING = re.compile(r"try (?:again )?later|gr[ae]ylist|\btemporar(?:y|ily)\b|\bdeferred\b|will (?:be )?retr(?:y|ied)|\bretrying\b")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
@@ -368,6 +371,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                            f"refused {m.group(0)!r} (status {status or '-'}, not x.1.1) beats rule {rule} (userunknown)")
     if temporary(status, reply):
         return Verdict(reason, False, "6-doubt-soft", f"temporary code {status or reply}: not hard")
+    if reason in ("userunknown", "hasmoved"):
+        m = _STILL_TRYING.search(diag)
+        if m:   # "User unknown; try again later": the receiver itself is not sure, so neither are we
+            return Verdict(reason, False, "6-doubt-soft", f"{m.group(0)!r}: the receiver says it is not final")
     if one_receiver:
         return Verdict(reason, True, "5-receiver", f"rule {rule} is the receiver's own meaning")
     if reason == "userunknown" and status[1:] in (".2.0", ".2.1") and not _AT_RCPT.search(diag):

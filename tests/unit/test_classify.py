@@ -986,6 +986,12 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     # Microsoft's exception name for the sender's submission quota (5.2.2 beside it is not a full mailbox)
     ("5.2.2", "554 5.2.2 mailbox full; STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to "
               "process message due to a permanent exception", "speeding", False),
+    # an unknown user the receiver itself calls not final (try later, temporarily, greylisted) is soft
+    # (step 6): counted toward the soft-bounce threshold, never suppressed at once
+    ("5.1.1", "550 5.1.1 User unknown; try again later", "userunknown", False),
+    ("", "550 No such user (temporarily deferred)", "userunknown", False),
+    ("5.1.1", "550 5.1.1 Mailbox not found; greylisted", "userunknown", False),
+    ("5.1.1", "550 5.1.1 User unknown", "userunknown", True),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
