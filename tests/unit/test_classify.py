@@ -992,6 +992,11 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "550 No such user (temporarily deferred)", "userunknown", False),
     ("5.1.1", "550 5.1.1 Mailbox not found; greylisted", "userunknown", False),
     ("5.1.1", "550 5.1.1 User unknown", "userunknown", True),
+    # our IP called a known spammer, or our country refused: blocks of the sending host
+    ("5.7.1", "550 5.7.1 Messages from 192.0.2.1 are not accepted from your network. Reason: known spammer",
+     "blocked", False),
+    ("5.7.1", "550 5.7.1 Mail from country not accepted", "blocked", False),
+    ("5.7.1", "554 5.7.1 Connection from 192.0.2.1 blocked by GeoIP", "blocked", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
