@@ -385,7 +385,9 @@ def test_exchange_undeliverable_subjects_in_other_languages_are_bounces():
 def test_other_notice_subjects_are_bounces_with_the_remote_reply():
     for subject in ("Failed mail", "Unsuccessful delivery", "Your message could not be sent", "Could not send message",
                     "Fehlgeschlagene Zustellung", "Devolución de correo", "Kézbesíthetetlen üzenet", "Levering mislukt",
-                    "Toimitus epäonnistui", "配信不能", "전달 실패"):
+                    "Toimitus epäonnistui", "配信不能", "전달 실패", "Impossibile recapitare il messaggio",
+                    "Mancato recapito", "Error de entrega", "Falha na entrega", "Non distribuable", "Zustellfehler",
+                    "Bezorging mislukt"):
         raw = (f"Return-Path: <>\nFrom: postmaster@mail.example.net\nTo: news@example.org\nSubject: {subject}\n"
                "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n"
                "ann@example.net\nRemote Server returned '550 5.1.1 RESOLVER.ADR.RecipNotFound; not found'\n").encode()

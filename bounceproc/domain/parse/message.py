@@ -62,6 +62,10 @@ _BOUNCE_SUBJECT = lazy(
     r"[\u00e9e]chec de (?:la )?remise|"   # Exchange's "Undeliverable" in Italian, Dutch, Polish, Swedish, ...
     r"\u9000\u4fe1|\u6295\u9012\u5931\u8d25|\u65e0\u6cd5\u6295\u9012|"   # 退信 投递失败 无法投递
     r"non recapitat[oa]|"   # Italian (Libero / Virgilio) "Messaggio non recapitato"
+    r"impossibile (?:recapitare|consegnare)|mancato recapito|recapito fallito|"   # Italian
+    r"error de entrega|fallo (?:en la|de) entrega|entrega fallida|falha (?:na|de) entrega|"   # Spanish, Portuguese
+    r"non distribuable|erreur de (?:distribution|livraison|remise)|message non d[\u00e9e]livr[\u00e9e]|"   # French
+    r"zustellfehler|bezorging mislukt|"   # German, Dutch
     r"failed mail|unsuccessful delivery|(?:message|mail) (?:could )?not (?:be )?sent|could not send|"
     r"could not deliver|fail(?:ure|ed) (?:to )?deliver|(?:error|problem) delivering|estado de entrega|"
     r"niedostarczaln|nedoru\u010dite\u013en|\u043e\u0448\u0438\u0431\u043a\u0430 \u0434\u043e\u0441\u0442\u0430\u0432\u043a\u0438|"   # Polish, Slovak, ошибка доставки
