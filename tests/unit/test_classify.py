@@ -997,6 +997,11 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
      "blocked", False),
     ("5.7.1", "550 5.7.1 Mail from country not accepted", "blocked", False),
     ("5.7.1", "554 5.7.1 Connection from 192.0.2.1 blocked by GeoIP", "blocked", False),
+    # a dead recipient domain named after its subject, or said to have no mail servers; the sender's is ours
+    ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
+    ("", "Could not resolve the destination domain example.com", "hostunknown", True),
+    ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    ("", "550 Sender domain example.org has no mail servers", "rejected", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
