@@ -739,8 +739,7 @@ _PREAMBLE = lazy(r"^(?:(?:<>|\((?:expanded|generated|ultimately generated) from 
                  r"|remote host said:\s+)+")
 _QMAIL_CLOSING = lazy(r"\s*giving up on [0-9a-f.:]+\.?(?= \(|$)")
 _PREAMBLE_STAGE = {"rcpt": "rcpt", "mail": "mail", "end of data": "end of data", "data": "data", "bdat": "end of data",
-                   "helo": "connect",
-                   "ehlo": "connect", "recipient": "rcpt", "sender": "mail", "message": "end of data"}
+                   "helo": "connect", "ehlo": "connect", "recipient": "rcpt", "sender": "mail", "message": "end of data"}
 
 
 # Notices that introduce the receiving server's reply with a phrase of their own (Gmail's "The

@@ -98,12 +98,12 @@ _SENDER_KINDS = tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE
 _PTR = prefiltered([_PTR_WORDS])
 _URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
-_TRY_AGAIN = re.compile(r"not found, try again|try (?:again )?later|servfail|temporar|timed? ?out|name lookup failure"
-                        r"|did not complete|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)|eai_again"
-                        r"|dns query failed|no answer from")
+_RETRYING = r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
+_TRY_AGAIN = re.compile(r"not found, try again|" + _RETRYING + r"|servfail|temporar|timed? ?out|name lookup failure"
+                        r"|did not complete|eai_again|dns query failed|no answer from")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
-_STILL_TRYING = re.compile(r"try (?:again )?later|gr[ae]ylist|\btemporar(?:y|ily)\b|\bdeferred\b|will (?:be )?retr(?:y|ied)|\bretrying\b")
+_STILL_TRYING = re.compile(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")

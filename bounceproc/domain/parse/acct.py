@@ -594,8 +594,8 @@ def parse_acct_batch(header: str, payload: bytes, first_line: int = 1,
     nul = "\x00" in text
 
     def raw(start: int, end: int) -> str:
-        text = "\n".join(lines[start:end]).rstrip("\r\n")
-        return (escape_unstorable(text) if nul else text)[:MAX_RAW]
+        joined = "\n".join(lines[start:end]).rstrip("\r\n")
+        return (escape_unstorable(joined) if nul else joined)[:MAX_RAW]
 
     def quarantine(start: int, end: int, reason: str) -> None:
         if nul and not reason.startswith(NUL_REASON) and any("\x00" in line for line in lines[start:end]):

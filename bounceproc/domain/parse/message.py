@@ -998,8 +998,8 @@ def smtp_stage(text: str) -> str:
         if lead and (not lead.group("named") or after.startswith(_STAGE_NAMED_AFTER)):
             end_of = lead.group("end")
             break
-        if word[0] in "drm" and word != "bdat" and after.startswith(" command failed"):
-            end_of = low[:c.start()].endswith("end of ")
+        if word[0] in "drm" and after.startswith(" command failed"):     # data, rcpt to, mail from
+            end_of = low.endswith("end of ", 0, c.start())
             break
     else:
         return ""
