@@ -85,10 +85,10 @@ SENDER_SIDE = (
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
-    ("badreputation", r"reputation|sender ?score"),
+    ("badreputation", r"reputation|sender ?score|\bcomplaints\b"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:(?:invalid|bad|unknown) )?(?:messages|connections|recipients)"
-                 r"|throttl|frequency|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
-    ("spamdetected", r"\bspam|unsolicited|\bbulk (?:e-?)?mail\b"),
+                 r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
+    ("spamdetected", r"\bspam|unsolicited|\bbulk\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     ("policyviolation", r"\bpolic(?:y|ies)\b"),
@@ -98,12 +98,13 @@ _SENDER_KINDS = tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE
 _PTR = prefiltered([_PTR_WORDS])
 _URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
-_RETRYING = r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
+_RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
+             r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d")
 _TRY_AGAIN = re.compile(r"not found, try again|" + _RETRYING + r"|servfail|temporar|timed? ?out|name lookup failure"
                         r"|did not complete|eai_again|dns query failed|no answer from")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
-_STILL_TRYING = re.compile(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b")
+_STILL_TRYING = re.compile(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")

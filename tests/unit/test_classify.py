@@ -991,7 +991,11 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 User unknown; try again later", "userunknown", False),
     ("", "550 No such user (temporarily deferred)", "userunknown", False),
     ("5.1.1", "550 5.1.1 Mailbox not found; greylisted", "userunknown", False),
+    ("5.1.1", "550 5.1.1 User unknown; please retry", "userunknown", False),
+    ("", "550 No such user - try again in 15 minutes", "userunknown", False),
+    ("5.1.1", "550 5.1.1 Recipient not found (connection timed out)", "userunknown", False),
     ("5.1.1", "550 5.1.1 User unknown", "userunknown", True),
+    ("5.1.1", "550 5.1.1 User unknown; please retry with a valid address", "userunknown", True),
     # our IP called a known spammer, or our country refused: blocks of the sending host
     ("5.7.1", "550 5.7.1 Messages from 192.0.2.1 are not accepted from your network. Reason: known spammer",
      "blocked", False),
