@@ -810,9 +810,18 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Adres nie istnieje", "userunknown"),                      # Polish
     ("550 Skrzynka odbiorcy jest pełna", "mailboxfull"),
     ("550 Konto zablokowane", "suspend"),
+    ("550 Nie ma takiego użytkownika", "userunknown"),
+    ("550 Domena nie istnieje", "hostunknown"),
+    ("550 Doména neexistuje", "hostunknown"),                       # Czech
+    ("550 そのようなユーザーはいません", "userunknown"),                # Japanese
+    ("552 邮件大小超过限制", "mesgtoobig"),                           # Chinese
+    ("550 發件人被拒絕", "rejected"),
+    ("550 收件人拒收", "filtered"),
     ("550 Användaren finns inte", "userunknown"),                   # Swedish
     ("552 Brevlådan är full", "mailboxfull"),
     ("550 Postkassen er fuld", "mailboxfull"),                      # Danish
+    ("550 Postkasse er fuld", "mailboxfull"),
+    ("550 받는 사람의 메일함이 가득 찼습니다", "mailboxfull"),           # Korean, past tense
     ("550 Brukeren finnes ikke", "userunknown"),                    # Norwegian
     ("550 Käyttäjää ei ole olemassa", "userunknown"),               # Finnish
     ("550 Kullanıcı bulunamadı", "userunknown"),                    # Turkish
