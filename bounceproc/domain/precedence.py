@@ -100,7 +100,9 @@ _URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
              r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d")
-_TRY_AGAIN = re.compile(r"not found, try again|" + _RETRYING + r"|servfail|temporar|timed? ?out|name lookup failure"
+# ("try again" on its own, but not "check the address and try again", how final notices end)
+_TRY_AGAIN = re.compile(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
+                        + r"|servfail|temporar|timed? ?out|name lookup failure"
                         r"|did not complete|eai_again|dns query failed|no answer from")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
@@ -108,7 +110,7 @@ _STILL_TRYING = re.compile(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\bti
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
-_DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?server")
+_DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?serv(?:er|ice)")
 _DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).

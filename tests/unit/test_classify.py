@@ -1014,6 +1014,12 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # "try again" beside a DNS failure is temporary; "check … and try again" is how final notices end
+    ("5.1.2", "550 5.1.2 Host unknown; please try again", "networkerror", False),
+    ("", "try again in 1 hour - name service error for name=example.com type=MX: Host not found",
+     "networkerror", False),
+    ("", "Domain not found. Your message wasn't delivered to u@example.com because the domain example.com "
+         "couldn't be found. Check for typos or unnecessary spaces and try again.", "hostunknown", True),
     ("", "550 Sender domain example.org has no mail servers", "rejected", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
