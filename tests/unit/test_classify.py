@@ -1014,6 +1014,12 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # a link in the message on a list is the content's (spamdetected); broken headers / MIME break RFC 5322
+    ("5.7.1", "554 5.7.1 Message contains blacklisted URL", "spamdetected", False),
+    ("5.7.1", "550 5.7.1 Your message contains a URL that is blocked", "spamdetected", False),
+    ("5.6.0", "550 5.6.0 Message headers malformed", "notcompliantrfc", False),
+    ("5.6.1", "554 5.6.1 Message has invalid MIME structure", "notcompliantrfc", False),
+    ("5.7.1", "550 5.7.1 Message has duplicate From headers", "notcompliantrfc", False),
     # "try again" beside a DNS failure is temporary; "check … and try again" is how final notices end
     ("5.1.2", "550 5.1.2 Host unknown; please try again", "networkerror", False),
     ("", "try again in 1 hour - name service error for name=example.com type=MX: Host not found",
