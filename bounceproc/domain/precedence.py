@@ -248,7 +248,9 @@ def sender_side_evidence(text: str) -> tuple[str, str]:
 
 
 def temporary(status: str, reply: str) -> bool:
-    return status.startswith("4") or (not status and reply.startswith("4"))
+    """A 4.x.x status, or a 4xx reply under no status or only the generic x.0.0 (a DSN or
+    accounting record that says 5.0.0 over the server's "450 … Domain not found")."""
+    return status.startswith("4") or (reply.startswith("4") and (not status or status[1:] == ".0.0"))
 
 
 def is_hard(reason: str, status: str = "", reply: str = "") -> bool:

@@ -81,6 +81,10 @@ def test_notaccept_is_hard_only_when_permanent():
 def test_temporary_dns_failure_is_not_host_unknown():
     assert classify("4.4.3", "", "Host or domain name not found").reason == "networkerror"
     assert classify("5.4.4", "", "Host or domain name not found").reason == "hostunknown"
+    # a generic 5.0.0 over the server's own 450: the reply is the only specific code, and temporary
+    soft = classify("5.0.0", "450", "450 4.1.2 <u@example.com>: Recipient address rejected: Domain not found")
+    assert (soft.reason, soft.hard) == ("networkerror", False)
+    assert classify("5.1.1", "450", "450 user unknown").hard is True     # a specific 5.x.x status decides
 
 
 def test_repeated_inputs_are_memoised():
