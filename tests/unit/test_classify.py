@@ -87,6 +87,15 @@ def test_temporary_dns_failure_is_not_host_unknown():
     assert classify("5.1.1", "450", "450 user unknown").hard is True     # a specific 5.x.x status decides
 
 
+def test_a_generic_status_gives_way_to_the_servers_own_code_of_the_same_class():
+    # "Status: 5.0.0" over "521 5.7.1 …": the receiver's policy, not a domain that takes no mail
+    for status in ("5.0.0", ""):
+        c = classify(status, "521", "521 5.7.1 Unauthorized connection")
+        assert (c.reason, c.hard) == ("policyviolation", False), status
+    assert classify("5.0.0", "550", "550 5.1.1 No such user").reason == "userunknown"
+    assert classify("5.1.1", "550", "550 5.7.1 no such user").hard is True      # a specific status stays
+
+
 def test_repeated_inputs_are_memoised():
     args = ("5.2.2", "552", "smtp;552 5.2.2 Mailbox full: memo-test@example.com", "mx.example.com")
     first = classify(*args)                       # a miss, or a hit when run before in this process
