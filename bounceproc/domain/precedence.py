@@ -83,7 +83,7 @@ SENDER_SIDE = (
                 # not on the receiver's allow list: our host or sender was not let in
                 r"|not (?:found |listed )?(?:in|on) (?:the |our |any |their )?(?:allow|white|safe|permit)(?:ed)?[- ]?(?:senders? )?list"),
     ("requireptr", _PTR_WORDS),
-    ("blocked", r"client host (?:rejected|blocked|refused)|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
+    ("blocked", r"client host (?:rejected|blocked|refused)|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     ("badreputation", r"reputation|sender ?score|\bcomplaints\b"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:(?:invalid|bad|unknown) )?(?:messages|connections|recipients)"

@@ -1027,6 +1027,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # our IP refused is sender-side evidence whatever the code (Coremail "IP is rejected / Hangup")
+    ("5.1.1", "550 5.1.1 IP is rejected", "blocked", False),
+    ("5.1.1", "550 5.1.1 No such user (IP is Hangup)", "blocked", False),
     # a link in the message on a list is the content's (spamdetected); broken headers / MIME break RFC 5322
     ("5.7.1", "554 5.7.1 Message contains blacklisted URL", "spamdetected", False),
     ("5.7.1", "550 5.7.1 Your message contains a URL that is blocked", "spamdetected", False),

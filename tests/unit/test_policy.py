@@ -170,7 +170,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "Client host rejected: Access denied", "cannot find your reverse hostname", "no PTR record",
                "Helo command rejected: Host not found", "Helo command [mx] rejected", "IP 192.0.2.1 is listed",
                "your IP address [192.0.2.1] is currently listed", "unexpected volume or user complaints",
-               "message classified as bulk", "high volume of mail"]
+               "message classified as bulk", "high volume of mail", "IP is rejected",
+               "your IP address has been banned"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
