@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from bounceproc.domain.lazy_regex import LazyPattern, lazy
+
 _LEAD_BOUNDARY = re.compile(r"\\b(\w)")                      # \bx...
 _LEAD_LOOKBEHIND = re.compile(r"\(\?<!([^()\\\[]*)\)(\w)")   # (?<!text)x...
 _QUANTIFIERS = ("?", "*", "+", "{")
@@ -93,9 +95,10 @@ def letter_first(pattern: str) -> str:
     return pattern
 
 
-def fast_alternation(patterns: Iterable[str], flags: int = 0) -> re.Pattern:
-    """One pattern matching where any of `patterns` does, each alternative letter-first."""
-    return re.compile("|".join(letter_first(a) for p in patterns for a in split_alternatives(p)), flags)
+def fast_alternation(patterns: Iterable[str], flags: int = 0) -> LazyPattern:
+    """One pattern matching where any of `patterns` does, each alternative letter-first (compiled
+    on first use: a one-message process needs few of them)."""
+    return lazy("|".join(letter_first(a) for p in patterns for a in split_alternatives(p)), flags)
 
 
 # ------------------------------------------------------------------ anchors
@@ -212,36 +215,59 @@ def pattern_anchors(pattern: str) -> tuple[tuple[str, ...], int | None] | None:
 
 
 class Prefiltered:
-    """A compiled pattern searched only in texts that hold one of the literals every match needs
-    (`literals` None: always searched). Same results as `pattern.search`."""
+    """A pattern searched only in texts that hold one of the literals every match needs (`literals`
+    None: always searched). Same results as `pattern.search`. Both are worked out on the first
+    search: reading the alternatives' anchors is start-up time a one-message process may not need."""
 
-    __slots__ = ("pattern", "literals")
+    __slots__ = ("_patterns", "_pattern", "_literals")
 
-    def __init__(self, pattern: re.Pattern, literals: tuple[str, ...] | None):
-        self.pattern = pattern
-        self.literals = literals
+    def __init__(self, patterns: list[str]):
+        self._patterns: list[str] | None = patterns
+        self._pattern: LazyPattern | None = None
+        self._literals: tuple[str, ...] | None = None
+
+    def _build(self) -> None:
+        if self._patterns is not None:
+            self._pattern, self._literals = fast_alternation(self._patterns), _anchors_of_all(self._patterns)
+            self._patterns = None
+
+    @property
+    def pattern(self) -> LazyPattern:
+        self._build()
+        return self._pattern
+
+    @property
+    def literals(self) -> tuple[str, ...] | None:
+        self._build()
+        return self._literals
 
     def search(self, text: str) -> re.Match | None:
-        if self.literals is not None:
-            for lit in self.literals:
+        if self._patterns is not None:
+            self._build()
+        if self._literals is not None:
+            for lit in self._literals:
                 if lit in text:
                     break
             else:
                 return None
-        return self.pattern.search(text)
+        return self._pattern.search(text)
 
 
 def prefiltered(patterns: Iterable[str]) -> Prefiltered:
     """`fast_alternation(patterns)`, searched only where one of its alternatives' anchors occurs
     (with reach: an anchor later in a match than its start is still in the text)."""
-    patterns = list(patterns)
+    return Prefiltered(list(patterns))
+
+
+def _anchors_of_all(patterns: list[str]) -> tuple[str, ...] | None:
+    """The literals one of which is in every text where one of `patterns` matches (None: some
+    alternative has no anchor, search always)."""
     literals: set[str] = set()
     for p in patterns:
         for alt in split_alternatives(p):
             found = pattern_anchors(alt)
             if found is None:
-                return Prefiltered(fast_alternation(patterns), None)
+                return None
             literals.update(found[0])
     # A literal that contains another adds nothing: the shorter one is in every text the longer is.
-    keep = sorted(x for x in literals if not any(y != x and y in x for y in literals))
-    return Prefiltered(fast_alternation(patterns), tuple(keep))
+    return tuple(sorted(x for x in literals if not any(y != x and y in x for y in literals)))

@@ -29,10 +29,12 @@ Step "rule" means the rule's verdict stood.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 from bounceproc.domain.alternation import fast_alternation, prefiltered
+from bounceproc.domain.lazy_regex import lazy
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
 # Soft reasons that count toward the soft-bounce threshold (rules/actions.toml): step 1 protects
@@ -41,35 +43,35 @@ COUNTED_REASONS = frozenset({"suspend", "mailboxfull", "exceedlimit"})
 # A disabled / suspended / full account, domain or access that the text says is ours ("Your account
 # has been suspended for sending spam", "Sender account disabled", an ESP's "Your API key is
 # disabled", "Outbound mail has been suspended"): a refusal of our mail.
-_OUR_SIDE = re.compile(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp |sending )?"
+_OUR_SIDE = lazy(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp |sending )?"
                        r"(?:account|domain|ip|ip address|access|server|host|network|organi[sz]ation"
                        r"|tenant)\b|\bthe sender (?:is|has been|was) |\byour (?:sender|from|return) (?:e-?mail )?address"
                        r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
 # ... and what else of ours a "hard" wording may be about: our credentials and certificates, the
 # addresses in our message's headers or envelope ("Invalid address in From header", "Account does
 # not exist for sender", "Invalid e-mail address format in MAIL FROM").
-_OUR_THINGS = re.compile(r"\byour (?:certificate|credentials|login|password|token|licen[cs]e|key|client|mta|helo)\b"
+_OUR_THINGS = lazy(r"\byour (?:certificate|credentials|login|password|token|licen[cs]e|key|client|mta|helo)\b"
                          r"|\b(?:in|of) (?:the |your )?(?:from|reply-to|sender|return-path)(?::)? (?:header|field|address)"
                          r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b"
                          r"|\b(?:from|reply-to|sender|return-path):? (?:header|field)\b"
                          r"|\b(?:helo|ehlo)\b|\bdomain of (?:the )?sender\b|\bsender(?:'s)? (?:e-?mail )?domain\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
-    "mailboxfull": re.compile(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
-    "exceedlimit": re.compile(r"\bsize\b|too (?:big|large)|\blength\b"),
-    "suspend": re.compile(r"disabled|inactive|suspended|deactivated|not active|closed|locked|frozen"),
+    "mailboxfull": lazy(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
+    "exceedlimit": lazy(r"\bsize\b|too (?:big|large)|\blength\b"),
+    "suspend": lazy(r"disabled|inactive|suspended|deactivated|not active|closed|locked|frozen"),
 }
 
 # What is full when a mailbox-full code (x.2.2) comes with a text about the receiving system, not
 # a mailbox ("452 4.2.2 Queue full", "Connection table full"): systemfull / toomanyconn, which do
 # not count toward the recipient's threshold.
-_SYSTEM_FULL = re.compile(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk"
+_SYSTEM_FULL = lazy(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk"
                           r"|system|storage of the server)\b(?: \S+){0,3} (?:is |are )?(?:full|at capacity|exceeded|reached)"
                           r"|\bat capacity\b|insufficient (?:system |disk )?(?:storage|space)")
 # A text's words, once codes, addresses, host names and the reader's notes are taken out.
-_CODES_AND_NOTES = re.compile(r"\((?:smtp stage|local mailer|notice): [^)]*\)|<[^>]*>|\S*[\d@]\S*|\S+\.\S+")
-_WORDS = re.compile(r"[^\W\d_]{3,}")
-_MAILBOX_WORDS = re.compile(r"mailbox|inbox|\buser|recipient|account|addressee|postfach|bo[iî]te")
+_CODES_AND_NOTES = lazy(r"\((?:smtp stage|local mailer|notice): [^)]*\)|<[^>]*>|\S*[\d@]\S*|\S+\.\S+")
+_WORDS = lazy(r"[^\W\d_]{3,}")
+_MAILBOX_WORDS = lazy(r"mailbox|inbox|\buser|recipient|account|addressee|postfach|bo[iî]te")
 
 # Sender-side evidence: (reason it points to, pattern). URLs are removed before searching, so a
 # link to "…/policy/…" or "…?p=spam" is not evidence. Compiled letter-first (alternation.py): this
@@ -94,31 +96,30 @@ SENDER_SIDE = (
     ("policyviolation", r"\bpolic(?:y|ies)\b"),
 )
 _SENDER = prefiltered(rx for _, rx in SENDER_SIDE)     # where: the leftmost evidence
-_SENDER_KINDS = tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE)   # what: the first kind there
 _PTR = prefiltered([_PTR_WORDS])
-_URL = re.compile(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
+_URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
              r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
-_TRY_AGAIN = re.compile(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
+_TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                         + r"|servfail|temporar|timed? ?out|name lookup failure"
                         r"|did not complete|eai_again|dns query failed|no answer from")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
-_STILL_TRYING = re.compile(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b")
+_STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
-_GENERIC_UNKNOWN = re.compile(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
+_GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                               r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
-_DNS_FAILURE = re.compile(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?serv(?:er|ice)")
-_DNS_WORDS = re.compile(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
+_DNS_FAILURE = lazy(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?serv(?:er|ice)")
+_DNS_WORDS = lazy(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
-_AT_RCPT = re.compile(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
+_AT_RCPT = lazy(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
                       r"|recipient address rejected")
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
-_AT_MAIL = re.compile(r"smtp stage: mail|in reply to mail from|after (?:pipelined )?mail from|sender was rejected")
+_AT_MAIL = lazy(r"smtp stage: mail|in reply to mail from|after (?:pipelined )?mail from|sender was rejected")
 # What a "hard" wording says of its subject: it does not exist, does not resolve, moved.
 _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not listed in"
                    r"|not a valid (?:user|domain|address|mailbox|recipient|account|e-?mail)"
@@ -131,7 +132,7 @@ _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|n
 # example.org has no MX record", "From address does not exist", "No such user (sender)"): the sender
 # refused (taxonomy: rejected), whatever the stage; Postfix checks the sender at RCPT TO ("Sender
 # address rejected: Domain not found (in reply to RCPT TO command)").
-_SENDER_SUBJECT = re.compile(
+_SENDER_SUBJECT = lazy(
     r"\b(?:sender(?:'s)?|from address|mail from|envelope[- ](?:sender|from)|return[- ]path|originator|your domain"
     r"|bounce address)"
     r"(?: (?:e-?mail |mail )?(?:address(?: domain)?|domain(?: name)?|host|mailbox|user|account))?"
@@ -156,7 +157,7 @@ _SENDER_SUBJECT = re.compile(
 # The same in the languages the rules read: our sender's address or domain, or our IP, followed
 # by what the localised unknown-user / dead-domain families say ("Die Absenderadresse existiert
 # nicht", "L'adresse de l'expéditeur n'existe pas", "发件人不存在", "Ihre IP-Adresse ist unbekannt").
-_OURS_LOCALISED = re.compile(
+_OURS_LOCALISED = lazy(
     r"(?P<sender>absender(?:adresse|domain|-?dom(?:ä|ae)ne)?(?: \S+){0,2} (?:existiert nicht|(?:ist )?unbekannt|nicht gefunden"
     r"|(?:ist )?ung(?:ü|ue)ltig)"
     r"|(?:adresse|domaine) (?:de l.|d.)?exp[ée]diteur(?: \S+){0,2} (?:n.existe pas|inconnue?|introuvable|invalide|inexistante?)"
@@ -182,7 +183,7 @@ _OURS_LOCALISED = re.compile(
 # A "hard" wording whose subject is our host, its name, IP, MX or HELO name ("Client host name
 # unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
 # the connecting host (taxonomy: requireptr for its name, blocked otherwise), never the address.
-_OUR_HOST_SUBJECT = re.compile(
+_OUR_HOST_SUBJECT = lazy(
     # a host named by its IP address, or the one connecting, that is "unknown": the receiver's
     # reverse lookup of our IP ("Unknown host 192.0.2.1", "Connection from unknown host rejected")
     r"\b(?P<ptr>(?:unknown|unresolvable|unverified) (?:client|host|ip)(?: address| name)? \[?\d{1,3}(?:\.\d{1,3}){3}\b"
@@ -195,33 +196,35 @@ _OUR_HOST_SUBJECT = re.compile(
 # domain, a class of senders), so the refusal is of our mail, not a domain that takes none (a 521 /
 # 556 reply or x.1.10 read alone says notaccept, hard). Our host / IP -> blocked, our sender or
 # domain -> rejected, a class of senders (external, unauthenticated) -> the recipient side's filter.
-_NOT_ACCEPTED_FROM = re.compile(
+_NOT_ACCEPTED_FROM = lazy(
     r"(?:not|n.t|never|no longer) accept(?:s|ing|ed)? (?:any )?(?:e-?mails?|mails?|messages?|connections?)? ?from"
     r"(?P<whom>(?: \S+){1,3})")
-_FOR_NOW = re.compile(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
+_FOR_NOW = lazy(r"at (?:this|the) (?:time|moment)|\b(?:currently|temporarily|right now)\b|try (?:again )?later")
 _MACHINE_WORDS = r"ip|ips|host|hosts|server|servers|network"
-_FROM_OUR_MACHINES = re.compile(r"\b(?:" + _MACHINE_WORDS + r"|dynamic|country|countries|asn)\b")
+_FROM_OUR_MACHINES_RX = r"\b(?:" + _MACHINE_WORDS + r"|dynamic|country|countries|asn)\b"
+_FROM_OUR_MACHINES = lazy(_FROM_OUR_MACHINES_RX)
 # ... and our addresses or host named as the subject ("The From address is disabled", "Your
 # bounce address is over quota", "The connecting host is locked", "Sender is disabled").
-_OUR_ADDRESSES = re.compile(r"\b(?:(?:the |your )?(?:sender|from|return-path|bounce|envelope|reply-to)(?: e-?mail)? address"
+_OUR_ADDRESSES = lazy(r"\b(?:(?:the |your )?(?:sender|from|return-path|bounce|envelope|reply-to)(?: e-?mail)? address"
                             r"|your (?:return-path|bounce address)|(?:the )?connecting (?:host|ip|server|client)"
                             r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?(?:the )?sender\b")
-_OUR_MACHINE = re.compile(r"\b(?:" + _MACHINE_WORDS + r"|helo|ehlo|mta|client|certificate)\b")
-_FROM_OUR_HOST = re.compile(r"\byou\b|" + _FROM_OUR_MACHINES.pattern)
-_FROM_OUR_SENDER = re.compile(r"\b(?:sender|domain|address)\b|@")
+_OUR_MACHINE = lazy(r"\b(?:" + _MACHINE_WORDS + r"|helo|ehlo|mta|client|certificate)\b")
+_FROM_OUR_HOST = lazy(r"\byou\b|" + _FROM_OUR_MACHINES_RX)
+_FROM_OUR_SENDER = lazy(r"\b(?:sender|domain|address)\b|@")
 # ... unless the senders are a class the recipient's side refuses ("external senders",
 # "unauthenticated senders"): its filter, not our sender.
-_FROM_A_CLASS = re.compile(r"\b(?:unauthenticated|external|outside)\b")
+_FROM_A_CLASS = lazy(r"\b(?:unauthenticated|external|outside)\b")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
-_AT_HELO = re.compile(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
+_AT_HELO = lazy(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
                       r"|refused to talk to me|in reply to initial greeting|after initial connection|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
 # Said in so many words: the reply came after the message content. (Sendmail's ">>> DATA" note,
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)
-_END_OF_DATA = re.compile(r"smtp stage: end of data|in reply to end of data|after (?:pipelined )?end of data"
-                          r"|(?:in reply to|after(?: pipelined)?) bdat\b|failed after i sent the message")
-_AFTER_DATA = re.compile(r"smtp stage: data|" + _END_OF_DATA.pattern + r"|in reply to data command|after (?:pipelined )?data\b")
+_END_OF_DATA_RX = (r"smtp stage: end of data|in reply to end of data|after (?:pipelined )?end of data"
+                   r"|(?:in reply to|after(?: pipelined)?) bdat\b|failed after i sent the message")
+_END_OF_DATA = lazy(_END_OF_DATA_RX)
+_AFTER_DATA = lazy(r"smtp stage: data|" + _END_OF_DATA_RX + r"|in reply to data command|after (?:pipelined )?data\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +247,13 @@ def sender_side_evidence(text: str) -> tuple[str, str]:
     if p:
         return "requireptr", p.group(0)
     # The joined pattern tries its alternatives in order at the leftmost position; so do the kinds.
-    return next((name, k.group(0)) for name, rx in _SENDER_KINDS if (k := rx.match(text, m.start())))
+    return next((name, k.group(0)) for name, rx in _sender_kinds() if (k := rx.match(text, m.start())))
+
+
+@functools.cache
+def _sender_kinds() -> tuple:
+    """What: the first kind of sender-side evidence where _SENDER found some (built on first use)."""
+    return tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE)
 
 
 def temporary(status: str, reply: str) -> bool:
@@ -421,7 +430,7 @@ def text_over_code(v: Verdict, text_rule: str, code_rule: str, code_reason: str,
 # A routing loop is refused at once (5.4.6, wordings.md 5), not a retry period running out:
 # Domino "Maximum hop count exceeded. Message probably in a routing loop."
 # (fixtures/dsn/domino-legacy-text-only.eml).
-_LOOP_WORDS = re.compile(r"routing loop|mail loop|hop count|too many hops|loop(?:ing)? detected|is looping")
+_LOOP_WORDS = lazy(r"routing loop|mail loop|hop count|too many hops|loop(?:ing)? detected|is looping")
 
 
 def expired_by_action(reason: str, status: str, action: str, diag: str, reply: str = "") -> bool:
