@@ -103,7 +103,7 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
              r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
-                        + r"|servfail|temporar|timed? ?out|name lookup failure"
+                        + r"|servfail|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
                         r"|did not complete|eai_again|dns query failed|no answer from")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).

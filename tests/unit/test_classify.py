@@ -1038,6 +1038,7 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.7.1", "550 5.7.1 Message has duplicate From headers", "notcompliantrfc", False),
     # "try again" beside a DNS failure is temporary; "check … and try again" is how final notices end
     ("5.1.2", "550 5.1.2 Host unknown; please try again", "networkerror", False),
+    ("5.1.2", "550 5.1.2 Host unknown; greylisted", "networkerror", False),
     ("", "try again in 1 hour - name service error for name=example.com type=MX: Host not found",
      "networkerror", False),
     ("", "Domain not found. Your message wasn't delivered to u@example.com because the domain example.com "
