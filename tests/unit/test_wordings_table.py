@@ -70,6 +70,35 @@ def test_every_sender_side_and_temporary_entry_is_soft(results):
     assert hard == []
 
 
+# The entries whose words alone do not say "sender side": fragments of a longer sentence, a
+# receiver's own meaning, and words that elsewhere mean what the hard code says.
+_NOT_SENDER_SIDE_ALONE = {
+    "header size limits", "number of attachments",     # Gmail's "Your message exceeded … limits"
+    "553 example.com does not exist",                   # SoftBank's sender domain; elsewhere the recipient's
+    "Host not found",                                   # Postfix's HELO check; alone, a dead host
+}
+HARD_CODES = [("5.0.0", "550"), ("", "521"), ("5.0.0", "521"), ("", "556"), ("5.0.0", "554"),
+              ("5.1.1", "550"), ("5.1.2", "550"), ("5.1.10", "550")]
+
+
+def test_a_sender_side_entry_stays_soft_under_any_hard_code():
+    # taxonomy.md precedence 1: sender-side wording beats any code (a DNSBL refusal answered with
+    # 521 was once notaccept, hard). Every SNDR entry of three words or more, under each code that
+    # a code-only rule reads as a dead address or domain.
+    hard, checked = [], 0
+    for e in wt.entries_or_skip():
+        if "SNDR" not in e.classes or "ADDR" in e.classes or len(e.text.split()) < 3:
+            continue
+        if e.text in _NOT_SENDER_SIDE_ALONE:
+            continue
+        checked += 1
+        for status, reply in HARD_CODES:
+            c = classify(status, reply, f"{reply} {status} {e.text}".replace("  ", " "), "", e.receiver)
+            if c.hard and not (status == "5.1.1" and "end of DATA" in e.text):   # step 3: exactly x.1.1
+                hard.append(f"line {e.line}: {status or '-'}/{reply} {e.text[:70]!r} -> {c.reason} ({c.rule})")
+    assert checked > 150 and hard == []
+
+
 def test_the_reader_sees_the_tables():
     sections = {e.section.split(" ")[0] for e in wt.entries_or_skip()}
     assert {"1.1", "1.2", "1.9", "1.10", "2", "3", "4.1", "4.4"} <= sections
