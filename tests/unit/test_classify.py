@@ -1027,6 +1027,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # list and group servers refusing our sender
+    ("", "You must be a member of this group to post", "rejected", False),
+    ("", "Sympa: You are not allowed to send messages to list news@example.com", "rejected", False),
     # our IP refused is sender-side evidence whatever the code (Coremail "IP is rejected / Hangup")
     ("5.1.1", "550 5.1.1 IP is rejected", "blocked", False),
     ("5.1.1", "550 5.1.1 No such user (IP is Hangup)", "blocked", False),
