@@ -1027,6 +1027,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # relaying refusals in more words
+    ("5.7.1", "553 5.7.1 Relaying disallowed", "norelaying", False),
+    ("", "550 we do not accept mail for this domain", "norelaying", False),
+    ("5.7.1", "550 5.7.1 Recipient domain not accepted", "norelaying", False),
     # list and group servers refusing our sender
     ("", "You must be a member of this group to post", "rejected", False),
     ("", "Sympa: You are not allowed to send messages to list news@example.com", "rejected", False),
