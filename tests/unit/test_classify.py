@@ -1027,6 +1027,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # mail from our IP refused; an RFC named only as a reference for a HELO check is not a header fault
+    ("5.7.1", "550 5.7.1 Mail from IP 192.0.2.1 is not accepted", "blocked", False),
+    ("", "550 Access denied - Invalid HELO name (See RFC2821 4.1.1.1)", "blocked", False),
+    ("5.6.0", "550 5.6.0 Message is not RFC 5322 compliant", "notcompliantrfc", False),
     # relaying refusals in more words
     ("5.7.1", "553 5.7.1 Relaying disallowed", "norelaying", False),
     ("", "550 we do not accept mail for this domain", "norelaying", False),
