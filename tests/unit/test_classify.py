@@ -1027,6 +1027,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    # a server's size cap under x.2.3 (Gmail writes 552 5.2.3); the recipient's own limit stays exceedlimit
+    ("5.2.3", "552-5.2.3 Your message exceeded Google's message size limits", "mesgtoobig", False),
+    ("5.2.3", "552 5.2.3 Message size exceeds maximum value", "mesgtoobig", False),
+    ("5.2.3", "552 5.2.3 Message length exceeds administrative limit", "exceedlimit", False),
     # mail from our IP refused; an RFC named only as a reference for a HELO check is not a header fault
     ("5.7.1", "550 5.7.1 Mail from IP 192.0.2.1 is not accepted", "blocked", False),
     ("", "550 Access denied - Invalid HELO name (See RFC2821 4.1.1.1)", "blocked", False),
