@@ -1027,6 +1027,11 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Destination domain example.com has no valid mail exchanger", "hostunknown", True),
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
+    ("5.6.1", "554 5.6.1 Rejected: ransomware detected", "virusdetected", False),
+    # SPF's own words (the "designate" sentence, the openspf.net link policyd-spf gives)
+    ("5.7.1", "550 5.7.1 example.org does not designate 192.0.2.1 as permitted sender", "authfailure", False),
+    ("5.7.1", "550 5.7.1 Please see http://www.openspf.net/Why?s=mfrom;id=x;ip=192.0.2.1;r=example.net",
+     "authfailure", False),
     # a server's size cap under x.2.3 (Gmail writes 552 5.2.3); the recipient's own limit stays exceedlimit
     ("5.2.3", "552-5.2.3 Your message exceeded Google's message size limits", "mesgtoobig", False),
     ("5.2.3", "552 5.2.3 Message size exceeds maximum value", "mesgtoobig", False),
