@@ -1028,6 +1028,13 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Could not resolve the destination domain example.com", "hostunknown", True),
     ("", "451 4.4.0 Could not resolve the destination domain example.com, try again later", "networkerror", False),
     ("5.6.1", "554 5.6.1 Rejected: ransomware detected", "virusdetected", False),
+    # the recipient's own rules and lists refusing our sender
+    ("", "550 The recipient has chosen not to receive mail from you", "filtered", False),
+    ("", "550 Recipient rejects mail from this sender", "filtered", False),
+    ("5.7.1", "550 5.7.1 The user has set up a filter that rejects your message", "filtered", False),
+    ("5.7.1", "550 5.7.1 RESOLVER.RST.NotAuthorized; not authorized", "filtered", False),
+    ("5.7.1", "550 5.7.1 Only internal senders are allowed to send to this address", "filtered", False),
+    ("", "550 Sender is on the block list of the recipient", "filtered", False),
     # SPF's own words (the "designate" sentence, the openspf.net link policyd-spf gives)
     ("5.7.1", "550 5.7.1 example.org does not designate 192.0.2.1 as permitted sender", "authfailure", False),
     ("5.7.1", "550 5.7.1 Please see http://www.openspf.net/Why?s=mfrom;id=x;ip=192.0.2.1;r=example.net",
