@@ -33,11 +33,22 @@ def wait_for(fn, timeout: float = 60.0, what: str = "condition", poll: float = 0
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago (bind to port 0, read it, close)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on loopback that was free a moment ago (bind to port 0, read it, close), and that
+    this process has not handed out before: a test that restarts a server on its port, and asks
+    for another port meanwhile, must not get the one it is about to reuse (the kernel may hand a
+    just-released port out again)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no loopback port that was not handed out before, in 50 tries")
 
 
 def settings_env(settings, **extra: str) -> dict[str, str]:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import smtplib
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,7 +28,7 @@ from sqlalchemy import func, select
 from bounceproc import bootstrap
 from bounceproc.domain.unsubscribe_token import make_token
 from bounceproc.storage.tables import intake
-from bp_testing import ROOT, bin_path, settings_env
+from bp_testing import ROOT, bin_path, free_port, settings_env
 
 FIXTURES = ROOT / "fixtures"
 ARTEFACTS = ROOT / "artefacts" / "dashboard"
@@ -66,12 +65,6 @@ def acct_stream(now: datetime) -> str:
         "smtp;550 5.7.1 Service unavailable; Client host [198.51.100.7] blocked using zen.spamhaus.org",
         "spam-related", "failed")
     return HEADER + "\r\n" + "\r\n".join(rows) + "\r\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(fn, timeout: float, what: str):
