@@ -19,17 +19,13 @@ import time
 import uuid
 from pathlib import Path
 
+from bp_testing import free_port
+
 DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 
 
 def available() -> bool:
     return os.path.exists(DOVECOT)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _self_signed(cert: Path, key: Path) -> None:
@@ -45,7 +41,7 @@ class Dovecot:
         self.root = root = Path(tempfile.mkdtemp(prefix="bp-dovecot-"))
         os.chmod(root, 0o755)
         self.user, self.password = user, password
-        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = (_free_port() for _ in range(4))
+        self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = (free_port() for _ in range(4))
         self.mail_owner = pwd.getpwnam("mail")
         self.cert, self.key = root / "cert.pem", root / "key.pem"
         self.proc: subprocess.Popen | None = None

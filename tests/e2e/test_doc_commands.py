@@ -14,13 +14,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from bp_testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -46,12 +47,6 @@ def blocks(path: Path) -> list[tuple[str, str]]:
 
 def documented_files() -> list[Path]:
     return [p for p in DOC_FILES if any(kind == "test" for kind, _ in blocks(p))]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _with_ports(text: str, ports: dict[str, str]) -> str:
@@ -88,7 +83,7 @@ def test_readme_has_the_quick_start_blocks():
 def test_documented_commands_run(doc: Path, tmp_path: Path):
     if shutil.which("curl") is None:
         pytest.skip("the documented commands use curl, which is not installed")
-    ports = {example: str(_free_port()) for example in EXAMPLE_PORTS}
+    ports = {example: str(free_port()) for example in EXAMPLE_PORTS}
     found = blocks(doc)
     serve = next((body for kind, body in found if kind == "serve"), DEFAULT_SERVE)
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n" + "".join(
