@@ -232,11 +232,6 @@ class Prefiltered:
             self._patterns = None
 
     @property
-    def pattern(self) -> LazyPattern:
-        self._build()
-        return self._pattern
-
-    @property
     def literals(self) -> tuple[str, ...] | None:
         self._build()
         return self._literals

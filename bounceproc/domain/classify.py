@@ -688,10 +688,12 @@ def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: 
     """The key the rules see: bare codes, lowercased one-line diagnostic without addresses."""
     diag = strip_type(diagnostic or "")[:MAX_DIAGNOSTIC]
     st = normalise_status(status)
-    if not st or (st[1:] == ".0.0" and find_status(diag)[:1] == st[:1]):
+    if not st or st[1:] == ".0.0":
         # no status, or only the generic x.0.0 over the server's own, more specific code of the
         # same class ("Status: 5.0.0" over "521 5.7.1 …"): the server's code is the evidence
-        st = find_status(diag) or st
+        found = find_status(diag)
+        if found and (not st or found[0] == st[0]):
+            st = found
     rc = (reply_code or "").strip()[:3]
     if not (len(rc) == 3 and rc.isdigit()):
         rc = find_reply_code(diag)

@@ -44,17 +44,17 @@ COUNTED_REASONS = frozenset({"suspend", "mailboxfull", "exceedlimit"})
 # has been suspended for sending spam", "Sender account disabled", an ESP's "Your API key is
 # disabled", "Outbound mail has been suspended"): a refusal of our mail.
 _OUR_SIDE = lazy(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp |sending )?"
-                       r"(?:account|domain|ip|ip address|access|server|host|network|organi[sz]ation"
-                       r"|tenant)\b|\bthe sender (?:is|has been|was) |\byour (?:sender|from|return) (?:e-?mail )?address"
-                       r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
+                 r"(?:account|domain|ip|ip address|access|server|host|network|organi[sz]ation"
+                 r"|tenant)\b|\bthe sender (?:is|has been|was) |\byour (?:sender|from|return) (?:e-?mail )?address"
+                 r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
 # ... and what else of ours a "hard" wording may be about: our credentials and certificates, the
 # addresses in our message's headers or envelope ("Invalid address in From header", "Account does
 # not exist for sender", "Invalid e-mail address format in MAIL FROM").
 _OUR_THINGS = lazy(r"\byour (?:certificate|credentials|login|password|token|licen[cs]e|key|client|mta|helo)\b"
-                         r"|\b(?:in|of) (?:the |your )?(?:from|reply-to|sender|return-path)(?::)? (?:header|field|address)"
-                         r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b"
-                         r"|\b(?:from|reply-to|sender|return-path):? (?:header|field)\b"
-                         r"|\b(?:helo|ehlo)\b|\bdomain of (?:the )?sender\b|\bsender(?:'s)? (?:e-?mail )?domain\b")
+                   r"|\b(?:in|of) (?:the |your )?(?:from|reply-to|sender|return-path)(?::)? (?:header|field|address)"
+                   r"|\bin mail from\b|\bfor (?:the )?sender\b|\bsender (?:does not|doesn.t) have\b"
+                   r"|\b(?:from|reply-to|sender|return-path):? (?:header|field)\b"
+                   r"|\b(?:helo|ehlo)\b|\bdomain of (?:the )?sender\b|\bsender(?:'s)? (?:e-?mail )?domain\b")
 # ... unless the text also says what the code says ("Mailbox full, see our quota policy").
 _OWN_WORDS = {
     "mailboxfull": lazy(r"\bfull\b|(?<!sending )quota|storage|disk space|mailbox size|too many messages on|too much mail"),
@@ -66,8 +66,8 @@ _OWN_WORDS = {
 # a mailbox ("452 4.2.2 Queue full", "Connection table full"): systemfull / toomanyconn, which do
 # not count toward the recipient's threshold.
 _SYSTEM_FULL = lazy(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk"
-                          r"|system|storage of the server)\b(?: \S+){0,3} (?:is |are )?(?:full|at capacity|exceeded|reached)"
-                          r"|\bat capacity\b|insufficient (?:system |disk )?(?:storage|space)")
+                    r"|system|storage of the server)\b(?: \S+){0,3} (?:is |are )?(?:full|at capacity|exceeded|reached)"
+                    r"|\bat capacity\b|insufficient (?:system |disk )?(?:storage|space)")
 # A text's words, once codes, addresses, host names and the reader's notes are taken out.
 _CODES_AND_NOTES = lazy(r"\((?:smtp stage|local mailer|notice): [^)]*\)|<[^>]*>|\S*[\d@]\S*|\S+\.\S+")
 _WORDS = lazy(r"[^\W\d_]{3,}")
@@ -103,20 +103,20 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
              r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
-                        + r"|servfail|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
-                        r"|did not complete|eai_again|dns query failed|no answer from")
+                + r"|servfail|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
+                  r"|did not complete|eai_again|dns query failed|no answer from")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
 _STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
-                              r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
+                        r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
 _DNS_FAILURE = lazy(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?serv(?:er|ice)")
 _DNS_WORDS = lazy(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
 _AT_RCPT = lazy(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
-                      r"|recipient address rejected")
+                r"|recipient address rejected")
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
 _AT_MAIL = lazy(r"smtp stage: mail|in reply to mail from|after (?:pipelined )?mail from|sender was rejected")
@@ -206,8 +206,8 @@ _FROM_OUR_MACHINES = lazy(_FROM_OUR_MACHINES_RX)
 # ... and our addresses or host named as the subject ("The From address is disabled", "Your
 # bounce address is over quota", "The connecting host is locked", "Sender is disabled").
 _OUR_ADDRESSES = lazy(r"\b(?:(?:the |your )?(?:sender|from|return-path|bounce|envelope|reply-to)(?: e-?mail)? address"
-                            r"|your (?:return-path|bounce address)|(?:the )?connecting (?:host|ip|server|client)"
-                            r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?(?:the )?sender\b")
+                      r"|your (?:return-path|bounce address)|(?:the )?connecting (?:host|ip|server|client)"
+                      r"|client \[?\d{1,3}(?:\.\d{1,3}){3})\b|^\W*(?:\d{3}[ -])?(?:[\d.]+ )?(?:the )?sender\b")
 _OUR_MACHINE = lazy(r"\b(?:" + _MACHINE_WORDS + r"|helo|ehlo|mta|client|certificate)\b")
 _FROM_OUR_HOST = lazy(r"\byou\b|" + _FROM_OUR_MACHINES_RX)
 _FROM_OUR_SENDER = lazy(r"\b(?:sender|domain|address)\b|@")
@@ -217,7 +217,7 @@ _FROM_A_CLASS = lazy(r"\b(?:unauthenticated|external|outside)\b")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = lazy(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
-                      r"|refused to talk to me|in reply to initial greeting|after initial connection|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
+                r"|refused to talk to me|in reply to initial greeting|after initial connection|(?:helo|ehlo) (?:command )?(?:\[[^\]]*\] )?rejected")
 # Said in so many words: the reply came after the message content. (Sendmail's ">>> DATA" note,
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)
