@@ -87,8 +87,11 @@ SENDER_SIDE = (
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
-    ("badreputation", r"reputation|sender ?score|\bcomplaints\b"),
-    ("speeding", r"rate.?limit|\brate\b|too many (?:(?:invalid|bad|unknown) )?(?:messages|connections|recipients)"
+    # (our list's quality: many unknown recipients or bounces from our IP, as Verizon's "VS1-IP")
+    ("badreputation", r"reputation|sender ?score|\bcomplaints\b"
+                      r"|(?:too many|excessive|high (?:number|rate) of) (?:invalid|bad|unknown|non-?existent) (?:recipients|addresses|users)"
+                      r"|(?:excessive|too many) bounces|(?:high|excessive) bounce rate"),
+    ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
     ("spamdetected", r"\bspam|unsolicited|\bbulk\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),

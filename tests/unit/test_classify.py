@@ -843,6 +843,8 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Contul a fost suspendat", "suspend"),
     ("550 Nincs ilyen felhasználó", "userunknown"),                 # Hungarian
     ("550 Mailbox is vol", "mailboxfull"),                          # Dutch
+    ("550 Utilizador desconhecido", "userunknown"),                 # Portuguese (Portugal)
+    ("550 O utilizador não existe", "userunknown"),
 ])
 def test_localised_families(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason
@@ -1071,6 +1073,11 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("", "Domain not found. Your message wasn't delivered to u@example.com because the domain example.com "
          "couldn't be found. Check for typos or unnecessary spaces and try again.", "hostunknown", True),
     ("", "550 Sender domain example.org has no mail servers", "rejected", False),
+    # the quality of our lists (Verizon's "Excessive unknown recipients"), whatever the code
+    ("5.1.1", "550 5.1.1 Too many invalid recipients from your IP", "badreputation", False),
+    ("5.0.0", "554 Rejected: excessive bounces from 192.0.2.10", "badreputation", False),
+    ("4.7.1", "451 4.7.1 High bounce rate, try again later", "badreputation", False),
+    ("5.0.0", "550 This account has been temporarily suspended", "suspend", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
