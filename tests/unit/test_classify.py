@@ -60,7 +60,7 @@ def test_block_on_our_ip_is_never_hard():
     ("5.7.1", "521", "521 5.7.1 Client host rejected: Access denied", "blocked"),
     # ... and under a security / policy status, 521 / 556 is the server refusing us
     ("5.7.1", "521", "521 5.7.1 Connection refused", "blocked"),
-    ("5.7.0", "556", "556 5.7.0 Not accepted here", "policyviolation"),
+    ("5.7.0", "556", "556 5.7.0 Not accepted here", "securityerror"),
     # refused at HELO / EHLO or at the greeting: no recipient had been named
     ("5.5.4", "501", "501 5.5.4 Invalid domain name (in reply to HELO command)", "syntaxerror"),
     ("5.7.1", "550", "550 5.7.1 <mx.example.net>: Helo command rejected: Host not found", "blocked"),
