@@ -3,6 +3,9 @@ fixture that stops them, a loopback DNS server (dnslib), config writing (`mta_co
 bounded waits on conditions (bp_testing's). No sleeps as synchronisation."""
 from __future__ import annotations
 
+import csv
+import glob
+import io
 import smtplib
 import socket
 import threading
@@ -186,6 +189,21 @@ def send(port: int, mail_from: str, rcpts: list[str], body: bytes | str = b"Subj
          host: str = "127.0.0.1", source: str | None = None):
     with smtplib.SMTP(host, port, timeout=30, source_address=(source, 0) if source else None) as s:
         return s.sendmail(mail_from, rcpts, body)
+
+
+def acct_records(directory, rtype: str | None = None) -> list[dict]:
+    """The accounting records the MTA has written so far under `directory` (acct-*.csv), of type
+    `rtype` (all if None). The writer is appending while this reads: each file is read in one go
+    and only its complete lines count (a read can see a write half done, even the header's)."""
+    out = []
+    for p in sorted(glob.glob(str(directory / "acct-*.csv"))):
+        with open(p, newline="", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        text = text[:text.rfind("\n") + 1]
+        if not text.startswith("type,"):
+            continue
+        out += [r for r in csv.DictReader(io.StringIO(text)) if rtype is None or r["type"] == rtype]
+    return out
 
 
 def write_config(path, text: str) -> str:

@@ -9,12 +9,10 @@ remote bounce naming nobody, sent to the VERP return path of a delivered copy, i
 the sink from the envelope and suppresses that recipient."""
 from __future__ import annotations
 
-import csv
-import glob
 import urllib.request
 
 from bp_testing import start_serve, stop_process
-from mta_testing import FakeMx, free_port, mta_config, route, send, wait_for
+from mta_testing import acct_records, FakeMx, free_port, mta_config, route, send, wait_for
 from sqlalchemy import create_engine, select
 
 from bounceproc.domain.parse.verp import decode_verp
@@ -59,11 +57,7 @@ def test_bounce_dsn_sink_suppression_skip_and_one_click(tmp_path):
                     suppressions.c.address == address, suppressions.c.scope == scope)).scalar()
 
         def b_records():
-            out = []
-            for p in sorted(glob.glob(str(tmp_path / "acct" / "acct-*.csv"))):
-                with open(p, newline="") as f:
-                    out += [r for r in csv.DictReader(f) if r["type"] == "b"]
-            return out
+            return acct_records(tmp_path / "acct", "b")
 
         # 1. bounce -> DSN to the VERP return path -> sink -> suppression
         send(mta_port, "bounces@bounce.example.net", ["gone@example.org", "bob@example.org"], NEWS % b"m1")

@@ -5,7 +5,6 @@ DKIM key, FakeClock replaces waiting for retries."""
 from __future__ import annotations
 
 import base64
-import csv
 import glob
 import json
 from datetime import datetime, timezone
@@ -14,7 +13,7 @@ from pathlib import Path
 import dkim
 import nacl.signing
 import pytest
-from mta_testing import DnsServer, FakeMx, free_port, mta_config, mxes, route, send, wait_for  # noqa: F401
+from mta_testing import acct_records, DnsServer, FakeMx, free_port, mta_config, mxes, route, send, wait_for  # noqa: F401
 from sqlalchemy import create_engine, select
 
 from bounceproc.domain.mta.queue_state import QueueMode
@@ -47,11 +46,7 @@ class Loop:
         self.engine = create_engine(settings.db_url)
 
     def records(self, rtype: str) -> list[dict]:
-        out = []
-        for p in sorted(glob.glob(str(self.dir / "acct" / "acct-*.csv"))):
-            with open(p, newline="") as fh:
-                out += [r for r in csv.DictReader(fh) if r["type"] == rtype]
-        return out
+        return acct_records(self.dir / "acct", rtype)
 
     def wait_records(self, rtype: str, n: int) -> list[dict]:
         return wait_for(lambda: (lambda r: r if len(r) >= n else None)(self.records(rtype)), 30, f"{n} {rtype}")

@@ -2,13 +2,11 @@
 a dnslib server answers MX lookups, a FakeClock replaces waiting for retries."""
 from __future__ import annotations
 
-import csv
-import glob
 import smtplib
 from pathlib import Path
 
 import pytest
-from mta_testing import DnsServer, FakeMx, SilentServer, free_port, mta_config, mxes, route, send, wait_for  # noqa: F401
+from mta_testing import acct_records, DnsServer, FakeMx, SilentServer, free_port, mta_config, mxes, route, send, wait_for  # noqa: F401
 
 from bounceproc.domain.mta.queue_state import QueueMode
 from bounceproc.mta.clock import FakeClock
@@ -32,11 +30,7 @@ class Harness:
         self.svc.call(self.clock.advance, seconds)
 
     def records(self, rtype: str | None = None) -> list[dict]:
-        out = []
-        for p in sorted(glob.glob(str(self.dir / "acct" / "acct-*.csv"))):
-            with open(p, newline="") as fh:
-                out += [r for r in csv.DictReader(fh) if rtype is None or r["type"] == rtype]
-        return out
+        return acct_records(self.dir / "acct", rtype)
 
     def wait_records(self, rtype: str, n: int, timeout: float = 30.0) -> list[dict]:
         return wait_for(lambda: (lambda r: r if len(r) >= n else None)(self.records(rtype)), timeout,

@@ -30,7 +30,8 @@ ADDRESS = re.compile(r"(?<![\w.+\-=/])([A-Za-z0-9][A-Za-z0-9.!#$%&'*+/=?^_`{|}~\
 _CUT_LINE = lazy(
     r"(?:[-=_*#|]{2,}+ ?(?!.{0,30}transcript|.{0,30}\bresend\b).{0,40}?(?:original|copy of|below this line|returned message|undelivered message|"
     r"message header|headers? of|message text|included|unsent message|rejected message|follows|"
-    r"bounced message|the header|attached message|message was|your message|text of)"
+    r"bounced message|the header|attached message|message was|your message|text of"
+    r"|\u539f(?:\u59cb)?\u90ae\u4ef6|\u88ab\u9000\u56de|\uc6d0\ubcf8|\u5143\u306e\u30e1\u30c3\u30bb\u30fc\u30b8)"   # the CJK headings below, between dashes
     r"|(?:return-path|received|dkim-signature|message-id|delivered-to|x-original-to|domainkey-signature"
     r"|mime-version|x-mailer)\s*:\s*\S"
     r"|(?:original|the original|unsent|returned|your) message(?: follows| header| was)?\s*:?\s*$"

@@ -100,7 +100,10 @@ _BOUNCE_BODY = lazy(
     r"\uc804\uc1a1\ud560 \uc218 \uc5c6|\ubc30\ub2ec\ud560 \uc218 \uc5c6|"   # 전송할 수 없 배달할 수 없
     r"\u9001\u4fe1\u3067\u304d\u307e\u305b\u3093|\u914d\u9001\u3067\u304d\u307e\u305b\u3093|"   # 送信できません 配送できません
     r"\u914d\u4fe1\u3067\u304d\u307e\u305b\u3093|\u5c4a\u304d\u307e\u305b\u3093|"   # 配信できません 届きません
+    r"(?:\u914d\u9001|\u914d\u4fe1|\u9001\u4fe1)\u306b\u5931\u6557|"   # 配送に失敗 配信に失敗 送信に失敗
     r"\u672a\u80fd(?:\u6210\u529f)?\u6295\u9012|\u65e0\u6cd5(?:\u6295\u9012|\u9001\u8fbe)|\u6295\u9012\u5931\u8d25|"   # 未能(成功)投递 无法投递/送达 投递失败
+    r"\u672a\u80fd(?:\u6210\u529f)?\u9001\u8fbe|\u53d1\u9001\u5931\u8d25|\u88ab\u9000\u56de|\u9000\u4fe1|"   # 未能(成功)送达 发送失败 被退回 退信
+    r"entrega (?:del mensaje |del correo )?(?:fall\u00f3|ha fallado)|"   # Spanish: la entrega (del mensaje) falló
     r"\u043d\u0435 (?:\u043c\u043e\u0436\u0435\u0442 \u0431\u044b\u0442\u044c |\u0431\u044b\u043b\u043e )?\u0434\u043e\u0441\u0442\u0430\u0432\u043b\u0435\u043d"   # не (может быть |было )доставлен
     r"|\u043d\u0435 \u0443\u0434\u0430\u043b\u043e\u0441\u044c \u0434\u043e\u0441\u0442\u0430\u0432\u0438\u0442\u044c"   # не удалось доставить
     r"|non (?:\u00e8 stat[oa] |pu\u00f2 essere )?(?:recapitat[oa]|consegnat[oa])"   # Italian: (non è stato) recapitato / consegnato
