@@ -79,6 +79,19 @@ def test_verp_envelope_fills_a_missing_recipient():
     assert [(v.address, v.reason, v.hard) for v in r.recipients] == [("erin@example.org", "userunknown", True)]
 
 
+def test_a_local_name_is_not_the_recipient_when_the_report_or_the_original_gives_an_address():
+    """"Final-Recipient: LOCAL; carol" names a mailbox, not the address we sent to: an rfc822
+    Original-Recipient wins, else the original's single To; with neither the name is kept."""
+    local = _dsn().replace(b"Action:", b"Final-Recipient: LOCAL; carol\nAction:")
+    with_original = local.replace(b"Action:", b"Original-Recipient: rfc822; carol@example.com\nAction:")
+    assert [v.address for v in parse_message(with_original).recipients] == ["carol@example.com"]
+    enclosed = local.replace(b"\n--b--\n", b"\n--b\nContent-Type: text/rfc822-headers\n\n"
+                             b"From: news@example.org\nTo: c.smith@example.com\nSubject: hi\n\n--b--\n")
+    assert [(v.address, v.recovered_by) for v in parse_message(enclosed).recipients] == [
+        ("c.smith@example.com", "original-to")]
+    assert [v.address for v in parse_message(local).recipients] == ["carol"]
+
+
 def test_delayed_and_delivered_actions():
     assert parse_message(_dsn("a@example.com", "delivered", "2.0.0")).kind == "delivered"
     r = parse_message(_dsn("a@example.com", "delayed", "4.2.2"))

@@ -93,12 +93,10 @@ def address_of(value: str) -> str:
 def recipient_of(fields: dict) -> tuple[str, str]:
     """(address, field it came from) of one per-recipient block: Final-Recipient, else
     Original-Recipient, else X-Actual-Recipient. A field present but empty ("rfc822;", as some
-    gateways write Final-Recipient when they only know the original) gives way to the next."""
-    for name in _RECIPIENT_FIELDS:
-        address = address_of(fields.get(name, ""))
-        if address:
-            return address, name
-    return "", "final-recipient"
+    gateways write Final-Recipient when they only know the original) gives way to the next, and so
+    does a name that is no mail address ("LOCAL; carol", an X.400 name) when another field has one."""
+    found = [(a, name) for name in _RECIPIENT_FIELDS if (a := address_of(fields.get(name, "")))]
+    return next((f for f in found if "@" in f[0]), found[0] if found else ("", "final-recipient"))
 
 
 def mta_name(value: str) -> str:

@@ -735,7 +735,8 @@ class _Reader:
         env = self.envelope_recipient()
         if env and len(verdicts) == 1 and verdicts[0].address.lower() != env.lower():
             return [dataclasses.replace(verdicts[0], address=env, recovered_by="verp")]
-        if len(verdicts) == 1 and not verdicts[0].address:
+        if len(verdicts) == 1 and "@" not in verdicts[0].address:
+            # none, or a local name only ("Final-Recipient: LOCAL; carol"): not the address we sent to
             a, how = self.recover_address()
             if a:
                 return [dataclasses.replace(verdicts[0], address=a, recovered_by=how)]
