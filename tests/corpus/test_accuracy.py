@@ -8,8 +8,9 @@ measured when this test was last updated (FLOOR); the reason and hard/soft targe
 (test_meets_issue_targets, an expected failure that reports the figures). Skips when the corpus
 is absent.
 
-Measured 2026-12-03 (LF and CRLF alike): detection 0.997, reason 0.905, hard/soft 0.963,
-status 0.944, no false positive, no sender-side soft label called hard. The rules follow
+Measured 2026-12-06 (LF and CRLF alike): detection 0.997, reason 0.902, hard/soft 0.960,
+status 0.944 (reason 0.905 and hard/soft 0.963 until Domino's ISO-2022-JP "not in the Domino
+Directory" was decoded and read as the unknown user it is; the corpus labels it onhold), no false positive, no sender-side soft label called hard. The rules follow
 reference/wordings.md (receiver-specific meanings with a `receiver` condition) and the precedence
 of reference/taxonomy.md where the corpus labels disagree with them; every such disagreement and
 its precedence step is in docs/accuracy.md. The remaining gap to the targets is those
@@ -32,7 +33,7 @@ CORPUS = SHARED / "corpus"
 SCORER = SHARED / "tools" / "score.py"
 MET_TARGETS = {"detection_rate": 0.98}
 TARGETS = {"reason_accuracy": 0.92, "hard_soft_agreement": 0.97}
-FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.904, "hard_soft_agreement": 0.962, "status_exact": 0.943}
+FLOOR = {"detection_rate": 0.997, "reason_accuracy": 0.901, "hard_soft_agreement": 0.959, "status_exact": 0.943}
 # taxonomy.md precedence step 1: reasons about our side, never about the address.
 SENDER_SIDE = {"blocked", "badreputation", "spamdetected", "policyviolation", "authfailure", "speeding",
                "rejected", "requireptr", "securityerror", "norelaying", "toomanyconn", "virusdetected",

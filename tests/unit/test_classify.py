@@ -845,6 +845,11 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Mailbox is vol", "mailboxfull"),                          # Dutch
     ("550 Utilizador desconhecido", "userunknown"),                 # Portuguese (Portugal)
     ("550 O utilizador não existe", "userunknown"),
+    # Domino's "not listed in Domino Directory" as its localised servers write it
+    ("ユーザー Neko は Domino ディレクトリには見つかりません。", "userunknown"),
+    ("El usuario Neko no se encuentra en el Directorio de Domino", "userunknown"),
+    ("L'utente Neko non è elencato nella Directory di Domino", "userunknown"),
+    ("Benutzer Neko ist nicht im Domino-Verzeichnis aufgeführt", "userunknown"),
 ])
 def test_localised_families(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason

@@ -10,7 +10,7 @@ from email.policy import SMTP, default
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bounceproc.domain.parse.mime import decode_transfer, parse_message_bytes
+from bounceproc.domain.parse.mime import decode_bytes, decode_transfer, parse_message_bytes
 
 TEXTS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00"), min_size=1,
                 max_size=300).map(lambda s: s if s.endswith("\n") else s + "\n")
@@ -43,3 +43,12 @@ def test_parts_read_back_as_written(parts, crlf):
     got = [decode_transfer(p.body, p.get("content-transfer-encoding")).decode("utf-8", "replace")
            for p in _leaves(root)]
     assert [_norm(g) for g in got] == [_norm(t) for t in ["first\n"] + [t for t, _ in parts]]
+
+
+def test_seven_bit_iso_2022_jp_reads_as_japanese_whatever_the_part_declares():
+    """Domino writes ISO-2022-JP into a DSN's Diagnostic-Code (a part with no charset): its escape
+    sequences are Japanese, not ASCII; ASCII with another escape stays as it is."""
+    jis = "ユーザー Neko は Domino ディレクトリには見つかりません。".encode("iso-2022-jp")
+    assert decode_bytes(b"Diagnostic-Code: X-Notes; " + jis).endswith("ディレクトリには見つかりません。")
+    assert decode_bytes(jis, "us-ascii") == decode_bytes(jis, "iso-2022-jp") == jis.decode("iso-2022-jp")
+    assert decode_bytes(b"colour \x1b[31mred\x1b[0m") == "colour \x1b[31mred\x1b[0m"

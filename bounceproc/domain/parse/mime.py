@@ -166,10 +166,22 @@ def _codec(charset: str) -> str:
         return "latin-1"
 
 
+# ISO-2022-JP's switches to JIS X 0208 (ESC $ @, ESC $ B) and to JIS X 0212 (ESC $ ( D)
+_ISO_2022_JP = re.compile(rb"\x1b\$(?:[@B]|\(D)")
+
+
 def decode_bytes(data: bytes, charset: str = "") -> str:
-    """Bytes to text: declared charset, else UTF-8, else Latin-1; never raises."""
-    if data.isascii() and b"\x1b" not in data:
-        return data.decode("ascii")
+    """Bytes to text: declared charset, else UTF-8, else Latin-1; never raises. Seven-bit
+    ISO-2022-JP (its escape sequences) is read as Japanese whatever the part declares: Domino
+    writes it into a DSN's Diagnostic-Code, in a part that has no charset."""
+    if data.isascii():
+        if b"\x1b" not in data:
+            return data.decode("ascii")
+        if _ISO_2022_JP.search(data) and not charset.lower().startswith("iso-2022"):
+            try:
+                return data.decode("iso2022_jp_2")
+            except UnicodeDecodeError:
+                pass
     codec = _codec(charset)
     try:
         return data.decode(codec)
