@@ -1083,6 +1083,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.0.0", "554 Rejected: excessive bounces from 192.0.2.10", "badreputation", False),
     ("4.7.1", "451 4.7.1 High bounce rate, try again later", "badreputation", False),
     ("5.0.0", "550 This account has been temporarily suspended", "suspend", False),
+    # the receiving service, not the recipient's mailbox, is "not active"
+    ("4.3.2", "432 4.3.2 Error: Service not active", "systemerror", False),
+    ("5.2.1", "550 5.2.1 User account is not active", "suspend", False),
 ])
 def test_wordings_of_this_families_in_more_forms(status, diagnostic, reason, hard):
     c = classify(status, "", diagnostic)
