@@ -171,7 +171,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "Helo command rejected: Host not found", "Helo command [mx] rejected", "IP 192.0.2.1 is listed",
                "your IP address [192.0.2.1] is currently listed", "unexpected volume or user complaints",
                "message classified as bulk", "high volume of mail", "IP is rejected",
-               "your IP address has been banned"]
+               "your IP address has been banned", "too many invalid recipients from your IP",
+               "excessive bounces", "high bounce rate"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
