@@ -85,7 +85,7 @@ SENDER_SIDE = (
                 # not on the receiver's allow list: our host or sender was not let in
                 r"|not (?:found |listed )?(?:in|on) (?:the |our |any |their )?(?:allow|white|safe|permit)(?:ed)?[- ]?(?:senders? )?list"),
     ("requireptr", _PTR_WORDS),
-    ("blocked", r"client host (?:rejected|blocked|refused)|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
+    ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     # (our list's quality: many unknown recipients or bounces from our IP, as Verizon's "VS1-IP")
     ("badreputation", r"reputation|sender ?score|\bcomplaints\b"

@@ -67,6 +67,9 @@ def test_block_on_our_ip_is_never_hard():
     ("5.7.1", "554", "554 5.7.1 Service unavailable; Helo command [mx] rejected: need fully-qualified hostname",
      "blocked"),
     ("", "550", "host mx.example.org[192.0.2.7] refused to talk to me: 550 Unknown domain", "blocked"),
+    # a 521 that names our connection or host as what it refuses
+    ("", "521", "521 Your connection has been refused", "blocked"),
+    ("", "521", "521 mx.example.net: your server is not welcome here", "blocked"),
 ])
 def test_a_refusal_of_our_host_is_never_hard(status, reply, diagnostic, reason):
     c = classify(status, reply, diagnostic)

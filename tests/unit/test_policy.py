@@ -172,7 +172,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "your IP address [192.0.2.1] is currently listed", "unexpected volume or user complaints",
                "message classified as bulk", "high volume of mail", "IP is rejected",
                "your IP address has been banned", "too many invalid recipients from your IP",
-               "excessive bounces", "high bounce rate"]
+               "excessive bounces", "high bounce rate", "your connection has been refused",
+               "your server is not welcome"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
