@@ -140,9 +140,13 @@ def test_autoreply_needs_a_sign_of_automation_for_ordinary_subjects():
     assert autoreply_reason({"subject": ["Automatic reply: March news"]})
     assert autoreply_reason({"subject": ["Respuesta automática: hola"]})
     for subject in ("自动回复: 你好", "自動回覆: hi", "Автоответ: привет", "Автоматический ответ: привет",
-                    "Automatyczna odpowiedź: cześć", "Resposta automática: olá"):
+                    "Automatyczna odpowiedź: cześć", "Resposta automática: olá", "Autosvar: hej",
+                    "Odpowiedź automatyczna: cześć", "Automatická odpověď: ahoj", "Răspuns automat: salut",
+                    "Automatikus válasz: szia", "Αυτόματη απάντηση: γεια", "자동 회신: 안녕하세요"):
         assert autoreply_reason({"subject": [subject]}), subject
     assert autoreply_reason({"subject": ["Away until May 5"], "auto-submitted": ["auto-replied"]})
+    assert autoreply_reason({"subject": ["Abwesend bis 5. Mai"], "auto-submitted": ["auto-replied"]})
+    assert not autoreply_reason({"subject": ["Abwesend bis 5. Mai"]})
     assert not autoreply_reason({"subject": ["Vacation photos"]})
     assert not autoreply_reason({"subject": ["Undelivered Mail Returned to Sender"], "auto-submitted": ["auto-replied"]})
     assert autoreply_reason({"subject": ["AW: Abwesenheitsnotiz"]})          # an auto-responder answers

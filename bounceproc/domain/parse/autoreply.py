@@ -25,11 +25,17 @@ _STRONG = lazy(
     r"\u81ea\u52a8\u56de\u590d|\u81ea\u52d5\u56de\u8986|\u0430\u0432\u0442\u043e\u043e\u0442\u0432\u0435\u0442|"   # 自动回复 自動回覆 автоответ
     r"\u0430\u0432\u0442\u043e\u043c\u0430\u0442\u0438\u0447\u0435\u0441\u043a\u0438\u0439 \u043e\u0442\u0432\u0435\u0442|"   # автоматический ответ
     r"resposta autom[\u00e1a]tica|automatyczna odpowied[\u017az]|otomatik yan[\u0131i]t|"
+    # Scandinavian, Polish, Czech / Slovak, Romanian, Hungarian, South Slavic, Baltic, Greek, Korean
+    r"autosvar|odpowied[\u017az] automatyczna|automatick\u00e1 odpov\u011b\u010f|automatick\u00e1 odpove\u010f|"
+    r"r\u0103spuns automat|automatikus v\u00e1lasz|samodejni odgovor|automatski odgovor|"
+    r"autom\u0101tiska atbilde|automatinis atsakymas|automaatne vastus|"
+    r"\u03b1\u03c5\u03c4\u03cc\u03bc\u03b1\u03c4\u03b7 \u03b1\u03c0\u03ac\u03bd\u03c4\u03b7\u03c3\u03b7|"   # αυτόματη απάντηση
+    r"\uc790\ub3d9 ?(?:\ud68c\uc2e0|\uc751\ub2f5)|"   # 자동 회신 / 자동 응답
     r"out of (?:the )?office|abwesenheit|r[\u00e9e]ponse automatique|message d'absence|fuera de la oficina|"
     r"ooo\b)", re.I)
 # Subjects a person may write too: they need another sign of automation.
 _WEAK = lazy(
-    _PREFIX + r"(?:absence|away from|away until|i am away|i'm away|on vacation|vacation|absent|"
+    _PREFIX + r"(?:absence|abwesend|away from|away until|i am away|i'm away|on vacation|vacation|absent|"
     r"please confirm your (?:e-?mail|message)|confirm your e-?mail|challenge)", re.I)
 _BOUNCE_WORDS = re.compile(r"undeliver|failure|delivery status|returned", re.I)
 
