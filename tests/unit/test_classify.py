@@ -449,6 +449,9 @@ RECEIVER_CASES = [
  # (status, diagnostic, remote MTA, recipient, reason)
  ("", "550 Requested action not taken: mailbox unavailable", "mx00.emig.gmx.net", "u@gmx.de", "userunknown"),
  ("5.5.0", "550 Requested action not taken: mailbox unavailable (-0000:2222)", "", "u@hotmail.com", "userunknown"),
+ ("", "550 Requested action not taken: mailbox unavailable", "", "u@outlook.de", "userunknown"),
+ ("", "550 Requested action not taken: mailbox unavailable", "", "u@outlook.com.br", "userunknown"),
+ ("", "550 Requested action not taken: mailbox unavailable", "", "u@outlook.example.com", "filtered"),
  ("", "550 Requested action not taken: mailbox unavailable", "mx.example.org", "u@example.org", "filtered"),
  ("", "550 Mailbox unavailable or access denied", "mx3.qq.com", "12345@qq.com", "speeding"),
  ("", "550 Mailbox unavailable or access denied", "mx.example.org", "u@example.org", "filtered"),
