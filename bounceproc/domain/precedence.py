@@ -93,7 +93,7 @@ SENDER_SIDE = (
                       r"|(?:excessive|too many) bounces|(?:high|excessive) bounce rate"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
-    ("spamdetected", r"\bspam|unsolicited|\bbulk\b"),
+    ("spamdetected", r"\bspam|unsolicited|\bbulk\b|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     ("policyviolation", r"\bpolic(?:y|ies)\b"),
