@@ -1614,3 +1614,10 @@ def test_our_sender_or_ip_said_not_to_exist_in_another_language_is_never_hard(te
     assert classify("", "", "550 Adres odbiorcy nie istnieje").hard
     assert classify("", "", "550 Il destinatario non esiste").hard
     assert classify("", "", "550 Il dominio del destinatario non esiste").reason == "hostunknown"
+
+
+def test_not_accepting_mail_for_one_user_is_not_a_domain_that_takes_no_mail():
+    """RFC 7504's meaning (notaccept, hard) is the whole domain's; "for this user" is not it."""
+    assert classify("", "", "550 example.com is not accepting mail").reason == "notaccept"
+    c = classify("", "", "550 Not accepting mail for this user")
+    assert c.reason != "notaccept" and not c.hard, c
