@@ -856,6 +856,11 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("El usuario Neko no se encuentra en el Directorio de Domino", "userunknown"),
     ("L'utente Neko non è elencato nella Directory di Domino", "userunknown"),
     ("Benutzer Neko ist nicht im Domino-Verzeichnis aufgeführt", "userunknown"),
+    # our sending rate and our IP, refused in other languages
+    ("421 Zu viele Nachrichten, bitte später erneut versuchen", "speeding"),
+    ("550 Слишком много писем, попробуйте позже", "speeding"),
+    ("550 Demasiados mensajes desde su IP", "speeding"),
+    ("550 送信元IPが拒否されました", "blocked"),
 ])
 def test_localised_families(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason
