@@ -103,7 +103,14 @@ _PTR = prefiltered([_PTR_WORDS])
 _URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
-             r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d")
+             r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d"
+             # "try again later" in German, French, Spanish, Italian, Portuguese, Dutch, Polish,
+             # Russian, Chinese and Japanese
+             r"|sp(?:ä|ae)ter (?:erneut|noch ?(?:ein)?mal|wieder)|r[ée]?essa(?:yez|yer) plus tard"
+             r"|int[ée]nte(?:lo)? (?:de nuevo |nuevamente )?m[áa]s tarde|riprova(?:re)? pi[ùu] tardi"
+             r"|tente (?:novamente )?mais tarde|probeer het later|spr[óo]buj(?: ponownie)? p[óo](?:ź|z)niej"
+             r"|(?:попробуйте|повторите)(?: попытку| ещё раз| еще раз)? позже|稍后(?:再试|重试)|稍後(?:再試|重試)"
+             r"|しばらく(?:して|経って)から|後ほど再")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                 + r"|servfail|temporar|timed? ?out|name lookup failure|gr[ae]ylist"

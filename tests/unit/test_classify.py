@@ -1254,6 +1254,16 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
     assert classify("5.1.2", "", "550 5.1.2 HELO name not found").reason == "blocked"
 
 
+@pytest.mark.parametrize("later", ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde",
+                                   "riprova più tardi", "tente novamente mais tarde", "probeer het later opnieuw",
+                                   "spróbuj ponownie później", "попробуйте позже", "请稍后再试", "しばらくしてから再送してください"])
+def test_try_again_later_in_other_languages_is_not_final(later):
+    """Precedence steps 2 and 6 read "try again later" in the languages receivers answer in."""
+    for text in ("550 Host not found", "550 User unknown", "550 5.1.1 No such user"):
+        c = classify("", "", f"{text}, {later}")
+        assert not c.hard, (text, later, c)
+
+
 @pytest.mark.parametrize("text", ["Host not found (authoritative), retrying", "Name or service not known (try later)",
                                   "DNS query failed: REFUSED", "DNS: no answer from authoritative servers",
                                   "host lookup for example.com did not complete", "NXDOMAIN lookup error, will retry",

@@ -190,7 +190,8 @@ def test_safety_net_never_suppresses_a_hard_verdict_with_sender_side_evidence(ha
 
 @settings(max_examples=200, deadline=None)
 @given(FILLER, FILLER, st.sampled_from(["Host not found, try again", "SERVFAIL", "temporary failure in name resolution",
-                                        "lookup timed out", "Try again later"]))
+                                        "lookup timed out", "Try again later", "bitte später erneut versuchen",
+                                        "réessayez plus tard", "попробуйте позже", "请稍后再试"]))
 def test_safety_net_never_suppresses_a_hostunknown_that_says_try_again(a, b, dns):
     text = f"{a} Host or domain name not found. {dns} {b}"
     _, d = policy.decide(policy.EMPTY, ev(reason="hostunknown", hard=True, diagnostic=text), P)
