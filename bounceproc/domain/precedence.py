@@ -112,12 +112,15 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
              r"|(?:попробуйте|повторите)(?: попытку| ещё раз| еще раз)? позже|稍后(?:再试|重试)|稍後(?:再試|重試)"
              r"|しばらく(?:して|経って)から|後ほど再")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
+# "temporary" in German, French, Spanish / Italian / Portuguese, Dutch, Polish, Russian, Chinese, Japanese
+_TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|temporane|tempor[áa]ri|tijdelijk"
+                        r"|tymczasow|временн|暂时|暫時|临时|臨時|一時的")
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                 + r"|servfail|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
-                  r"|did not complete|eai_again|dns query failed|no answer from")
+                  r"|did not complete|eai_again|dns query failed|no answer from|" + _TEMPORARY_LOCALISED)
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
-_STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b")
+_STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|" + _TEMPORARY_LOCALISED)
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                         r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")

@@ -1254,14 +1254,20 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
     assert classify("5.1.2", "", "550 5.1.2 HELO name not found").reason == "blocked"
 
 
-@pytest.mark.parametrize("later", ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde",
-                                   "riprova più tardi", "tente novamente mais tarde", "probeer het later opnieuw",
-                                   "spróbuj ponownie później", "попробуйте позже", "请稍后再试", "しばらくしてから再送してください"])
-def test_try_again_later_in_other_languages_is_not_final(later):
-    """Precedence steps 2 and 6 read "try again later" in the languages receivers answer in."""
+_LATER = ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde", "riprova più tardi",
+          "tente novamente mais tarde", "probeer het later opnieuw", "spróbuj ponownie później",
+          "попробуйте позже", "请稍后再试", "しばらくしてから再送してください"]
+_TEMPORARY = ["vorübergehender Fehler", "erreur temporaire", "error temporal", "errore temporaneo",
+              "falha temporária", "tijdelijke fout", "błąd tymczasowy", "временная ошибка", "暂时错误", "一時的なエラー"]
+
+
+@pytest.mark.parametrize("not_final", _LATER + _TEMPORARY)
+def test_try_again_later_or_temporary_in_other_languages_is_not_final(not_final):
+    """Precedence steps 2 and 6 read "try again later" and "temporary" in the languages receivers
+    answer in."""
     for text in ("550 Host not found", "550 User unknown", "550 5.1.1 No such user"):
-        c = classify("", "", f"{text}, {later}")
-        assert not c.hard, (text, later, c)
+        c = classify("", "", f"{text}, {not_final}")
+        assert not c.hard, (text, not_final, c)
 
 
 @pytest.mark.parametrize("text", ["Host not found (authoritative), retrying", "Name or service not known (try later)",
