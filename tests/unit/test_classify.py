@@ -214,6 +214,9 @@ WORDING_CASES = [
  ("5.7.1", "554 5.7.1 The message was rejected because it contains a virus", "virusdetected"),
  ("5.7.1", "550 5.7.1 Messages missing a valid Message-ID header are not accepted", "notcompliantrfc"),
  ("5.1.2", "553 5.1.2 We weren't able to find the recipient domain", "hostunknown"),
+ ("", "The mail system could not find the domain nowhere.example", "hostunknown"),
+ ("", "Unable to resolve domain nowhere.example", "hostunknown"),
+ ("5.1.8", "550 5.1.8 Could not find the domain of the sender", "rejected"),
  ("5.1.0", "556 5.1.10 Recipient address has null MX", "notaccept"),
  ("4.4.7", "Delivery expired (message too old)", "expired"),
  ("4.4.1", "451 4.4.1 Connection timed out", "networkerror"),  # wordings.md 1.3 (one attempt)
