@@ -83,7 +83,12 @@ SENDER_SIDE = (
                 r"(?:currently )?listed\b|\bblocked\b|invaluement|ivmsip|uceprotect|mailspike|\bpsbl\b|\bsurbl\b"
                 r"|\buribl\b|\b(?:[a-z0-9-]+\.)*(?:bl|rbl|dnsbl)\.[a-z0-9-]+\.[a-z]{2,}"
                 # not on the receiver's allow list: our host or sender was not let in
-                r"|not (?:found |listed )?(?:in|on) (?:the |our |any |their )?(?:allow|white|safe|permit)(?:ed)?[- ]?(?:senders? )?list"),
+                r"|not (?:found |listed )?(?:in|on) (?:the |our |any |their )?(?:allow|white|safe|permit)(?:ed)?[- ]?(?:senders? )?list"
+                r"|not (?:white|allow|safe)[- ]?listed"
+                # the receiver's defences named: a firewall, an anti-abuse or anti-spoofing check, a
+                # sender it does not trust, bounces it does not want (backscatter)
+                r"|\bfirewall\b|anti-?abuse|abuse (?:detected|filter|system|protection|prevention)|spoof"
+                r"|\buntrusted\b|backscatter"),
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
@@ -93,7 +98,7 @@ SENDER_SIDE = (
                       r"|(?:excessive|too many) bounces|(?:high|excessive) bounce rate"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
-    ("spamdetected", r"\bspam|unsolicited|\bbulk\b|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
+    ("spamdetected", r"\bspam|unsolicited|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     ("policyviolation", r"\bpolic(?:y|ies)\b"),

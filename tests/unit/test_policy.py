@@ -173,7 +173,9 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "message classified as bulk", "high volume of mail", "IP is rejected",
                "your IP address has been banned", "too many invalid recipients from your IP",
                "excessive bounces", "high bounce rate", "your connection has been refused",
-               "your server is not welcome", "content rejected", "(content filtering)"]
+               "your server is not welcome", "content rejected", "(content filtering)", "Junk mail rejected",
+               "suspected phishing", "IP not whitelisted", "rejected by firewall", "denied by anti-abuse system",
+               "spoofed sender", "untrusted sender", "looks like backscatter"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
