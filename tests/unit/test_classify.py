@@ -1368,6 +1368,8 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     # list servers refusing the sender, and their moderators
     ("5.7.1", "550 5.7.1 Posting to this list is restricted to members", "rejected"),
     ("5.7.1", "553 5.7.1 Sorry, only subscribers may post to this list", "rejected"),
+    ("", "You must be subscribed to post to this list", "rejected"),
+    ("", "You must join the group before you can post", "rejected"),
     ("5.7.1", "550 5.7.1 This list only accepts messages from its members", "rejected"),
     ("", "Your message has been rejected by the list moderator", "filtered"),
     ("5.7.1", "550 5.7.1 Relay not authorized", "norelaying"),
