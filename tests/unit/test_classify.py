@@ -70,6 +70,11 @@ def test_block_on_our_ip_is_never_hard():
     # a 521 that names our connection or host as what it refuses
     ("", "521", "521 Your connection has been refused", "blocked"),
     ("", "521", "521 mx.example.net: your server is not welcome here", "blocked"),
+    # ... or that refuses our connection or message without a reason (RFC 7504's 521 is a host that
+    # takes no mail at all, which the text does not say)
+    ("", "521", "521 Connection rejected", "blocked"),
+    ("5.0.0", "521", "521 5.0.0 Message refused", "blocked"),
+    ("", "521", "521 Not accepting mail from you", "blocked"),
 ])
 def test_a_refusal_of_our_host_is_never_hard(status, reply, diagnostic, reason):
     c = classify(status, reply, diagnostic)
@@ -79,6 +84,7 @@ def test_a_refusal_of_our_host_is_never_hard(status, reply, diagnostic, reason):
 def test_notaccept_is_hard_only_when_permanent():
     assert classify("5.1.10", "", "does not accept mail (null MX)").hard is True
     assert classify("4.3.0", "", "domain does not accept mail").hard is False
+    assert classify("", "521", "521 5.3.2 mx.example.net does not accept mail").reason == "notaccept"
 
 
 def test_temporary_dns_failure_is_not_host_unknown():
