@@ -88,7 +88,12 @@ SENDER_SIDE = (
                 # the receiver's defences named: a firewall, an anti-abuse or anti-spoofing check, a
                 # sender it does not trust, bounces it does not want (backscatter)
                 r"|\bfirewall\b|anti-?abuse|abuse (?:detected|filter|system|protection|prevention)|spoof"
-                r"|\buntrusted\b|backscatter"),
+                r"|\buntrusted\b|backscatter"
+                # addressed to us: "we do not accept your mail", "mail from you is not accepted", "go away"
+                r"|(?:do|does|will) not accept (?:your |any )?(?:mail|messages?|e-?mails?|connections?) from you\b"
+                r"|\bwe (?:do not|don.t|will not|won.t) accept your (?:mail|messages?|e-?mails?)"
+                r"|(?:mail|messages?|e-?mails?|connections?) from you (?:is |are )?(?:not (?:accepted|allowed|welcome)|(?:rejected|refused|denied|blocked))"
+                r"|\bgo away\b"),
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),

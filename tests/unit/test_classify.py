@@ -1298,7 +1298,8 @@ def test_a_dns_failure_that_will_be_retried_is_never_a_dead_domain(text):
                                   "Access denied - Invalid HELO name", "Your server requires authentication",
                                   "Junk mail rejected", "Suspected phishing", "IP not whitelisted",
                                   "Rejected by firewall", "Denied by anti-abuse system", "Refused: spoofed sender",
-                                  "Untrusted sender", "Message looks like a bounce backscatter"])
+                                  "Untrusted sender", "Message looks like a bounce backscatter",
+                                  "We do not accept your mail", "Mail from you is not accepted", "Go away"])
 def test_a_refusal_of_our_mail_under_an_address_code_is_neither_hard_nor_counted(text):
     for code in ("5.1.1", "5.1.2", "5.1.10", "5.2.1", "5.2.2"):
         c = classify(code, "", f"550 {code} {text}")

@@ -175,7 +175,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "excessive bounces", "high bounce rate", "your connection has been refused",
                "your server is not welcome", "content rejected", "(content filtering)", "Junk mail rejected",
                "suspected phishing", "IP not whitelisted", "rejected by firewall", "denied by anti-abuse system",
-               "spoofed sender", "untrusted sender", "looks like backscatter"]
+               "spoofed sender", "untrusted sender", "looks like backscatter", "we do not accept your mail",
+               "mail from you is not accepted", "Go away"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
