@@ -99,7 +99,8 @@ SENDER_SIDE = (
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     # (our list's quality: many unknown recipients or bounces from our IP, as Verizon's "VS1-IP")
     ("badreputation", r"reputation|sender ?score|\bcomplaints\b"
-                      r"|(?:too many|excessive|high (?:number|rate) of) (?:invalid|bad|unknown|non-?existent) (?:recipients|addresses|users)"
+                      r"|(?:too many|excessive|high (?:number|rate) of) (?:invalid|bad|unknown|non-?existent|failed|undeliverable) (?:recipients|addresses|users)"
+                      r"|\b(?:your|sender|sending) (?:ip|domain|host|server|address|account|network)(?: address)?(?: \S+)? (?:has been|was|is) flagged\b"
                       r"|(?:excessive|too many) bounces|(?:high|excessive) bounce rate"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),

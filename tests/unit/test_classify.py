@@ -223,6 +223,9 @@ WORDING_CASES = [
  ("", "The mail system could not find the domain nowhere.example", "hostunknown"),
  ("", "Unable to resolve domain nowhere.example", "hostunknown"),
  ("", "Domain name nowhere.example doesn't resolve", "hostunknown"),
+ ("", "550 Your domain has been flagged", "badreputation"),
+ ("", "550 Too many failed recipients", "badreputation"),
+ ("", "550 Messages with no Message-ID are not accepted", "notcompliantrfc"),
  ("", "getaddrinfo: nodename nor servname provided, or not known", "hostunknown"),
  ("5.1.8", "550 5.1.8 Sender domain example.com does not resolve", "rejected"),
  ("5.1.8", "550 5.1.8 Could not find the domain of the sender", "rejected"),
@@ -1302,7 +1305,8 @@ def test_a_dns_failure_that_will_be_retried_is_never_a_dead_domain(text):
                                   "Junk mail rejected", "Suspected phishing", "IP not whitelisted",
                                   "Rejected by firewall", "Denied by anti-abuse system", "Refused: spoofed sender",
                                   "Untrusted sender", "Message looks like a bounce backscatter",
-                                  "We do not accept your mail", "Mail from you is not accepted", "Go away"])
+                                  "We do not accept your mail", "Mail from you is not accepted", "Go away",
+                                  "Your IP address has been flagged", "Too many failed recipients"])
 def test_a_refusal_of_our_mail_under_an_address_code_is_neither_hard_nor_counted(text):
     for code in ("5.1.1", "5.1.2", "5.1.10", "5.2.1", "5.2.2"):
         c = classify(code, "", f"550 {code} {text}")
