@@ -93,7 +93,10 @@ SENDER_SIDE = (
                 r"|(?:do|does|will) not accept (?:your |any )?(?:mail|messages?|e-?mails?|connections?) from you\b"
                 r"|\bwe (?:do not|don.t|will not|won.t) accept your (?:mail|messages?|e-?mails?)"
                 r"|(?:mail|messages?|e-?mails?|connections?) from you (?:is |are )?(?:not (?:accepted|allowed|welcome)|(?:rejected|refused|denied|blocked))"
-                r"|\bgo away\b"),
+                r"|\bgo away\b"
+                # "blocked" in German, French, Spanish / Portuguese, Italian, Russian, Dutch, Polish,
+                # Chinese, Japanese, Korean (not German "gesperrt": a locked account, suspend)
+                r"|blockiert|bloqu[ée]|bloquead|bloccat|заблокирован|geblokkeerd|zablokowan|封禁|屏蔽|ブロック|차단"),
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),

@@ -876,9 +876,29 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Слишком много писем, попробуйте позже", "speeding"),
     ("550 Demasiados mensajes desde su IP", "speeding"),
     ("550 送信元IPが拒否されました", "blocked"),
+    ("550 您的IP已被封禁", "blocked"),
+    ("550 Uw IP-adres is geblokkeerd", "blocked"),
+    ("550 Twój adres IP jest zablokowany", "blocked"),
+    # a blocked account is the recipient's (suspend), under x.2.1 as without a code
+    ("550 5.2.1 Konto blockiert", "suspend"),
+    ("550 5.2.1 账户已被封禁", "suspend"),
+    ("550 5.2.1 アカウントはブロックされています", "suspend"),
+    ("550 5.2.1 계정이 차단되었습니다", "suspend"),
 ])
 def test_localised_families(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason
+    status = diagnostic.split()[1] if diagnostic[4:5].isdigit() else ""
+    assert classify(status, "", diagnostic).reason == reason
+
+
+@pytest.mark.parametrize("refusal", ["Absender blockiert", "expéditeur bloqué", "remitente bloqueado", "mittente bloccato",
+                                     "отправитель заблокирован", "发件人被屏蔽", "uw IP-adres is geblokkeerd",
+                                     "twój adres IP jest zablokowany", "您的IP已被封禁", "送信元がブロックされました"])
+def test_blocked_in_other_languages_is_never_hard(refusal):
+    """Precedence step 1 reads "blocked" in the languages receivers answer in, as it does in English."""
+    for code in ("5.1.1", "5.1.2"):
+        c = classify(code, "", f"550 {code} {refusal}")
+        assert not c.hard, (code, refusal, c)
 
 
 def test_a_servers_no_smtp_service_heading_is_not_a_null_mx():
