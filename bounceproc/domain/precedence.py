@@ -101,16 +101,18 @@ SENDER_SIDE = (
     ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     # (our list's quality: many unknown recipients or bounces from our IP, as Verizon's "VS1-IP")
-    ("badreputation", r"reputation|sender ?score|\bcomplaints\b"
+    ("badreputation", r"reputation|r[ée]putation|reputaci[oó]n|reputa[cç][aã]o|reputazione|репутаци|信誉|信譽|声誉"
+                      r"|レピュテーション|평판|sender ?score|\bcomplaints\b"
                       r"|(?:too many|excessive|high (?:number|rate) of) (?:invalid|bad|unknown|non-?existent|failed|undeliverable) (?:recipients|addresses|users)"
                       r"|\b(?:your|sender|sending) (?:ip|domain|host|server|address|account|network)(?: address)?(?: \S+)? (?:has been|was|is) flagged\b"
                       r"|(?:excessive|too many) bounces|(?:high|excessive) bounce rate"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
-    ("spamdetected", r"\bspam|unsolicited|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
+    ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
-    ("policyviolation", r"\bpolic(?:y|ies)\b"),
+    # (also in German, French, Spanish / Portuguese / Italian, Russian, Chinese, Japanese, Korean)
+    ("policyviolation", r"\bpolic(?:y|ies)\b|richtlinie|politique|pol[ií]tica|политик|策略|ポリシー|정책"),
 )
 _SENDER = prefiltered(rx for _, rx in SENDER_SIDE)     # where: the leftmost evidence
 _PTR = prefiltered([_PTR_WORDS])

@@ -884,6 +884,11 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 5.2.1 账户已被封禁", "suspend"),
     ("550 5.2.1 アカウントはブロックされています", "suspend"),
     ("550 5.2.1 계정이 차단되었습니다", "suspend"),
+    ("550 Mauvaise réputation de l'expéditeur", "badreputation"),
+    ("550 Нарушение политики", "policyviolation"),
+    ("421 Слишком много подключений", "toomanyconn"),
+    ("421 连接数过多", "toomanyconn"),
+    ("550 Вирус обнаружен", "virusdetected"),
 ])
 def test_localised_families(diagnostic, reason):
     assert classify("", "", diagnostic).reason == reason
@@ -893,9 +898,15 @@ def test_localised_families(diagnostic, reason):
 
 @pytest.mark.parametrize("refusal", ["Absender blockiert", "expéditeur bloqué", "remitente bloqueado", "mittente bloccato",
                                      "отправитель заблокирован", "发件人被屏蔽", "uw IP-adres is geblokkeerd",
-                                     "twój adres IP jest zablokowany", "您的IP已被封禁", "送信元がブロックされました"])
+                                     "twój adres IP jest zablokowany", "您的IP已被封禁", "送信元がブロックされました",
+                                     "mauvaise réputation de l'expéditeur", "reputación del remitente baja",
+                                     "низкая репутация отправителя", "信誉度低", "gegen unsere Richtlinien",
+                                     "contraire à notre politique", "нарушение политики", "违反策略", "ポリシー違反",
+                                     "zu viele Verbindungen", "连接数过多", "接続数が多すぎます", "нежелательная почта",
+                                     "вирус обнаружен", "病毒"])
 def test_blocked_in_other_languages_is_never_hard(refusal):
-    """Precedence step 1 reads "blocked" in the languages receivers answer in, as it does in English."""
+    """Precedence step 1 reads "blocked", reputation, policy, spam, too many connections and a virus
+    in the languages receivers answer in, as it does in English."""
     for code in ("5.1.1", "5.1.2"):
         c = classify(code, "", f"550 {code} {refusal}")
         assert not c.hard, (code, refusal, c)
