@@ -250,10 +250,16 @@ _AT_HELO = lazy(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|
 # Said in so many words: the reply came after the message content. (Sendmail's ">>> DATA" note,
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)
-_END_OF_DATA_RX = (r"smtp stage: end of data|in reply to end of data|after (?:pipelined )?end of data"
-                   r"|(?:in reply to|after(?: pipelined)?) bdat\b|failed after i sent the message")
+_END_OF_DATA_RX = (r"smtp stage: end of data|in (?:reply|response) to end of data|(?:after|at) (?:pipelined )?end of data"
+                   r"|(?:in reply to|after(?: pipelined)?) bdat\b|failed after i sent the message"
+                   # the content named instead of the command ("after transfer of message data", 1&1's
+                   # "for TEXT command", Postfix's "while sending message body")
+                   r"|after (?:the )?message (?:body |data |content )?(?:was |had been )?(?:transmitted|transferred|sent)"
+                   r"|after transfer of (?:the )?message (?:data|body|content)|for text command"
+                   r"|while sending (?:the )?message (?:body|data|content)")
 _END_OF_DATA = lazy(_END_OF_DATA_RX)
-_AFTER_DATA = lazy(r"smtp stage: data|" + _END_OF_DATA_RX + r"|in reply to data command|after (?:pipelined )?data\b")
+_AFTER_DATA = lazy(r"smtp stage: data|" + _END_OF_DATA_RX + r"|in (?:reply|response) to data\b|after (?:pipelined )?data\b"
+                   r"|(?:during|while sending) data\b")
 
 
 @dataclass(frozen=True, slots=True)

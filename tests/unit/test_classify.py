@@ -554,6 +554,12 @@ STAGE_CASES = [
  # "after the message content" said in so many words: any unknown-address wording is a filter's
  ("5.0.0", "550 Mailbox does not exist (in reply to end of DATA command)", "filtered"),
  ("", "SMTP error from remote mail server after end of data: 550 Account does not exist", "filtered"),
+ # ... or with the content named instead of the command
+ ("", "SMTP error from remote server after transfer of message data: 550 User unknown", "filtered"),
+ ("", "SMTP error from remote server for TEXT command, host: mx.example.jp reason: 550 User unknown", "filtered"),
+ ("", "550 User unknown (in response to end of DATA)", "filtered"),
+ ("", "Error during DATA: 550 Unknown user", "filtered"),
+ ("", "SMTP error from remote server for RCPT TO command, host: mx.example.jp reason: 550 User unknown", "userunknown"),
  # ... while sendmail's ">>> DATA" (smtp stage: data) also carries RCPT refusals reported late
  ("5.0.0", "554 delivery error: dd This user doesn't have a yahoo.com account (smtp stage: data)", "userunknown"),
 ]
