@@ -109,7 +109,10 @@ SENDER_SIDE = (
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
     ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
-    ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"),
+    ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"
+                      # our client's own login refused (submission / smarthost credentials)
+                      r"|invalid login|login (?:failed|incorrect|denied)|authentication (?:failed|failure)"
+                      r"|incorrect authentication|invalid (?:password|credentials)|(?:or|and) (?:invalid |wrong |bad )?password"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     # (also in German, French, Spanish / Portuguese / Italian, Russian, Chinese, Japanese, Korean)
     ("policyviolation", r"\bpolic(?:y|ies)\b|richtlinie|politique|pol[ií]tica|политик|策略|ポリシー|정책"),

@@ -1343,7 +1343,8 @@ def test_a_dns_failure_that_will_be_retried_is_never_a_dead_domain(text):
                                   "Rejected by firewall", "Denied by anti-abuse system", "Refused: spoofed sender",
                                   "Untrusted sender", "Message looks like a bounce backscatter",
                                   "We do not accept your mail", "Mail from you is not accepted", "Go away",
-                                  "Your IP address has been flagged", "Too many failed recipients"])
+                                  "Your IP address has been flagged", "Too many failed recipients",
+                                  "Invalid login: user not found", "Authentication failed: unknown user"])
 def test_a_refusal_of_our_mail_under_an_address_code_is_neither_hard_nor_counted(text):
     for code in ("5.1.1", "5.1.2", "5.1.10", "5.2.1", "5.2.2"):
         c = classify(code, "", f"550 {code} {text}")
