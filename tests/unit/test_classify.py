@@ -570,6 +570,16 @@ def test_smtp_stage_and_missing_code_are_evidence(status, diagnostic, reason):
     assert classify(status, "", diagnostic).reason == reason
 
 
+def test_au_leaves_the_address_empty_when_its_filter_refuses():
+    """wordings.md 1.10: au echoes the address at RCPT TO (an unknown user) and leaves it empty when
+    its receive filter answers after DATA; elsewhere the empty form says nothing of the stage."""
+    for text in ("550 : User unknown", "Remote server returned unknown recipient -> 550 : User unknown"):
+        c = classify("", "", text, "", "u@ezweb.ne.jp")
+        assert (c.reason, c.hard) == ("filtered", False), c
+    assert classify("", "", "550 <u@au.com>: User unknown", "", "u@au.com").reason == "userunknown"
+    assert classify("", "", "550 : User unknown", "", "u@example.com").reason == "userunknown"
+
+
 def test_status_none_matches_only_a_missing_code(tmp_path):
     from bounceproc.domain.classify import Classifier, parse_rules
     rules = parse_rules('[[rule]]\nid = "no-code"\nstatus = "none"\nreason = "onhold"\n'
