@@ -52,3 +52,14 @@ def test_seven_bit_iso_2022_jp_reads_as_japanese_whatever_the_part_declares():
     assert decode_bytes(b"Diagnostic-Code: X-Notes; " + jis).endswith("ディレクトリには見つかりません。")
     assert decode_bytes(jis, "us-ascii") == decode_bytes(jis, "iso-2022-jp") == jis.decode("iso-2022-jp")
     assert decode_bytes(b"colour \x1b[31mred\x1b[0m") == "colour \x1b[31mred\x1b[0m"
+
+
+def test_a_parameter_folded_without_its_semicolon_is_still_a_parameter():
+    """A media type holds no space: "text/plain\\n   charset=…" (a gateway that forgot the ";") is
+    text/plain with that charset, not an unknown type whose part would be skipped."""
+    from bounceproc.domain.parse.mime import content_type
+    assert content_type('text/plain\n   charset="iso-2022-jp"') == ("text/plain", {"charset": "iso-2022-jp"})
+    assert content_type("text/plain charset=utf-8; format=flowed") == (
+        "text/plain", {"charset": "utf-8", "format": "flowed"})
+    assert content_type("text/html ; charset=x") == ("text/html", {"charset": "x"})
+    assert content_type("garbage") == ("text/plain", {})

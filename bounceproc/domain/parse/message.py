@@ -223,10 +223,26 @@ def top_level_parts(root: Part):
             stack.extend(reversed(p.children))
 
 
+# A leaf part of a multipart notice whose own header block is a message's (Received, Message-ID,
+# Return-Path, or From with Subject / Date) and that no message/rfc822 wraps: some gateways return
+# the original that way ("X1"-style Japanese gateways). It is the original, not notice text.
+_MESSAGE_FIELDS = ("received", "message-id", "return-path")
+
+
+def bare_original(p: Part, root: Part) -> bool:
+    if p is root or p.children or p.ctype != "text/plain":
+        return False
+    keys = p.all_headers().keys()
+    return any(k in keys for k in _MESSAGE_FIELDS) or ("from" in keys and ("subject" in keys or "date" in keys))
+
+
 def enclosed_original(root: Part) -> Part | None:
     for p in top_level_parts(root):
         if p.ctype in _ENCLOSED and p.children:
             return p.children[0]
+    for p in top_level_parts(root):
+        if bare_original(p, root):
+            return p
     return None
 
 
@@ -278,7 +294,7 @@ class _Reader:
         if self._text is None:
             plain, html = [], []
             for p in top_level_parts(self.root):
-                if p.children or p.ctype in _ENCLOSED or p.ctype in _DSN_TYPES:
+                if p.children or p.ctype in _ENCLOSED or p.ctype in _DSN_TYPES or bare_original(p, self.root):
                     continue
                 if p.ctype == "text/plain":
                     plain.append(p.text())

@@ -263,9 +263,14 @@ def split_head(data: bytes) -> tuple[bytes, bytes]:
 
 def content_type(value: str, default: str = "text/plain") -> tuple[str, dict[str, str]]:
     main, _, _rest = value.partition(";")
-    ctype = main.strip().lower() or default
+    words = main.split(None, 1)
+    ctype = words[0].lower() if words else default
     if "/" not in ctype:
         ctype = default
+    if len(words) > 1:
+        # a parameter folded onto the next line without its ";" ("text/plain\n   charset=…", as
+        # some Japanese gateways write it): a media type holds no space, so the rest is parameters
+        value = f"{words[0]}; {words[1]}{value[len(main):]}"
     params = {}
     for m in _PARAM.finditer(value):
         v = m.group(2)
