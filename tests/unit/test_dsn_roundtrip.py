@@ -120,3 +120,25 @@ def test_generated_reports_are_read_back_exactly(case):
             assert got[addr].action == action, got[addr]          # never reported as a failure
     if failed:
         assert report.kind == "dsn", report
+
+
+def _one_field_block(fields: str) -> bytes:
+    return ("From: MAILER-DAEMON@mx.example.net\nTo: bounce@example.com\nSubject: Delivery failure\n"
+            "MIME-Version: 1.0\nContent-Type: multipart/report; report-type=delivery-status; boundary=b1\n\n"
+            "--b1\nContent-Type: text/plain\n\nDelivery failed.\n\n--b1\nContent-Type: message/delivery-status\n\n"
+            f"{fields}\n--b1--\n").encode()
+
+
+def test_a_comment_after_the_address_and_an_indented_block_are_read():
+    """Gateways write "Final-Recipient: rfc822; u@example.org (Jane)" and quote the whole block
+    indented; both still name the recipient and its status."""
+    commented = _one_field_block("Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; u@example.org (Jane)\n"
+                                 "Action: failed\nStatus: 5.1.1\n")
+    indented = _one_field_block("  Reporting-MTA: dns; mx.example.net\n\n  Final-Recipient: rfc822; u@example.org\n"
+                                "  Action: failed\n  Status: 5.1.1\n  Diagnostic-Code: smtp; 550 5.1.1\n"
+                                "    User unknown\n")
+    for raw in (commented, indented):
+        (r,) = parse_message(raw).recipients
+        assert (r.address, r.status, r.reason) == ("u@example.org", "5.1.1", "userunknown"), r
+    (r,) = parse_message(indented).recipients
+    assert "User unknown" in r.diagnostic      # the further-indented line continues the field

@@ -7,11 +7,13 @@ dicts (lowercased names, unfolded values), in order.
 
 Broken variants accepted: no blank line between blocks (a new Final-Recipient starts a new
 block), Original-Recipient without Final-Recipient, `Status:` with text after the code,
-continuation lines of Diagnostic-Code, CR/CRLF endings (normalised by the caller).
+continuation lines of Diagnostic-Code, CR/CRLF endings (normalised by the caller), the whole
+block indented, a comment after the address.
 """
 from __future__ import annotations
 
 import re
+import textwrap
 
 from bounceproc.domain.parse.mime import decode_header
 
@@ -21,6 +23,7 @@ from bounceproc.domain.parse.mime import decode_header
 MAX_RECIPIENTS = 10_000
 _FIELD = re.compile(r"^([A-Za-z][A-Za-z0-9\-]*)\s*:\s?(.*)$")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+_COMMENT = re.compile(r"\s*\([^()]*\)\s*$")      # "x@example.org (Jane)": an RFC 5322 comment
 
 
 def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -29,6 +32,10 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     blocks: list[dict[str, str]] = []
     current: dict[str, str] = {}
     name = ""
+    if text.lstrip("\n")[:1] in (" ", "\t"):
+        # the whole block indented (a gateway that quotes the fields): continuation lines are
+        # those indented further than the fields themselves
+        text = textwrap.dedent(text)
     for line in text.split("\n"):
         if not line.strip():
             if current:
@@ -84,7 +91,7 @@ def address_of(value: str) -> str:
     value = decode_header(value or "").strip()
     if ";" in value:
         value = value.split(";", 1)[1]
-    value = value.strip().strip("<>").strip()
+    value = _COMMENT.sub("", value).strip().strip("<>").strip()
     if "<" in value and ">" in value:
         value = value[value.find("<") + 1:value.find(">")]
     return value.strip().strip("'\"")
