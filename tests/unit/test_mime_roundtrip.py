@@ -63,3 +63,18 @@ def test_a_parameter_folded_without_its_semicolon_is_still_a_parameter():
         "text/plain", {"charset": "utf-8", "format": "flowed"})
     assert content_type("text/html ; charset=x") == ("text/html", {"charset": "x"})
     assert content_type("garbage") == ("text/plain", {})
+
+
+def test_undeclared_or_mislabelled_8bit_text_is_read_as_what_it_is():
+    """UTF-8 labelled Latin-1 is UTF-8; Shift_JIS, EUC-JP (with kana) and GB2312 under no charset or
+    US-ASCII are Japanese / Chinese; undeclared Latin-1 stays Latin-1 (an accent before a plain
+    letter is not a double-byte character); a part that declares another charset and breaks it
+    keeps the Latin-1 reading (au's EUC-JP under ISO-2022-JP, see mime.decode_bytes)."""
+    assert decode_bytes("Benutzer unbekannt – Größe".encode(), "iso-8859-1") == "Benutzer unbekannt – Größe"
+    assert decode_bytes("Empfänger unbekannt".encode("latin-1")) == "Empfänger unbekannt"
+    assert decode_bytes("Adresse électronique inconnue".encode("latin-1"), "us-ascii") == "Adresse électronique inconnue"
+    japanese = "宛先のメールアドレスが見つかりません"
+    assert decode_bytes(japanese.encode("shift_jis"), "us-ascii") == japanese
+    assert decode_bytes(japanese.encode("euc_jp")) == japanese
+    assert decode_bytes("收件人邮箱地址不存在".encode("gbk")) == "收件人邮箱地址不存在"
+    assert decode_bytes(japanese.encode("euc_jp"), "iso-2022-jp") != japanese

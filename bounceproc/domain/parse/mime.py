@@ -183,6 +183,13 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
             except UnicodeDecodeError:
                 pass
     codec = _codec(charset)
+    if codec in _WESTERN_SINGLE_BYTE:
+        # UTF-8 labelled as Latin-1 / Windows-1252 (a gateway's default): real Latin-1 text with
+        # accents is almost never also valid UTF-8, so valid UTF-8 is what was meant
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode(codec)
     except (UnicodeDecodeError, LookupError):
@@ -192,7 +199,36 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             pass
-    return data.decode(codec if codec != "utf-8" else "latin-1", errors="replace")
+    # No charset, or US-ASCII over 8-bit bytes: Japanese or Chinese is worth a try. (A part that
+    # declares another charset and breaks it keeps its old reading: au's notices declare
+    # ISO-2022-JP over EUC-JP bytes, and their Japanese line, "address not found" whatever the
+    # cause, would then outvote the English line that names it.)
+    undeclared = codec in ("utf-8", "ascii") and charset.strip().strip('"').lower() in ("", "us-ascii", "ascii")
+    return (undeclared and _undeclared_cjk(data)) or data.decode(codec if codec not in ("utf-8", "ascii") else "latin-1",
+                                                                 errors="replace")
+
+
+_WESTERN_SINGLE_BYTE = frozenset({"latin-1", "iso8859-1", "cp1252", "iso8859-15"})
+_KANA = re.compile("[\u3041-\u30ff]")
+
+
+def _undeclared_cjk(data: bytes) -> str:
+    """Japanese (Shift_JIS / EUC-JP) or Chinese (GB2312) bytes that no charset, or a wrong one,
+    declared: the Japanese reading if it decodes and holds full-width kana (Chinese text read as
+    Shift_JIS gives half-width katakana, not these), else the Chinese one if it decodes strictly
+    (both bytes of every character high, which Latin-1 text with an accent before a plain letter
+    is not); "" if none: the caller reads Latin-1."""
+    for codec in ("cp932", "euc_jp"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if _KANA.search(text):
+            return text
+    try:
+        return data.decode("gb2312")
+    except UnicodeDecodeError:
+        return ""
 
 
 def _decode_word(m: re.Match) -> str:
