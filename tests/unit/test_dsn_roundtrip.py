@@ -142,3 +142,17 @@ def test_a_comment_after_the_address_and_an_indented_block_are_read():
         assert (r.address, r.status, r.reason) == ("u@example.org", "5.1.1", "userunknown"), r
     (r,) = parse_message(indented).recipients
     assert "User unknown" in r.diagnostic      # the further-indented line continues the field
+
+
+def test_encoded_words_and_html_entities_in_a_diagnostic_code_are_decoded():
+    for diag, said in (("smtp; 550 =?UTF-8?Q?Empf=C3=A4nger_unbekannt?=", "550 Empfänger unbekannt"),
+                       ("smtp; 550 Mailbox &quot;u@example.org&quot; does not exist",
+                        '550 Mailbox "u@example.org" does not exist'),
+                       ("smtp; 550 R&D mailbox unavailable", "550 R&D mailbox unavailable")):
+        raw = _one_field_block("Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; u@example.org\n"
+                               f"Action: failed\nStatus: 5.0.0\nDiagnostic-Code: {diag}\n")
+        (r,) = parse_message(raw).recipients
+        assert r.diagnostic == said, r
+    (r,) = parse_message(_one_field_block("Final-Recipient: rfc822; u@example.org\nAction: failed\nStatus: 5.0.0\n"
+                                          "Diagnostic-Code: smtp; 550 =?UTF-8?Q?Empf=C3=A4nger_unbekannt?=\n")).recipients
+    assert r.reason == "userunknown"

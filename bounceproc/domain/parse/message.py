@@ -688,7 +688,9 @@ class _Reader:
             action = f.get("action", "").strip().lower().split()[0] if f.get("action", "").strip() else ""
             status = normalise_status(f.get("status", ""))
             raw_diag = f.get("diagnostic-code", "")
-            diag = strip_type(raw_diag).strip()
+            # some MTAs put RFC 2047 encoded words ("550 =?UTF-8?Q?Empf=C3=A4nger_unbekannt?=") or
+            # HTML entities ("&quot;") into the field
+            diag = _unescaped(strip_type(raw_diag)).strip()
             status_text = f.get("status", "").partition("(")[2].rstrip(")").strip()
             if not diag and status_text:
                 diag = status_text
@@ -927,6 +929,16 @@ def _reply_decides(reply: str, section: str) -> bool:
     """Is the labelled `reply` (legacy.labelled_reply) what is classified, rather than its whole
     `section`? Not for qmail: its words before "Remote host said:" are evidence (see read_legacy)."""
     return bool(reply) and "remote host said:" not in section.lower()
+
+
+def _unescaped(text: str) -> str:
+    """RFC 2047 encoded words and HTML entities decoded, where the text has any."""
+    if "=?" in text:
+        text = decode_header(text)
+    if "&" in text and ";" in text:
+        from html import unescape      # html.entities is a large table: loaded only when needed
+        text = unescape(text)
+    return text
 
 
 def _strip_html(html: str) -> str:
