@@ -156,3 +156,13 @@ def test_encoded_words_and_html_entities_in_a_diagnostic_code_are_decoded():
     (r,) = parse_message(_one_field_block("Final-Recipient: rfc822; u@example.org\nAction: failed\nStatus: 5.0.0\n"
                                           "Diagnostic-Code: smtp; 550 =?UTF-8?Q?Empf=C3=A4nger_unbekannt?=\n")).recipients
     assert r.reason == "userunknown"
+
+
+def test_a_diagnostic_code_continued_on_unindented_lines_is_read_whole():
+    """The folding lost on the way: the rest of the reply is still the reply (here it is the cause)."""
+    raw = _one_field_block("Reporting-MTA: dns; mx.example.net\n\nFinal-Recipient: rfc822; u@example.org\n"
+                           "Action: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 Message rejected:\n"
+                           "your IP is listed at zen.spamhaus.org\n")
+    (r,) = parse_message(raw).recipients
+    assert (r.diagnostic, r.reason, r.hard) == ("550 Message rejected: your IP is listed at zen.spamhaus.org",
+                                                "blocked", False), r

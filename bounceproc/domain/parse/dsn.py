@@ -8,7 +8,7 @@ dicts (lowercased names, unfolded values), in order.
 Broken variants accepted: no blank line between blocks (a new Final-Recipient starts a new
 block), Original-Recipient without Final-Recipient, `Status:` with text after the code,
 continuation lines of Diagnostic-Code, CR/CRLF endings (normalised by the caller), the whole
-block indented, a comment after the address.
+block indented, a comment after the address, a Diagnostic-Code continued on unindented lines.
 """
 from __future__ import annotations
 
@@ -49,6 +49,10 @@ def parse_fields(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
             continue
         m = _FIELD.match(line)
         if not m:
+            if name == "diagnostic-code" and name in current:
+                # a long reply broken onto unindented lines (the folding lost on the way)
+                current[name] += " " + line.strip()
+                continue
             name = ""
             continue
         name = m.group(1).lower()
