@@ -264,6 +264,7 @@ class _Reader:
         self.verp = verp
         self.envelope_to = [e for e in envelope_to if isinstance(e, str)][:10]
         self._original: Part | None | bool = False
+        self._forwarded: Report | None | bool = False
         self._text: str | None = None
         self._note: str | None = None
         self.depth = 0
@@ -583,6 +584,7 @@ class _Reader:
         inner = _Reader.__new__(_Reader)
         inner.__dict__.update(self.__dict__)
         inner.root, inner._original, inner._text, inner._note, inner.depth = root, False, None, None, self.depth + 1
+        inner._forwarded = None
         report = inner.read_dsn()
         return report if report is not None and report.recipients else None
 
@@ -791,15 +793,20 @@ class _Reader:
         subject = self.subject()
         if _BOUNCE_FROM.search(frm) and (_BOUNCE_SUBJECT.search(subject) or _BOUNCE_BODY.search(self.body_text()[:5000])):
             return "from a mail daemon"
-        automated = h.get("return-path").strip() in ("<>", "") or (
+        # (a message without a Return-Path field at all, as a file handed to `classify`, says
+        # nothing of its sender: only "<>" is the null sender)
+        null_sender = h.get("return-path", "-").strip() in ("<>", "")
+        automated = null_sender or (
             h.get("auto-submitted").strip().lower() not in ("", "no")) or h.get("precedence").lower() in ("bulk", "junk")
         if automated and _BOUNCE_SUBJECT.search(subject) and _BOUNCE_BODY.search(self.body_text()[:5000]):
             return "bounce subject and wording"
         if _BOUNCE_BODY.search(self.body_text()[:5000]) and enclosed_original(self.root) is not None:
             return "bounce wording and the original enclosed"
-        if h.get("return-path").strip() in ("<>", "") and _BOUNCE_BODY.search(self.body_text()[:5000]) and (
+        if null_sender and _BOUNCE_BODY.search(self.body_text()[:5000]) and (
                 _BOUNCE_FROM.search(frm) or _BOUNCE_SUBJECT.search(subject)):
             return "null sender and bounce wording"
+        if _BOUNCE_SUBJECT.search(subject) and self.read_forwarded() is not None:
+            return "a mail daemon's notice forwarded"
         return ""
 
     def read_legacy(self) -> Report:
@@ -885,6 +892,11 @@ class _Reader:
         return Report("dsn", tuple(verdicts), why)
 
     def read_forwarded(self) -> Report | None:
+        if self._forwarded is False:
+            self._forwarded = self._read_forwarded()
+        return self._forwarded  # type: ignore[return-value]
+
+    def _read_forwarded(self) -> Report | None:
         """A bounce a person forwarded inline (Apple Mail "Begin forwarded message:" with the
         original '>'-quoted, or a "---------- Forwarded message ----------" block): read the
         enclosed bounce, when its own From is a mail daemon; the forwarder's text around it, and the
@@ -914,6 +926,7 @@ class _Reader:
         inner = _Reader.__new__(_Reader)
         inner.__dict__.update(self.__dict__)
         inner.root, inner._original, inner._text, inner._note, inner.depth = root, False, None, None, self.depth + 1
+        inner._forwarded = None
         report = inner.read_dsn() or inner.read_legacy()
         if report is None or report.kind != "dsn" or not report.recipients or all(
                 v.reason == "onhold" for v in report.recipients):
