@@ -108,11 +108,19 @@ SENDER_SIDE = (
                       r"|(?:excessive|too many) bounces|(?:high|excessive) bounce rate"),
     ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
-    ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
+    ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited"
+                     r"|inhalt(?: \S+)? abgelehnt|contenu(?: \S+)? (?:refus[ée]|rejet[ée])|contenido(?: \S+)? rechazado"
+                     r"|contenuto(?: \S+)? rifiutato|conte[úu]do(?: \S+)? (?:recusado|rejeitado)|содержимое(?: \S+)? отклонено"
+                     r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"
                       # our client's own login refused (submission / smarthost credentials)
                       r"|invalid login|login (?:failed|incorrect|denied)|authentication (?:failed|failure)"
-                      r"|incorrect authentication|invalid (?:password|credentials)|(?:or|and) (?:invalid |wrong |bad )?password"),
+                      r"|incorrect authentication|invalid (?:password|credentials)|(?:or|and) (?:invalid |wrong |bad )?password"
+                      # authentication required, in German, French, Spanish, Italian, Portuguese,
+                      # Russian, Chinese, Japanese
+                      r"|authentifizierung (?:ist )?erforderlich|authentification (?:est )?(?:requise|obligatoire|n[ée]cessaire)"
+                      r"|autenticaci[oó]n|autenticazione (?:è )?richiesta|autentica[cç][aã]o|требуется (?:аутентификация|авторизация)"
+                      r"|需要(?:身份)?(?:验证|驗證|认证|認證)|認証が必要"),
     ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b"),
     # (also in German, French, Spanish / Portuguese / Italian, Russian, Chinese, Japanese, Korean)
     ("policyviolation", r"\bpolic(?:y|ies)\b|richtlinie|politique|pol[ií]tica|политик|策略|ポリシー|정책"),

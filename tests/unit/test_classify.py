@@ -951,7 +951,9 @@ def test_localised_families(diagnostic, reason):
                                      "низкая репутация отправителя", "信誉度低", "gegen unsere Richtlinien",
                                      "contraire à notre politique", "нарушение политики", "违反策略", "ポリシー違反",
                                      "zu viele Verbindungen", "连接数过多", "接続数が多すぎます", "нежелательная почта",
-                                     "вирус обнаружен", "病毒"])
+                                     "вирус обнаружен", "病毒", "Authentification requise", "需要身份验证",
+                                     "Trop de destinataires", "Inoltro non consentito", "送信者が拒否されました",
+                                     "Inhalt abgelehnt", "Contenido rechazado", "Pièce jointe interdite"])
 def test_blocked_in_other_languages_is_never_hard(refusal):
     """Precedence step 1 reads "blocked", reputation, policy, spam, too many connections and a virus
     in the languages receivers answer in, as it does in English."""

@@ -178,7 +178,7 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "spoofed sender", "untrusted sender", "looks like backscatter", "we do not accept your mail",
                "mail from you is not accepted", "Go away", "your domain has been flagged",
                "too many failed recipients", "Absender blockiert", "mauvaise réputation", "нарушение политики",
-               "垃圾邮件", "invalid login", "authentication failed"]
+               "垃圾邮件", "invalid login", "authentication failed", "Authentifizierung erforderlich", "Contenu refusé"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
