@@ -271,6 +271,15 @@ class _Reader:
         self.cuts: list[str] = []       # limits this message went past (Report.cuts)
 
     # ------------------------------------------------------------------ shared pieces
+    def _nested(self, root: Part) -> _Reader:
+        """A reader of a message enclosed in this one (same settings, its own caches, one level
+        deeper: a nested reader does not look for forwarded notices again)."""
+        inner = _Reader.__new__(_Reader)
+        inner.__dict__.update(self.__dict__)
+        inner.root, inner._original, inner._forwarded, inner._text, inner._note = root, False, None, None, None
+        inner.depth = self.depth + 1
+        return inner
+
     def original(self) -> Part | None:
         """The returned / reported original message, enclosed as a part or inline after a cut line."""
         if self._original is False:
@@ -581,10 +590,7 @@ class _Reader:
         # The enclosed message is kept lazy (headers only); split it now, bounded as any message.
         head = orig._head if orig._head else b""
         root = parse_entity(head + b"\n\n" + orig.body[:MAX_ENCLOSED], 2)
-        inner = _Reader.__new__(_Reader)
-        inner.__dict__.update(self.__dict__)
-        inner.root, inner._original, inner._text, inner._note, inner.depth = root, False, None, None, self.depth + 1
-        inner._forwarded = None
+        inner = self._nested(root)
         report = inner.read_dsn()
         return report if report is not None and report.recipients else None
 
@@ -923,10 +929,7 @@ class _Reader:
         if frm is None or not _BOUNCE_FROM.search(frm.group(1)):
             return None
         root = parse_entity(inner_text.encode("utf-8", "replace")[:MAX_ENCLOSED], 2)
-        inner = _Reader.__new__(_Reader)
-        inner.__dict__.update(self.__dict__)
-        inner.root, inner._original, inner._text, inner._note, inner.depth = root, False, None, None, self.depth + 1
-        inner._forwarded = None
+        inner = self._nested(root)
         report = inner.read_dsn() or inner.read_legacy()
         if report is None or report.kind != "dsn" or not report.recipients or all(
                 v.reason == "onhold" for v in report.recipients):

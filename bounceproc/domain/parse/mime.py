@@ -203,7 +203,7 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
     # declares another charset and breaks it keeps its old reading: au's notices declare
     # ISO-2022-JP over EUC-JP bytes, and their Japanese line, "address not found" whatever the
     # cause, would then outvote the English line that names it.)
-    undeclared = codec in ("utf-8", "ascii") and charset.strip().strip('"').lower() in ("", "us-ascii", "ascii")
+    undeclared = charset.strip().strip('"').lower() in ("", "us-ascii", "ascii")
     return (undeclared and _undeclared_cjk(data)) or data.decode(codec if codec not in ("utf-8", "ascii") else "latin-1",
                                                                  errors="replace")
 
