@@ -676,12 +676,16 @@ def _packaged_toml(name: str) -> dict:
 
 
 _AFTER_ADDRESS = re.compile(r"(?<=[a-z0-9>]):[a-z][a-z-]{1,30}\)?$")
+# "User suspended:user@example.com" (Coremail): a word glued before the address with a colon; not
+# an address's own type ("rfc822:", "mailto:", "to:<…>")
+_BEFORE_ADDRESS = re.compile(r"^(?!(?:rfc822|smtp|mailto|from|to|x-postfix):)[a-z][a-z-]{2,30}:(?=[^<:@\s]+@)")
 
 
 def _fold_address(word: str) -> str:
-    """A word holding an address as "<>", keeping a word glued after it with a colon."""
+    """A word holding an address as "<>", keeping a word glued before or after it with a colon."""
+    before = _BEFORE_ADDRESS.match(word)
     after = _AFTER_ADDRESS.search(word)
-    return "<>" + after.group(0) if after else "<>"
+    return (before.group(0) + " " if before else "") + "<>" + (after.group(0) if after else "")
 
 
 def normalise_inputs(status: str, reply_code: str, diagnostic: str, remote_mta: str) -> tuple[str, str, str, str]:

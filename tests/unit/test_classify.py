@@ -1443,6 +1443,21 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 Message headers fail syntax check", "notcompliantrfc"),
     ("5.6.0", "554 5.6.0 Message contains 8bit characters in header", "notcompliantrfc"),
     ("", "550 Callout verification failure", "rejected"),
+    # Exim's recipient callout: the next hop's refusal of the recipient decides, not the heading
+    ("", "550-Callout verification failed: 550 550 5.1.1 <u@example.com>: Recipient address rejected: "
+         "User unknown in virtual mailbox table", "userunknown"),
+    ("", "550 Callout verification failed: 550 5.1.1 User unknown", "userunknown"),
+    # Exim's sender verification names our sender first; the callout's "User unknown" is ours
+    ("", "550-Verification failed for <news@example.org> 550-Called: 192.0.2.1 550-Sent: RCPT TO:<news@example.org> "
+         "550-Response: 550 5.1.1 User unknown 550 Sender verify failed", "rejected"),
+    # a word glued before the address with a colon is kept (Coremail)
+    ("", "550 User suspended:u@example.com", "suspend"),
+    # a group refusing the sender is the sender refused (issue 12), not the recipient's filter
+    ("5.7.0", "550 5.7.0 Only members of the group can post", "rejected"),
+    ("5.7.1", "550 5.7.1 This group only accepts messages from people in its organization or on its allowed "
+              "senders list, and your email address isn't on the list.", "rejected"),
+    ("4.7.66", "421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2",
+     "securityerror"),
     ("", "The recipient's e-mail address was not found in the recipient's e-mail system.", "userunknown"),
     ("", "The domain name in the email address is incorrect. Check that it's spelled correctly.", "hostunknown"),
     ("5.0.0", "550 5.0.0 Your message was rejected because the recipient mailbox has been moved", "hasmoved"),
