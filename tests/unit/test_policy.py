@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -178,7 +179,10 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "spoofed sender", "untrusted sender", "looks like backscatter", "we do not accept your mail",
                "mail from you is not accepted", "Go away", "your domain has been flagged",
                "too many failed recipients", "Absender blockiert", "mauvaise réputation", "нарушение политики",
-               "垃圾邮件", "invalid login", "authentication failed", "Authentifizierung erforderlich", "Contenu refusé"]
+               "垃圾邮件", "invalid login", "authentication failed", "Authentifizierung erforderlich", "Contenu refusé",
+               "remitente bloqueado", "mittente bloccato", "IP заблокирован", "IP已被封禁", "送信元がブロックされました",
+               "발신 서버 차단", "mala reputación", "Verstoß gegen die Richtlinie", "требуется аутентификация",
+               "認証が必要です", "contenido rechazado", "迷惑メールと判定", "política de seguridad"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
@@ -191,6 +195,16 @@ def test_safety_net_never_suppresses_a_hard_verdict_with_sender_side_evidence(ha
     state, d = policy.decide(policy.EMPTY, ev(reason=reason, hard=True, diagnostic=text), P)
     assert d.action == "block_count" and d.why.startswith("safety net"), (text, d)
     assert state == policy.EMPTY
+
+
+@pytest.mark.parametrize("evidence", SENDER_SIDE)
+def test_the_precedence_and_the_safety_net_see_the_same_evidence(evidence):
+    # The classifier's step 1 (precedence.SENDER_SIDE) and the policy's net (actions.toml
+    # [safety_net]) are two lists on purpose (the net holds when a rule or the precedence is
+    # wrong); this keeps them in step.
+    from bounceproc.domain.precedence import sender_side_evidence
+    assert sender_side_evidence(evidence.lower())[0], evidence
+    assert policy.safety_net("userunknown", True, evidence), evidence
 
 
 @settings(max_examples=200, deadline=None)
