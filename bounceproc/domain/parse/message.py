@@ -691,8 +691,12 @@ class _Reader:
         by_addr = {a.lower(): s for a, s in secs}
         verdicts = []
         failed = False
+        sent_to = _addresses_we_sent_to(blocks)
         for f in blocks:
             addr, how = dsn.recipient_of(f)
+            final = addr
+            if sent_to.get(id(f)):
+                addr, how = sent_to[id(f)], "original-recipient"
             action = f.get("action", "").strip().lower().split()[0] if f.get("action", "").strip() else ""
             status = normalise_status(f.get("status", ""))
             raw_diag = f.get("diagnostic-code", "")
@@ -702,7 +706,7 @@ class _Reader:
             status_text = f.get("status", "").partition("(")[2].rstrip(")").strip()
             if not diag and status_text:
                 diag = status_text
-            section = by_addr.get(addr.lower(), "")
+            section = by_addr.get(addr.lower()) or by_addr.get(final.lower(), "")
             # No Diagnostic-Code: the reply the notice text labels is what is reported (CommuniGate
             # Pro "SMTP module(...) reports:", Sun / Oracle "Diagnostic code:" in the text only;
             # fixtures/dsn/communigate-user-unknown.eml, sun-messaging-delayed.eml).
@@ -945,6 +949,30 @@ def _reply_decides(reply: str, section: str) -> bool:
     """Is the labelled `reply` (legacy.labelled_reply) what is classified, rather than its whole
     `section`? Not for qmail: its words before "Remote host said:" are evidence (see read_legacy)."""
     return bool(reply) and "remote host said:" not in section.lower()
+
+
+def _addresses_we_sent_to(blocks: list[dict]) -> dict[int, str]:
+    """Per block (by id), the Original-Recipient to record instead of a different Final-Recipient.
+
+    Original-Recipient is the address as our MTA gave it at RCPT (RFC 3464 2.3.1; Postfix and
+    Exchange write it from the RCPT command); the Final-Recipient is where the receiver's aliases,
+    forwarding or internal routing took it (`contact@example.jp` -> `staff7@mail.example.jp`).
+    The sender's list holds the first, so the suppression must too. Not when one Original names
+    several blocks (a group expanded to its members: one dead member must not suppress the group)
+    or is another block's Final-Recipient (the same recipient twice)."""
+    originals: dict[str, list[dict]] = {}
+    finals = set()
+    for f in blocks:
+        final = dsn.address_of(f.get("final-recipient", "")).lower()
+        finals.add(final)
+        orig = dsn.address_of(f.get("original-recipient", ""))
+        if "@" in orig and "@" in final and orig.lower() != final:
+            originals.setdefault(orig.lower(), []).append(f)
+    out: dict[int, str] = {}
+    for low, fs in originals.items():
+        if len(fs) == 1 and low not in finals:
+            out[id(fs[0])] = dsn.address_of(fs[0].get("original-recipient", ""))
+    return out
 
 
 def _unescaped(text: str) -> str:
