@@ -539,3 +539,17 @@ def test_an_mtas_opening_line_is_bounce_wording():
                     "Votre message n'est pas parvenu à certains ou à l'ensemble de ses destinataires."):
         r = parse_message((head + opening + "\n\n<ann@example.com>:\n550 5.1.1 Mailbox does not exist\n").encode())
         assert (r.kind, r.recipients[0].address, r.recipients[0].reason) == ("dsn", "ann@example.com", "userunknown"), opening
+
+
+def test_an_alias_is_recorded_as_the_address_we_sent_to_but_a_group_keeps_its_members():
+    from bounceproc.domain.parse import legacy
+    secs = [("staff7@mail.example.jp", "<staff7@mail.example.jp> (expanded from <contact@example.jp>): 550 5.1.1"),
+            ("kana@example.org", "<kana@example.org> (expanded from <team@example.jp>): 552 full"),
+            ("ren@example.org", "<ren@example.org> (expanded from <team@example.jp>): 550 5.1.1"),
+            ("bo@example.org", "<bo@example.org>\n    (reason: 550 5.1.1 User unknown)\n"
+                               "    (expanded from: <bo.old@example.jp>)\n"),
+            ("al@example.org", "<al@example.org> (expanded from <ann@example.com>): 550"),
+            ("ann@example.com", "<ann@example.com>: 550 5.1.1")]
+    assert [a for a, _ in legacy.as_sent(secs)] == [
+        "contact@example.jp", "kana@example.org", "ren@example.org", "bo.old@example.jp",
+        "al@example.org", "ann@example.com"]       # (ann is named as a recipient of its own)

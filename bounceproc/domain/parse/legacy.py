@@ -146,6 +146,26 @@ def _runs_on(stripped: str, nxt: str) -> bool:
 _BARE = re.compile(r"[\s<>\"'*\-\u2022,;:()\[\]]*")
 
 
+# on the recipient's line (Postfix) or one of the two below it (Sendmail: "(reason: …)" then
+# "(expanded from: <…>)")
+_EXPANDED_FROM = re.compile(r"^(?:[^\n]*\n){0,2}?[^\n]*?\(expanded from:?\s+<?([^\s<>()]+@[^\s<>()]+?)>?\)", re.I)
+
+
+def as_sent(secs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Postfix's "<staff7@mail.example.jp> (expanded from <contact@example.jp>):" (Sendmail's
+    "(expanded from: <…>)" on a line below): the address we sent
+    to is the one the alias expanded from, and that is the recipient to record, unless several
+    sections name the same one (a group expanded to its members: one dead member must not
+    suppress the group) or it is another section's recipient."""
+    origin = {a.lower(): m.group(1) for a, sec in secs if (m := _EXPANDED_FROM.match(sec.lstrip()))}
+    counts: dict[str, int] = {}
+    for o in origin.values():
+        counts[o.lower()] = counts.get(o.lower(), 0) + 1
+    named = {a.lower() for a, _ in secs}
+    return [(o, sec) if (o := origin.get(a.lower())) and counts[o.lower()] == 1 and o.lower() not in named
+            else (a, sec) for a, sec in secs]
+
+
 def sections(text: str, exclude: set[str]) -> tuple[str, list[tuple[str, str]]]:
     """(preamble, [(address, section text)]) for the distinct addresses in the notification.
 

@@ -854,6 +854,8 @@ class _Reader:
         if causes:
             # The cause stated above a recipient list is each listed recipient's text (MailMarshal).
             secs = [(a, causes[a.lower()]) if a.lower() in causes else (a, sec) for a, sec in secs]
+        if how == "text":
+            secs = legacy.as_sent(secs)     # an alias's recipient is the address we sent to
         subject = self.subject()
         temporary = bool(_TEMPORARY_SUBJECT.search(subject))
         verdicts = []
