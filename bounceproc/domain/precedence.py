@@ -98,7 +98,7 @@ SENDER_SIDE = (
                 # Chinese, Japanese, Korean (not German "gesperrt": a locked account, suspend)
                 r"|blockiert|bloqu[ée]|bloquead|bloccat|заблокирован|geblokkeerd|zablokowan|封禁|屏蔽|ブロック|차단"),
     ("requireptr", _PTR_WORDS),
-    ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
+    ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)?(?: \[?\d{1,3}(?:\.\d{1,3}){3}\]?)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),
     # (our list's quality: many unknown recipients or bounces from our IP, as Verizon's "VS1-IP")
     ("badreputation", r"reputation|r[ée]putation|reputaci[oó]n|reputa[cç][aã]o|reputazione|репутаци|信誉|信譽|声誉"
