@@ -882,6 +882,19 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Mailbox is vol", "mailboxfull"),                          # Dutch
     ("550 Utilizador desconhecido", "userunknown"),                 # Portuguese (Portugal)
     ("550 O utilizador não existe", "userunknown"),
+    ("550 Postboks er fuld", "mailboxfull"),                        # Danish / Norwegian "postboks"
+    ("550 Користувача не знайдено", "userunknown"),                 # Ukrainian
+    ("552 Поштова скринька переповнена", "mailboxfull"),
+    ("550 Pengguna tidak ditemukan", "userunknown"),                # Indonesian
+    ("552 Kotak surat penuh", "mailboxfull"),
+    ("550 Người dùng không tồn tại", "userunknown"),                # Vietnamese
+    ("552 Hộp thư đã đầy", "mailboxfull"),
+    ("550 ไม่พบผู้ใช้", "userunknown"),                                # Thai
+    ("550 המשתמש אינו קיים", "userunknown"),                        # Hebrew
+    ("552 תיבת הדואר מלאה", "mailboxfull"),
+    ("550 المستخدم غير موجود", "userunknown"),                      # Arabic
+    ("552 صندوق البريد ممتلئ", "mailboxfull"),
+    ("550 사용자를 찾을 수 없습니다", "userunknown"),                  # Korean, "cannot be found"
     # Domino's "not listed in Domino Directory" as its localised servers write it
     ("ユーザー Neko は Domino ディレクトリには見つかりません。", "userunknown"),
     ("El usuario Neko no se encuentra en el Directorio de Domino", "userunknown"),
