@@ -67,7 +67,7 @@ def test_a_parameter_folded_without_its_semicolon_is_still_a_parameter():
 
 def test_undeclared_or_mislabelled_8bit_text_is_read_as_what_it_is():
     """UTF-8 labelled Latin-1 is UTF-8; Shift_JIS, EUC-JP (with kana) and GB2312 under no charset or
-    US-ASCII are Japanese / Chinese; undeclared Latin-1 stays Latin-1 (an accent before a plain
+    US-ASCII are Japanese / Chinese, Windows-1251 and KOI8-R Russian; undeclared Latin-1 stays Latin-1 (an accent before a plain
     letter is not a double-byte character); a part that declares another charset and breaks it
     keeps the Latin-1 reading (au's EUC-JP under ISO-2022-JP, see mime.decode_bytes)."""
     assert decode_bytes("Benutzer unbekannt – Größe".encode(), "iso-8859-1") == "Benutzer unbekannt – Größe"
@@ -78,3 +78,9 @@ def test_undeclared_or_mislabelled_8bit_text_is_read_as_what_it_is():
     assert decode_bytes(japanese.encode("euc_jp")) == japanese
     assert decode_bytes("收件人邮箱地址不存在".encode("gbk")) == "收件人邮箱地址不存在"
     assert decode_bytes(japanese.encode("euc_jp"), "iso-2022-jp") != japanese
+    russian = "Письмо не доставлено: пользователь не найден, почтовый ящик переполнен"
+    assert decode_bytes(russian.encode("cp1251")) == russian
+    assert decode_bytes(russian.encode("koi8_r"), "us-ascii") == russian
+    assert decode_bytes(("550 5.1.1 <ann@example.ru>: " + russian).encode("koi8_r")).endswith(russian)
+    assert decode_bytes("Réception échouée à l'adresse, boîte pleine".encode("latin-1")) == \
+        "Réception échouée à l'adresse, boîte pleine"

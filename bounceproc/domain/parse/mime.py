@@ -171,7 +171,8 @@ _ISO_2022_JP = re.compile(rb"\x1b\$(?:[@B]|\(D)")
 
 
 def decode_bytes(data: bytes, charset: str = "") -> str:
-    """Bytes to text: declared charset, else UTF-8, else Latin-1; never raises. Seven-bit
+    """Bytes to text: declared charset, else UTF-8, else (undeclared) Cyrillic, Japanese or
+    Chinese when the bytes say so, else Latin-1; never raises. Seven-bit
     ISO-2022-JP (its escape sequences) is read as Japanese whatever the part declares: Domino
     writes it into a DSN's Diagnostic-Code, in a part that has no charset."""
     if data.isascii():
@@ -204,12 +205,28 @@ def decode_bytes(data: bytes, charset: str = "") -> str:
     # ISO-2022-JP over EUC-JP bytes, and their Japanese line, "address not found" whatever the
     # cause, would then outvote the English line that names it.)
     undeclared = charset.strip().strip('"').lower() in ("", "us-ascii", "ascii")
-    return (undeclared and _undeclared_cjk(data)) or data.decode(codec if codec not in ("utf-8", "ascii") else "latin-1",
+    return (undeclared and (_undeclared_cyrillic(data) or _undeclared_cjk(data))) or data.decode(codec if codec not in ("utf-8", "ascii") else "latin-1",
                                                                  errors="replace")
 
 
 _WESTERN_SINGLE_BYTE = frozenset({"latin-1", "iso8859-1", "cp1252", "iso8859-15"})
 _KANA = re.compile("[\u3041-\u30ff]")
+
+
+_CYRILLIC_WORD = re.compile(rb"[\xc0-\xff]{3,}")
+
+
+def _undeclared_cyrillic(data: bytes) -> str:
+    """Russian / Ukrainian bytes under no charset: Windows-1251 or KOI8-R, whose letters are the
+    bytes C0-FF in both. Read so when nearly every high byte is such a letter and they make
+    words (runs of three: Latin-1 accents stand alone between plain letters; GB2312 uses A1-BF
+    as much). Lower case, most of a text, is E0-FF in Windows-1251 and C0-DF in KOI8-R."""
+    high = sum(b >= 0x80 for b in data)
+    letters = sum(b >= 0xC0 for b in data)
+    if high < 8 or letters < 0.9 * high or len(_CYRILLIC_WORD.findall(data)) < 2:
+        return ""
+    lower_1251 = sum(b >= 0xE0 for b in data)
+    return data.decode("cp1251" if 2 * lower_1251 >= letters else "koi8_r", errors="replace")
 
 
 def _undeclared_cjk(data: bytes) -> str:
