@@ -1470,6 +1470,10 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.7.1", "550 5.7.1 This group only accepts messages from people in its organization or on its allowed "
               "senders list, and your email address isn't on the list.", "rejected"),
     ("", "554 IP 192.0.2.1 rejected. Please contact postmaster", "blocked"),
+    # Exim's own texts: DNS gave no address for any MX host, permanently or for now; TLS required
+    ("", "R=dnslookup: all host address lookups failed permanently", "hostunknown"),
+    ("", "R=dnslookup: all host address lookups failed temporarily", "networkerror"),
+    ("", "a TLS session is required, but the server did not offer TLS support", "securityerror"),
     ("5.7.0", "550 5.7.0 Reject, id=12345-01 - BAD_HEADER: Non-encoded 8-bit data", "notcompliantrfc"),
     ("4.7.66", "421 4.7.66 TLS 1.0 and 1.1 are not supported. Please upgrade/update your client to support TLS 1.2",
      "securityerror"),
