@@ -1470,6 +1470,9 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.7.1", "550 5.7.1 This group only accepts messages from people in its organization or on its allowed "
               "senders list, and your email address isn't on the list.", "rejected"),
     ("", "554 IP 192.0.2.1 rejected. Please contact postmaster", "blocked"),
+    # RFC 5321's "554 No SMTP service here" is a server refusing our session, not a null MX
+    ("", "554 No SMTP service here", "blocked"),
+    ("", "an MX or SRV record indicated no SMTP service", "notaccept"),
     # Exim's own texts: DNS gave no address for any MX host, permanently or for now; TLS required
     ("", "R=dnslookup: all host address lookups failed permanently", "hostunknown"),
     ("", "R=dnslookup: all host address lookups failed temporarily", "networkerror"),
