@@ -1495,6 +1495,8 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.2.0", "550 5.2.0 The user's mailbox has reached its maximum allowed number of messages", "mailboxfull"),
     ("5.7.0", "550 5.7.0 Message rejected: ARC validation failed", "authfailure"),
     ("", "421 Max connections per host exceeded", "toomanyconn"),
+    ("4.7.0", "421 4.7.0 Connection count limit exceeded", "toomanyconn"),
+    ("", "421 Connection limit has been reached", "toomanyconn"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
