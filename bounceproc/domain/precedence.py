@@ -65,7 +65,7 @@ _OWN_WORDS = {
 # What is full when a mailbox-full code (x.2.2) comes with a text about the receiving system, not
 # a mailbox ("452 4.2.2 Queue full", "Connection table full"): systemfull / toomanyconn, which do
 # not count toward the recipient's threshold.
-_SYSTEM_FULL = lazy(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk"
+_SYSTEM_FULL = lazy(r"\b(?:(?P<conn>connection|session)s?(?: table| pool| limit)?|server|servers|queue|spool|disk(?! quota)"
                     r"|system|storage of the server)\b(?: \S+){0,3} (?:is |are )?(?:full|at capacity|exceeded|reached)"
                     r"|\bat capacity\b|insufficient (?:system |disk )?(?:storage|space)")
 # A text's words, once codes, addresses, host names and the reader's notes are taken out.

@@ -1497,6 +1497,13 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "421 Max connections per host exceeded", "toomanyconn"),
     ("4.7.0", "421 4.7.0 Connection count limit exceeded", "toomanyconn"),
     ("", "421 Connection limit has been reached", "toomanyconn"),
+    # a mailbox holding too many messages is full, not a rate; a disk quota is the user's (EDQUOT)
+    ("5.2.3", "550 5.2.3 User's mailbox has too many messages", "mailboxfull"),
+    ("5.2.2", "552 5.2.2 Disk quota exceeded", "mailboxfull"),
+    ("4.2.2", "452 4.2.2 Disk full", "systemfull"),
+    ("", "550 Неизвестный пользователь", "userunknown"),
+    ("", "550 Невідомий користувач", "userunknown"),
+    ("5.7.1", "550 5.7.1 Messages without a Date header are not accepted", "notcompliantrfc"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
