@@ -84,6 +84,19 @@ def action_for(reason: str, hard: bool) -> str:
 
 # A word holding a link (only word starts are tried: `\S*` at every position cost twice as much).
 _URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*")
+# Names in a text: addresses and host names (a label with a letter, then dots). Their words are not
+# evidence: "host mx1.spamexperts.net[…] said: 550 5.1.1 User unknown" and "<policy@example.com>:
+# User unknown" are a dead address behind a filter's MX / with a name, not a refusal of our mail.
+# A blocklist's zone is evidence and is kept ("listed at zen.spamhaus.org"); IP literals carry no
+# words and are kept (the "IP <address> listed" phrases need them).
+_NAME = re.compile(r"[^\s<>()\[\]\"',;:]*@[^\s<>()\[\]\"',;:]*"
+                   r"|\b(?=[\w.-]*[a-z])[a-z0-9_-]+(?:\.[a-z0-9_-]+)+\b")
+_ZONE = re.compile(r"spamhaus|spamcop|sorbs|barracuda|rbl|dnsbl|\bbl\.|blacklist|blocklist|uceprotect|surbl"
+                   r"|uribl|mailspike|psbl|invaluement|senderscore|abuseat|cbl\.|spamrats|backscatterer")
+
+
+def _without_names(text: str) -> str:
+    return _NAME.sub(lambda m: m.group(0) if "@" not in m.group(0) and _ZONE.search(m.group(0)) else " ", text)
 
 
 @lru_cache(maxsize=1)
@@ -102,11 +115,14 @@ def safety_net(reason: str, hard: bool, diagnostic: str) -> str:
         return ""
     sender, dns = _safety_patterns()
     text = diagnostic[:4000].lower()
-    # Removing links cannot put an anchor into the text, only take one out: a text without any
-    # is left as it is (most hard verdicts: "the email account … does not exist … https://…").
-    if ("http" in text or "www." in text) and sender.search(text):
-        text = _URL.sub(" ", text)
+    # Removing links and names cannot put an anchor into the text, only take one out: a text
+    # without any is left as it is (most hard verdicts: "the email account … does not exist …").
     m = sender.search(text)
+    if m:
+        if "http" in text or "www." in text:
+            text = _URL.sub(" ", text)
+        text = _without_names(text)
+        m = sender.search(text)
     if m:
         return f"safety net: hard {reason} downgraded, sender-side evidence {m.group(0)!r} in the text"
     if reason == "hostunknown":

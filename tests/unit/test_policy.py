@@ -231,6 +231,28 @@ def test_links_are_not_evidence():
     assert policy.safety_net("userunknown", True, text) == ""
 
 
+@pytest.mark.parametrize("text", [
+    "host mx1.spamexperts.net[192.0.2.1] said: 550 5.1.1 <u@example.com>: Recipient address rejected: User unknown",
+    "SMTP error from remote mail server after RCPT TO:<u@example.com>: host mx.antispamcloud.com [192.0.2.1]: "
+    "550 No such user here",
+    "host mx.policy-filter.example[192.0.2.1] said: 550 5.1.1 User unknown (in reply to RCPT TO command)",
+    "550 5.1.1 <spam@example.com>: Recipient address rejected: User unknown in virtual mailbox table",
+    "550 5.1.1 <blocked.user@example.com>... User unknown",
+])
+def test_names_are_not_evidence(text):
+    # A dead address behind a filtering MX, or whose own name holds an evidence word, still suppresses.
+    assert policy.safety_net("userunknown", True, text) == ""
+
+
+@pytest.mark.parametrize("text", [
+    "550 5.1.1 User unknown; listed at zen.spamhaus.org",
+    "550 5.1.1 user unknown, client 192.0.2.1 found in bl.spamcop.net",
+    "550 5.1.1 User unknown - IP 192.0.2.1 is listed",
+])
+def test_a_blocklist_zone_stays_evidence(text):
+    assert policy.safety_net("userunknown", True, text)
+
+
 def test_safety_net_patterns_are_written_in_lower_case():
     # The text is lowercased and searched case-sensitively (alternation.py): an upper-case letter
     # outside an escape (\S, \W, \B, \D) would never match.
@@ -249,4 +271,6 @@ def test_safety_net_finds_what_a_case_insensitive_search_of_its_patterns_finds(w
     net = policy._table()["safety_net"]
     reference = re.compile("|".join(f"(?:{p})" for p in net["sender_side"]), re.I)
     text = " ".join(words) + " " + filler
-    assert bool(policy.safety_net("userunknown", True, text)) == bool(reference.search(text)), text
+    # ... in the text less its addresses and host names (blocklist zones kept), which are not evidence
+    expected = bool(reference.search(text) and reference.search(policy._without_names(text.lower())))
+    assert bool(policy.safety_net("userunknown", True, text)) == expected, text
