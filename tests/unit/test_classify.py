@@ -1504,6 +1504,11 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 Неизвестный пользователь", "userunknown"),
     ("", "550 Невідомий користувач", "userunknown"),
     ("5.7.1", "550 5.7.1 Messages without a Date header are not accepted", "notcompliantrfc"),
+    # a nonexistent / deleted mailbox does not exist; too many nonexistent recipients is our list
+    ("", "550 nonexistent user", "userunknown"),
+    ("", "550 Non-existent mailbox", "userunknown"),
+    ("", "550 Mailbox has been deleted", "userunknown"),
+    ("5.7.1", "554 5.7.1 Too many nonexistent recipients from your IP", "badreputation"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
