@@ -89,14 +89,23 @@ _URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*")
 # User unknown" are a dead address behind a filter's MX / with a name, not a refusal of our mail.
 # A blocklist's zone is evidence and is kept ("listed at zen.spamhaus.org"); IP literals carry no
 # words and are kept (the "IP <address> listed" phrases need them).
-_NAME = re.compile(r"[^\s<>()\[\]\"',;:]*@[^\s<>()\[\]\"',;:]*"
-                   r"|\b(?=[\w.-]*[a-z])[a-z0-9_-]+(?:\.[a-z0-9_-]+)+\b")
+# Tried at word starts only (the lookbehinds), so a long run of one kind of character is read once.
+_NAME = re.compile(r"(?<![^\s<>()\[\]\"',;:])[^\s<>()\[\]\"',;:]*@[^\s<>()\[\]\"',;:]*"
+                   r"|(?<![\w.-])[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
+_LETTER = re.compile(r"[a-z]")
 _ZONE = re.compile(r"spamhaus|spamcop|sorbs|barracuda|rbl|dnsbl|\bbl\.|blacklist|blocklist|uceprotect|surbl"
                    r"|uribl|mailspike|psbl|invaluement|senderscore|abuseat|cbl\.|spamrats|backscatterer")
 
 
+def _name_out(m: re.Match) -> str:
+    name = m.group(0)
+    if "@" not in name and (not _LETTER.search(name) or _ZONE.search(name)):
+        return name     # an IP literal or a status code, or a blocklist zone
+    return " "
+
+
 def _without_names(text: str) -> str:
-    return _NAME.sub(lambda m: m.group(0) if "@" not in m.group(0) and _ZONE.search(m.group(0)) else " ", text)
+    return _NAME.sub(_name_out, text)
 
 
 @lru_cache(maxsize=1)
