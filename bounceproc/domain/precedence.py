@@ -96,7 +96,11 @@ SENDER_SIDE = (
                 r"|\bgo away\b"
                 # "blocked" in German, French, Spanish / Portuguese, Italian, Russian, Dutch, Polish,
                 # Chinese, Japanese, Korean (not German "gesperrt": a locked account, suspend)
-                r"|blockiert|bloqu[ée]|bloquead|bloccat|заблокирован|geblokkeerd|zablokowan|封禁|屏蔽|ブロック|차단"),
+                r"|blockiert|bloqu[ée]|bloquead|bloccat|заблокирован|geblokkeerd|zablokowan|封禁|屏蔽|ブロック|차단"
+                # "black list" in the same and eleven more languages
+                r"|sperrliste|liste noire|lista negra|lista nera|ч[её]рн\S* спис|黑名单|黑名單|ブラックリスト|블랙리스트"
+                r"|schwarze[nr]? liste|zwarte lijst|czarn\S* li[sś]|čern[éá] listin|kara ?liste|svartlist|sortlist"
+                r"|svarteliste|musta(?:lla|lle)? lista|feketelist|lista neagr|μαύρη λίστα|чорн\S* спис"),
     ("requireptr", _PTR_WORDS),
     ("blocked", r"client host (?:rejected|blocked|refused)|\byour (?:connection|host|server|mail server|network|domain)(?: \S+)? (?:is |was |has been )?(?:rejected|refused|denied|banned|not (?:allowed|accepted|welcome))\b|\b(?:your |sending |client |source )?ip(?: address)?(?: \[?\d{1,3}(?:\.\d{1,3}){3}\]?)? (?:is |was |has been )?(?:rejected|refused|denied|banned|hangup)\b|(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected"
                 r"|(?:invalid|bad|unknown|forged) (?:helo|ehlo)\b|\bgeo-?ip\b|from your (?:country|network)\b"),

@@ -1509,6 +1509,11 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 Non-existent mailbox", "userunknown"),
     ("", "550 Mailbox has been deleted", "userunknown"),
     ("5.7.1", "554 5.7.1 Too many nonexistent recipients from your IP", "badreputation"),
+    # our IP on a black list, in more languages, is a block whatever the 5.1.1 beside it
+    ("5.1.1", "550 5.1.1 Uw IP-adres staat op een zwarte lijst", "blocked"),
+    ("5.1.1", "550 5.1.1 Twój adres IP jest na czarnej liście", "blocked"),
+    ("5.1.1", "550 5.1.1 IP adresiniz kara listede", "blocked"),
+    ("5.1.1", "550 5.1.1 Votre adresse IP est bannie", "blocked"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
