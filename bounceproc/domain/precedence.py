@@ -115,7 +115,11 @@ SENDER_SIDE = (
     ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited"
                      r"|inhalt(?: \S+)? abgelehnt|contenu(?: \S+)? (?:refus[ée]|rejet[ée])|contenido(?: \S+)? rechazado"
                      r"|contenuto(?: \S+)? rifiutato|conte[úu]do(?: \S+)? (?:recusado|rejeitado)|содержимое(?: \S+)? отклонено"
-                     r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"),
+                     r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"
+                     # "suspicious content / message" in the same languages
+                     r"|verd(?:ä|ae)chtige[rn]? (?:inhalt|nachricht|e-?mail|anhang|link)|contenu suspect|message suspect"
+                     r"|contenido sospechoso|mensaje sospechoso|contenuto sospetto|messaggio sospetto|conte[úu]do suspeito"
+                     r"|mensagem suspeita|подозрительн[а-я]* (?:содержим|контент|сообщени|письм|ссылк)|可疑(?:内容|邮件|郵件)|疑わしい(?:内容|メール)"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"
                       # our client's own login refused (submission / smarthost credentials)
                       r"|invalid login|login (?:failed|incorrect|denied)|authentication (?:failed|failure)"
@@ -204,11 +208,16 @@ _SENDER_SUBJECT = lazy(
 _OURS_LOCALISED = lazy(
     r"(?P<sender>absender(?:adresse|domain|-?dom(?:ä|ae)ne)?(?: \S+){0,2} (?:existiert nicht|(?:ist )?unbekannt|nicht gefunden"
     r"|(?:ist )?ung(?:ü|ue)ltig)"
+    # the adjective first: "Ungültige Absenderadresse", "Неверный адрес отправителя"
+    r"|(?:ung(?:ü|ue)ltige|unbekannte|nicht existierende)[rns]? absender(?:adresse|domain|-?dom(?:ä|ae)ne)?\b"
+    r"|(?:неверн|недопустим|неизвестн|несуществующ|недействительн)[а-я]* (?:адрес|домен|ящик) отправителя"
     r"|(?:adresse|domaine) (?:de l.|d.)?exp[ée]diteur(?: \S+){0,2} (?:n.existe pas|inconnue?|introuvable|invalide|inexistante?)"
-    r"|(?:direcci[oó]n|dominio|correo) del remitente(?: \S+){0,2} (?:no existe|desconocid[oa]|inv[aá]lid[oa]|inexistente)"
-    r"|(?:endere[cç]o|dom[ií]nio|e-?mail) do remetente(?: \S+){0,2} (?:n[aã]o existe|desconhecid[oa]|inv[aá]lid[oa]|inexistente)"
+    r"|(?:direcci[oó]n|dominio|correo) del remitente(?: \S+){0,2} (?:no existe|desconocid[oa]|inv[aá]lid[oa]|inexistente"
+    r"|no (?:es )?v[aá]lid[oa])"
+    r"|(?:endere[cç]o|dom[ií]nio|e-?mail) do remetente(?: \S+){0,2} (?:n[aã]o existe|desconhecid[oa]|inv[aá]lid[oa]|inexistente"
+    r"|n[aã]o (?:[eé] )?v[aá]lid[oa])"
     r"|(?:indirizzo|dominio) del mittente(?: \S+){0,2} (?:non esiste|sconosciut[oa]|inesistente|non valid[oa])"
-    r"|(?:адрес|домен|ящик) отправителя(?: \S+){0,2} (?:не существует|не найден|неизвест)"
+    r"|(?:адрес|домен|ящик) отправителя(?: \S+){0,2} (?:не существует|не найден|неизвест|неверн|недействител)"
     r"|(?:\bafzender\S*|(?:adres|domein) van de afzender)(?: \S+){0,2} (?:bestaat niet|(?:is )?onbekend|niet gevonden|(?:is )?ongeldig)"
     r"|(?:\bnadawca|(?:adres|domena|skrzynka) nadawcy)(?: \S+){0,2} (?:nie istnieje|nieznan[yae]|nieprawid[lł]ow[yae])"
     r"|(?:\bodes[ií]latel|(?:adresa|dom[eé]na) odes[ií]latele)(?: \S+){0,2} (?:neexistuje|nezn[aá]m[aáý]|neplatn[aáý])"

@@ -1514,6 +1514,12 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.1.1", "550 5.1.1 Twój adres IP jest na czarnej liście", "blocked"),
     ("5.1.1", "550 5.1.1 IP adresiniz kara listede", "blocked"),
     ("5.1.1", "550 5.1.1 Votre adresse IP est bannie", "blocked"),
+    # our sender named with the adjective first, suspicious content, in other languages
+    ("5.1.1", "550 5.1.1 Ungültige Absenderadresse", "rejected"),
+    ("5.1.1", "550 5.1.1 Dirección del remitente no válida", "rejected"),
+    ("5.1.1", "550 5.1.1 Неверный адрес отправителя", "rejected"),
+    ("5.1.1", "550 5.1.1 Nachricht abgelehnt: verdächtiger Inhalt", "spamdetected"),
+    ("5.1.1", "550 5.1.1 Mensaje rechazado por contenido sospechoso", "spamdetected"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),

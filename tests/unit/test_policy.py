@@ -184,7 +184,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "발신 서버 차단", "mala reputación", "Verstoß gegen die Richtlinie", "требуется аутентификация",
                "認証が必要です", "contenido rechazado", "迷惑メールと判定", "política de seguridad", "IP 192.0.2.1 rejected",
                "IP auf der schwarzen Liste", "op een zwarte lijst", "na czarnej liście", "IP adresiniz kara listede",
-               "adresa IP je na černé listině", "IP є в чорному списку"]
+               "adresa IP je na černé listině", "IP є в чорному списку",
+               "verdächtiger Inhalt", "contenido sospechoso", "подозрительное содержимое"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
