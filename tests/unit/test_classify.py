@@ -1520,6 +1520,16 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.1.1", "550 5.1.1 Неверный адрес отправителя", "rejected"),
     ("5.1.1", "550 5.1.1 Nachricht abgelehnt: verdächtiger Inhalt", "spamdetected"),
     ("5.1.1", "550 5.1.1 Mensaje rechazado por contenido sospechoso", "spamdetected"),
+    # unknown user / full mailbox in ten more languages (with no code: the words decide)
+    ("", "550 Používateľ neexistuje", "userunknown"),
+    ("", "550 Korisnik ne postoji", "userunknown"),
+    ("", "550 Потребителят не съществува", "userunknown"),
+    ("", "550 Tundmatu kasutaja", "userunknown"),
+    ("", "550 Vartotojas nerastas", "userunknown"),
+    ("", "550 Usuari desconegut", "userunknown"),
+    ("", "550 Nabiralnik je poln", "mailboxfull"),
+    ("", "550 Пощенската кутия е пълна", "mailboxfull"),
+    ("", "550 Pastkaste ir pilna", "mailboxfull"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
