@@ -1536,6 +1536,8 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.7.1", "550 5.7.1 Mailbox does not accept external mail", "filtered"),
     ("", "550 Sender not in recipient's address book", "filtered"),
     ("", "Expired message", "expired"),
+    ("", "550 Client hostname not found", "requireptr"),
+    ("5.7.1", "554 5.7.1 Your host name does not resolve", "requireptr"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
