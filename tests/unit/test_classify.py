@@ -1538,6 +1538,9 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "Expired message", "expired"),
     ("", "550 Client hostname not found", "requireptr"),
     ("5.7.1", "554 5.7.1 Your host name does not resolve", "requireptr"),
+    # "new address" is a move only when it names the recipient's, not "mail from new addresses"
+    ("", "550 This user has a new address: u2@example.org", "hasmoved"),
+    ("", "550 We do not accept mail from new addresses", "filtered"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
