@@ -14,7 +14,7 @@ import sys
 
 from bounceproc.domain import classify as cl
 from bounceproc.domain.classify import (Classification, RulesError, category_for, check_rules, classify,
-                                        default_rules, load_classifier, parse_rules)
+                                        default_rules, find_reply_code, load_classifier, parse_rules)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import wordings_table  # noqa: E402
@@ -1829,3 +1829,36 @@ def test_not_accepting_mail_for_one_user_is_not_a_domain_that_takes_no_mail():
     assert classify("", "", "550 example.com is not accepting mail").reason == "notaccept"
     c = classify("", "", "550 Not accepting mail for this user")
     assert c.reason != "notaccept" and not c.hard, c
+
+
+# Refusals of what we send, and states that pass, in words no receiver-specific rule was written
+# for: under a status or reply that alone would mean a dead address, none may be hard.
+SOFT_WHATEVER_THE_CODE = [
+    "Message rejected due to excessive complaints", "Too many connections", "Your message was classified as bulk",
+    "This message was quarantined", "Attachment blocked", "Greylisted, please try again",
+    "Please use the submission port", "STARTTLS required", "Sender verification failed",
+    "Not allowed to send from your network", "Mail from your country is not accepted",
+    "Your message exceeded the rate limit", "Mail loop detected", "Please authenticate first", "Invalid HELO",
+    "Forged sender address", "Spoofing detected", "Too many hops", "Malformed message", "Lines too long",
+    "Message size exceeds limit", "Your server is not allowed to send mail here", "Connection rejected by policy",
+    "Your message has been identified as unsolicited", "Reject: content filter",
+    "Message contains a prohibited attachment", "Executable content not allowed", "Your domain is not allowed",
+    "Sender domain blocked", "Bad reputation", "Poor sending history", "Listed on UCEPROTECT", "Try again later",
+    "Temporary failure", "Service temporarily unavailable", "Mailbox busy", "Unauthenticated mail rejected",
+    "DMARC fail", "SPF softfail", "Domain age too young", "Newly registered domain rejected",
+    "Dynamic IP not allowed", "Residential IP", "Your ISP's mail server must be used", "Too many bad recipients",
+    "Header From domain mismatch", "Missing Message-ID", "Bare LF not allowed", "Virus found", "Phishing URL found",
+    "URL blacklisted", "Content not acceptable", "Banned word found",
+]
+
+
+@pytest.mark.parametrize("status,prefix", [("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "521"),
+                                           ("5.1.10", "556 5.1.10"), ("5.1.6", "551 5.1.6")])
+def test_refusals_of_what_we_send_are_soft_whatever_the_code(status, prefix):
+    hard = []
+    for text in SOFT_WHATEVER_THE_CODE:
+        diag = f"{prefix} {text}"
+        c = classify(status, find_reply_code(diag), diag)
+        if c.hard:
+            hard.append((text, c.reason, c.rule))
+    assert hard == []
