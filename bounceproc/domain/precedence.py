@@ -113,19 +113,22 @@ SENDER_SIDE = (
                       # our sending history, or our domain's age
                       r"|(?:poor|bad|no|insufficient|limited) sending history|(?:newly|recently) registered domain"
                       r"|domain (?:age|is too (?:new|young))|young domain"),
-    ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)"
+    ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
     ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited"
                      r"|inhalt(?: \S+)? abgelehnt|contenu(?: \S+)? (?:refus[ée]|rejet[ée])|contenido(?: \S+)? rechazado"
                      r"|contenuto(?: \S+)? rifiutato|conte[úu]do(?: \S+)? (?:recusado|rejeitado)|содержимое(?: \S+)? отклонено"
                      r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"
-                     r"|\bcontent (?:is )?not acceptable|unacceptable content"
+                     r"|\bcontent (?:is )?not acceptable|unacceptable content|fraud(?:ulent)?\b|\bscam\b"
+                     r"|(?:marketing|newsletter|promotional|advertising)s? (?:mail|e-?mails?|messages?)?(?: \S+)? ?(?:is |are )?"
+                     r"(?:not (?:accepted|allowed|permitted)|rejected|refused|blocked)"
                      # "suspicious content / message" in the same languages
                      r"|verd(?:ä|ae)chtige[rn]? (?:inhalt|nachricht|e-?mail|anhang|link)|contenu suspect|message suspect"
                      r"|contenido sospechoso|mensaje sospechoso|contenuto sospetto|messaggio sospetto|conte[úu]do suspeito"
                      r"|mensagem suspeita|подозрительн[а-я]* (?:содержим|контент|сообщени|письм|ссылк)|可疑(?:内容|邮件|郵件)|疑わしい(?:内容|メール)"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"
                       r"|your isp.?s? (?:mail |smtp |outgoing )?(?:server|relay)s? (?:must|should) be used|submission port|port 587"
+                      r"|\bcipher|\bdane\b|\btlsa\b|mta-sts|certificate (?:verification|validation|check) failed"
                       # our client's own login refused (submission / smarthost credentials)
                       r"|invalid login|login (?:failed|incorrect|denied)|authentication (?:failed|failure)"
                       r"|incorrect authentication|invalid (?:password|credentials)|(?:or|and) (?:invalid |wrong |bad )?password"
@@ -134,7 +137,7 @@ SENDER_SIDE = (
                       r"|authentifizierung (?:ist )?erforderlich|authentification (?:est )?(?:requise|obligatoire|n[ée]cessaire)"
                       r"|autenticaci[oó]n|autenticazione (?:è )?richiesta|autentica[cç][aã]o|требуется (?:аутентификация|авторизация)"
                       r"|需要(?:身份)?(?:验证|驗證|认证|認證)|認証が必要"),
-    ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b|from domain (?:mis-?match|not aligned|does not align)|domain (?:mis)?alignment"),
+    ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b|(?:message|mail) (?:is )?not signed|from domain (?:mis-?match|not aligned|does not align)|domain (?:mis)?alignment"),
     # (also in German, French, Spanish / Portuguese / Italian, Russian, Chinese, Japanese, Korean)
     ("policyviolation", r"\bpolic(?:y|ies)\b|richtlinie|politique|pol[ií]tica|политик|策略|ポリシー|정책"),
 )
@@ -160,7 +163,8 @@ _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RE
                   r"|did not complete|eai_again|dns query failed|no answer from|" + _TEMPORARY_LOCALISED)
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
-_STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|\bbusy\b|" + _TEMPORARY_LOCALISED)
+_STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|\bbusy\b|out of resources|overload"
+                     r"|unexpected error|timeout waiting|queued for later|" + _TEMPORARY_LOCALISED)
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                         r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")

@@ -432,7 +432,7 @@ WORDING_CASES = [
  ("4.3.0", "421 4.3.0 Service is disabled temporarily", "systemerror"),
  ("5.7.1", "554 5.7.1 External mail is disabled for this recipient", "filtered"),
  ("", "550 User account suspended", "suspend"),
- ("", "550 Recipient limit exceeded", "undefined"),      # too many recipients (RFC 3463 x.5.3), not a full mailbox
+ ("", "550 Recipient limit exceeded", "speeding"),       # too many recipients (x.5.3, wordings.md 4.6), not a full mailbox
  ("", "552 Recipient quota exceeded", "mailboxfull"),
  ("", "552 Mailbox storage limit reached", "mailboxfull"),
  # the addresses of our own message: never the recipient's
@@ -1849,6 +1849,12 @@ SOFT_WHATEVER_THE_CODE = [
     "Dynamic IP not allowed", "Residential IP", "Your ISP's mail server must be used", "Too many bad recipients",
     "Header From domain mismatch", "Missing Message-ID", "Bare LF not allowed", "Virus found", "Phishing URL found",
     "URL blacklisted", "Content not acceptable", "Banned word found",
+    "Cipher not supported", "DANE validation failed", "Message not signed", "Encoding not supported",
+    "SMTPUTF8 not supported", "BDAT not supported", "IP address not in allowed range", "Mail server not authorized",
+    "Marketing mail not accepted", "Newsletter rejected", "Message flagged as fraudulent", "Scam detected",
+    "Out of resources", "Server is too busy", "Unexpected error", "Timeout waiting for data",
+    "Queued for later delivery", "Recipient limit exceeded", "Unsubscribed", "User opted out", "Do not contact",
+    "Recipient requested removal",
 ]
 
 
