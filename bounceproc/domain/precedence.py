@@ -119,7 +119,7 @@ SENDER_SIDE = (
                      r"|inhalt(?: \S+)? abgelehnt|contenu(?: \S+)? (?:refus[ée]|rejet[ée])|contenido(?: \S+)? rechazado"
                      r"|contenuto(?: \S+)? rifiutato|conte[úu]do(?: \S+)? (?:recusado|rejeitado)|содержимое(?: \S+)? отклонено"
                      r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"
-                     r"|\bcontent (?:is )?not acceptable|unacceptable content|fraud(?:ulent)?\b|\bscam\b"
+                     r"|\bcontent (?:is )?not acceptable|unacceptable content|(?:message|mail|e-?mail|content)(?: \S+){0,3} (?:as )?fraud(?:ulent)?\b|fraudulent (?:message|mail|e-?mail|content|link|url)|\bscam\b"
                      r"|(?:marketing|newsletter|promotional|advertising)s? (?:mail|e-?mails?|messages?)?(?: \S+)? ?(?:is |are )?"
                      r"(?:not (?:accepted|allowed|permitted)|rejected|refused|blocked)"
                      # "suspicious content / message" in the same languages
