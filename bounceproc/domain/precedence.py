@@ -159,7 +159,7 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
 _TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|temporane|tempor[áa]ri|tijdelijk"
                         r"|tymczasow|временн|暂时|暫時|临时|臨時|一時的")
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
-                + r"|servfail|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
+                + r"|servfail|(?:dns|name) server failure|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
                   r"|did not complete|eai_again|dns query failed|no answer from|" + _TEMPORARY_LOCALISED)
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).

@@ -1541,6 +1541,7 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     # "new address" is a move only when it names the recipient's, not "mail from new addresses"
     ("", "550 This user has a new address: u2@example.org", "hasmoved"),
     ("", "550 We do not accept mail from new addresses", "filtered"),
+    ("5.1.2", "553 5.1.2 DNS server failure", "networkerror"),      # SERVFAIL in words: temporary DNS
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
