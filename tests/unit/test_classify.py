@@ -1542,6 +1542,13 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "550 This user has a new address: u2@example.org", "hasmoved"),
     ("", "550 We do not accept mail from new addresses", "filtered"),
     ("5.1.2", "553 5.1.2 DNS server failure", "networkerror"),      # SERVFAIL in words: temporary DNS
+    # dead domains as more MTAs word them (Go's and Node's resolvers included); EAI_AGAIN is for now
+    ("", "Domain example.com has no mail servers", "hostunknown"),
+    ("", "Could not find an MX or A record for example.com", "hostunknown"),
+    ("", "no DNS entries for this domain", "hostunknown"),
+    ("", "dial tcp: lookup mx.example.com: no such host", "hostunknown"),
+    ("", "queryMx ENOTFOUND example.com", "hostunknown"),
+    ("", "Error: getaddrinfo EAI_AGAIN example.com", "networkerror"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
