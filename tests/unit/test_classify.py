@@ -1549,6 +1549,11 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "dial tcp: lookup mx.example.com: no such host", "hostunknown"),
     ("", "queryMx ENOTFOUND example.com", "hostunknown"),
     ("", "Error: getaddrinfo EAI_AGAIN example.com", "networkerror"),
+    # network and TLS errors as MTAs written in Node.js, Go and Python report them
+    ("", "connect ECONNREFUSED 192.0.2.1:25", "networkerror"),
+    ("", "dial tcp 192.0.2.1:25: i/o timeout", "networkerror"),
+    ("", "Timeout while waiting for greeting", "networkerror"),
+    ("", "x509: certificate signed by unknown authority", "failedstarttls"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
