@@ -1554,6 +1554,7 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "dial tcp 192.0.2.1:25: i/o timeout", "networkerror"),
     ("", "Timeout while waiting for greeting", "networkerror"),
     ("", "x509: certificate signed by unknown authority", "failedstarttls"),
+    ("", "550 User account has expired", "suspend"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
