@@ -1555,6 +1555,9 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("", "Timeout while waiting for greeting", "networkerror"),
     ("", "x509: certificate signed by unknown authority", "failedstarttls"),
     ("", "550 User account has expired", "suspend"),
+    # the recipient refused the mail, in Chinese and Korean (under 5.1.1 too)
+    ("", "550 该邮件被收件人拒绝", "filtered"),
+    ("5.1.1", "550 5.1.1 수신자가 수신을 거부했습니다", "filtered"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
