@@ -113,9 +113,9 @@ SENDER_SIDE = (
                       # our sending history, or our domain's age
                       r"|(?:poor|bad|no|insufficient|limited) sending history|(?:newly|recently) registered domain"
                       r"|domain (?:age|is too (?:new|young))|young domain"),
-    ("speeding", r"rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
+    ("speeding", r"频率|頻率|送信(?:数|量)?が多すぎ|발송(?:량)? ?(?:초과|한도)|rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
-    ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited"
+    ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited|敏感[词詞]|(?:内容|內容)(?:违规|違規)|(?:违规|違規)(?:内容|內容)"
                      r"|inhalt(?: \S+)? abgelehnt|contenu(?: \S+)? (?:refus[ée]|rejet[ée])|contenido(?: \S+)? rechazado"
                      r"|contenuto(?: \S+)? rifiutato|conte[úu]do(?: \S+)? (?:recusado|rejeitado)|содержимое(?: \S+)? отклонено"
                      r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"
@@ -136,8 +136,10 @@ SENDER_SIDE = (
                       # Russian, Chinese, Japanese
                       r"|authentifizierung (?:ist )?erforderlich|authentification (?:est )?(?:requise|obligatoire|n[ée]cessaire)"
                       r"|autenticaci[oó]n|autenticazione (?:è )?richiesta|autentica[cç][aã]o|требуется (?:аутентификация|авторизация)"
-                      r"|需要(?:身份)?(?:验证|驗證|认证|認證)|認証が必要"),
-    ("authfailure", r"\bdmarc\b|\bspf\b|\bdkim\b|(?:message|mail) (?:is )?not signed|from domain (?:mis-?match|not aligned|does not align)|domain (?:mis)?alignment"),
+                      r"|需要\S{0,6}?(?:验证|驗證|认证|認證)|認証が必要"
+                      # authentication failed / not authenticated, in Chinese, Japanese, Korean
+                      r"|(?:认证|認證|验证|驗證)失败|(?:认证|認證|验证|驗證)失敗|認証(?:に)?失敗|認証されていません|인증 ?실패"),
+    ("authfailure", r"(?<![a-z])(?:dmarc|spf|dkim)(?![a-z])|(?:message|mail) (?:is )?not signed|from domain (?:mis-?match|not aligned|does not align)|domain (?:mis)?alignment"),
     # (also in German, French, Spanish / Portuguese / Italian, Russian, Chinese, Japanese, Korean)
     ("policyviolation", r"\bpolic(?:y|ies)\b|richtlinie|politique|pol[ií]tica|политик|策略|ポリシー|정책"),
 )
@@ -156,7 +158,7 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
              r"|しばらく(?:して|経って)から|後ほど再")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
 # "temporary" in German, French, Spanish / Italian / Portuguese, Dutch, Polish, Russian, Chinese, Japanese
-_TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|temporane|tempor[áa]ri|tijdelijk"
+_TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|temporane|tempor[áa]ri|tijdelijk|일시적|잠시 후"
                         r"|tymczasow|временн|暂时|暫時|临时|臨時|一時的")
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                 + r"|servfail|(?:dns|name) server failure|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
@@ -236,7 +238,7 @@ _OURS_LOCALISED = lazy(
     r"|\bl(?:ä|a)hett(?:ä|a)j(?:ä|a)[^\s:]*(?: \S+){0,2} (?:ei l(?:ö|o)ydy|ei ole olemassa|(?:on )?tuntematon|(?:on )?virheellinen)"
     r"|\bfelad(?:ó|o)[^\s:]*(?: \S+){0,2} (?:nem l(?:é|e)tezik|ismeretlen|(?:é|e)rv(?:é|e)nytelen|nem tal(?:á|a)lhat(?:ó|o))"
     r"|bilinmeyen g(?:ö|o)nderen|tuntematon l(?:ä|a)hett(?:ä|a)j(?:ä|a)|ismeretlen felad(?:ó|o)"
-    r"|(?:发件人|發件人)(?:地址|邮箱|郵箱)?(?:不存在|无效|無效|未知)"
+    r"|(?:发件人|發件人)(?:地址|邮箱|郵箱)?(?:不存在|无效|無效|未知|不合法|非法)"
     r"|(?:送信者|差出人)(?:の)?(?:メール)?(?:アドレス)?(?:が|は)?(?:存在しません|見つかりません|不明)"
     r"|(?:발신자|보낸 ?사람)(?: 주소)?(?:가|는)? ?존재하지 않)"
     r"|(?P<ip>(?:ihre|deine|votre|ta|su|tu|seu|sua|il tuo|la tua|ваш)(?: \S+)? (?:ip|ip-adresse|adresse ip|direcci[oó]n ip"

@@ -1558,6 +1558,12 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     # the recipient refused the mail, in Chinese and Korean (under 5.1.1 too)
     ("", "550 该邮件被收件人拒绝", "filtered"),
     ("5.1.1", "550 5.1.1 수신자가 수신을 거부했습니다", "filtered"),
+    # sender-side words in Chinese, Japanese, Korean under a 5.1.1 (SPF glued to Japanese text has no \b)
+    ("5.1.1", "550 5.1.1 SPF認証に失敗しました", "authfailure"),
+    ("5.1.1", "550 5.1.1 发信频率超限", "speeding"),
+    ("5.1.1", "550 5.1.1 邮件内容违规", "spamdetected"),
+    ("5.1.1", "550 5.1.1 发件人地址不合法", "rejected"),
+    ("5.1.1", "550 5.1.1 발신자 인증 실패", "securityerror"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
