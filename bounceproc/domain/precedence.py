@@ -113,9 +113,14 @@ SENDER_SIDE = (
                       # our sending history, or our domain's age
                       r"|(?:poor|bad|no|insufficient|limited) sending history|(?:newly|recently) registered domain"
                       r"|domain (?:age|is too (?:new|young))|young domain"),
-    ("speeding", r"频率|頻率|送信(?:数|量)?が多すぎ|발송(?:량)? ?(?:초과|한도)|rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
+    ("speeding", r"zu viele (?:e-?mails|nachrichten|mails)|trop d.(?:e-?mails?|messages?|courriels?)"
+                 r"|demasiados (?:correos|mensajes)|troppe (?:e-?mail|email|messaggi)|слишком много (?:сообщений|писем)"
+                 r"|versandlimit|limite d.envoi|l[ií]mite de env[ií]o|limite di invio|лимит отправки"
+                 r"|频率|頻率|送信(?:数|量)?が多すぎ|발송(?:량)? ?(?:초과|한도)|rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
     ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited|敏感[词詞]|(?:内容|內容)(?:违规|違規)|(?:违规|違規)(?:内容|內容)"
+                     r"|verbotene[rn]? inhalt|contenu interdit|contenido prohibido|contenuto vietato|conte[úu]do proibido"
+                     r"|запрещ[её]нн\S* (?:содержим|контент)"
                      r"|inhalt(?: \S+)? abgelehnt|contenu(?: \S+)? (?:refus[ée]|rejet[ée])|contenido(?: \S+)? rechazado"
                      r"|contenuto(?: \S+)? rifiutato|conte[úu]do(?: \S+)? (?:recusado|rejeitado)|содержимое(?: \S+)? отклонено"
                      r"|内容(?:被)?(?:拒绝|拒絕)|\bbulk\b|\bjunk\b|phish|\bcontent (?:was )?(?:rejected|refused|blocked|filter(?:ed|ing)?)\b"
@@ -138,7 +143,11 @@ SENDER_SIDE = (
                       r"|autenticaci[oó]n|autenticazione (?:è )?richiesta|autentica[cç][aã]o|требуется (?:аутентификация|авторизация)"
                       r"|需要\S{0,6}?(?:验证|驗證|认证|認證)|認証が必要"
                       # authentication failed / not authenticated, in Chinese, Japanese, Korean
-                      r"|(?:认证|認證|验证|驗證)失败|(?:认证|認證|验证|驗證)失敗|認証(?:に)?失敗|認証されていません|인증 ?실패"),
+                      r"|(?:认证|認證|验证|驗證)失败|(?:认证|認證|验证|驗證)失敗|認証(?:に)?失敗|認証されていません|인증 ?실패"
+                      # authentication failed, in German, French, Italian, Portuguese, Russian
+                      r"|authentifizierung fehlgeschlagen|[ée]chec de (?:l.)?authentification"
+                      r"|authentification (?:a )?[ée]chou[ée]e?|autenticazione fallita|falha (?:na|de) autentica[cç][aã]o"
+                      r"|ошибка (?:аутентификации|авторизации)"),
     ("authfailure", r"(?<![a-z])(?:dmarc|spf|dkim)(?![a-z])|(?:message|mail) (?:is )?not signed|from domain (?:mis-?match|not aligned|does not align)|domain (?:mis)?alignment"),
     # (also in German, French, Spanish / Portuguese / Italian, Russian, Chinese, Japanese, Korean)
     ("policyviolation", r"\bpolic(?:y|ies)\b|richtlinie|politique|pol[ií]tica|политик|策略|ポリシー|정책"),
@@ -222,6 +231,9 @@ _OURS_LOCALISED = lazy(
     # the adjective first: "Ungültige Absenderadresse", "Неверный адрес отправителя"
     r"|(?:ung(?:ü|ue)ltige|unbekannte|nicht existierende)[rns]? absender(?:adresse|domain|-?dom(?:ä|ae)ne)?\b"
     r"|(?:неверн|недопустим|неизвестн|несуществующ|недействительн)[а-я]* (?:адрес|домен|ящик) отправителя"
+    # the sender not allowed, in German, French, Spanish, Italian, Portuguese, Russian
+    r"|absender (?:ist )?nicht (?:erlaubt|autorisiert|zugelassen)|exp[ée]diteur non autoris[ée]|remitente no autorizado"
+    r"|mittente non autorizzato|remetente n[aã]o autorizado|отправитель не авторизован"
     r"|(?:adresse|domaine) (?:de l.|d.)?exp[ée]diteur(?: \S+){0,2} (?:n.existe pas|inconnue?|introuvable|invalide|inexistante?)"
     r"|(?:direcci[oó]n|dominio|correo) del remitente(?: \S+){0,2} (?:no existe|desconocid[oa]|inv[aá]lid[oa]|inexistente"
     r"|no (?:es )?v[aá]lid[oa])"

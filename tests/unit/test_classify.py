@@ -1564,6 +1564,12 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.1.1", "550 5.1.1 邮件内容违规", "spamdetected"),
     ("5.1.1", "550 5.1.1 发件人地址不合法", "rejected"),
     ("5.1.1", "550 5.1.1 발신자 인증 실패", "securityerror"),
+    # ... and in German, French, Spanish, Italian, Portuguese, Russian
+    ("5.1.1", "550 5.1.1 Authentifizierung fehlgeschlagen", "securityerror"),
+    ("5.1.1", "550 5.1.1 Limite d'envoi dépassée", "speeding"),
+    ("5.1.1", "550 5.1.1 Contenuto vietato", "spamdetected"),
+    ("5.1.1", "550 5.1.1 Remitente no autorizado", "rejected"),
+    ("5.1.1", "550 5.1.1 Превышен лимит отправки", "speeding"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
