@@ -1570,6 +1570,9 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.1.1", "550 5.1.1 Contenuto vietato", "spamdetected"),
     ("5.1.1", "550 5.1.1 Remitente no autorizado", "rejected"),
     ("5.1.1", "550 5.1.1 Превышен лимит отправки", "speeding"),
+    # a bare localised "Access denied" is our session refused, as the English one
+    ("5.1.1", "550 5.1.1 Zugriff verweigert", "blocked"),
+    ("5.1.1", "550 5.1.1 Доступ запрещён", "blocked"),
     # Gmail's "unusual rate of unsolicited mail": a refusal is reputation, a deferral a rate limit
     ("5.7.28", "550 5.7.28 Our system has detected an unusual rate of unsolicited mail", "badreputation"),
     ("4.7.28", "421 4.7.28 Our system has detected an unusual rate of unsolicited mail", "speeding"),
