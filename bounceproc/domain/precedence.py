@@ -113,7 +113,7 @@ SENDER_SIDE = (
                       # our sending history, or our domain's age
                       r"|(?:poor|bad|no|insufficient|limited) sending history|(?:newly|recently) registered domain"
                       r"|domain (?:age|is too (?:new|young))|young domain"),
-    ("speeding", r"zu viele (?:e-?mails|nachrichten|mails)|trop d.(?:e-?mails?|messages?|courriels?)"
+    ("speeding", r"(?<!hat )zu viele (?:e-?mails|nachrichten|mails)(?! auf dem server| im postfach)|trop d.(?:e-?mails?|messages?|courriels?)"
                  r"|demasiados (?:correos|mensajes)|troppe (?:e-?mail|email|messaggi)|слишком много (?:сообщений|писем)"
                  r"|versandlimit|limite d.envoi|l[ií]mite de env[ií]o|limite di invio|лимит отправки"
                  r"|频率|頻率|送信(?:数|量)?が多すぎ|발송(?:량)? ?(?:초과|한도)|rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"

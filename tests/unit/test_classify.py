@@ -1570,6 +1570,8 @@ def test_not_accepting_mail_from_us_or_for_now_is_never_a_dead_domain(text, reas
     ("5.1.1", "550 5.1.1 Contenuto vietato", "spamdetected"),
     ("5.1.1", "550 5.1.1 Remitente no autorizado", "rejected"),
     ("5.1.1", "550 5.1.1 Превышен лимит отправки", "speeding"),
+    # ... but too many messages stored on the server is a full mailbox (web.de), whatever 5.2.2 beside it
+    ("5.2.2", "552 5.2.2 Benutzer hat zu viele Mails auf dem Server", "mailboxfull"),
     # a bare localised "Access denied" is our session refused, as the English one
     ("5.1.1", "550 5.1.1 Zugriff verweigert", "blocked"),
     ("5.1.1", "550 5.1.1 Доступ запрещён", "blocked"),
