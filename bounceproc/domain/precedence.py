@@ -143,7 +143,7 @@ SENDER_SIDE = (
                       r"|autenticaci[oó]n|autenticazione (?:è )?richiesta|autentica[cç][aã]o|требуется (?:аутентификация|авторизация)"
                       r"|需要\S{0,6}?(?:验证|驗證|认证|認證)|認証が必要"
                       # authentication failed / not authenticated, in Chinese, Japanese, Korean
-                      r"|(?:认证|認證|验证|驗證)失败|(?:认证|認證|验证|驗證)失敗|認証(?:に)?失敗|認証されていません|인증 ?실패"
+                      r"|(?:认证|認證|验证|驗證)失[败敗]|認証(?:に)?失敗|認証されていません|인증 ?실패"
                       # authentication failed, in German, French, Italian, Portuguese, Russian
                       r"|authentifizierung fehlgeschlagen|[ée]chec de (?:l.)?authentification"
                       r"|authentification (?:a )?[ée]chou[ée]e?|autenticazione fallita|falha (?:na|de) autentica[cç][aã]o"
