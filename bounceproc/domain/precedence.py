@@ -164,11 +164,25 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
              r"|int[ée]nte(?:lo)? (?:de nuevo |nuevamente )?m[áa]s tarde|riprova(?:re)? pi[ùu] tardi"
              r"|tente (?:novamente )?mais tarde|probeer het later|spr[óo]buj(?: ponownie)? p[óo](?:ź|z)niej"
              r"|(?:попробуйте|повторите)(?: попытку| ещё раз| еще раз)? позже|稍后(?:再试|重试)|稍後(?:再試|重試)"
-             r"|しばらく(?:して|経って)から|後ほど再")
+             r"|しばらく(?:して|経って)から|後ほど再"
+             # and in German / French / Spanish / Dutch without those words ("versuchen Sie es
+             # später", "réessayez ultérieurement", "inténtalo más tarde", "probeer later"), Korean,
+             # Turkish, Czech / Slovak, Swedish, Norwegian / Danish, Finnish, Hungarian, Romanian,
+             # Greek, Ukrainian, Vietnamese, Indonesian, and Japanese / Chinese variants
+             r"|versuchen sie es sp(?:ä|ae)ter|r[ée]?essa(?:yez|yer) ult[ée]rieurement|int[ée]nt(?:e|a|ar)lo (?:de nuevo )?m[áa]s tarde"
+             r"|vuelva a intentar(?:lo)? m[áa]s tarde|probeer (?:het )?later|나중에 다시|다시 시도"
+             r"|daha sonra (?:tekrar|yeniden) dene|(?:zkuste|skúste|opakujte)(?: to)?(?: (?:prosím|znovu|neskôr|později))* (?:později|neskôr)"
+             r"|f(?:ö|o)rs(?:ö|o)k (?:igen )?senare|pr(?:ø|o)v (?:igjen|igen) senere|yrit(?:ä|a) (?:uudelleen )?my(?:ö|o)hemmin"
+             r"|pr(?:ó|o)b(?:á|a)lja (?:meg )?(?:(?:ú|u)jra )?k(?:é|e)s(?:ő|o)bb|(?:î|i)ncerca(?:ț|t)i (?:din nou )?mai t(?:â|a)rziu"
+             r"|δοκιμάστε (?:ξανά )?αργότερα|спробуйте (?:ще раз )?пізніше|thử lại sau|coba (?:lagi )?nanti"
+             r"|時間を(?:おいて|空けて)|後で(?:もう一度|再度)|稍[后後候]再[发發试試]")
 # ("try again" on its own, but not "check the address and try again", how final notices end)
-# "temporary" in German, French, Spanish / Italian / Portuguese, Dutch, Polish, Russian, Chinese, Japanese
+# "temporary" in German, French, Spanish / Italian / Portuguese, Dutch, Polish, Russian, Chinese,
+# Japanese, Korean, Turkish, Czech / Slovak, Swedish / Norwegian / Danish, Finnish, Hungarian,
+# Romanian, Greek, Ukrainian, Vietnamese
 _TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|temporane|tempor[áa]ri|tijdelijk|일시적|잠시 후"
-                        r"|tymczasow|временн|暂时|暫時|临时|臨時|一時的")
+                        r"|tymczasow|chwilowo|временн|暂时|暫時|临时|臨時|一時的|ge(?:ç|c)ici|do(?:č|c)asn|tillf(?:ä|a)llig"
+                        r"|midlertidig|tilap(?:ä|a)i|v(?:ä|a)liaikai|ideiglenes|\btemporar[ăae]?\b|προσωριν|тимчасов|tạm thời")
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                 + r"|servfail|(?:dns|name) server failure|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
                   r"|did not complete|eai_again|dns query failed|no answer from|" + _TEMPORARY_LOCALISED)

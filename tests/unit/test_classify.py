@@ -1304,6 +1304,11 @@ def test_the_new_address_a_reply_gives_is_not_a_recipient(reply):
     # ... while the recipient's account or address stays the recipient's
     ("550 Das Konto ist gesperrt", "suspend"),
     ("550 La cuenta está deshabilitada", "suspend"),
+    ("550 Почтовый ящик временно заблокирован", "suspend"),
+    ("550 邮箱暂时被冻结", "suspend"),
+    ("550 This mailbox has been temporarily blocked", "suspend"),
+    ("550 The recipient's account is permanently blocked", "suspend"),
+    ("550 Your account has been temporarily blocked", "blocked"),
     ("550 Der Empfänger ist nicht bekannt", "userunknown"),
     ("554 邮件被拒绝，疑似垃圾邮件", "spamdetected"),
     # a quota on what WE send is a rate limit, not the recipient's full mailbox (which counts)
@@ -1365,9 +1370,19 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
 
 _LATER = ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde", "riprova più tardi",
           "tente novamente mais tarde", "probeer het later opnieuw", "spróbuj ponownie później",
-          "попробуйте позже", "请稍后再试", "しばらくしてから再送してください"]
+          "попробуйте позже", "请稍后再试", "しばらくしてから再送してください",
+          "versuchen Sie es später", "veuillez réessayer ultérieurement", "inténtalo más tarde",
+          "vuelva a intentarlo más tarde", "probeer later opnieuw", "나중에 다시 시도하십시오",
+          "lütfen daha sonra tekrar deneyin", "zkuste to prosím později", "skúste to neskôr",
+          "försök igen senare", "prøv igjen senere", "prøv igen senere", "yritä myöhemmin uudelleen",
+          "próbálja meg később", "încercați din nou mai târziu", "δοκιμάστε ξανά αργότερα",
+          "спробуйте пізніше", "vui lòng thử lại sau", "silakan coba lagi nanti", "時間をおいて再送してください",
+          "请稍后再发"]
 _TEMPORARY = ["vorübergehender Fehler", "erreur temporaire", "error temporal", "errore temporaneo",
-              "falha temporária", "tijdelijke fout", "błąd tymczasowy", "временная ошибка", "暂时错误", "一時的なエラー"]
+              "falha temporária", "tijdelijke fout", "błąd tymczasowy", "временная ошибка", "暂时错误", "一時的なエラー",
+              "일시적인 오류", "geçici hata", "dočasná chyba", "tillfälligt fel", "midlertidig feil",
+              "tilapäinen virhe", "väliaikainen virhe", "ideiglenes hiba", "eroare temporară", "προσωρινό σφάλμα",
+              "тимчасова помилка", "lỗi tạm thời", "chwilowo niedostępny"]
 
 
 @pytest.mark.parametrize("not_final", _LATER + _TEMPORARY)

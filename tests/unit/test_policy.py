@@ -215,7 +215,13 @@ def test_the_precedence_and_the_safety_net_see_the_same_evidence(evidence):
 @settings(max_examples=200, deadline=None)
 @given(FILLER, FILLER, st.sampled_from(["Host not found, try again", "SERVFAIL", "temporary failure in name resolution",
                                         "lookup timed out", "Try again later", "bitte später erneut versuchen",
-                                        "réessayez plus tard", "попробуйте позже", "请稍后再试"]))
+                                        "réessayez plus tard", "попробуйте позже", "请稍后再试",
+                                        "réessayez ultérieurement", "daha sonra tekrar deneyin", "zkuste později",
+                                        "försök igen senare", "prøv igjen senere", "yritä myöhemmin",
+                                        "próbálja később", "încercați mai târziu", "δοκιμάστε αργότερα",
+                                        "спробуйте пізніше", "thử lại sau", "다시 시도하십시오", "geçici hata",
+                                        "dočasná chyba", "tillfälligt fel", "midlertidig feil", "ideiglenes hiba",
+                                        "προσωρινό σφάλμα", "тимчасова помилка", "временная ошибка"]))
 def test_safety_net_never_suppresses_a_hostunknown_that_says_try_again(a, b, dns):
     text = f"{a} Host or domain name not found. {dns} {b}"
     _, d = policy.decide(policy.EMPTY, ev(reason="hostunknown", hard=True, diagnostic=text), P)
