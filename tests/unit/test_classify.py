@@ -863,6 +863,17 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Nie ma takiego użytkownika", "userunknown"),
     ("550 Domena nie istnieje", "hostunknown"),
     ("550 Doména neexistuje", "hostunknown"),                       # Czech
+    # a dead domain in eleven more languages, the noun first or the adjective first
+    ("550 Domein bestaat niet", "hostunknown"), ("550 Alan adı mevcut değil", "hostunknown"),
+    ("550 Domänen finns inte", "hostunknown"), ("550 Domænet findes ikke", "hostunknown"),
+    ("550 Domenet finnes ikke", "hostunknown"), ("550 Verkkotunnusta ei ole olemassa", "hostunknown"),
+    ("550 A domain nem létezik", "hostunknown"), ("550 Domeniul nu există", "hostunknown"),
+    ("550 Ο τομέας δεν υπάρχει", "hostunknown"), ("550 Домен не існує", "hostunknown"),
+    ("550 Tên miền không tồn tại", "hostunknown"), ("550 Domain tidak ditemukan", "hostunknown"),
+    ("550 Unbekannte Domain", "hostunknown"), ("550 Dominio desconocido", "hostunknown"),
+    ("550 Неизвестный домен", "hostunknown"), ("550 未知域名", "hostunknown"),
+    # ... but not when the domain is our sender's
+    ("550 Domein van de afzender bestaat niet", "rejected"), ("550 Домен отправителя не найден", "rejected"),
     ("550 そのようなユーザーはいません", "userunknown"),                # Japanese
     ("552 邮件大小超过限制", "mesgtoobig"),                           # Chinese
     ("550 發件人被拒絕", "rejected"),
