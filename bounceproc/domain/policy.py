@@ -93,13 +93,17 @@ _URL = re.compile(r"(?<!\S)\S*?(?:https?://|www\.)\S*")
 _NAME = re.compile(r"(?<![^\s<>()\[\]\"',;:])[^\s<>()\[\]\"',;:]*@[^\s<>()\[\]\"',;:]*"
                    r"|(?<![\w.-])[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
 _LETTER = re.compile(r"[a-z]")
-_ZONE = re.compile(r"spamhaus|spamcop|sorbs|barracuda|rbl|dnsbl|\bbl\.|blacklist|blocklist|uceprotect|surbl"
-                   r"|uribl|mailspike|psbl|invaluement|senderscore|abuseat|cbl\.|spamrats|backscatterer")
+
+
+@lru_cache(maxsize=1)
+def _zone() -> re.Pattern:
+    """What marks a host name as a blocklist's zone (actions.toml [safety_net] blocklist_zones)."""
+    return re.compile("|".join(_table()["safety_net"]["blocklist_zones"]))
 
 
 def _name_out(m: re.Match) -> str:
     name = m.group(0)
-    if "@" not in name and (not _LETTER.search(name) or _ZONE.search(name)):
+    if "@" not in name and (not _LETTER.search(name) or _zone().search(name)):
         return name     # an IP literal or a status code, or a blocklist zone
     return " "
 
