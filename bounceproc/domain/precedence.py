@@ -265,7 +265,7 @@ _OURS_LOCALISED = lazy(
     r"|\bfelad(?:ó|o)[^\s:]*(?: \S+){0,2} (?:nem l(?:é|e)tezik|ismeretlen|(?:é|e)rv(?:é|e)nytelen|nem tal(?:á|a)lhat(?:ó|o))"
     r"|bilinmeyen g(?:ö|o)nderen|tuntematon l(?:ä|a)hett(?:ä|a)j(?:ä|a)|ismeretlen felad(?:ó|o)"
     r"|(?:发件人|發件人)(?:地址|邮箱|郵箱)?(?:不存在|无效|無效|未知|不合法|非法)"
-    r"|(?:送信者|差出人)(?:の)?(?:メール)?(?:アドレス)?(?:が|は)?(?:存在しません|見つかりません|不明)"
+    r"|(?:送信者|差出人|送信元)(?:の)?(?:メール)?(?:アドレス)?(?:が|は)?(?:存在しません|見つかりません|不明|無効)"
     r"|(?:발신자|보낸 ?사람)(?: 주소)?(?:가|는)? ?존재하지 않)"
     r"|(?P<ip>(?:ihre|deine|votre|ta|su|tu|seu|sua|il tuo|la tua|ваш)(?: \S+)? (?:ip|ip-adresse|adresse ip|direcci[oó]n ip"
     r"|endere[cç]o ip|indirizzo ip|ip-адрес)(?: \S+){0,2} (?:ist |est |es |é |è )?(?:unbekannt|inconnue?|desconocid[oa]"

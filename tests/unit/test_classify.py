@@ -872,6 +872,15 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Tên miền không tồn tại", "hostunknown"), ("550 Domain tidak ditemukan", "hostunknown"),
     ("550 Unbekannte Domain", "hostunknown"), ("550 Dominio desconocido", "hostunknown"),
     ("550 Неизвестный домен", "hostunknown"), ("550 未知域名", "hostunknown"),
+    # Japanese notices' families (the receiver's own text, no English)
+    ("550 受信者により拒否されました", "filtered"), ("550 スパムとして拒否されました", "spamdetected"),
+    ("550 サイズ制限を超えています", "mesgtoobig"), ("550 メールボックスのサイズ制限を超えています", "mailboxfull"),
+    ("550 ホストが見つかりません", "hostunknown"), ("550 ドメイン名が解決できません", "hostunknown"),
+    ("550 DNSの問い合わせに失敗しました", "networkerror"), ("550 一定時間内に配送できませんでした", "expired"),
+    ("550 利用停止中のアドレスです", "suspend"), ("550 このアドレスは現在使われておりません", "suspend"),
+    ("550 受取人が存在しません", "userunknown"), ("550 無効なアドレス", "userunknown"),
+    ("550 送信者のアドレスが無効です", "rejected"), ("550 差出人アドレスが無効です", "rejected"),
+    ("550 なりすましメールと判定されました", "authfailure"), ("550 DNS lookup failure", "networkerror"),
     # ... but not when the domain is our sender's
     ("550 Domein van de afzender bestaat niet", "rejected"), ("550 Домен отправителя не найден", "rejected"),
     ("550 そのようなユーザーはいません", "userunknown"),                # Japanese
