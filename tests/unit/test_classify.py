@@ -1926,7 +1926,11 @@ SOFT_WHATEVER_THE_CODE = [
     "Marketing mail not accepted", "Newsletter rejected", "Message flagged as fraudulent", "Scam detected",
     "Out of resources", "Server is too busy", "Unexpected error", "Timeout waiting for data",
     "Queued for later delivery", "Recipient limit exceeded", "Unsubscribed", "User opted out", "Do not contact",
-    "Recipient requested removal",
+    "Recipient requested removal", "Message rejected by filter", "Connection rejected", "You are not welcome here",
+    "Only internal senders allowed", "This recipient accepts mail only from authorized senders", "Duplicate message",
+    "Bounce verification failed", "Message rejected by administrator", "Sending server not authorized by SPF",
+    "Zustellung fehlgeschlagen, bitte versuchen Sie es später", "Teslimat başarısız, lütfen daha sonra tekrar deneyin",
+    "Doručení selhalo, zkuste to prosím později", "Leverans misslyckades, försök igen senare", "Chwilowo niedostępny",
 ]
 
 
