@@ -228,6 +228,15 @@ def test_safety_net_never_suppresses_a_hostunknown_that_says_try_again(a, b, dns
     assert d.action == "block_count" and "safety net" in d.why, (text, d)
 
 
+@pytest.mark.parametrize("text", ["The domain example.com is not reachable. Please check the domain and try again.",
+                                  "Host or domain name not found. Check the address, then try again."])
+def test_a_final_notice_advising_to_check_and_try_again_is_not_a_temporary_dns_failure(text):
+    # "check the address and try again" is how final notices end (advice to the sender, as the
+    # classifier's step 2 reads it), not a lookup that may succeed later
+    assert policy.safety_net("hostunknown", True, text) == ""
+    assert policy.safety_net("hostunknown", True, text.replace("try again", "try again later"))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(HARD_TEXTS), st.text(alphabet="acdeghmnoqsuvwxyz ,.", max_size=40))
 def test_a_hard_verdict_without_sender_side_evidence_still_suppresses(hard_text, filler):
