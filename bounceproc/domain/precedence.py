@@ -116,7 +116,7 @@ SENDER_SIDE = (
     ("speeding", r"(?<!hat )zu viele (?:e-?mails|nachrichten|mails)(?! auf dem server| im postfach)|trop d.(?:e-?mails?|messages?|courriels?)"
                  r"|demasiados (?:correos|mensajes)|troppe (?:e-?mail|email|messaggi)|слишком много (?:сообщений|писем)"
                  r"|versandlimit|limite d.envoi|l[ií]mite de env[ií]o|limite di invio|лимит отправки"
-                 r"|频率|頻率|送信(?:数|量)?が多すぎ|발송(?:량)? ?(?:초과|한도)|rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
+                 r"|频率|頻率|(?:过于|過於)(?:频繁|頻繁)|送信(?:数|量)?が多すぎ|발송(?:량)? ?(?:초과|한도)|rate.?limit|\brate\b|too many (?:messages|connections|recipients)|recipients? (?:limit|count) (?:exceeded|reached)"
                  r"|throttl|frequency|(?:high|unexpected|unusual|excessive) volume|volume of (?:e-?)?(?:mail|messages)|(?:hourly|daily|per.hour|per.day) (?:message |sending |send |outbound )?(?:quota|limit)"),
     ("spamdetected", r"\bspam|спам|нежелательн|垃圾邮件|垃圾郵件|迷惑メール|스팸|unsolicited|敏感[词詞]|(?:内容|內容)(?:违规|違規)|(?:违规|違規)(?:内容|內容)"
                      r"|verbotene[rn]? inhalt|contenu interdit|contenido prohibido|contenuto vietato|conte[úu]do proibido"

@@ -881,6 +881,11 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 受取人が存在しません", "userunknown"), ("550 無効なアドレス", "userunknown"),
     ("550 送信者のアドレスが無効です", "rejected"), ("550 差出人アドレスが無効です", "rejected"),
     ("550 なりすましメールと判定されました", "authfailure"), ("550 DNS lookup failure", "networkerror"),
+    # Chinese providers' own wordings
+    ("550 无此用户", "userunknown"), ("550 查无此人", "userunknown"), ("550 收件人地址格式错误", "userunknown"),
+    ("550 域名无法解析", "hostunknown"), ("550 发信过于频繁", "speeding"), ("550 邮件内容包含敏感信息", "spamdetected"),
+    ("550 附件过大", "mesgtoobig"), ("550 中继被拒绝", "norelaying"), ("550 发件人未通过验证", "rejected"),
+    ("550 系统繁忙，请稍后再试", "systemerror"), ("550 发件人地址格式错误", "rejected"),
     # a local delivery command's exit status (Postfix's pipe / LDA), a refused greeting
     ("(delivered to command: /usr/lib/dovecot/deliver) (exit 75)", "mailererror"),
     ("550 HELO/EHLO rejected", "blocked"),

@@ -186,7 +186,7 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "IP auf der schwarzen Liste", "op een zwarte lijst", "na czarnej liście", "IP adresiniz kara listede",
                "adresa IP je na černé listině", "IP є в чорному списку",
                "verdächtiger Inhalt", "contenido sospechoso", "подозрительное содержимое",
-               "SPF認証に失敗しました", "发信频率超限", "邮件内容违规", "발신자 인증 실패",
+               "SPF認証に失敗しました", "发信频率超限", "发信过于频繁", "邮件内容违规", "발신자 인증 실패",
                "Authentifizierung fehlgeschlagen", "Limite d'envoi dépassée", "Contenuto vietato", "Превышен лимит отправки"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
