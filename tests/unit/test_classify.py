@@ -886,6 +886,17 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 域名无法解析", "hostunknown"), ("550 发信过于频繁", "speeding"), ("550 邮件内容包含敏感信息", "spamdetected"),
     ("550 附件过大", "mesgtoobig"), ("550 中继被拒绝", "norelaying"), ("550 发件人未通过验证", "rejected"),
     ("550 系统繁忙，请稍后再试", "systemerror"), ("550 发件人地址格式错误", "rejected"),
+    # Korean and Russian providers' own wordings
+    ("550 받는 사람이 존재하지 않습니다", "userunknown"), ("550 휴면 계정입니다", "suspend"),
+    ("550 발송량 초과", "speeding"), ("550 너무 많은 연결", "toomanyconn"), ("550 IP가 차단되었습니다", "blocked"),
+    ("550 도메인을 찾을 수 없습니다", "hostunknown"), ("550 첨부파일 크기 초과", "mesgtoobig"),
+    ("550 릴레이 거부", "norelaying"), ("550 보낸 사람 주소가 올바르지 않습니다", "rejected"),
+    ("550 잘못된 주소", "userunknown"), ("550 서버 오류", "systemerror"), ("550 시간 초과", "expired"),
+    ("550 Нет такого почтового ящика", "userunknown"), ("550 Недостаточно места в почтовом ящике", "mailboxfull"),
+    ("550 Превышен лимит отправки", "speeding"), ("550 Размер письма превышает допустимый", "mesgtoobig"),
+    ("550 Релей запрещен", "norelaying"), ("550 Неверный адрес отправителя", "rejected"),
+    ("550 Неверный адрес получателя", "userunknown"), ("550 Сервер перегружен", "systemerror"),
+    ("550 Доставка отклонена получателем", "filtered"),
     # a local delivery command's exit status (Postfix's pipe / LDA), a refused greeting
     ("(delivered to command: /usr/lib/dovecot/deliver) (exit 75)", "mailererror"),
     ("550 HELO/EHLO rejected", "blocked"),
