@@ -897,6 +897,12 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Релей запрещен", "norelaying"), ("550 Неверный адрес отправителя", "rejected"),
     ("550 Неверный адрес получателя", "userunknown"), ("550 Сервер перегружен", "systemerror"),
     ("550 Доставка отклонена получателем", "filtered"),
+    # ... and the rarer families in German, French, Spanish, Italian and Portuguese
+    ("550 Relais refusé", "norelaying"), ("550 Server überlastet", "systemerror"),
+    ("550 Servidor sobrecarregado", "systemerror"), ("550 Ungültiger Empfänger", "userunknown"),
+    ("550 Destinataire invalide", "userunknown"), ("550 Tempo scaduto", "expired"),
+    ("550 Vom Empfänger abgelehnt", "filtered"), ("550 Rifiutato dal destinatario", "filtered"),
+    ("550 Recusado pelo destinatário", "filtered"),
     # a local delivery command's exit status (Postfix's pipe / LDA), a refused greeting
     ("(delivered to command: /usr/lib/dovecot/deliver) (exit 75)", "mailererror"),
     ("550 HELO/EHLO rejected", "blocked"),
