@@ -903,6 +903,14 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Destinataire invalide", "userunknown"), ("550 Tempo scaduto", "expired"),
     ("550 Vom Empfänger abgelehnt", "filtered"), ("550 Rifiutato dal destinatario", "filtered"),
     ("550 Recusado pelo destinatário", "filtered"),
+    # ... and in Dutch, Polish, Turkish, Czech and Swedish
+    ("550 Relay niet toegestaan", "norelaying"), ("550 Relä inte tillåtet", "norelaying"),
+    ("550 Mesaj çok büyük", "mesgtoobig"), ("550 Klassat som skräppost", "spamdetected"),
+    ("550 Wykryto wirusa", "virusdetected"), ("550 Zbyt wiele połączeń", "toomanyconn"),
+    ("550 Příliš mnoho spojení", "toomanyconn"), ("550 Sunucu meşgul", "systemerror"),
+    ("550 Ogiltig mottagare", "userunknown"), ("550 Geçersiz gönderen", "rejected"),
+    ("550 Odrzucone przez odbiorcę", "filtered"), ("550 Gönderim limiti aşıldı", "speeding"),
+    ("550 Vypršel časový limit", "expired"), ("550 Zaman aşımı", "expired"),
     # a local delivery command's exit status (Postfix's pipe / LDA), a refused greeting
     ("(delivered to command: /usr/lib/dovecot/deliver) (exit 75)", "mailererror"),
     ("550 HELO/EHLO rejected", "blocked"),
