@@ -264,9 +264,9 @@ _OURS_LOCALISED = lazy(
     r"|\bl(?:ä|a)hett(?:ä|a)j(?:ä|a)[^\s:]*(?: \S+){0,2} (?:ei l(?:ö|o)ydy|ei ole olemassa|(?:on )?tuntematon|(?:on )?virheellinen)"
     r"|\bfelad(?:ó|o)[^\s:]*(?: \S+){0,2} (?:nem l(?:é|e)tezik|ismeretlen|(?:é|e)rv(?:é|e)nytelen|nem tal(?:á|a)lhat(?:ó|o))"
     r"|bilinmeyen g(?:ö|o)nderen|tuntematon l(?:ä|a)hett(?:ä|a)j(?:ä|a)|ismeretlen felad(?:ó|o)"
-    r"|(?:发件人|發件人)(?:地址|邮箱|郵箱)?(?:不存在|无效|無效|未知|不合法|非法)"
-    r"|(?:送信者|差出人|送信元)(?:の)?(?:メール)?(?:アドレス)?(?:が|は)?(?:存在しません|見つかりません|不明|無効)"
-    r"|(?:발신자|보낸 ?사람)(?: 주소)?(?:가|는)? ?존재하지 않)"
+    r"|(?:发件人|發件人|发信人|發信人)(?:的)?(?:地址|邮箱|郵箱|域名|網域)?(?:不存在|无效|無效|未知|不合法|非法|无法解析|無法解析)"
+    r"|(?:送信者|差出人|送信元)(?:の)?(?:メール)?(?:アドレス|ドメイン)?(?:名)?(?:が|は)?(?:存在しません|見つかりません|不明|無効|解決できません)"
+    r"|(?:발신자|보낸 ?사람|발신)(?:의)?(?: 주소| 도메인)?(?:가|는|이|을)? ?(?:존재하지 않|찾을 수 없))"
     r"|(?P<ip>(?:ihre|deine|votre|ta|su|tu|seu|sua|il tuo|la tua|ваш)(?: \S+)? (?:ip|ip-adresse|adresse ip|direcci[oó]n ip"
     r"|endere[cç]o ip|indirizzo ip|ip-адрес)(?: \S+){0,2} (?:ist |est |es |é |è )?(?:unbekannt|inconnue?|desconocid[oa]"
     r"|desconhecid[oa]|sconosciut[oa]|неизвест))")

@@ -880,6 +880,8 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 利用停止中のアドレスです", "suspend"), ("550 このアドレスは現在使われておりません", "suspend"),
     ("550 受取人が存在しません", "userunknown"), ("550 無効なアドレス", "userunknown"),
     ("550 送信者のアドレスが無効です", "rejected"), ("550 差出人アドレスが無効です", "rejected"),
+    ("550 送信元ドメインが存在しません", "rejected"), ("550 送信者のドメインが見つかりません", "rejected"),
+    ("550 Message rejected by filter: spam detected", "spamdetected"),
     ("550 なりすましメールと判定されました", "authfailure"), ("550 DNS lookup failure", "networkerror"),
     # Chinese providers' own wordings
     ("550 无此用户", "userunknown"), ("550 查无此人", "userunknown"), ("550 收件人地址格式错误", "userunknown"),
@@ -1419,6 +1421,17 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
             assert not c.hard, (subject, verb, code, c)
     assert classify("", "", "550 Client host name unknown").reason == "requireptr"
     assert classify("5.1.2", "", "550 5.1.2 HELO name not found").reason == "blocked"
+
+
+@pytest.mark.parametrize("text", ["送信元ドメインが存在しません", "送信者のドメインが見つかりません", "发件人域名无法解析",
+                                  "发件人域名不存在", "發件人網域不存在", "보낸 사람 도메인을 찾을 수 없습니다",
+                                  "발신자 도메인을 찾을 수 없습니다", "발신 도메인이 존재하지 않습니다"])
+def test_our_senders_domain_not_found_in_cjk_is_our_refusal_whatever_the_code(text):
+    """The sender's domain not existing, in Japanese, Chinese and Korean: the rule for a dead domain
+    read the domain and not whose it was (it was a hard hostunknown)."""
+    for status, prefix in (("", "550"), ("5.1.2", "553 5.1.2"), ("5.1.1", "550 5.1.1")):
+        c = classify(status, prefix[:3], f"{prefix} {text}")
+        assert (c.reason, c.hard) == ("rejected", False), (status, text, c)
 
 
 _LATER = ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde", "riprova più tardi",
