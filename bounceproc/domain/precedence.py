@@ -245,6 +245,14 @@ _OURS_LOCALISED = lazy(
     # the adjective first: "Ungültige Absenderadresse", "Неверный адрес отправителя"
     r"|(?:ung(?:ü|ue)ltige|unbekannte|nicht existierende)[rns]? absender(?:adresse|domain|-?dom(?:ä|ae)ne)?\b"
     r"|(?:неверн|недопустим|неизвестн|несуществующ|недействительн)[а-я]* (?:адрес|домен|ящик) отправителя"
+    r"|(?:неизвестн|несуществующ|недопустим|невідом|неіснуюч)[а-яіїєґ]* (?:отправител|відправник)"
+    r"|(?:nieznany|nieprawid[lł]owy) nadawca|(?:nezn[aá]m[yý]|neplatn[yý]) odes[ií]latel"
+    # Romanian, Greek, Ukrainian, Vietnamese, Indonesian: the sender (or its address / domain) does not exist / is unknown
+    r"|\bexpeditor(?:ul)?(?: \S+){0,2} (?:nu exist[aă]|necunoscut|invalid)|(?:adresa|domeniul) expeditorului(?: \S+){0,2} (?:nu exist[aă]|necunoscut|invalid)"
+    r"|αποστολέα[ςς]?(?: \S+){0,2} (?:δεν υπάρχει|άγνωστος|μη έγκυρος)|άγνωστος αποστολέας"
+    r"|відправник[а-яіїєґ]*(?: \S+){0,2} (?:не існує|невідом|не знайдено|недійсн)"
+    r"|người gửi(?: \S+){0,2} (?:không tồn tại|không hợp lệ|không xác định)"
+    r"|\bpengirim(?: \S+){0,2} (?:tidak ada|tidak dikenal|tidak valid|tidak ditemukan)"
     # the sender not allowed, in German, French, Spanish, Italian, Portuguese, Russian
     r"|absender (?:ist )?nicht (?:erlaubt|autorisiert|zugelassen)|exp[ée]diteur non autoris[ée]|remitente no autorizado"
     r"|mittente non autorizzato|remetente n[aã]o autorizado|отправитель не авторизован"

@@ -1423,6 +1423,15 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
     assert classify("5.1.2", "", "550 5.1.2 HELO name not found").reason == "blocked"
 
 
+@pytest.mark.parametrize("text", ["Неизвестный отправитель", "Nieznany nadawca", "Expeditorul nu există",
+                                  "Ο αποστολέας δεν υπάρχει", "Відправник не існує", "Người gửi không tồn tại",
+                                  "Pengirim tidak ada", "Absender existiert nicht", "Remitente desconocido"])
+def test_an_unknown_sender_in_other_languages_is_our_refusal_under_a_dead_address_code(text):
+    for status, prefix in (("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "550")):
+        c = classify(status, prefix[:3], f"{prefix} {text}")
+        assert not c.hard, (status, text, c)
+
+
 @pytest.mark.parametrize("text", ["送信元ドメインが存在しません", "送信者のドメインが見つかりません", "发件人域名无法解析",
                                   "发件人域名不存在", "發件人網域不存在", "보낸 사람 도메인을 찾을 수 없습니다",
                                   "발신자 도메인을 찾을 수 없습니다", "발신 도메인이 존재하지 않습니다"])
