@@ -170,7 +170,7 @@ _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(
              # Turkish, Czech / Slovak, Swedish, Norwegian / Danish, Finnish, Hungarian, Romanian,
              # Greek, Ukrainian, Vietnamese, Indonesian, and Japanese / Chinese variants
              r"|versuchen sie es sp(?:ä|ae)ter|r[ée]?essa(?:yez|yer) ult[ée]rieurement|int[ée]nt(?:e|a|ar)lo (?:de nuevo )?m[áa]s tarde"
-             r"|vuelva a intentar(?:lo)? m[áa]s tarde|probeer (?:het )?later|나중에 다시|다시 시도"
+             r"|vuelva a intentar(?:lo)? m[áa]s tarde|probeer (?:het )?later|나중에 다시|(?<!하고 )(?<!후 )(?<!뒤 )다시 시도"
              r"|daha sonra (?:tekrar|yeniden) dene|(?:zkuste|skúste|opakujte)(?: to)?(?: (?:prosím|znovu|neskôr|později))* (?:později|neskôr)"
              r"|f(?:ö|o)rs(?:ö|o)k (?:igen )?senare|pr(?:ø|o)v (?:igjen|igen) senere|yrit(?:ä|a) (?:uudelleen )?my(?:ö|o)hemmin"
              r"|pr(?:ó|o)b(?:á|a)lja (?:meg )?(?:(?:ú|u)jra )?k(?:é|e)s(?:ő|o)bb|(?:î|i)ncerca(?:ț|t)i (?:din nou )?mai t(?:â|a)rziu"

@@ -1460,6 +1460,18 @@ _TEMPORARY = ["vorübergehender Fehler", "erreur temporaire", "error temporal", 
               "тимчасова помилка", "lỗi tạm thời", "chwilowo niedostępny"]
 
 
+@pytest.mark.parametrize("text", ["550 5.1.1 사용자가 존재하지 않습니다. 주소를 확인하고 다시 시도하십시오",
+                                  "550 5.1.2 도메인을 찾을 수 없습니다. 주소를 확인한 후 다시 시도하십시오",
+                                  "550 5.1.2 Không tìm thấy tên miền, vui lòng kiểm tra và thử lại"])
+def test_check_the_address_and_try_again_is_advice_in_other_languages_too(text):
+    """A final notice's advice (check the address, then try again) is not the receiver saying the
+    failure is temporary, in Korean and Vietnamese as in English."""
+    from bounceproc.domain import policy
+    c = classify(text[4:9], "550", text)
+    assert c.hard, c
+    assert policy.safety_net(c.reason, c.hard, text) == ""
+
+
 @pytest.mark.parametrize("not_final", _LATER + _TEMPORARY)
 def test_try_again_later_or_temporary_in_other_languages_is_not_final(not_final):
     """Precedence steps 2 and 6 read "try again later" and "temporary" in the languages receivers
