@@ -1993,6 +1993,10 @@ SOFT_WHATEVER_THE_CODE = [
     "Recipient requested removal", "Message rejected by filter", "Connection rejected", "You are not welcome here",
     "Only internal senders allowed", "This recipient accepts mail only from authorized senders", "Duplicate message",
     "Bounce verification failed", "Message rejected by administrator", "Sending server not authorized by SPF",
+    "Der Empfänger hat Sie blockiert", "Le destinataire vous a bloqué", "Il destinatario ti ha bloccato",
+    "Получатель заблокировал вас", "收件人已将你拉黑", "Nachricht durch Filterregel abgewiesen",
+    "Message refusé par une règle de filtrage", "Mensaje rechazado por las reglas del destinatario",
+    "Письмо отклонено фильтром получателя", "邮件被收件人的过滤规则拒绝",
     "Zustellung fehlgeschlagen, bitte versuchen Sie es später", "Teslimat başarısız, lütfen daha sonra tekrar deneyin",
     "Doručení selhalo, zkuste to prosím později", "Leverans misslyckades, försök igen senare", "Chwilowo niedostępny",
 ]
