@@ -157,7 +157,8 @@ _PTR = prefiltered([_PTR_WORDS])
 _URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
-             r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in \d"
+             r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in (?:\d|an?\b|a few\b|one\b)"
+             r"|come back later|re-?send (?:it |the message )?later"
              # "try again later" in German, French, Spanish, Italian, Portuguese, Dutch, Polish,
              # Russian, Chinese and Japanese
              r"|sp(?:ä|ae)ter (?:erneut|noch ?(?:ein)?mal|wieder)|r[ée]?essa(?:yez|yer) plus tard"

@@ -1193,6 +1193,12 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     # an unknown user the receiver itself calls not final (try later, temporarily, greylisted) is soft
     # (step 6): counted toward the soft-bounce threshold, never suppressed at once
     ("5.1.1", "550 5.1.1 User unknown; try again later", "userunknown", False),
+    ("5.1.1", "550 5.1.1 User unknown - try again in an hour", "userunknown", False),
+    ("5.1.1", "550 5.1.1 Mailbox unknown, come back later", "userunknown", False),
+    ("5.1.1", "550 5.1.1 Recipient unknown, please resend later", "userunknown", False),
+    ("5.1.1", "550 5.1.1 User lookup failed, try again", "systemerror", False),
+    ("5.1.1", "550 5.1.1 Unable to look up recipient", "systemerror", False),
+    ("5.1.1", "550 5.1.1 Directory lookup failed", "systemerror", False),
     ("", "550 No such user (temporarily deferred)", "userunknown", False),
     ("5.1.1", "550 5.1.1 Mailbox not found; greylisted", "userunknown", False),
     ("5.1.1", "550 5.1.1 User unknown; please retry", "userunknown", False),
