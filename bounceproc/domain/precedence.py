@@ -186,7 +186,8 @@ _TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|
                         r"|midlertidig|tilap(?:ä|a)i|v(?:ä|a)liaikai|ideiglenes|\btemporar[ăae]?\b|προσωριν|тимчасов|tạm thời")
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                 + r"|servfail|(?:dns|name) server failure|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
-                  r"|did not complete|eai_again|dns query failed|no answer from|" + _TEMPORARY_LOCALISED)
+                  r"|did not complete|eai_again|dns query failed|no answer from|no (?:dns )?response|\brefused\b"
+                  r"|resolver (?:error|failure)|in progress|at (?:this|the) (?:time|moment)|" + _TEMPORARY_LOCALISED)
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
 _STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|\bbusy\b|out of resources|overload"

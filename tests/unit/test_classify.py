@@ -1487,7 +1487,10 @@ def test_try_again_later_or_temporary_in_other_languages_is_not_final(not_final)
         assert not c.hard, (text, not_final, c)
 
 
-@pytest.mark.parametrize("text", ["Host not found (authoritative), retrying", "Name or service not known (try later)",
+@pytest.mark.parametrize("text", ["DNS: no response", "Unable to resolve MX: REFUSED", "Resolver error",
+                                  "Unable to route: DNS lookup in progress",
+                                  "Domain could not be resolved at this time",
+                                  "Host not found (authoritative), retrying", "Name or service not known (try later)",
                                   "DNS query failed: REFUSED", "DNS: no answer from authoritative servers",
                                   "host lookup for example.com did not complete", "NXDOMAIN lookup error, will retry",
                                   "lookup of example.com failed with EAI_AGAIN"])

@@ -221,7 +221,9 @@ def test_the_precedence_and_the_safety_net_see_the_same_evidence(evidence):
                                         "próbálja később", "încercați mai târziu", "δοκιμάστε αργότερα",
                                         "спробуйте пізніше", "thử lại sau", "다시 시도하십시오", "geçici hata",
                                         "dočasná chyba", "tillfälligt fel", "midlertidig feil", "ideiglenes hiba",
-                                        "προσωρινό σφάλμα", "тимчасова помилка", "временная ошибка"]))
+                                        "προσωρινό σφάλμα", "тимчасова помилка", "временная ошибка",
+                                        "DNS: no response", "status REFUSED", "Resolver error",
+                                        "DNS lookup in progress", "cannot be resolved at this time"]))
 def test_safety_net_never_suppresses_a_hostunknown_that_says_try_again(a, b, dns):
     text = f"{a} Host or domain name not found. {dns} {b}"
     _, d = policy.decide(policy.EMPTY, ev(reason="hostunknown", hard=True, diagnostic=text), P)
