@@ -2005,7 +2005,9 @@ SOFT_WHATEVER_THE_CODE = [
     "Message contains an unsafe link", "Macro detected in attachment", "HTML-only messages not accepted",
     "Empty message", "Message has no body", "Too many URLs", "Message contains a shortened URL",
     "Message contains tracking pixels", "Message looks like a chain letter", "Message contains a zip bomb",
-    "Held for review", "Awaiting moderator approval",
+    "Held for review", "Awaiting moderator approval", "Your message contains content we do not accept",
+    "Message contains an embedded form", "The message was identified as a newsletter",
+    "This email appears to be automated",
     "Mailbox is being migrated", "Mailbox in maintenance", "Database error", "Storage error", "I/O error",
     "Network error", "Der Empfänger hat Sie blockiert", "Le destinataire vous a bloqué", "Il destinatario ti ha bloccato",
     "Получатель заблокировал вас", "收件人已将你拉黑", "Nachricht durch Filterregel abgewiesen",
@@ -2014,6 +2016,13 @@ SOFT_WHATEVER_THE_CODE = [
     "Zustellung fehlgeschlagen, bitte versuchen Sie es später", "Teslimat başarısız, lütfen daha sonra tekrar deneyin",
     "Doručení selhalo, zkuste to prosím později", "Leverans misslyckades, försök igen senare", "Chwilowo niedostępny",
 ]
+
+
+def test_a_notices_own_prose_about_the_message_is_not_a_content_refusal():
+    # text-message-content-named reads the receiver's reply (after its code), not a notice's text
+    assert classify("", "", "This message contains the original headers of your message").reason != "contenterror"
+    assert classify("5.1.1", "550", "550 5.1.1 User unknown. This message contains the original headers").hard
+    assert classify("5.1.1", "550", "550 5.1.1 Mailbox contains too many messages").reason == "mailboxfull"
 
 
 @pytest.mark.parametrize("status,prefix", [("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "521"),
