@@ -192,6 +192,16 @@ _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RE
 # toward the soft-bounce threshold, not suppressed at once).
 _STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|\bbusy\b|out of resources|overload"
                      r"|unexpected error|timeout waiting|queued for later|" + _TEMPORARY_LOCALISED)
+# A reply whose subject is our message, refused, with no cause a rule reads ("Your mail was
+# rejected", "We can't accept your mail"): under a code alone that says "no such address" (x.1.1,
+# x.1.2, 521) the text and the code disagree, so in doubt, soft (step 6). Only the receiver's
+# reply (after its code) is read, and not "could not be delivered": notices open with such
+# sentences whatever the cause, and leave the cause to the code.
+_OUR_MESSAGE_REFUSED = lazy(r"^\d{3}[ -](?:#?[245]\.\d{1,3}\.\d{1,3} )?(?:<[^>\s]+>\S* )?(?:sorry,? )?"
+                            r"(?:your (?:message|mail|e-?mail)\b(?: \S+){0,3}? (?:was |has been |is |could )?(?:not )?"
+                            r"(?:rejected|refused|declined|accepted|blocked|denied|be (?:verified|accepted))"
+                            r"|(?:we|i) (?:do not|don.t|can.t|cannot|could not|will not|won.t) accept (?:your|this) "
+                            r"(?:message|mail|e-?mail))")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown"
                         r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
@@ -495,6 +505,12 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
         m = _STILL_TRYING.search(diag)
         if m:   # "User unknown; try again later": the receiver itself is not sure, so neither are we
             return Verdict(reason, False, "6-doubt-soft", f"{m.group(0)!r}: the receiver says it is not final")
+    if code_only:
+        m = _OUR_MESSAGE_REFUSED.search(diag)
+        if m:   # "550 5.1.1 Your mail was rejected": the text speaks of our message, only the code of the address
+            return Verdict(reason, False, "6-doubt-soft",
+                           f"{m.group(0)!r} is about our message; only the code {status or reply or '-'} "
+                           f"({reason}) is about the address")
     if one_receiver:
         return Verdict(reason, True, "5-receiver", f"rule {rule} is the receiver's own meaning")
     if reason == "userunknown" and status[1:] in (".2.0", ".2.1") and not _AT_RCPT.search(diag):

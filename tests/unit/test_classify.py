@@ -2007,7 +2007,9 @@ SOFT_WHATEVER_THE_CODE = [
     "Message contains tracking pixels", "Message looks like a chain letter", "Message contains a zip bomb",
     "Held for review", "Awaiting moderator approval", "Your message contains content we do not accept",
     "Message contains an embedded form", "The message was identified as a newsletter",
-    "This email appears to be automated",
+    "This email appears to be automated", "Your connection was dropped", "Your message could not be verified",
+    "Your e-mail was not accepted", "Your mail was rejected", "Your email has been refused",
+    "Sorry, we can't accept your mail", "Sending MTA not authorized", "Client not authorized", "Client rejected",
     "Mailbox is being migrated", "Mailbox in maintenance", "Database error", "Storage error", "I/O error",
     "Network error", "Der Empfänger hat Sie blockiert", "Le destinataire vous a bloqué", "Il destinatario ti ha bloccato",
     "Получатель заблокировал вас", "收件人已将你拉黑", "Nachricht durch Filterregel abgewiesen",
@@ -2023,6 +2025,11 @@ def test_a_notices_own_prose_about_the_message_is_not_a_content_refusal():
     assert classify("", "", "This message contains the original headers of your message").reason != "contenterror"
     assert classify("5.1.1", "550", "550 5.1.1 User unknown. This message contains the original headers").hard
     assert classify("5.1.1", "550", "550 5.1.1 Mailbox contains too many messages").reason == "mailboxfull"
+    # ... nor is a notice's "your message was rejected / could not be delivered" a doubt about the code
+    assert classify("5.1.1", "", "Your message was rejected by the following recipients").hard
+    assert classify("5.1.1", "550", "550 5.1.1 Your message could not be delivered to bob@example.com").hard
+    c = classify("5.1.1", "550", "550 5.1.1 Your mail was rejected")
+    assert (c.hard, c.step) == (False, "6-doubt-soft")
 
 
 @pytest.mark.parametrize("status,prefix", [("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "521"),
