@@ -186,8 +186,13 @@ _TEMPORARY_LOCALISED = (r"vor(?:ü|ue)bergehend|temporaire|temporal(?:mente)?\b|
                         r"|midlertidig|tilap(?:ä|a)i|v(?:ä|a)liaikai|ideiglenes|\btemporar[ăae]?\b|προσωριν|тимчасов|tạm thời")
 _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RETRYING
                 + r"|servfail|(?:dns|name) server failure|temporar|timed? ?out|name lookup failure|gr[ae]ylist"
-                  r"|did not complete|eai_again|dns query failed|no answer from|no (?:dns )?response|\brefused\b"
-                  r"|resolver (?:error|failure)|in progress|at (?:this|the) (?:time|moment)|" + _TEMPORARY_LOCALISED)
+                  r"|did not complete|eai_again|dns query failed|no answer from|" + _TEMPORARY_LOCALISED)
+# Said of a lookup, these are temporary too ("DNS: no response", "Unable to resolve MX: REFUSED",
+# "DNS lookup in progress", "could not be resolved at this time"); said of anything else they are
+# not about DNS ("521 Connection refused", "Maintenance in progress"), so they are read only where
+# the text names the lookup.
+_LOOKUP_WORDS = lazy(r"dns|name ?serv|lookup|nxdomain|resolv|\bmx\b")
+_TRY_AGAIN_DNS = lazy(r"no (?:dns )?response|\brefused\b|resolver (?:error|failure)|in progress|at (?:this|the) (?:time|moment)")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
 _STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|\bbusy\b|out of resources|overload"
@@ -491,6 +496,8 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
         # (a flattened transcript may carry another host's "timed out" further on).
         at = _DNS_FAILURE.search(diag)
         m = _TRY_AGAIN.search(diag, max(0, at.start() - 60), at.end() + 120) if at else _TRY_AGAIN.search(diag)
+        if not m and (at or _LOOKUP_WORDS.search(diag)):
+            m = _TRY_AGAIN_DNS.search(diag)
         if m or (reason == "hostunknown" and temporary(status, reply)):
             why = f"{m.group(0)!r}" if m else f"temporary code {status or reply}"
             return Verdict("networkerror", False, "2-temporary-dns", f"{why} beats rule {rule} ({reason})")

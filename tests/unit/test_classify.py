@@ -2020,6 +2020,18 @@ SOFT_WHATEVER_THE_CODE = [
 ]
 
 
+@pytest.mark.parametrize("text,reason", [("521 Maintenance in progress", "systemerror"),
+                                         ("521 We are upgrading our systems", "systemerror"),
+                                         ("521 Connection refused", "blocked"),
+                                         ("521 5.3.2 System not accepting network messages", "notaccept")])
+def test_a_521_that_names_a_state_of_the_server_is_not_a_host_that_takes_no_mail(text, reason):
+    """RFC 7504's 521 (and its 5.3.2) is a host that takes no mail; a 521 naming maintenance or an
+    upgrade is a state. The temporary words read beside a lookup ("in progress", "refused") are
+    not read as DNS where no lookup is named."""
+    c = classify("", "521", text)
+    assert (c.reason, c.hard) == (reason, reason == "notaccept"), c
+
+
 def test_a_notices_own_prose_about_the_message_is_not_a_content_refusal():
     # text-message-content-named reads the receiver's reply (after its code), not a notice's text
     assert classify("", "", "This message contains the original headers of your message").reason != "contenterror"
