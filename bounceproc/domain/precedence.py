@@ -266,7 +266,7 @@ _OURS_LOCALISED = lazy(
     r"|(?:nieznany|nieprawid[lł]owy) nadawca|(?:nezn[aá]m[yý]|neplatn[yý]) odes[ií]latel"
     # Romanian, Greek, Ukrainian, Vietnamese, Indonesian: the sender (or its address / domain) does not exist / is unknown
     r"|\bexpeditor(?:ul)?(?: \S+){0,2} (?:nu exist[aă]|necunoscut|invalid)|(?:adresa|domeniul) expeditorului(?: \S+){0,2} (?:nu exist[aă]|necunoscut|invalid)"
-    r"|αποστολέα[ςς]?(?: \S+){0,2} (?:δεν υπάρχει|άγνωστος|μη έγκυρος)|άγνωστος αποστολέας"
+    r"|αποστολέας?(?: \S+){0,2} (?:δεν υπάρχει|άγνωστος|μη έγκυρος)|άγνωστος αποστολέας"
     r"|відправник[а-яіїєґ]*(?: \S+){0,2} (?:не існує|невідом|не знайдено|недійсн)"
     r"|người gửi(?: \S+){0,2} (?:không tồn tại|không hợp lệ|không xác định)"
     r"|\bpengirim(?: \S+){0,2} (?:tidak ada|tidak dikenal|tidak valid|tidak ditemukan)"
