@@ -264,6 +264,16 @@ _OURS_LOCALISED = lazy(
     r"|(?:неверн|недопустим|неизвестн|несуществующ|недействительн)[а-я]* (?:адрес|домен|ящик) отправителя"
     r"|(?:неизвестн|несуществующ|недопустим|невідом|неіснуюч)[а-яіїєґ]* (?:отправител|відправник)"
     r"|(?:nieznany|nieprawid[lł]owy) nadawca|(?:nezn[aá]m[yý]|neplatn[yý]) odes[ií]latel"
+    # the sender named, then a colon, then what does not exist ("Absender: Domain existiert nicht");
+    # no address or other field between (a notice's "Absender: a@b Empfänger: c@d existiert nicht")
+    r"|(?:\babsender|\bexp[ée]diteur|\bremitente|\bmittente|\bremetente|\bотправитель|\bafzender|\bnadawca"
+    r"|\bodes[ií]latel|\bavs[äa]ndare?|\bafsender|\bavsender|\bl[äa]hett[äa]j[äa]|\bfelad[óo]|\bexpeditor"
+    r"|αποστολέας|\bвідправник|\bg[öo]nderen|người gửi|\bpengirim|发件人|發件人|送信者|差出人|발신자) ?: ?(?:[^\s@:<>]+ ){0,3}?"
+    r"(?:existiert nicht|unbekannt|nicht gefunden|n.existe pas|inexistant|introuvable|inconnu|no existe|desconocid"
+    r"|non esiste|inesistente|sconosciut|n[aã]o existe|desconhecid|не существует|не найден|неизвест|bestaat niet"
+    r"|onbekend|nie istnieje|nieznan|neexistuje|nezn[aá]m|finns inte|findes ikke|finnes ikke|ei ole olemassa"
+    r"|nem l[ée]tezik|nu exist|δεν υπάρχει|не існує|mevcut de[ğg]il|bulunamad|không tồn tại|tidak ada|不存在"
+    r"|存在しません|見つかりません|존재하지 않)"
     # Romanian, Greek, Ukrainian, Vietnamese, Indonesian: the sender (or its address / domain) does not exist / is unknown
     r"|\bexpeditor(?:ul)?(?: \S+){0,2} (?:nu exist[aă]|necunoscut|invalid)|(?:adresa|domeniul) expeditorului(?: \S+){0,2} (?:nu exist[aă]|necunoscut|invalid)"
     r"|αποστολέας?(?: \S+){0,2} (?:δεν υπάρχει|άγνωστος|μη έγκυρος)|άγνωστος αποστολέας"

@@ -1431,7 +1431,9 @@ def test_a_hard_verb_about_our_host_or_sender_is_never_hard(subject):
 
 @pytest.mark.parametrize("text", ["Неизвестный отправитель", "Nieznany nadawca", "Expeditorul nu există",
                                   "Ο αποστολέας δεν υπάρχει", "Відправник не існує", "Người gửi không tồn tại",
-                                  "Pengirim tidak ada", "Absender existiert nicht", "Remitente desconocido"])
+                                  "Pengirim tidak ada", "Absender existiert nicht", "Remitente desconocido",
+                                  "Absender: Domain existiert nicht", "Nadawca: domena nie istnieje",
+                                  "Expéditeur : domaine inexistant"])
 def test_an_unknown_sender_in_other_languages_is_our_refusal_under_a_dead_address_code(text):
     for status, prefix in (("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "550")):
         c = classify(status, prefix[:3], f"{prefix} {text}")
@@ -1447,6 +1449,12 @@ def test_our_senders_domain_not_found_in_cjk_is_our_refusal_whatever_the_code(te
     for status, prefix in (("", "550"), ("5.1.2", "553 5.1.2"), ("5.1.1", "550 5.1.1")):
         c = classify(status, prefix[:3], f"{prefix} {text}")
         assert (c.reason, c.hard) == ("rejected", False), (status, text, c)
+
+
+def test_a_notice_naming_the_sender_beside_a_dead_recipient_is_still_the_recipients():
+    # "the sender, a colon, what does not exist" reads no address between: here the recipient is dead
+    c = classify("5.1.1", "550", "550 5.1.1 Absender: foo@example.org Empfänger: bob@example.com existiert nicht")
+    assert (c.reason, c.hard) == ("userunknown", True), c
 
 
 _LATER = ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde", "riprova più tardi",
