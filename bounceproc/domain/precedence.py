@@ -46,7 +46,13 @@ COUNTED_REASONS = frozenset({"suspend", "mailboxfull", "exceedlimit"})
 _OUR_SIDE = lazy(r"\b(?:your|sender(?:'s)?|sending) (?:e-?mail |mail |smtp |sending )?"
                  r"(?:account|domain|ip|ip address|access|server|host|network|organi[sz]ation"
                  r"|tenant)\b|\bthe sender (?:is|has been|was) |\byour (?:sender|from|return) (?:e-?mail )?address"
-                 r"|\byour (?:subscription|api key|plan|sending)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b")
+                 r"|\byour (?:subscription|api key|plan|sending|(?:daily |sending |message )?quota)\b|\b(?:outbound|outgoing) (?:mail|e-?mail|sending)\b"
+                 # "your account / sending quota" in German, French, Spanish, Italian, Portuguese,
+                 # Russian, Chinese, Japanese, Korean ("Ihr Konto wurde gesperrt" is our account)
+                 r"|\b(?:ihr|dein)(?:e|en)? (?:konto|account|kontingent|versand)|\bvotre (?:compte|quota d.envoi)"
+                 r"|\b(?:su|tu) (?:cuenta|cuota de env[ií]o)\b|\bil (?:tuo|suo) account\b|\b(?:sua|tua) (?:conta|cota de envio)\b"
+                 r"|\bваш(?:а|его|ей|у)? (?:аккаунт|учётн|учетн|квот)|(?:您|你)的(?:账户|帐户|賬戶|账号|帐号|帳號|发送|發送|发信|發信)"
+                 r"|(?:お客様|あなた)の(?:アカウント|送信)|귀하의 (?:계정|발송)")
 # ... and what else of ours a "hard" wording may be about: our credentials and certificates, the
 # addresses in our message's headers or envelope ("Invalid address in From header", "Account does
 # not exist for sender", "Invalid e-mail address format in MAIL FROM").

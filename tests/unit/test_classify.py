@@ -1080,7 +1080,8 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
 @pytest.mark.parametrize("status,diagnostic,reason,hard", [
     # a disabled account in French without accents, and in English "isn't enabled" (Orange OFR_417-like)
     ("5.5.0", "550 5.5.0 Le compte du destinataire est bloque. The recipient account isn't enabled.", "suspend", False),
-    ("", "550 Votre compte a ete desactive", "suspend", False),
+    ("", "550 Le compte a ete desactive", "suspend", False),
+    ("", "550 Votre compte a ete desactive", "rejected", False),     # "your account": ours, as in English
     # "the address of destination is unknown" (La Poste-like); "mailbox not exist" (NetEase-like English)
     ("", "550 Adresse de destination inconnue", "userunknown", True),
     ("", "550 MI:IMF mx reject: mailbox not exist", "userunknown", True),
@@ -1455,6 +1456,18 @@ def test_a_notice_naming_the_sender_beside_a_dead_recipient_is_still_the_recipie
     # "the sender, a colon, what does not exist" reads no address between: here the recipient is dead
     c = classify("5.1.1", "550", "550 5.1.1 Absender: foo@example.org Empfänger: bob@example.com existiert nicht")
     assert (c.reason, c.hard) == ("userunknown", True), c
+
+
+@pytest.mark.parametrize("text", ["Ihr Konto wurde gesperrt", "Votre compte a été suspendu", "Su cuenta ha sido suspendida",
+                                  "Il tuo account è stato sospeso", "Sua conta foi suspensa", "Ваш аккаунт заблокирован",
+                                  "您的账户已被冻结", "お客様のアカウントは停止されています", "귀하의 계정이 정지되었습니다",
+                                  "Ihr Kontingent ist erschöpft", "Votre quota d'envoi est dépassé", "Your quota has been exceeded"])
+def test_your_account_or_quota_in_any_language_is_ours_and_never_counts(text):
+    """Addressed to the sender, "your account is suspended / your quota is used up" is about our
+    account (English already read so): it must not count toward suppressing the recipient."""
+    for status, prefix in (("5.2.1", "550 5.2.1"), ("5.2.2", "552 5.2.2")):
+        c = classify(status, prefix[:3], f"{prefix} {text}")
+        assert c.reason not in ("suspend", "mailboxfull", "exceedlimit") and not c.hard, (status, text, c)
 
 
 _LATER = ["bitte später erneut versuchen", "réessayez plus tard", "inténtelo más tarde", "riprova più tardi",
