@@ -165,18 +165,18 @@ URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one ha
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
              r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in (?:\d|an?\b|a few\b|one\b)"
              r"|come back later|re-?send (?:it |the message )?later"
-             # "try again later" in German, French, Spanish, Italian, Portuguese, Dutch, Polish,
-             # Russian, Chinese and Japanese
-             r"|sp(?:ä|ae)ter (?:erneut|noch ?(?:ein)?mal|wieder)|r[ée]?essa(?:yez|yer) plus tard"
+             # "try again later" in German, French ("plus tard", "ultérieurement"), Spanish, Italian,
+             # Portuguese, Polish, Russian, Chinese and Japanese
+             r"|sp(?:ä|ae)ter (?:erneut|noch ?(?:ein)?mal|wieder)|r[ée]?essa(?:yez|yer) (?:plus tard|ult[ée]rieurement)"
              r"|int[ée]nte(?:lo)? (?:de nuevo |nuevamente )?m[áa]s tarde|riprova(?:re)? pi[ùu] tardi"
-             r"|tente (?:novamente )?mais tarde|probeer het later|spr[óo]buj(?: ponownie)? p[óo](?:ź|z)niej"
+             r"|tente (?:novamente )?mais tarde|spr[óo]buj(?: ponownie)? p[óo](?:ź|z)niej"
              r"|(?:попробуйте|повторите)(?: попытку| ещё раз| еще раз)? позже|稍后(?:再试|重试)|稍後(?:再試|重試)"
              r"|しばらく(?:して|経って)から|後ほど再"
-             # and in German / French / Spanish / Dutch without those words ("versuchen Sie es
-             # später", "réessayez ultérieurement", "inténtalo más tarde", "probeer later"), Korean,
+             # and in German / Spanish without those words ("versuchen Sie es später", "inténtalo
+             # más tarde"), Dutch ("probeer (het) later"), Korean,
              # Turkish, Czech / Slovak, Swedish, Norwegian / Danish, Finnish, Hungarian, Romanian,
              # Greek, Ukrainian, Vietnamese, Indonesian, and Japanese / Chinese variants
-             r"|versuchen sie es sp(?:ä|ae)ter|r[ée]?essa(?:yez|yer) ult[ée]rieurement|int[ée]nt(?:e|a|ar)lo (?:de nuevo )?m[áa]s tarde"
+             r"|versuchen sie es sp(?:ä|ae)ter|int[ée]nt(?:e|a|ar)lo (?:de nuevo )?m[áa]s tarde"
              r"|vuelva a intentar(?:lo)? m[áa]s tarde|probeer (?:het )?later|나중에 다시|(?<!하고 )(?<!후 )(?<!뒤 )다시 시도"
              r"|daha sonra (?:tekrar|yeniden) dene|(?:zkuste|skúste|opakujte)(?: to)?(?: (?:prosím|znovu|neskôr|později))* (?:později|neskôr)"
              r"|f(?:ö|o)rs(?:ö|o)k (?:igen )?senare|pr(?:ø|o)v (?:igjen|igen) senere|yrit(?:ä|a) (?:uudelleen )?my(?:ö|o)hemmin"
@@ -197,7 +197,6 @@ _TRY_AGAIN = lazy(r"(?<!\band )(?<!\bthen )\btry again\b(?! with| using)|" + _RE
 # "DNS lookup in progress", "could not be resolved at this time"); said of anything else they are
 # not about DNS ("521 Connection refused", "Maintenance in progress"), so they are read only where
 # the text names the lookup.
-_LOOKUP_WORDS = lazy(r"dns|name ?serv|lookup|nxdomain|resolv|\bmx\b")
 _TRY_AGAIN_DNS = lazy(r"no (?:dns )?response|\brefused\b|resolver (?:error|failure)|in progress|at (?:this|the) (?:time|moment)")
 # A hard wording that the receiver itself calls not final (step 6: a soft userunknown is counted
 # toward the soft-bounce threshold, not suppressed at once).
@@ -218,6 +217,9 @@ _GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipie
                         r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
 _DNS_FAILURE = lazy(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?serv(?:er|ice)")
 _DNS_WORDS = lazy(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")
+# The lookup named at all (step 2 reads _TRY_AGAIN_DNS only then): _DNS_WORDS's lookup words, and
+# a resolver or an MX named alone ("Unable to resolve MX: REFUSED"), but not "domain name".
+_LOOKUP_WORDS = lazy(r"dns|name ?serv|lookup|nxdomain|resolv|\bmx\b")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
 _AT_RCPT = lazy(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"

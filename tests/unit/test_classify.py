@@ -881,7 +881,6 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 受取人が存在しません", "userunknown"), ("550 無効なアドレス", "userunknown"),
     ("550 送信者のアドレスが無効です", "rejected"), ("550 差出人アドレスが無効です", "rejected"),
     ("550 送信元ドメインが存在しません", "rejected"), ("550 送信者のドメインが見つかりません", "rejected"),
-    ("550 Message rejected by filter: spam detected", "spamdetected"),
     ("550 なりすましメールと判定されました", "authfailure"), ("550 DNS lookup failure", "networkerror"),
     # Chinese providers' own wordings
     ("550 无此用户", "userunknown"), ("550 查无此人", "userunknown"), ("550 收件人地址格式错误", "userunknown"),
@@ -915,7 +914,7 @@ def test_a_multi_line_reply_joined_into_one_line_reads_as_one_sentence():
     ("550 Vypršel časový limit", "expired"), ("550 Zaman aşımı", "expired"),
     # a local delivery command's exit status (Postfix's pipe / LDA), a refused greeting
     ("(delivered to command: /usr/lib/dovecot/deliver) (exit 75)", "mailererror"),
-    ("550 HELO/EHLO rejected", "blocked"),
+    ("550 HELO/EHLO rejected", "blocked"), ("550 Message rejected by filter: spam detected", "spamdetected"),
     # ... but not when the domain is our sender's
     ("550 Domein van de afzender bestaat niet", "rejected"), ("550 Домен отправителя не найден", "rejected"),
     ("550 そのようなユーザーはいません", "userunknown"),                # Japanese
