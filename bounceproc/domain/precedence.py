@@ -138,6 +138,7 @@ SENDER_SIDE = (
                      r"|contenido sospechoso|mensaje sospechoso|contenuto sospetto|messaggio sospetto|conte[úu]do suspeito"
                      r"|mensagem suspeita|подозрительн[а-я]* (?:содержим|контент|сообщени|письм|ссылк)|可疑(?:内容|邮件|郵件)|疑わしい(?:内容|メール)"),
     ("securityerror", r"requires? authentication|authentication (?:is )?required|use your isp.?s? (?:relay|smtp|mail)"
+                      r"|use your (?:internet (?:service )?|e-?mail |mail )?provider.?s? (?:outgoing |smtp |mail |outbound )*(?:relay|server|smarthost)"
                       r"|your isp.?s? (?:mail |smtp |outgoing )?(?:server|relay)s? (?:must|should) be used|submission port|port 587"
                       r"|\bcipher|\bdane\b|\btlsa\b|mta-sts|certificate (?:verification|validation|check) failed"
                       # our client's own login refused (submission / smarthost credentials)
@@ -163,7 +164,7 @@ _PTR = prefiltered([_PTR_WORDS])
 _URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
-             r"|please retry\b(?! with)|\bretry (?:later|again|shortly|in \d)|\btry again in (?:\d|an?\b|a few\b|one\b)"
+             r"|please retry\b(?! with)|[,;] retry\b(?! with| using| count| limit)|\bretry (?:later|again|shortly|in \d)|\btry again in (?:\d|an?\b|a few\b|one\b)"
              r"|come back later|re-?send (?:it |the message )?later"
              # "try again later" in German, French ("plus tard", "ultérieurement"), Spanish, Italian,
              # Portuguese, Polish, Russian, Chinese and Japanese

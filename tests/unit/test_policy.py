@@ -187,7 +187,8 @@ SENDER_SIDE = ["blocked using zen.spamhaus.org", "listed at bl.spamcop.net", "po
                "adresa IP je na černé listině", "IP є в чорному списку",
                "verdächtiger Inhalt", "contenido sospechoso", "подозрительное содержимое",
                "SPF認証に失敗しました", "发信频率超限", "发信过于频繁", "邮件内容违规", "발신자 인증 실패",
-               "Authentifizierung fehlgeschlagen", "Limite d'envoi dépassée", "Contenuto vietato", "Превышен лимит отправки"]
+               "Authentifizierung fehlgeschlagen", "Limite d'envoi dépassée", "Contenuto vietato", "Превышен лимит отправки",
+               "please use your provider's outgoing server"]
 FILLER = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,:;()[]<>0123456789-", max_size=60)
 
 
