@@ -553,3 +553,27 @@ def test_an_alias_is_recorded_as_the_address_we_sent_to_but_a_group_keeps_its_me
     assert [a for a, _ in legacy.as_sent(secs)] == [
         "contact@example.jp", "kana@example.org", "ren@example.org", "bo.old@example.jp",
         "al@example.org", "ann@example.com"]       # (ann is named as a recipient of its own)
+
+
+_NOTICE_WORDS = ["Returned to sender", "RETURNING MESSAGE TO THE SENDER", "sent back to sender", "İ", "ß", "K",
+                 "with the following header fields", "Mail System Error - Returned Mail", "Σ", " ", "x", "\n",
+                 "The reasons given by the server are included to help you determine why each recipient was rejected"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_NOTICE_WORDS), max_size=12))
+def test_stock_phrases_removed_as_a_case_insensitive_substitution_would(words):
+    # without_stock_phrases searches the lowercased text (faster than re.I) and cuts the original
+    # at the same places; letters whose lower case is longer ("İ") take the re.I path.
+    from bounceproc.domain.parse.message import _STOCK_PHRASES, without_stock_phrases
+    text = "".join(words)
+    assert without_stock_phrases(text) == _STOCK_PHRASES.sub(" ", text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000ab", max_size=40), st.integers(1, 12))
+def test_one_line_folds_whitespace_as_the_regex_did(text, limit):
+    import re
+
+    from bounceproc.domain.parse.message import _one_line
+    assert _one_line(text, limit) == re.sub(r"\s+", " ", text).strip()[:limit]
