@@ -165,7 +165,8 @@ _URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*") 
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
              r"|please retry\b(?! with)|[,;] retry\b(?! with| using| count| limit)|\bretry (?:later|again|shortly|in \d)|\btry again in (?:\d|an?\b|a few\b|one\b)"
-             r"|come back later|re-?send (?:it |the message )?later"
+             r"|come back later|re-?send (?:it |the message )?later|re-?sending (?:it |this |the |your )?(?:message |e-?mail )?later"
+             r"|try again (?:tomorrow|soon|shortly)|wait (?:a (?:while|moment|bit|few minutes) )?and try again"
              # "try again later" in German, French ("plus tard", "ultérieurement"), Spanish, Italian,
              # Portuguese, Polish, Russian, Chinese and Japanese
              r"|sp(?:ä|ae)ter (?:erneut|noch ?(?:ein)?mal|wieder)|r[ée]?essa(?:yez|yer) (?:plus tard|ult[ée]rieurement)"
