@@ -35,7 +35,7 @@ _STRONG = lazy(
     r"ooo\b)", re.I)
 # Subjects a person may write too: they need another sign of automation.
 _WEAK = lazy(
-    _PREFIX + r"(?:absence|abwesend|away from|away until|i am away|i'm away|on vacation|vacation|absent|"
+    _PREFIX + r"(?:absence|abwesend|afwezig|away from|away until|i am away|i'm away|on vacation|vacation|absent|"
     r"please confirm your (?:e-?mail|message)|confirm your e-?mail|challenge)", re.I)
 _BOUNCE_WORDS = re.compile(r"undeliver|failure|delivery status|returned", re.I)
 
