@@ -225,6 +225,7 @@ _LOOKUP_WORDS = lazy(r"dns|name ?serv|lookup|nxdomain|resolv|\bmx\b")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
 _AT_RCPT = lazy(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
+                r"|\(state 13\)"
                 r"|recipient address rejected")
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
@@ -357,6 +358,8 @@ _AT_HELO = lazy(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|
 # "smtp stage: data", also carries RCPT refusals that PIPELINING reports late, so there only the
 # generic wordings are read as a filter's.)
 _END_OF_DATA_RX = (r"smtp stage: end of data|in (?:reply|response) to end of data|(?:after|at) (?:pipelined )?end of data"
+                   # Gmail's older notices number the stage: "(state 18)" is end of DATA (wordings.md 1.1)
+                   r"|\(state 18\)"
                    r"|(?:in reply to|after(?: pipelined)?) bdat\b|failed after i sent the message"
                    # the content named instead of the command ("after transfer of message data", 1&1's
                    # "for TEXT command", Postfix's "while sending message body")

@@ -1213,6 +1213,9 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 Please use your provider's outgoing server", "securityerror", False),
     ("5.1.1", "550 5.1.1 Your message was flagged", "userunknown", False),
     ("", "550 Address is not accepting mail", "suspend", False),
+    # Gmail's older notices number the stage (wordings.md 1.1): 18 is end of DATA, 13 is RCPT TO
+    ("5.0.0", "550 User unknown (state 18)", "filtered", False),
+    ("5.7.1", "550 5.7.1 No such user (state 13)", "userunknown", True),
     ("5.1.1", "550 5.1.1 User lookup failed, try again", "systemerror", False),
     ("5.1.1", "550 5.1.1 Unable to look up recipient", "systemerror", False),
     ("5.1.1", "550 5.1.1 Directory lookup failed", "systemerror", False),
