@@ -243,7 +243,7 @@ _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|n
 # refused (taxonomy: rejected), whatever the stage; Postfix checks the sender at RCPT TO ("Sender
 # address rejected: Domain not found (in reply to RCPT TO command)").
 _SENDER_SUBJECT = lazy(
-    r"\b(?:sender(?:'s)?|from address|mail from|envelope[- ](?:sender|from)|return[- ]path|originator|your domain"
+    r"\b(?:sender(?:'s)?|from address|mail from|envelope[- ](?:sender|from|domain)|return[- ]path|originator|your domain"
     r"|bounce address)"
     r"(?: (?:e-?mail |mail )?(?:address(?: domain)?|domain(?: name)?|host|mailbox|user|account))?"
     r"(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))? " + _DOES_NOT_EXIST +

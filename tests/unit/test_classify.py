@@ -1216,6 +1216,12 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     # Gmail's older notices number the stage (wordings.md 1.1): 18 is end of DATA, 13 is RCPT TO
     ("5.0.0", "550 User unknown (state 18)", "filtered", False),
     ("5.7.1", "550 5.7.1 No such user (state 13)", "userunknown", True),
+    # the envelope's domain is our sender's
+    ("", "550 Envelope domain not found", "rejected", False),
+    # a server that takes no mail for the domain refused to relay; one that is down is the network
+    ("5.1.1", "550 5.1.1 We are not an MX for this domain", "norelaying", False),
+    ("5.1.2", "550 5.1.2 Mail server for domain not reachable", "networkerror", False),
+    ("5.1.1", "550 5.1.1 The user's inbox has run out of space", "mailboxfull", False),
     ("5.1.1", "550 5.1.1 User lookup failed, try again", "systemerror", False),
     ("5.1.1", "550 5.1.1 Unable to look up recipient", "systemerror", False),
     ("5.1.1", "550 5.1.1 Directory lookup failed", "systemerror", False),
