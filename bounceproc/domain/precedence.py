@@ -223,7 +223,8 @@ _DNS_WORDS = lazy(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record
 # a resolver or an MX named alone ("Unable to resolve MX: REFUSED"), but not "domain name".
 _LOOKUP_WORDS = lazy(r"dns|name ?serv|lookup|nxdomain|resolv|\bmx\b")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
-# Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c).
+# Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c);
+# Gmail's older notices number the stage, "(state 13)" for RCPT TO (wordings.md 1.1).
 _AT_RCPT = lazy(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
                 r"|\(state 13\)"
                 r"|recipient address rejected")
