@@ -1222,6 +1222,8 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 We are not an MX for this domain", "norelaying", False),
     ("5.1.2", "550 5.1.2 Mail server for domain not reachable", "networkerror", False),
     ("5.1.1", "550 5.1.1 The user's inbox has run out of space", "mailboxfull", False),
+    # a server that moved is not a recipient that moved
+    ("", "550 This mail server has moved to mx2.example.com", "undefined", False),
     ("5.1.1", "550 5.1.1 User lookup failed, try again", "systemerror", False),
     ("5.1.1", "550 5.1.1 Unable to look up recipient", "systemerror", False),
     ("5.1.1", "550 5.1.1 Directory lookup failed", "systemerror", False),
