@@ -1224,6 +1224,10 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 The user's inbox has run out of space", "mailboxfull", False),
     # a server that moved is not a recipient that moved
     ("", "550 This mail server has moved to mx2.example.com", "undefined", False),
+    # "does not accept mail" over a transport, a port or a TLS version is not a null MX
+    ("", "550 This host does not accept mail over TLS 1.0", "undefined", False),
+    ("", "550 Server does not accept mail via this port", "undefined", False),
+    ("", "550 This address does not accept mail", "filtered", False),
     ("5.1.1", "550 5.1.1 User lookup failed, try again", "systemerror", False),
     ("5.1.1", "550 5.1.1 Unable to look up recipient", "systemerror", False),
     ("5.1.1", "550 5.1.1 Directory lookup failed", "systemerror", False),
