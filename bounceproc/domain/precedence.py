@@ -351,6 +351,11 @@ _FROM_OUR_SENDER = lazy(r"\b(?:sender|domain|address)\b|@")
 # ... unless the senders are a class the recipient's side refuses ("external senders",
 # "unauthenticated senders"): its filter, not our sender.
 _FROM_A_CLASS = lazy(r"\b(?:unauthenticated|external|outside)\b")
+# ... and said by the receiving server itself ("I can't accept mail from you", "This server does not
+# accept mail from your domain"): not the recipient's filter but the server refusing our host or
+# sender. Searched in the words just before the negation (ends there: "ca" / "wo" of "can't").
+_SERVER_SUBJECT = lazy(r"(?:^|[^\w'])(?:i|we|this (?:mail |e-?mail |smtp )?(?:server|host|system|site|mx|gateway|relay))"
+                       r"(?:'m| am| are| is)?(?: do| does| can| will| ca| wo)? ?$")
 # The refusal answered the greeting, HELO/EHLO or STARTTLS: no recipient had been named, so a "hard"
 # wording there ("Invalid domain name", "Host not found" about our HELO name) is about us.
 _AT_HELO = lazy(r"in reply to (?:helo|ehlo|starttls) command|after (?:helo|ehlo|starttls)\b|smtp stage: (?:helo|ehlo|connect)"
@@ -475,6 +480,12 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             # recipient's (which turns away senders, "from you", "from your domain") but our host
             return Verdict("blocked", False, "1-sender-side",
                            f"{refused_from.group(0)!r}: a refusal of our host, beats rule {rule} ({reason})")
+        if refused_from and _SERVER_SUBJECT.search(diag, max(0, refused_from.start() - 40), refused_from.start()):
+            side = _refused_side(refused_from.group("whom"))
+            if side != "filtered":
+                return Verdict(side, False, "1-sender-side",
+                               f"the server's own {refused_from.group(0)!r}: a refusal of what we send, "
+                               f"beats rule {rule} ({reason})")
         return Verdict(reason, False, "rule")
     side, words = sender_side_evidence(diag)
     at_mail = _AT_MAIL.search(diag)

@@ -368,6 +368,29 @@ WORDING_CASES = [
  ("", "550 La casella del destinatario è piena", "mailboxfull"),
  ("", "550 casella di posta inesistente", "userunknown"),
  ("", "550 account disattivato", "suspend"),
+# Dutch, Korean and other gaps found by a sweep of common localised wordings (fifteenth round)
+ ("", "550 Ontvanger onbekend", "userunknown"),
+ ("", "550 Onbekende ontvanger", "userunknown"),
+ ("", "550 Afzender geweigerd", "rejected"),
+ ("", "450 Tijdelijke fout, probeer het later opnieuw", "systemerror"),
+ ("", "550 받는 사람을 찾을 수 없습니다", "userunknown"),
+ ("", "550 알 수 없는 수신자", "userunknown"),
+ ("", "550 발신자가 거부되었습니다", "rejected"),
+ ("", "550 메일 용량이 초과되었습니다", "mailboxfull"),
+ ("", "550 사용이 중지된 계정입니다", "suspend"),
+ ("", "550 Kein solches Postfach", "userunknown"),
+ ("", "550 無此用戶", "userunknown"),
+ ("", "550 Utilizator inexistent", "userunknown"),
+ ("", "550 Böyle bir kullanıcı yok", "userunknown"),
+ ("", "550 ผู้รับไม่มีอยู่", "userunknown"),
+ ("", "550 Afzender onbekend", "rejected"),
+# the receiving server itself refusing "you" refuses our host, "your domain" our sender; the
+# recipient refusing "you" is the recipient's filter
+ ("4.7.0", "421 4.7.0 Sorry, I can't accept mail from you right now (#4.7.0)", "blocked"),
+ ("", "550 This server does not accept mail from you", "blocked"),
+ ("", "550 We don't accept mail from your domain", "rejected"),
+ ("", "550 The recipient does not accept mail from you", "filtered"),
+ ("", "550 Sorry, we do not accept mail from external senders", "filtered"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
