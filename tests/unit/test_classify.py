@@ -391,6 +391,11 @@ WORDING_CASES = [
  ("", "550 We don't accept mail from your domain", "rejected"),
  ("", "550 The recipient does not accept mail from you", "filtered"),
  ("", "550 Sorry, we do not accept mail from external senders", "filtered"),
+# our sender's domain without DNS records, our sender not verified: the sender, not our PTR
+ ("5.7.1", "550 5.7.1 Your domain has no DNS A or MX record", "rejected"),
+ ("", "550 Your sender domain does not have an MX record", "rejected"),
+ ("", "550 Sender address verification failed", "rejected"),
+ ("5.7.1", "550 5.7.1 Client host rejected: no DNS entry for your IP", "requireptr"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
