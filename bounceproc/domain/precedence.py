@@ -257,6 +257,10 @@ _SENDER_SUBJECT = lazy(
     # "Mail from example.org refused, the domain does not exist": the domain is the one mail came from
     r"|mail from (?:<[^>\s]*>|[\w.+-]*[.@][\w.-]+) (?:refused|rejected|denied)\W+(?:the |this |that |its )?"
     r"(?:domain|address|sender)(?: \S+)? " + _DOES_NOT_EXIST +
+    # "Mail from non-existent domain rejected", "No such domain at sender": the domain mail came from
+    r"|\b(?:mail|messages?|e-?mails?) from (?:an? |the )?(?:non-?existent|nonexisting|unknown|invalid|unresolvable"
+    r"|unregistered) (?:sender )?(?:domains?|addresse?s?|senders?)\b"
+    r"|\b(?:no such|unknown|invalid) domain (?:at|in|for|of) (?:the )?(?:sender|mail from|envelope)\b"
     # the addresses of our message's headers: Return-Path / Reply-To (or its domain), the header From
     r"|\b(?:(?:return|reply(?:-to)?) address|reply-to domain|(?:header )?from:?(?: header)? (?:e-?mail )?(?:address|domain))"
     r"(?: domain)?(?: (?:is|was))? " + _DOES_NOT_EXIST +

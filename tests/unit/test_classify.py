@@ -396,6 +396,17 @@ WORDING_CASES = [
  ("", "550 Your sender domain does not have an MX record", "rejected"),
  ("", "550 Sender address verification failed", "rejected"),
  ("5.7.1", "550 5.7.1 Client host rejected: no DNS entry for your IP", "requireptr"),
+# mail from a non-existent domain is our sender's domain, not the recipient's (was a hard hostunknown)
+ ("", "550 Mail from non-existent domain rejected", "rejected"),
+ ("", "550 No such domain at sender", "rejected"),
+ ("", "550 Non-existent domain", "hostunknown"),
+ ("", "550 Sender is not authorized", "rejected"),
+ ("", "550 Message from a disposable email address rejected", "rejected"),
+ ("", "550 Free email providers not accepted", "rejected"),
+# a forged sender or a From header that does not match the envelope: an anti-spoofing policy
+ ("", "550 Spoofed sender address", "policyviolation"),
+ ("", "553 From: address domain does not match envelope sender", "policyviolation"),
+ ("5.7.1", "550 5.7.1 Email rejected per DMARC policy: spoofed From header", "authfailure"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
