@@ -238,7 +238,7 @@ _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|n
                    r"|no longer (?:exists?|valid|available|in use|active)|has moved|was moved"
                    r"|no such (?:user|mailbox|address|account|domain|host)|(?:does not|doesn.t) accept (?:e-?)?mail"
                    r"|has no (?:mx|dns|a|valid)\b(?: (?:or|and) \w+)?(?: records?)?"
-                   r"|(?:could not|cannot|can.t) be (?:resolved|found|verified))")
+                   r"|(?:could not|cannot|can.t) be (?:resolved|found|verified)|nxdomain)")
 # A "hard" wording whose subject is our sender ("sender domain does not exist", "Sender domain
 # example.org has no MX record", "From address does not exist", "No such user (sender)"): the sender
 # refused (taxonomy: rejected), whatever the stage; Postfix checks the sender at RCPT TO ("Sender
@@ -268,7 +268,11 @@ _SENDER_SUBJECT = lazy(
     # "the domain you are sending from", "sending / originating domain"
     r"|\bdomain (?:of (?:the )?sender(?: address)?|(?:part )?(?:in|of) (?:your|the) (?:from|sender|return)(?:[- ]\w+)?(?: address)?"
     r"|you are sending from)(?: (?:is|was))? " + _DOES_NOT_EXIST +
-    r"|\b(?:sending|originating|your sending) domain(?: (?:is|was))? " + _DOES_NOT_EXIST)
+    r"|\b(?:sending|originating|your sending) domain(?: (?:is|was))? " + _DOES_NOT_EXIST +
+    # the domains our message carries: its DKIM signature's (d=, selector), its links', its
+    # bounce / tracking domain, the DMARC organizational domain of its From
+    r"|\b(?:signing|d=|dkim(?: signing)?|selector|url|link|tracking|click|bounce|header|organi[sz]ational) domain"
+    r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
 # The same in the languages the rules read: our sender's address or domain, or our IP, followed
 # by what the localised unknown-user / dead-domain families say ("Die Absenderadresse existiert
 # nicht", "L'adresse de l'expéditeur n'existe pas", "发件人不存在", "Ihre IP-Adresse ist unbekannt").
@@ -331,8 +335,15 @@ _OUR_HOST_SUBJECT = lazy(
     r"|(?:connections?|mail) from (?:an? )?unknown (?:host|client)\b|unknown (?:client|ip(?: address)?)\b)"
     r"|\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
     r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain)"
+    # an IP address is never the recipient ("IP address not found", "Invalid IP address")
+    r"|(?<![\w.-])ip(?:v[46])? address(?: \[?\d{1,3}(?:\.\d{1,3}){3}\]?)?"
+    r"|(?:client|connecting) domain"
     r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"
     r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
+# The relay our MTA hands mail to (a smart host) not found: our routing, failing every recipient
+# alike, not the recipient's domain.
+_OUR_RELAY = lazy(r"\b(?:smart ?host|relay ?host|outbound relay|upstream (?:relay|smtp server|mail server))"
+                  r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
 # "Does not accept mail FROM …": whatever follows "from" is on the sending side (us, our IP or
 # domain, a class of senders), so the refusal is of our mail, not a domain that takes none (a 521 /
 # 556 reply or x.1.10 read alone says notaccept, hard). Our host / IP -> blocked, our sender or
@@ -513,6 +524,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
         side = "requireptr" if our_host.group("ptr") or (our_host.group("what") or "").startswith("host") else "blocked"
         return Verdict(side, False, "1-sender-side",
                        f"{our_host.group(0)!r} is about our host, beats rule {rule} ({reason})")
+    relay = _OUR_RELAY.search(diag)
+    if relay:
+        return Verdict("networkerror", False, "1-sender-side",
+                       f"{relay.group(0)!r} is our route out, beats rule {rule} ({reason})")
     about_sender = _SENDER_SUBJECT.search(diag)
     if about_sender:
         return Verdict("rejected", False, "1-sender-side",

@@ -407,6 +407,14 @@ WORDING_CASES = [
  ("", "550 Spoofed sender address", "policyviolation"),
  ("", "553 From: address domain does not match envelope sender", "policyviolation"),
  ("5.7.1", "550 5.7.1 Email rejected per DMARC policy: spoofed From header", "authfailure"),
+# an IP address, a domain our message carries, our smart host: never the recipient (were hard)
+ ("", "550 IP address not found", "blocked"),
+ ("5.1.2", "550 5.1.2 DKIM signing domain not found", "authfailure"),
+ ("", "554 URL domain does not exist", "rejected"),
+ ("", "550 Return-Path domain NXDOMAIN", "rejected"),
+ ("", "550 Client domain could not be resolved", "blocked"),
+ ("5.4.4", "550 5.4.4 Smart host mail.relay.example not found", "networkerror"),
+ ("5.1.2", "550 5.1.2 Domain example.org NXDOMAIN", "hostunknown"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
@@ -1482,10 +1490,12 @@ _OUR_SUBJECTS = ["your hostname", "client hostname", "HELO name", "your mail ser
                  "your return path", "the From domain", "the Reply-To domain", "your MX", "sender host",
                  "Sender address domain", "Sender domain name", "Envelope-from domain", "Bounce address domain",
                  "The domain of the sender", "The domain in your From address", "Sending domain",
-                 "The hostname you gave in HELO"]
+                 "The hostname you gave in HELO", "IP address", "The DKIM signing domain", "d= domain", "Selector domain",
+                 "URL domain", "Link domain", "Tracking domain", "Bounce domain", "Organizational domain",
+                 "Client domain", "Smart host", "Relay host mail.relay.example"]
 _HARD_VERBS = ["does not exist", "is unknown", "not found", "is invalid", "could not be resolved", "unknown",
                "has no DNS records", "lookup failed", "not registered", "cannot be found", "has no A or MX record",
-               "unresolvable", "is not a valid domain"]
+               "unresolvable", "is not a valid domain", "NXDOMAIN"]
 
 
 @pytest.mark.parametrize("subject", _OUR_SUBJECTS)
