@@ -415,6 +415,7 @@ WORDING_CASES = [
  ("", "550 Client domain could not be resolved", "blocked"),
  ("5.4.4", "550 5.4.4 Smart host mail.relay.example not found", "networkerror"),
  ("5.1.2", "550 5.1.2 Domain example.org NXDOMAIN", "hostunknown"),
+ ("5.4.6", "550 5.4.6 Unusual sending activity detected. Please try after sometime.", "speeding"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
