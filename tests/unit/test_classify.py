@@ -416,6 +416,20 @@ WORDING_CASES = [
  ("5.4.4", "550 5.4.4 Smart host mail.relay.example not found", "networkerror"),
  ("5.1.2", "550 5.1.2 Domain example.org NXDOMAIN", "hostunknown"),
  ("5.4.6", "550 5.4.6 Unusual sending activity detected. Please try after sometime.", "speeding"),
+# the same families in the synonyms receivers use (a perturbation sweep of the corpus and fixture texts)
+ ("5.2.1", "521 5.2.1 : AOL will not accept delivery of this email.", "blocked"),       # was a hard notaccept
+ ("5.7.1", "550 5.7.1 <dave@example.com>... account unknown", "filtered"),             # as "user unknown" under 5.7.1
+ ("", "554 delivery error: dd This recipient doesn't have a example.com account", "userunknown"),
+ ("", "550 Mailbox is not existing", "userunknown"),
+ ("", "The user(s) account is temporarily full.", "mailboxfull"),
+ ("5.2.3", "552 5.2.3 email size exceeds fixed maximum email size (10485760)", "mesgtoobig"),
+ ("", "550 inbox is frozen.", "suspend"),
+ ("", "550 Requested action not taken: inbox unavailable", "filtered"),
+ ("", "550 Local mailbox hank@example.com is unavailable: account is deactivated", "suspend"),
+ ("", "The number of messages in recipient's inbox exceeded the local limit.", "mailboxfull"),
+ ("5.2.2", "552 5.2.2 inbox size limit exceeded", "mailboxfull"),
+ ("", "554 The mail could not be delivered to the recipient because the domain name is not reachable.", "hostunknown"),
+ ("5.1.1", "550 5.1.1 RCP-P2 Refused due to addressee preferences", "filtered"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
