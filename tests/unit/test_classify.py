@@ -430,6 +430,12 @@ WORDING_CASES = [
  ("5.2.2", "552 5.2.2 inbox size limit exceeded", "mailboxfull"),
  ("", "554 The mail could not be delivered to the recipient because the domain name is not reachable.", "hostunknown"),
  ("5.1.1", "550 5.1.1 RCP-P2 Refused due to addressee preferences", "filtered"),
+ ("5.2.1", "521 5.2.1 : AOL will not accept delivery of the message.", "blocked"),
+ ("", "550 Host doesn't accept mail", "notaccept"),
+ ("", "The message could not be delivered because the domain name (x.example) doesn't appear to be registered.", "hostunknown"),
+ ("", "550 Address not exist", "userunknown"),
+ ("", "[internal] exceeds max time without delivery", "expired"),
+ ("5.6.0", "554 5.6.0 This message has been scored as junk with a probability of more than 90%", "spamdetected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
