@@ -225,12 +225,14 @@ _LOOKUP_WORDS = lazy(r"dns|name ?serv|lookup|nxdomain|resolv|\bmx\b")
 # The refusal answered RCPT TO (stage 3: there "user unknown" is about the address, whatever the code);
 # Postfix's "Recipient address rejected:" is written by its RCPT TO checks only (smtpd_check.c);
 # Gmail's older notices number the stage, "(state 13)" for RCPT TO (wordings.md 1.1).
-_AT_RCPT = lazy(r"smtp stage: rcpt|in reply to rcpt to|after (?:pipelined )?rcpt to|does not like recipient|\[rcpt_to\]"
+_AT_RCPT = lazy(r"smtp stage: rcpt|in (?:reply|response) to (?:the )?rcpt(?: to| command)|after (?:pipelined )?rcpt to"
+                r"|during rcpt to|does not like recipient|\[rcpt_to\]"
                 r"|\(state 13\)"
                 r"|recipient address rejected")
 # The refusal answered MAIL FROM: the recipient had not been named yet, so a "hard" wording there
 # ("User unknown", "Address rejected", x.1.x) is about our sender (taxonomy: rejected).
-_AT_MAIL = lazy(r"smtp stage: mail|in reply to mail from|after (?:pipelined )?mail from|sender was rejected")
+_AT_MAIL = lazy(r"smtp stage: mail|in (?:reply|response) to (?:the )?mail(?: from| command)|after (?:pipelined )?mail from"
+                r"|sender was rejected")
 # What a "hard" wording says of its subject: it does not exist, does not resolve, moved.
 _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|not valid|not listed in"
                    r"|not a valid (?:user|domain|address|mailbox|recipient|account|e-?mail)"

@@ -436,6 +436,11 @@ WORDING_CASES = [
  ("", "550 Address not exist", "userunknown"),
  ("", "[internal] exceeds max time without delivery", "expired"),
  ("5.6.0", "554 5.6.0 This message has been scored as junk with a probability of more than 90%", "spamdetected"),
+# the SMTP stage in other words: "in response to", "the RCPT command", "during"
+ ("5.7.1", "550 5.7.1 User unknown (in response to RCPT TO command)", "userunknown"),
+ ("5.7.1", "550 5.7.1 User unknown (during RCPT TO)", "userunknown"),
+ ("", "550 User unknown (in response to MAIL FROM command)", "rejected"),    # was a hard userunknown
+ ("5.1.0", "550 5.1.0 Address rejected (in response to RCPT TO command)", "userunknown"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
