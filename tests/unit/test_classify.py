@@ -441,6 +441,14 @@ WORDING_CASES = [
  ("5.7.1", "550 5.7.1 User unknown (during RCPT TO)", "userunknown"),
  ("", "550 User unknown (in response to MAIL FROM command)", "rejected"),    # was a hard userunknown
  ("5.1.0", "550 5.1.0 Address rejected (in response to RCPT TO command)", "userunknown"),
+# our IP as the subject of a refusal (a 521 reply read alone is a hard notaccept)
+ ("", "521 192.0.2.1 is rejected", "blocked"),
+ ("", "550 192.0.2.1 rejected", "blocked"),
+ ("", "554 192.0.2.1 not allowed to relay", "norelaying"),
+ ("", "550 192.0.2.1 refused: no PTR record", "requireptr"),
+ ("", "550 account full", "mailboxfull"),
+ ("", "550 inbox not found", "userunknown"),
+ ("", "Mailbox size exceeds", "mailboxfull"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
