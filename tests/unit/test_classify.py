@@ -449,6 +449,9 @@ WORDING_CASES = [
  ("", "550 account full", "mailboxfull"),
  ("", "550 inbox not found", "userunknown"),
  ("", "Mailbox size exceeds", "mailboxfull"),
+ ("", "521 Denied", "blocked"),          # a bare refusal under 521 refuses us, not "no mail at all"
+ ("", "521 Unauthorized", "blocked"),
+ ("", "521 Server does not accept mail", "notaccept"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
