@@ -279,7 +279,7 @@ _SENDER_SUBJECT = lazy(
 # by what the localised unknown-user / dead-domain families say ("Die Absenderadresse existiert
 # nicht", "L'adresse de l'expéditeur n'existe pas", "发件人不存在", "Ihre IP-Adresse ist unbekannt").
 _OURS_LOCALISED = lazy(
-    r"(?P<sender>absender(?:adresse|domain|-?dom(?:ä|ae)ne)?(?: \S+){0,2} (?:existiert nicht|(?:ist )?unbekannt|nicht gefunden"
+    r"(?P<sender>absender(?:adresse|-?domain|-?dom(?:ä|ae)ne)?(?: \S+){0,2} (?:existiert nicht|nicht existiert|(?:ist )?unbekannt|nicht gefunden"
     r"|(?:ist )?ung(?:ü|ue)ltig)"
     # the adjective first: "Ungültige Absenderadresse", "Неверный адрес отправителя"
     r"|(?:ung(?:ü|ue)ltige|unbekannte|nicht existierende)[rns]? absender(?:adresse|domain|-?dom(?:ä|ae)ne)?\b"

@@ -452,6 +452,14 @@ WORDING_CASES = [
  ("", "521 Denied", "blocked"),          # a bare refusal under 521 refuses us, not "no mail at all"
  ("", "521 Unauthorized", "blocked"),
  ("", "521 Server does not accept mail", "notaccept"),
+# German and Dutch subordinate clauses put the verb last ("…, da die Domain nicht existiert")
+ ("", "550 Die Nachricht konnte nicht zugestellt werden, da die Domain nicht existiert", "hostunknown"),
+ ("", "550 Zustellung nicht möglich, weil das Postfach nicht existiert", "userunknown"),
+ ("", "550 Het bericht kon niet worden afgeleverd omdat het adres niet bestaat", "userunknown"),
+ ("", "550 da die Absenderadresse nicht existiert", "rejected"),
+ ("", "550 weil die Absender-Domain nicht existiert", "rejected"),
+ ("", "550 Weiterleitung verweigert", "norelaying"),
+ ("", "Tempo di attesa scaduto", "expired"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
