@@ -460,6 +460,12 @@ WORDING_CASES = [
  ("", "550 weil die Absender-Domain nicht existiert", "rejected"),
  ("", "550 Weiterleitung verweigert", "norelaying"),
  ("", "Tempo di attesa scaduto", "expired"),
+ ("", "552 Maximale Nachrichtengröße überschritten", "mesgtoobig"),
+ ("", "550 Absender nicht erlaubt", "rejected"),
+ ("", "550 Le destinataire a bloqué votre adresse", "filtered"),
+ ("", "550 El destinatario ha bloqueado su dirección", "filtered"),
+ ("", "550 Der Empfänger hat Sie blockiert", "filtered"),
+ ("", "550 Vírus detectado", "virusdetected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
