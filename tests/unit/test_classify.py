@@ -466,6 +466,11 @@ WORDING_CASES = [
  ("", "550 El destinatario ha bloqueado su dirección", "filtered"),
  ("", "550 Der Empfänger hat Sie blockiert", "filtered"),
  ("", "550 Vírus detectado", "virusdetected"),
+# a mailbox moved to another server is the receiver's migration, not an address that moved (was hard)
+ ("", "550 Mailbox moved to another server", "undefined"),
+ ("", "550 The mailbox has been moved to a new server, try again later", "systemerror"),
+ ("", "550 The page has moved permanently", "undefined"),
+ ("", "550 This user has moved to new@example.com", "hasmoved"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
