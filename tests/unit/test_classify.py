@@ -471,6 +471,14 @@ WORDING_CASES = [
  ("", "550 The mailbox has been moved to a new server, try again later", "systemerror"),
  ("", "550 The page has moved permanently", "undefined"),
  ("", "550 This user has moved to new@example.com", "hasmoved"),
+# a domain that takes no mail, in more words; a server refusing mail for one user is not that
+ ("", "550 The recipient domain does not accept messages", "notaccept"),
+ ("", "550 The domain does not accept incoming mail", "notaccept"),
+ ("", "550 example.org does not receive mail", "notaccept"),
+ ("", "550 The domain example.org has been configured not to receive email", "notaccept"),
+ ("", "550 This server does not accept mail for this recipient", "undefined"),   # was a hard notaccept
+ ("", "550 This server does not accept messages with attachments", "undefined"),
+ ("", "550 example.org does not receive mail from your IP", "undefined"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
