@@ -479,6 +479,10 @@ WORDING_CASES = [
  ("", "550 This server does not accept mail for this recipient", "undefined"),   # was a hard notaccept
  ("", "550 This server does not accept messages with attachments", "undefined"),
  ("", "550 example.org does not receive mail from your IP", "undefined"),
+ ("", "Unable to resolve MX host example.org: no data", "hostunknown"),
+ ("", "Unable to resolve MX host example.org: temporary failure", "networkerror"),
+ ("", "550 example.org: Domain has no valid mail exchangers", "hostunknown"),
+ ("", "Unable to resolve MX host example.org: ECONNREFUSED", "networkerror"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
