@@ -216,6 +216,7 @@ _OUR_MESSAGE_REFUSED = lazy(r"^\d{3}[ -](?:#?[245]\.\d{1,3}\.\d{1,3} )?(?:<[^>\s
                             r"(?:message|mail|e-?mail))")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).
 _GENERIC_UNKNOWN = lazy(r"user unknown|unknown user|no such user|unknown recipient|recipient unknown|account unknown"
+                        r"|user not known|user invalid|invalid user"
                         r"|user not found|unknown (?:local|e-?mail) ?(?:part|address)")
 _DNS_FAILURE = lazy(r"host (?:or domain name )?(?:not found|unknown)|no such domain|nxdomain|lookup|name ?serv(?:er|ice)")
 _DNS_WORDS = lazy(r"dns|name ?server|lookup|nxdomain|host not found|mx (?:record|lookup)|no mx|domain name")

@@ -483,6 +483,9 @@ WORDING_CASES = [
  ("", "Unable to resolve MX host example.org: temporary failure", "networkerror"),
  ("", "550 example.org: Domain has no valid mail exchangers", "hostunknown"),
  ("", "Unable to resolve MX host example.org: ECONNREFUSED", "networkerror"),
+ ("", "521 Connection declined", "blocked"),
+ ("", "550 Domain could not be found in local routing table", "norelaying"),
+ ("5.7.1", "550 5.7.1 <dave@example.com>... User not known", "filtered"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
