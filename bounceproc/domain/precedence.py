@@ -248,6 +248,7 @@ _DOES_NOT_EXIST = (r"(?:does not exist|doesn.t exist|not found|unknown|invalid|n
 # address rejected: Domain not found (in reply to RCPT TO command)").
 _SENDER_SUBJECT = lazy(
     r"\b(?:sender(?:'s)?|from address|mail from|envelope[- ](?:sender|from|domain)|return[- ]path|originator|your domain"
+    r"|your (?:e-?mail )?(?:address|account)"
     r"|bounce address)"
     r"(?: (?:e-?mail |mail )?(?:address(?: domain)?|domain(?: name)?|host|mailbox|user|account))?"
     r"(?: <[^>\s]*>| [\w.+-]*[.@][\w.-]+)?(?: (?:is|was))? " + _DOES_NOT_EXIST +

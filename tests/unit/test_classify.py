@@ -486,6 +486,15 @@ WORDING_CASES = [
  ("", "521 Connection declined", "blocked"),
  ("", "550 Domain could not be found in local routing table", "norelaying"),
  ("5.7.1", "550 5.7.1 <dave@example.com>... User not known", "filtered"),
+# the unknown-user family with more subjects (email, inbox, receiver) and predicates
+# (not registered, not recognized); "username" is the SMTP AUTH login's, and "your" address is ours
+ ("", "550 Recipient not registered", "userunknown"),
+ ("", "550 Address not recognized", "userunknown"),
+ ("", "550 Email does not exist", "userunknown"),
+ ("", "550 Receiver not found", "userunknown"),
+ ("", "550 Email account could not be found", "userunknown"),
+ ("5.7.8", "535 5.7.8 Username not found", "securityerror"),
+ ("", "550 Your email address is not registered", "undefined"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
