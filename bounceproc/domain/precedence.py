@@ -342,6 +342,8 @@ _OUR_HOST_SUBJECT = lazy(
     # an IP address is never the recipient ("IP address not found", "Invalid IP address")
     r"|(?<![\w.-])ip(?:v[46])? address(?: \[?\d{1,3}(?:\.\d{1,3}){3}\]?)?"
     r"|(?:client|connecting) domain"
+    # a host named by its IP address: the receiver's lookup of our IP ("Host 192.0.2.1 has no DNS record")
+    r"|(?P<iphost>(?:host|client|server|mta|relay) \[?\d{1,3}(?:\.\d{1,3}){3}\]?)"
     r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"
     r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
 # The relay our MTA hands mail to (a smart host) not found: our routing, failing every recipient
@@ -525,7 +527,8 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                        f"{refused_from.group(0)!r}: a refusal of what we send, beats rule {rule} ({reason})")
     our_host = _OUR_HOST_SUBJECT.search(diag)
     if our_host:
-        side = "requireptr" if our_host.group("ptr") or (our_host.group("what") or "").startswith("host") else "blocked"
+        side = ("requireptr" if our_host.group("ptr") or our_host.group("iphost")
+                or (our_host.group("what") or "").startswith("host") else "blocked")
         return Verdict(side, False, "1-sender-side",
                        f"{our_host.group(0)!r} is about our host, beats rule {rule} ({reason})")
     relay = _OUR_RELAY.search(diag)

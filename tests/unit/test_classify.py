@@ -495,6 +495,12 @@ WORDING_CASES = [
  ("", "550 Email account could not be found", "userunknown"),
  ("5.7.8", "535 5.7.8 Username not found", "securityerror"),
  ("", "550 Your email address is not registered", "undefined"),
+# a domain without DNS records is dead; a host named by our IP without one is our PTR (was hard)
+ ("", "550 Domain has no DNS record", "hostunknown"),
+ ("", "550 Domain example.org could not be resolved", "hostunknown"),
+ ("", "550 Host 192.0.2.1 has no DNS record", "requireptr"),
+ ("", "550 Client host has no DNS record", "requireptr"),
+ ("", "host 192.0.2.1 [192.0.2.1]: 550 5.1.1 unknown user", "userunknown"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
