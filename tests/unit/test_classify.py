@@ -501,6 +501,15 @@ WORDING_CASES = [
  ("", "550 Host 192.0.2.1 has no DNS record", "requireptr"),
  ("", "550 Client host has no DNS record", "requireptr"),
  ("", "host 192.0.2.1 [192.0.2.1]: 550 5.1.1 unknown user", "userunknown"),
+# full and suspended mailboxes in more words (a generated sweep of subjects x predicates)
+ ("", "552 Mailbox is at capacity", "mailboxfull"),
+ ("", "550 The recipient's mailbox is out of space", "mailboxfull"),
+ ("", "550 Account size limit exceeded", "mailboxfull"),     # was the message's size
+ ("", "550 Inbox has reached its limit", "mailboxfull"),
+ ("", "550 Your account is out of space", "rejected"),      # ours
+ ("", "550 The recipient's account has expired", "suspend"),
+ ("", "550 Mailbox is on hold", "suspend"),
+ ("", "550 Message has expired", "expired"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
