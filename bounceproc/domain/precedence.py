@@ -346,6 +346,12 @@ _OUR_HOST_SUBJECT = lazy(
     r"|(?P<iphost>(?:host|client|server|mta|relay) \[?\d{1,3}(?:\.\d{1,3}){3}\]?)"
     r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"
     r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
+# ... and refused, listed or not authorised ("Client host rejected", "Your ISP is listed", "IP is
+# not authorized", "192.0.2.1 was rejected"): our host, whatever the code (x.1.1, 521) says.
+_OUR_MACHINE_REFUSED = lazy(
+    r"(?:^|[^\w.-])(?:(?:your|the|sending|connecting|client|sender) )?(?:ip(?: address)?|client|host|isp|network"
+    r"|\[?\d{1,3}(?:\.\d{1,3}){3}\]?)(?: (?:is|was|has been|have been))? "
+    r"(?:(?:black|block|deny)?listed|blocked|banned|rejected|refused|denied|not (?:authori[sz]ed|allowed|permitted))\b")
 # The relay our MTA hands mail to (a smart host) not found: our routing, failing every recipient
 # alike, not the recipient's domain.
 _OUR_RELAY = lazy(r"\b(?:smart ?host|relay ?host|outbound relay|upstream (?:relay|smtp server|mail server))"
@@ -531,6 +537,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                 or (our_host.group("what") or "").startswith("host") else "blocked")
         return Verdict(side, False, "1-sender-side",
                        f"{our_host.group(0)!r} is about our host, beats rule {rule} ({reason})")
+    machine = _OUR_MACHINE_REFUSED.search(diag)
+    if machine:
+        return Verdict("blocked", False, "1-sender-side",
+                       f"{machine.group(0).strip()!r} refuses our host, beats rule {rule} ({reason})")
     relay = _OUR_RELAY.search(diag)
     if relay:
         return Verdict("networkerror", False, "1-sender-side",

@@ -2093,6 +2093,23 @@ def test_a_hard_predicate_about_anything_of_ours_is_never_hard(subject):
             assert not c.hard, (subject, predicate, code, c)
 
 
+_OUR_MACHINES = ["your IP", "IP", "IP address", "client", "host", "connecting IP", "your network", "your ISP",
+                 "192.0.2.1", "[192.0.2.1]", "your mail server", "the sending server"]
+_REFUSALS = ["is blacklisted", "is listed", "is blocked", "has been blocked", "is banned", "is denylisted",
+             "is not allowed", "is not authorized", "was rejected", "is refused", "is listed in RBL"]
+
+
+@pytest.mark.parametrize("subject", _OUR_MACHINES)
+def test_a_refusal_of_our_machine_is_never_hard(subject):
+    """Our IP, host, network or ISP listed, refused or not authorised: a block, whatever the code
+    (x.1.1 says "no such mailbox", 521 "no mail at all"; a generated sweep of 1,904 such texts
+    found 36 hard before the fifteenth round)."""
+    for refusal in _REFUSALS:
+        for code, status in (("", ""), ("550", ""), ("550 5.1.1", "5.1.1"), ("521", ""), ("553", "")):
+            c = classify(status, "", f"{code} {subject} {refusal}".strip())
+            assert not c.hard, (subject, refusal, code, c)
+
+
 @pytest.mark.parametrize("text,reason", [
     ("550 HELO hostname: Host not found", "blocked"),
     ("550 unknown domain in HELO", "blocked"),
