@@ -210,8 +210,8 @@ _STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed ou
 # reply (after its code) is read, and not "could not be delivered": notices open with such
 # sentences whatever the cause, and leave the cause to the code.
 _OUR_MESSAGE_REFUSED = lazy(r"^\d{3}[ -](?:#?[245]\.\d{1,3}\.\d{1,3} )?(?:<[^>\s]+>\S* )?(?:sorry,? )?"
-                            r"(?:your (?:message|mail|e-?mail)\b(?: \S+){0,3}? (?:was |has been |is |could )?(?:not )?"
-                            r"(?:rejected|refused|declined|accepted|blocked|denied|flagged|be (?:verified|accepted))"
+                            r"(?:(?:your|this|the) (?:message|mail|e-?mail)\b(?: \S+){0,3}? (?:was |has been |is |could )?(?:not )?"
+                            r"(?:rejected|refused|declined|accepted|blocked|denied|flagged|dropped|allowed|be (?:verified|accepted))"
                             r"|(?:we|i) (?:do not|don.t|can.t|cannot|could not|will not|won.t) accept (?:your|this) "
                             r"(?:message|mail|e-?mail))")
 # The generic "user unknown" wordings that carriers also use for their receive filters (§1.10).

@@ -510,6 +510,11 @@ WORDING_CASES = [
  ("", "550 The recipient's account has expired", "suspend"),
  ("", "550 Mailbox is on hold", "suspend"),
  ("", "550 Message has expired", "expired"),
+# our message refused under a dead address's code: the text is about the message (step 6, soft)
+ ("5.1.1", "550 5.1.1 The message was flagged", "userunknown"),
+ ("", "521 message was declined", "blocked"),
+ ("5.1.1", "550 5.1.1 your email is too large", "mesgtoobig"),
+ ("", "550 Email too large", "mesgtoobig"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
@@ -2255,6 +2260,11 @@ def test_a_notices_own_prose_about_the_message_is_not_a_content_refusal():
     assert classify("5.1.1", "550", "550 5.1.1 Your message could not be delivered to bob@example.com").hard
     c = classify("5.1.1", "550", "550 5.1.1 Your mail was rejected")
     assert (c.hard, c.step) == (False, "6-doubt-soft")
+    for text in ("550 5.1.1 The message was rejected", "550 5.1.1 This email was flagged",
+                 "550 5.1.1 The message was dropped"):
+        c = classify("5.1.1", "550", text)
+        assert (c.hard, c.step) == (False, "6-doubt-soft"), (text, c)
+    assert classify("5.1.1", "550", "550 5.1.1 Message could not be delivered").hard   # names nothing of ours
 
 
 @pytest.mark.parametrize("status,prefix", [("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "521"),
