@@ -164,7 +164,7 @@ _PTR = prefiltered([_PTR_WORDS])
 _URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
-             r"|please retry\b(?! with)|[,;] retry\b(?! with| using| count| limit)|\bretry (?:later|again|shortly|in \d)|\btry again in (?:\d|an?\b|a few\b|one\b)"
+             r"|please retry\b(?! with)|[,;] retry\b(?! with| using| count| limit)|\bretry (?:later|again|shortly|in (?:\d|an?\b|a few\b|one\b))|queued for (?:re-?try|re-?delivery)|\btry again in (?:\d|an?\b|a few\b|one\b)"
              r"|come back later|re-?send (?:it |the message )?later|re-?sending (?:it |this |the |your )?(?:message |e-?mail )?later"
              r"|try again (?:tomorrow|soon|shortly)|wait (?:a (?:while|moment|bit|few minutes) )?and try again"
              # "try again later" in German, French ("plus tard", "ultérieurement"), Spanish, Italian,

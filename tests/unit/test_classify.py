@@ -2267,6 +2267,14 @@ def test_a_notices_own_prose_about_the_message_is_not_a_content_refusal():
     assert classify("5.1.1", "550", "550 5.1.1 Message could not be delivered").hard   # names nothing of ours
 
 
+@pytest.mark.parametrize("text", ["550 5.1.1 User unknown; retry in a few minutes",
+                                  "550 No such user (queued for retry)",
+                                  "550 5.1.2 Host not found, retry in 10 minutes"])
+def test_a_receiver_that_says_it_will_retry_is_not_final(text):
+    c = classify(text[4:9] if text[4].isdigit() else "", "550", text)
+    assert not c.hard, c
+
+
 @pytest.mark.parametrize("status,prefix", [("5.1.1", "550 5.1.1"), ("5.1.2", "553 5.1.2"), ("", "521"),
                                            ("5.1.10", "556 5.1.10"), ("5.1.6", "551 5.1.6")])
 def test_refusals_of_what_we_send_are_soft_whatever_the_code(status, prefix):
