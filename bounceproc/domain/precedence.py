@@ -164,7 +164,9 @@ _PTR = prefiltered([_PTR_WORDS])
 _URL = lazy(r"(?<!\S)(?:\S*?(?:https?://|www\.)|\S+?\.(?:html?|aspx?|php))\S*")   # a word with a link
 URL_MARKS = ("http", "www.", ".htm", ".asp", ".php")     # a text without one has no link to remove
 _RETRYING = (r"try (?:again )?later|\bdeferred\b|\bretrying\b|will (?:be )?retr(?:y|ied)"
-             r"|please retry\b(?! with)|[,;] retry\b(?! with| using| count| limit)|\bretry (?:later|again|shortly|in (?:\d|an?\b|a few\b|one\b))|queued for (?:re-?try|re-?delivery)|\btry again in (?:\d|an?\b|a few\b|one\b)"
+             r"|please retry\b(?! with)|[,;] retry\b(?! with| using| count| limit)"
+             r"|\bretry (?:later|again|shortly|in (?:\d|an?\b|a few\b|one\b))|queued for (?:re-?try|re-?delivery)"
+             r"|\btry again in (?:\d|an?\b|a few\b|one\b)"
              r"|come back later|re-?send (?:it |the message )?later|re-?sending (?:it |this |the |your )?(?:message |e-?mail )?later"
              r"|try again (?:tomorrow|soon|shortly)|wait (?:a (?:while|moment|bit|few minutes) )?and try again"
              # "try again later" in German, French ("plus tard", "ultérieurement"), Spanish, Italian,
@@ -332,6 +334,8 @@ _OURS_LOCALISED = lazy(
 # A "hard" wording whose subject is our host, its name, IP, MX or HELO name ("Client host name
 # unknown", "Your hostname could not be resolved", "HELO name not found"): the receiver's check of
 # the connecting host (taxonomy: requireptr for its name, blocked otherwise), never the address.
+# An IPv4 address as a word, bracketed or not ("192.0.2.1", "[192.0.2.1]").
+_IPV4 = r"\[?\d{1,3}(?:\.\d{1,3}){3}\]?"
 _OUR_HOST_SUBJECT = lazy(
     # a host named by its IP address, or the one connecting, that is "unknown": the receiver's
     # reverse lookup of our IP ("Unknown host 192.0.2.1", "Connection from unknown host rejected")
@@ -340,17 +344,17 @@ _OUR_HOST_SUBJECT = lazy(
     r"|\b(?:(?:your|client|sending|source|originating|connecting) (?:smtp |mail )?"
     r"(?P<what>host ?name|host|server|ip(?: address)?|mx|mta)|(?:helo|ehlo) (?:name|host ?name|domain)"
     # an IP address is never the recipient ("IP address not found", "Invalid IP address")
-    r"|(?<![\w.-])ip(?:v[46])? address(?: \[?\d{1,3}(?:\.\d{1,3}){3}\]?)?"
+    r"|(?<![\w.-])ip(?:v[46])? address(?: " + _IPV4 + ")?"
     r"|(?:client|connecting) domain"
     # a host named by its IP address: the receiver's lookup of our IP ("Host 192.0.2.1 has no DNS record")
-    r"|(?P<iphost>(?:host|client|server|mta|relay) \[?\d{1,3}(?:\.\d{1,3}){3}\]?)"
+    r"|(?P<iphost>(?:host|client|server|mta|relay) " + _IPV4 + ")"
     r"|(?:host ?name|name|domain) you (?:gave|sent|used|provided|announced) (?:in|with|at) (?:the |your )?(?:helo|ehlo))\b"
     r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
 # ... and refused, listed or not authorised ("Client host rejected", "Your ISP is listed", "IP is
 # not authorized", "192.0.2.1 was rejected"): our host, whatever the code (x.1.1, 521) says.
 _OUR_MACHINE_REFUSED = lazy(
     r"(?:^|[^\w.-])(?:(?:your|the|sending|connecting|client|sender) )?(?:ip(?: address)?|client|host|isp|network"
-    r"|\[?\d{1,3}(?:\.\d{1,3}){3}\]?)(?: (?:is|was|has been|have been))? "
+    r"|" + _IPV4 + r")(?: (?:is|was|has been|have been))? "
     r"(?:(?:black|block|deny)?listed|blocked|banned|rejected|refused|denied|not (?:authori[sz]ed|allowed|permitted))\b")
 # The relay our MTA hands mail to (a smart host) not found: our routing, failing every recipient
 # alike, not the recipient's domain.
@@ -502,14 +506,16 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
             if m:   # a rule written for this step decided it (e.g. text-unknown-after-data)
                 return Verdict(reason, False, "3-stage", f"'user unknown' refused {m.group(0)!r}: rule {rule} agrees")
         refused_from = _NOT_ACCEPTED_FROM.search(diag) if reason == "filtered" else None
-        if refused_from and _FROM_OUR_MACHINES.search(refused_from.group("whom")):
-            # "We do not accept mail from your IP / servers / network": not a filter of the
-            # recipient's (which turns away senders, "from you", "from your domain") but our host
-            return Verdict("blocked", False, "1-sender-side",
-                           f"{refused_from.group(0)!r}: a refusal of our host, beats rule {rule} ({reason})")
-        if refused_from and _SERVER_SUBJECT.search(diag, max(0, refused_from.start() - 40), refused_from.start()):
-            side = _refused_side(refused_from.group("whom"))
-            if side != "filtered":
+        if refused_from:
+            whom = refused_from.group("whom")
+            if _FROM_OUR_MACHINES.search(whom):
+                # "We do not accept mail from your IP / servers / network": not a filter of the
+                # recipient's (which turns away senders, "from you", "from your domain") but our host
+                return Verdict("blocked", False, "1-sender-side",
+                               f"{refused_from.group(0)!r}: a refusal of our host, beats rule {rule} ({reason})")
+            side = _refused_side(whom)
+            if side != "filtered" and _SERVER_SUBJECT.search(diag, max(0, refused_from.start() - 40),
+                                                             refused_from.start()):
                 return Verdict(side, False, "1-sender-side",
                                f"the server's own {refused_from.group(0)!r}: a refusal of what we send, "
                                f"beats rule {rule} ({reason})")
