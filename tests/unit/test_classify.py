@@ -515,6 +515,13 @@ WORDING_CASES = [
  ("", "521 message was declined", "blocked"),
  ("5.1.1", "550 5.1.1 your email is too large", "mesgtoobig"),
  ("", "550 Email too large", "mesgtoobig"),
+# our sender's address refused in any of its names (a generated sweep: 112 of 224 were another reason)
+ ("", "550 Envelope from not allowed", "rejected"),
+ ("", "550 Return path does not exist", "rejected"),
+ ("", "550 Originator unknown", "rejected"),
+ ("", "550 Reply-to address invalid", "rejected"),
+ ("", "550 MAIL FROM address could not be verified", "rejected"),
+ ("", "550 Sending address unknown", "rejected"),      # was a hard userunknown
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
