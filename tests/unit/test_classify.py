@@ -522,6 +522,12 @@ WORDING_CASES = [
  ("", "550 Reply-to address invalid", "rejected"),
  ("", "550 MAIL FROM address could not be verified", "rejected"),
  ("", "550 Sending address unknown", "rejected"),      # was a hard userunknown
+# the recipient's own refusal in more words (a sweep of 8 subjects x 17 predicates)
+ ("", "550 The mailbox has blocked you", "filtered"),
+ ("", "550 The recipient rejected your message", "filtered"),
+ ("", "550 The user has a filter that rejected your message", "filtered"),
+ ("", "550 The mailbox owner refuses mail from you", "filtered"),
+ ("", "550 The addressee does not want to receive your email", "filtered"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
