@@ -528,6 +528,9 @@ WORDING_CASES = [
  ("", "550 The user has a filter that rejected your message", "filtered"),
  ("", "550 The mailbox owner refuses mail from you", "filtered"),
  ("", "550 The addressee does not want to receive your email", "filtered"),
+ ("5.7.1", "550 5.7.1 Client does not have permissions to relay", "norelaying"),
+ ("", "550 We are not a relay", "norelaying"),
+ ("", "421 Connection rate exceeded", "toomanyconn"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
