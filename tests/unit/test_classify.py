@@ -535,6 +535,7 @@ WORDING_CASES = [
  ("", "Expired: no delivery after 4 days", "expired"),
  ("", "The server has been trying to deliver this message for 2 days, giving up", "expired"),
  ("", "TTL expired", "expired"),
+ ("", "554 Message rejected: attachment type .exe is not permitted", "contenterror"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
