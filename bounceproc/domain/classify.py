@@ -681,8 +681,15 @@ _AFTER_ADDRESS = re.compile(r"(?<=[a-z0-9>]):[a-z][a-z-]{1,30}\)?$")
 _BEFORE_ADDRESS = re.compile(r"^(?!(?:rfc822|smtp|mailto|from|to|x-postfix):)[a-z][a-z-]{2,30}:(?=[^<:@\s]+@)")
 
 
+# An address inside a link ("…/Why?s=mfrom;id=u@example.com;ip=…"): only the address is folded,
+# the link's words (a rule may read "openspf.net/why") stay.
+_ADDRESS_IN_LINK = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def _fold_address(word: str) -> str:
     """A word holding an address as "<>", keeping a word glued before or after it with a colon."""
+    if "://" in word:
+        return _ADDRESS_IN_LINK.sub("<>", word)
     before = _BEFORE_ADDRESS.match(word)
     after = _AFTER_ADDRESS.search(word)
     return (before.group(0) + " " if before else "") + "<>" + (after.group(0) if after else "")

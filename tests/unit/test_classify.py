@@ -536,6 +536,10 @@ WORDING_CASES = [
  ("", "The server has been trying to deliver this message for 2 days, giving up", "expired"),
  ("", "TTL expired", "expired"),
  ("", "554 Message rejected: attachment type .exe is not permitted", "contenterror"),
+ ("5.7.1", "550 5.7.1 Email rejected because it failed authentication checks", "authfailure"),
+ ("5.7.8", "535 5.7.8 Authentication failed", "securityerror"),        # SMTP AUTH, not the message's
+ # an address inside a link is folded alone: the link's words still read (policyd-spf's explanation)
+ ("", "550 Please see http://www.openspf.net/Why?s=mfrom;id=x@example.com;ip=192.0.2.1", "authfailure"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
