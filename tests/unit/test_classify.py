@@ -540,6 +540,10 @@ WORDING_CASES = [
  ("5.7.8", "535 5.7.8 Authentication failed", "securityerror"),        # SMTP AUTH, not the message's
  # an address inside a link is folded alone: the link's words still read (policyd-spf's explanation)
  ("", "550 Please see http://www.openspf.net/Why?s=mfrom;id=x@example.com;ip=192.0.2.1", "authfailure"),
+# the English of providers' own templates (NetEase / Coremail-like)
+ ("", "550 Mailbox space not enough", "mailboxfull"),
+ ("", "421 Too much connection", "toomanyconn"),
+ ("", "550 Receiver not exist", "userunknown"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
