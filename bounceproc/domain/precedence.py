@@ -360,6 +360,10 @@ _OUR_MACHINE_REFUSED = lazy(
 # alike, not the recipient's domain.
 _OUR_RELAY = lazy(r"\b(?:smart ?host|relay ?host|outbound relay|upstream (?:relay|smtp server|mail server))"
                   r"(?: \S+)?(?: (?:is|was))? " + _DOES_NOT_EXIST)
+# Step 1's subjects that decide the reason alone, in the order they are tried (after our host).
+_OURS_NAMED = ((_OUR_MACHINE_REFUSED, "blocked", "refuses our host"),
+               (_OUR_RELAY, "networkerror", "is our route out"),
+               (_SENDER_SUBJECT, "rejected", "is about our sender"))
 # "Does not accept mail FROM …": whatever follows "from" is on the sending side (us, our IP or
 # domain, a class of senders), so the refusal is of our mail, not a domain that takes none (a 521 /
 # 556 reply or x.1.10 read alone says notaccept, hard). Our host / IP -> blocked, our sender or
@@ -543,18 +547,10 @@ def decide(reason: str, rule: str, status: str, reply: str, diag: str, one_recei
                 or (our_host.group("what") or "").startswith("host") else "blocked")
         return Verdict(side, False, "1-sender-side",
                        f"{our_host.group(0)!r} is about our host, beats rule {rule} ({reason})")
-    machine = _OUR_MACHINE_REFUSED.search(diag)
-    if machine:
-        return Verdict("blocked", False, "1-sender-side",
-                       f"{machine.group(0).strip()!r} refuses our host, beats rule {rule} ({reason})")
-    relay = _OUR_RELAY.search(diag)
-    if relay:
-        return Verdict("networkerror", False, "1-sender-side",
-                       f"{relay.group(0)!r} is our route out, beats rule {rule} ({reason})")
-    about_sender = _SENDER_SUBJECT.search(diag)
-    if about_sender:
-        return Verdict("rejected", False, "1-sender-side",
-                       f"{about_sender.group(0)!r} is about our sender, beats rule {rule} ({reason})")
+    for pattern, side, what in _OURS_NAMED:
+        m = pattern.search(diag)
+        if m:
+            return Verdict(side, False, "1-sender-side", f"{m.group(0).strip()!r} {what}, beats rule {rule} ({reason})")
     localised = _OURS_LOCALISED.search(diag)
     if localised:
         return Verdict("blocked" if localised.group("ip") else "rejected", False, "1-sender-side",
