@@ -544,6 +544,17 @@ WORDING_CASES = [
  ("", "550 Mailbox space not enough", "mailboxfull"),
  ("", "421 Too much connection", "toomanyconn"),
  ("", "550 Receiver not exist", "userunknown"),
+ # sixteenth round: stock texts of gateways and MTAs in their own words
+ ("", "553-you are trying to use me [server-4.tower-1.example.net] as a relay, but I have not been configured to let you", "norelaying"),
+ ("4.7.1", "450 4.7.1 Error: too much mail from 192.0.2.1", "speeding"),     # Postfix's message rate limit, not a full mailbox
+ ("", "552 Too much mail data <a@example.org>", "mailboxfull"),
+ ("", "Server certificate not verified", "securityerror"),
+ ("5.7.0", "554 5.7.0 Reject, id=12345 - BANNED: application/x-msdownload,.exe", "contenterror"),
+ ("", "554 Message does not conform to standards", "notcompliantrfc"),
+ ("5.7.0", "550 5.7.0 Multiple From: headers", "notcompliantrfc"),
+ ("5.7.1", "550 5.7.1 Mail from this IP has been rejected because of too many complaints", "badreputation"),
+ ("5.7.1", "550 5.7.1 Sender IP must resolve", "requireptr"),
+ ("", "Your message took too long to be delivered and has expired.", "expired"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
@@ -1376,6 +1387,8 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 User unknown - try again tomorrow", "userunknown", False),
     ("5.1.1", "550 5.1.1 User unknown, please wait and try again", "userunknown", False),
     ("5.1.1", "550 5.1.1 Mailbox unavailable, retry", "userunknown", False),
+    ("5.1.1", "550 5.1.1 user is currently unavailable", "userunknown", False),     # "currently", "at this time"
+    ("5.1.1", "550 5.1.1 recipient could not be reached at this time", "userunknown", False),
     # a directory, database or verification the receiver could not run now is its own failure
     ("5.1.1", "550 5.1.1 Database unavailable", "systemerror", False),
     ("5.1.1", "550 5.1.1 Could not verify recipient at this time", "systemerror", False),
