@@ -1389,6 +1389,7 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 Mailbox unavailable, retry", "userunknown", False),
     ("5.1.1", "550 5.1.1 user is currently unavailable", "userunknown", False),     # "currently", "at this time"
     ("5.1.1", "550 5.1.1 recipient could not be reached at this time", "userunknown", False),
+    ("5.1.1", "550 5.1.1 example.org could not be resolved at this time", "userunknown", False),
     # a directory, database or verification the receiver could not run now is its own failure
     ("5.1.1", "550 5.1.1 Database unavailable", "systemerror", False),
     ("5.1.1", "550 5.1.1 Could not verify recipient at this time", "systemerror", False),
