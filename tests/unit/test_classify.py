@@ -555,6 +555,8 @@ WORDING_CASES = [
  ("5.7.1", "550 5.7.1 Mail from this IP has been rejected because of too many complaints", "badreputation"),
  ("5.7.1", "550 5.7.1 Sender IP must resolve", "requireptr"),
  ("", "Your message took too long to be delivered and has expired.", "expired"),
+ ("5.1.1", "550 5.1.1 <jdoe@example.org>: recipient is closed", "suspend"),   # closed, not unknown
+ ("", "554 <jdoe@example.org> is frozen", "suspend"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
