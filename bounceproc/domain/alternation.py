@@ -11,7 +11,7 @@ diagnostic. `letter_first` rewrites those three forms into equivalent ones that 
     (?<!not )listed      ->  l(?<!not l)isted
     (?:helo|ehlo) cmd    ->  helo cmd|ehlo cmd
 
-and `fast_alternation` joins patterns so rewritten into one compiled pattern. A search finds the
+and `fast_alternation_source` joins patterns so rewritten into one pattern. A search finds the
 same matches (same start, same text); readable patterns stay in the rules and tables.
 
 `pattern_anchors` reads, from the parse tree of the standard library's own regex parser, the
@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from bounceproc.domain.derived_cache import derived
 from bounceproc.domain.lazy_regex import LazyPattern, lazy
 
 _LEAD_BOUNDARY = re.compile(r"\\b(\w)")                      # \bx...
@@ -95,10 +96,9 @@ def letter_first(pattern: str) -> str:
     return pattern
 
 
-def fast_alternation(patterns: Iterable[str], flags: int = 0) -> LazyPattern:
-    """One pattern matching where any of `patterns` does, each alternative letter-first (compiled
-    on first use: a one-message process needs few of them)."""
-    return lazy("|".join(letter_first(a) for p in patterns for a in split_alternatives(p)), flags)
+def fast_alternation_source(patterns: Iterable[str]) -> str:
+    """One pattern matching where any of `patterns` does, each alternative letter-first."""
+    return "|".join(letter_first(a) for p in patterns for a in split_alternatives(p))
 
 
 # ------------------------------------------------------------------ anchors
@@ -228,7 +228,14 @@ class Prefiltered:
 
     def _build(self) -> None:
         if self._patterns is not None:
-            self._pattern, self._literals = fast_alternation(self._patterns), _anchors_of_all(self._patterns)
+            # Splitting, rewriting and reading anchors take tens of milliseconds for the large
+            # evidence tables: a one-message process reads them from the cache instead.
+            patterns = self._patterns
+            source = "\n".join([_code_version()] + patterns)
+            data = derived("alternation", source, lambda: {
+                "pattern": fast_alternation_source(patterns), "literals": _anchors_of_all(patterns)})
+            self._pattern = lazy(data["pattern"])
+            self._literals = None if data["literals"] is None else tuple(data["literals"])
             self._patterns = None
 
     @property
@@ -248,8 +255,28 @@ class Prefiltered:
         return self._pattern.search(text)
 
 
+def fast_alternations(patterns: list[str]) -> list[LazyPattern]:
+    """Each of `patterns` letter-first, compiled on first use (a one-message process needs few of
+    them); the rewriting read from the cache where an earlier process did it (see Prefiltered)."""
+    sources = derived("letter-first", "\n".join([_code_version()] + patterns),
+                      lambda: [fast_alternation_source([p]) for p in patterns])
+    return [lazy(src) for src in sources]
+
+
+def _code_version() -> str:
+    """What Prefiltered's cached data depends on besides the patterns: this module (its size and
+    mtime: an edit of the rewriting or the anchors derives again) and Python (its regex parser)."""
+    import os
+    import sys
+    try:
+        st = os.stat(__file__)
+    except OSError:
+        return f"? {sys.version}"
+    return f"alternation {st.st_size} {st.st_mtime_ns} {sys.version}"
+
+
 def prefiltered(patterns: Iterable[str]) -> Prefiltered:
-    """`fast_alternation(patterns)`, searched only where one of its alternatives' anchors occurs
+    """`fast_alternation_source(patterns)`, searched only where one of its alternatives' anchors occurs
     (with reach: an anchor later in a match than its start is still in the text)."""
     return Prefiltered(list(patterns))
 

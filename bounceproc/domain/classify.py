@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from bounceproc.domain import precedence
 from bounceproc.domain.alternation import pattern_anchors, split_alternatives
+from bounceproc.domain.derived_cache import cache_dir, derived, write as write_cache
 from bounceproc.domain.lazy_regex import lazy
 
 # Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
@@ -612,14 +613,9 @@ def _signature(rules: list[Rule]) -> str:
                               for r in rules])
 
 
-def _cache_dir() -> str:
-    return os.environ.get("BOUNCEPROC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bounceproc")
-
-
 def _plan_file(signature: str) -> str:
     import zlib
-    return os.path.join(_cache_dir(), f"rules-{zlib.crc32(signature.encode()):08x}-{len(signature)}.json")
+    return os.path.join(cache_dir(), f"rules-{zlib.crc32(signature.encode()):08x}-{len(signature)}.json")
 
 
 def _load_plan(rules: list[Rule]) -> dict | None:
@@ -639,40 +635,19 @@ def _load_plan(rules: list[Rule]) -> dict | None:
 def _save_plan(rules: list[Rule], plan: dict) -> None:
     sig = _signature(rules)
     if sig:
-        _write_cache(_plan_file(sig), dict(plan, signature=sig))
-
-
-def _write_cache(path: str, data: dict) -> None:
-    import json
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except (OSError, TypeError, ValueError):
-        pass
+        write_cache(_plan_file(sig), dict(plan, signature=sig))
 
 
 def _packaged_toml(name: str) -> dict:
     """The data of a packaged TOML file (rules, reasons). Kept as JSON beside the plan with the
     text it came from, and used while that text is unchanged: importing tomllib and parsing the
     rules is a fifth of `bounceproc classify FILE`'s start-up, reading JSON a fiftieth of it."""
-    import json
-    import zlib
     text = _data_path(name).read_text(encoding="utf-8")
-    path = os.path.join(_cache_dir(), f"toml-{name}-{zlib.crc32(text.encode()):08x}.json")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            cached = json.load(fh)
-        if cached["text"] == text:
-            return cached["data"]
-    except (OSError, TypeError, ValueError, KeyError):
-        pass
-    import tomllib
-    data = tomllib.loads(text)
-    _write_cache(path, {"text": text, "data": data})
-    return data
+
+    def parse() -> dict:
+        import tomllib
+        return tomllib.loads(text)
+    return derived(f"toml-{name}", text, parse)
 
 
 _AFTER_ADDRESS = re.compile(r"(?<=[a-z0-9>]):[a-z][a-z-]{1,30}\)?$")

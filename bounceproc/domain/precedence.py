@@ -33,7 +33,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from bounceproc.domain.alternation import fast_alternation, prefiltered
+from bounceproc.domain.alternation import fast_alternations, prefiltered
 from bounceproc.domain.lazy_regex import lazy
 
 HARD_REASONS = frozenset({"userunknown", "hostunknown", "hasmoved", "notaccept"})
@@ -439,7 +439,7 @@ def sender_side_evidence(text: str) -> tuple[str, str]:
 @functools.cache
 def _sender_kinds() -> tuple:
     """What: the first kind of sender-side evidence where _SENDER found some (built on first use)."""
-    return tuple((name, fast_alternation([rx])) for name, rx in SENDER_SIDE)
+    return tuple(zip((name for name, _ in SENDER_SIDE), fast_alternations([rx for _, rx in SENDER_SIDE])))
 
 
 def temporary(status: str, reply: str) -> bool:

@@ -1,13 +1,14 @@
 """alternation.py: letter-first rewriting finds the same matches as the patterns as written."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bounceproc.domain.alternation import fast_alternation, letter_first, prefiltered, split_alternatives
+from bounceproc.domain.alternation import fast_alternation_source, letter_first, prefiltered, split_alternatives
 
 PATTERNS = [r"\bspf\b", r"(?<!not )listed (?:at|in|on|by)", r"(?:helo|ehlo) command (?:\[[^\]]*\] )?rejected",
             r"\bs?pam", r"(?:a|b)?x", r"spamhaus", r"\b\d+", r"rate.?limit", r"\brate\b", r"\bpolic(?:y|ies)\b"]
@@ -36,7 +37,7 @@ WORDS = ["spf", "xspf", "spf1", "not listed in", "listed at", "helo command [x] 
 def test_the_joined_pattern_finds_the_same_first_match(words, sep):
     text = sep.join(words)
     reference = re.compile("|".join(f"(?:{p})" for p in PATTERNS))
-    a, b = reference.search(text), fast_alternation(PATTERNS).search(text)
+    a, b = reference.search(text), re.compile(fast_alternation_source(PATTERNS)).search(text)
     assert (a and (a.start(), a.group(0))) == (b and (b.start(), b.group(0)))
 
 
@@ -45,7 +46,7 @@ def test_the_joined_pattern_finds_the_same_first_match(words, sep):
 def test_the_prefiltered_pattern_finds_the_same_first_match(words, sep):
     text = sep.join(words)
     anchored = [p for p in PATTERNS if p != r"\b\d+"]
-    a, b = fast_alternation(anchored).search(text), prefiltered(anchored).search(text)
+    a, b = re.compile(fast_alternation_source(anchored)).search(text), prefiltered(anchored).search(text)
     assert (a and (a.start(), a.group(0))) == (b and (b.start(), b.group(0)))
 
 
@@ -59,3 +60,19 @@ def test_prefiltered_literals_and_a_pattern_without_any():
 
 def test_split_alternatives_keeps_groups_and_classes_whole():
     assert split_alternatives(r"a|b(?:c|d)|[|]") == ["a", "b(?:c|d)", "[|]"]
+
+
+def test_prefiltered_reads_its_rewriting_and_anchors_from_the_cache_of_an_earlier_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("BOUNCEPROC_CACHE_DIR", str(tmp_path))
+    patterns = [r"\bspf\b", r"spamhaus"]
+    assert prefiltered(patterns).literals == ("spamhaus", "spf")
+    [cached] = tmp_path.glob("alternation-*.json")
+    entry = json.loads(cached.read_text())
+    cached.write_text(json.dumps(dict(entry, data={"pattern": "spamhaus", "literals": ["spamhaus"]})))
+    from_cache = prefiltered(patterns)                   # same patterns, same code: the file answers
+    assert from_cache.literals == ("spamhaus",) and from_cache.search("spf fail") is None
+    assert prefiltered([r"\bspf\b"]).search("spf fail").group(0) == "spf"   # other patterns: derived
+    cached.write_text("{torn")
+    again = prefiltered(patterns)                         # a torn file: derived again, and rewritten
+    assert again.literals == ("spamhaus", "spf") and again.search("spf fail").group(0) == "spf"
+    assert json.loads(cached.read_text())["data"]["literals"] == ["spamhaus", "spf"]

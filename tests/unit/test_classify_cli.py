@@ -137,7 +137,7 @@ def test_packaged_rules_are_read_from_the_cache_only_while_their_text_is_unchang
     entry = json.loads(cached.read_text())
     cached.write_text(json.dumps(dict(entry, data={"reason": {}})))
     assert classify._packaged_toml("reasons.toml") == {"reason": {}}      # same text: the cache answers
-    cached.write_text(json.dumps({"text": entry["text"] + "\n# edited", "data": {"reason": {}}}))
+    cached.write_text(json.dumps({"source": entry["source"] + "\n# edited", "data": {"reason": {}}}))
     assert classify._packaged_toml("reasons.toml") == fresh               # other text: parsed again
     cached.write_text("{not json")
     assert classify._packaged_toml("reasons.toml") == fresh
