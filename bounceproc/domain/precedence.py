@@ -206,7 +206,7 @@ _TRY_AGAIN_DNS = lazy(r"no (?:dns )?response|\brefused\b|resolver (?:error|failu
 # toward the soft-bounce threshold, not suppressed at once).
 _STILL_TRYING = lazy(_RETRYING + r"|gr[ae]ylist|\btemporar(?:y|ily)\b|\btimed out\b|\bbusy\b|out of resources|overload"
                      r"|\bcurrently (?:unavailable|not available|unreachable)|\bat (?:this|the) (?:time|moment)\b|\bright now\b"
-                     r"|unexpected error|timeout waiting|queued for later|" + _TEMPORARY_LOCALISED)
+                     r"|unexpected error|\btime-?out\b|queued for later|" + _TEMPORARY_LOCALISED)
 # A reply whose subject is our message, refused, with no cause a rule reads ("Your mail was
 # rejected", "We can't accept your mail"): under a code alone that says "no such address" (x.1.1,
 # x.1.2, 521) the text and the code disagree, so in doubt, soft (step 6). Only the receiver's

@@ -557,6 +557,7 @@ WORDING_CASES = [
  ("", "Your message took too long to be delivered and has expired.", "expired"),
  ("5.1.1", "550 5.1.1 <jdoe@example.org>: recipient is closed", "suspend"),   # closed, not unknown
  ("", "554 <jdoe@example.org> is frozen", "suspend"),
+ ("5.7.1", "550 5.7.1 I cannot deliver mail for <jdoe@example.org>", "norelaying"),   # no plugin accepted its domain
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
@@ -1392,6 +1393,7 @@ def test_a_success_code_in_a_failure_notice_is_not_the_outcome():
     ("5.1.1", "550 5.1.1 user is currently unavailable", "userunknown", False),     # "currently", "at this time"
     ("5.1.1", "550 5.1.1 recipient could not be reached at this time", "userunknown", False),
     ("5.1.1", "550 5.1.1 example.org could not be resolved at this time", "userunknown", False),
+    ("5.1.1", "550 5.1.1 No such user (DNS timeout)", "userunknown", False),     # a lookup that timed out
     # a directory, database or verification the receiver could not run now is its own failure
     ("5.1.1", "550 5.1.1 Database unavailable", "systemerror", False),
     ("5.1.1", "550 5.1.1 Could not verify recipient at this time", "systemerror", False),
