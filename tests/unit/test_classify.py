@@ -559,6 +559,8 @@ WORDING_CASES = [
  ("", "554 <jdoe@example.org> is frozen", "suspend"),
  ("5.7.1", "550 5.7.1 I cannot deliver mail for <jdoe@example.org>", "norelaying"),   # no plugin accepted its domain
  ("5.1.1", "550 5.1.1 insufficient storage", "systemfull"),      # the server's storage, not the address
+ ("", "550 This mailbox has been permanently removed", "userunknown"),
+ ("", "550 This employee no longer works here", "userunknown"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
