@@ -561,6 +561,9 @@ WORDING_CASES = [
  ("5.1.1", "550 5.1.1 insufficient storage", "systemfull"),      # the server's storage, not the address
  ("", "550 This mailbox has been permanently removed", "userunknown"),
  ("", "550 This employee no longer works here", "userunknown"),
+ ("", "550 No such list", "userunknown"),             # a list address that is gone is an address that is gone
+ ("", "550 Mailing list does not exist", "userunknown"),
+ ("", "550 Your message to the list was rejected because you are not a subscriber", "rejected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
  ("5.7.1", "550 see https://check.example.net/lookup?ip=192.0.2.1", "blocked"),
