@@ -565,6 +565,11 @@ WORDING_CASES = [
  ("", "550 Mailing list does not exist", "userunknown"),
  ("", "The destination server for this recipient could not be found.", "hostunknown"),   # Exchange: the domain
  ("", "The mailbox for this recipient could not be found", "userunknown"),
+ ("", "550 Käyttäjää ei ole", "userunknown"),           # Finnish, without "olemassa"
+ ("", "550 Nepoznat primalac", "userunknown"),
+ ("", "550 Невідомий одержувач", "userunknown"),
+ ("", "550 משתמש לא קיים", "userunknown"),
+ ("", "550 Pengguna tidak wujud", "userunknown"),
  ("", "550 Your message to the list was rejected because you are not a subscriber", "rejected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
