@@ -570,6 +570,9 @@ WORDING_CASES = [
  ("", "550 Невідомий одержувач", "userunknown"),
  ("", "550 משתמש לא קיים", "userunknown"),
  ("", "550 Pengguna tidak wujud", "userunknown"),
+ ("", "550 Обліковий запис заблоковано", "suspend"),
+ ("", "550 Akun dinonaktifkan", "suspend"),
+ ("", "450 Tilapäinen virhe", "systemerror"),
  ("", "550 Your message to the list was rejected because you are not a subscriber", "rejected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
