@@ -579,6 +579,7 @@ WORDING_CASES = [
  ("", "550 Ваша IP-адреса заблокована", "blocked"),
  ("", "550 Adres nadawcy odrzucony", "rejected"),
  ("", "550 A tartomány nem létezik", "hostunknown"),
+ ("5.7.1", "550 5.7.1 Bounce address tag validation failed", "rejected"),   # BATV spelled out
  ("", "550 Your message to the list was rejected because you are not a subscriber", "rejected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
