@@ -582,6 +582,8 @@ WORDING_CASES = [
  ("5.7.1", "550 5.7.1 Bounce address tag validation failed", "rejected"),   # BATV spelled out
  ("", "550 This address is no longer in use; please use <b@example.net>", "hasmoved"),   # a new address given
  ("", "550 Mailbox no longer active; please contact <postmaster@example.org>", "suspend"),
+ ("", "552 Message exceeds maximum allowed number of recipients", "speeding"),   # not the size
+ ("", "550 Message has no Date header", "notcompliantrfc"),
  ("", "550 Your message to the list was rejected because you are not a subscriber", "rejected"),
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222", "blocked"),     # a lookup link for our IP
  ("5.1.3", "553 http://www.bl.example.net/query/bl?ip=192.0.2.222 (smtp stage: rcpt)", "blocked"),  # stage noted
