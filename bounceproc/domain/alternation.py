@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from bounceproc.domain.derived_cache import derived
+from bounceproc.domain.derived_cache import code_stamp, derived
 from bounceproc.domain.lazy_regex import LazyPattern, lazy
 
 _LEAD_BOUNDARY = re.compile(r"\\b(\w)")                      # \bx...
@@ -231,8 +231,7 @@ class Prefiltered:
             # Splitting, rewriting and reading anchors take tens of milliseconds for the large
             # evidence tables: a one-message process reads them from the cache instead.
             patterns = self._patterns
-            source = "\n".join([_code_version()] + patterns)
-            data = derived("alternation", source, lambda: {
+            data = _derived_from("alternation", patterns, lambda: {
                 "pattern": fast_alternation_source(patterns), "literals": _anchors_of_all(patterns)})
             self._pattern = lazy(data["pattern"])
             self._literals = None if data["literals"] is None else tuple(data["literals"])
@@ -258,21 +257,14 @@ class Prefiltered:
 def fast_alternations(patterns: list[str]) -> list[LazyPattern]:
     """Each of `patterns` letter-first, compiled on first use (a one-message process needs few of
     them); the rewriting read from the cache where an earlier process did it (see Prefiltered)."""
-    sources = derived("letter-first", "\n".join([_code_version()] + patterns),
-                      lambda: [fast_alternation_source([p]) for p in patterns])
+    sources = _derived_from("letter-first", patterns, lambda: [fast_alternation_source([p]) for p in patterns])
     return [lazy(src) for src in sources]
 
 
-def _code_version() -> str:
-    """What Prefiltered's cached data depends on besides the patterns: this module (its size and
-    mtime: an edit of the rewriting or the anchors derives again) and Python (its regex parser)."""
-    import os
-    import sys
-    try:
-        st = os.stat(__file__)
-    except OSError:
-        return f"? {sys.version}"
-    return f"alternation {st.st_size} {st.st_mtime_ns} {sys.version}"
+def _derived_from(kind: str, patterns: list[str], derive):
+    """derived_cache.derived for data worked out from `patterns` by this module: its source is the
+    patterns and this module's code stamp (an edit of the rewriting or the anchors derives again)."""
+    return derived(kind, "\n".join([f"alternation {code_stamp(__file__)}"] + patterns), derive)
 
 
 def prefiltered(patterns: Iterable[str]) -> Prefiltered:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from bounceproc.domain import precedence
 from bounceproc.domain.alternation import pattern_anchors, split_alternatives
-from bounceproc.domain.derived_cache import cache_dir, derived, write as write_cache
+from bounceproc.domain.derived_cache import code_stamp, derived
 from bounceproc.domain.lazy_regex import lazy
 
 # Not part of a longer dotted number: "2.0.0.0" is an IP address, not status 2.0.0.
@@ -322,16 +322,17 @@ class Classifier:
     def __init__(self, rules: list[Rule]):
         self.rules = tuple(rules)
         self.reasons = load_reasons()
-        plan = _load_plan(rules)
-        if plan is None:
+
+        def checked_plan() -> dict:
             # The packaged rules are checked by the test suite (test_default_rules_pass_the_checker);
             # only a user's rules are checked here (start-up without a cache).
             own = [r for r in rules if r.source not in RULE_FILES]
             problems = [p for p in check_rules(own) if "unreachable" not in p and "upper-case" not in p]
             if problems:
                 raise RulesError("; ".join(problems))
-            plan = self._make_plan(rules)
-            _save_plan(rules, plan)
+            return self._make_plan(rules)
+        sig = _signature(rules)
+        plan = derived("rules", sig, checked_plan) if sig else checked_plan()
         key_alts = plan["key_alts"]
         # Patterns are compiled when first used (start-up: one file rarely needs most of them).
         self._cond = _LazyPatterns(plan["cond"], 0)
@@ -379,7 +380,7 @@ class Classifier:
 
     @staticmethod
     def _make_plan(rules: list[Rule]) -> dict:
-        """Everything the engine derives from the rule texts, as plain data (cached, see _load_plan):
+        """Everything the engine derives from the rule texts, as plain data (cached, see _signature):
         per rule its code / MTA condition; per unit (rule, source, reach, anchors)."""
         key_alts, cond, units = [], [], []
         for i, rule in enumerate(rules):
@@ -602,40 +603,13 @@ _PLAN_VERSION = "plan-1"
 
 
 def _signature(rules: list[Rule]) -> str:
-    """Everything the plan depends on: this module's size and mtime, Python, the rules' texts."""
-    import sys
-    try:
-        st = os.stat(__file__)
-    except OSError:
+    """Everything the plan depends on: this module's size and mtime, Python, the rules' texts
+    ("" when this module cannot be read: no cache)."""
+    stamp = code_stamp(__file__)
+    if not stamp:
         return ""
-    head = f"{_PLAN_VERSION} {st.st_size} {st.st_mtime_ns} {sys.version}"
-    return "\n".join([head] + [repr((r.id, r.reason, r.status, r.reply_code, r.diagnostic, r.remote_mta, r.receiver))
-                              for r in rules])
-
-
-def _plan_file(signature: str) -> str:
-    import zlib
-    return os.path.join(cache_dir(), f"rules-{zlib.crc32(signature.encode()):08x}-{len(signature)}.json")
-
-
-def _load_plan(rules: list[Rule]) -> dict | None:
-    import json
-    sig = _signature(rules)
-    if not sig:
-        return None
-    try:
-        with open(_plan_file(sig), encoding="utf-8") as fh:
-            plan = json.load(fh)
-        # The file name is only a hash: the full signature inside must match exactly.
-        return plan if plan.get("signature") == sig else None
-    except (OSError, TypeError, ValueError, KeyError, AttributeError):
-        return None
-
-
-def _save_plan(rules: list[Rule], plan: dict) -> None:
-    sig = _signature(rules)
-    if sig:
-        write_cache(_plan_file(sig), dict(plan, signature=sig))
+    return "\n".join([f"{_PLAN_VERSION} {stamp}"] + [
+        repr((r.id, r.reason, r.status, r.reply_code, r.diagnostic, r.remote_mta, r.receiver)) for r in rules])
 
 
 def _packaged_toml(name: str) -> dict:

@@ -20,6 +20,17 @@ def cache_dir() -> str:
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bounceproc")
 
 
+def code_stamp(path: str) -> str:
+    """The size and mtime of the module at `path` and the Python running it, for a `source` that
+    must change when the code deriving from it does ("" when the module cannot be read)."""
+    import sys
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f"{st.st_size} {st.st_mtime_ns} {sys.version}"
+
+
 def write(path: str, data: dict) -> None:
     """Write `data` to `path` atomically (a reader sees the old file or the new one, never half)."""
     try:
